@@ -1,0 +1,65 @@
+//! Event-time minutes: the unit adclick counts in.
+//!
+//! A click belongs to the UTC minute `[start, start + 60 s)` containing its
+//! event time. Its Prometheus sample carries the minute's END as timestamp, so
+//! a graph point at 12:01:00 shows the clicks of 12:00:00–12:00:59.999.
+
+/// Milliseconds in one minute.
+pub const MINUTE_MS: i64 = 60_000;
+
+/// One UTC minute, identified by its index since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Minute(pub i64);
+
+impl Minute {
+    /// The minute containing `event_time_ms` (floor division, so times before 1970 work too).
+    pub fn of(event_time_ms: i64) -> Minute {
+        Minute(event_time_ms.div_euclid(MINUTE_MS))
+    }
+
+    /// First millisecond of the minute.
+    pub fn start_ms(self) -> i64 {
+        self.0 * MINUTE_MS
+    }
+
+    /// First millisecond after the minute: the timestamp of its sample.
+    pub fn end_ms(self) -> i64 {
+        self.start_ms() + MINUTE_MS
+    }
+
+    /// The minute whose sample carries timestamp `end_ms` (which must be a minute boundary).
+    pub fn ending_at(end_ms: i64) -> Option<Minute> {
+        (end_ms.rem_euclid(MINUTE_MS) == 0).then(|| Minute(end_ms / MINUTE_MS - 1))
+    }
+
+    /// The following minute.
+    pub fn next(self) -> Minute {
+        Minute(self.0 + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(Minute::of(0), Minute(0));
+        assert_eq!(Minute::of(59_999), Minute(0));
+        assert_eq!(Minute::of(60_000), Minute(1));
+        assert_eq!(Minute::of(-1), Minute(-1));
+        assert_eq!(Minute(1).end_ms(), 120_000);
+        assert_eq!(Minute::ending_at(120_000), Some(Minute(1)));
+        assert_eq!(Minute::ending_at(120_001), None);
+    }
+
+    proptest! {
+        #[test]
+        fn every_time_lies_in_its_minute(t in -10_000_000_000_000i64..10_000_000_000_000) {
+            let m = Minute::of(t);
+            prop_assert!(m.start_ms() <= t && t < m.end_ms());
+            prop_assert_eq!(Minute::ending_at(m.end_ms()), Some(m));
+        }
+    }
+}

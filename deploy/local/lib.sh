@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+# Shared by deploy/local/{up,down,status,test}: where the local stack lives and how its parts are
+# started, checked and stopped. Sourced, never run.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE=${ADCLICK_STACK_DIR:-$REPO/.local}
+PIDS=$STATE/pids
+LOGS=$STATE/logs
+ENV_FILE=$STATE/stack.env
+
+# Ports, all on 127.0.0.1. Override when a port is taken on your machine.
+REDIS_PORT=${ADCLICK_REDIS_PORT:-6379}
+KAFKA_PORT=${ADCLICK_KAFKA_PORT:-9092}
+PROMETHEUS_PORT=${ADCLICK_PROMETHEUS_PORT:-9090}
+S3_PORT=${ADCLICK_S3_PORT:-3900}
+GARAGE_RPC_PORT=${ADCLICK_GARAGE_RPC_PORT:-3901}
+GARAGE_ADMIN_PORT=${ADCLICK_GARAGE_ADMIN_PORT:-3903}
+
+CLICKS_TOPIC=clicks
+CLICKS_PARTITIONS=${ADCLICK_CLICKS_PARTITIONS:-8}
+S3_BUCKET=adclick
+S3_REGION=garage
+# A fixed key for a stack bound to 127.0.0.1 only: `garage key import` accepts it, and every
+# client reads it from stack.env. Never used outside the local stack.
+S3_KEY_ID=GK0adc11c0000000000000001
+S3_KEY_SECRET=0adc11c0000000000000000000000000000000000000000000000000000000001
+
+TANSU_VERSION=0.6.0
+GARAGE_VERSION=2.5.0
+
+# cargo-installed servers land here (the same place `cargo install` uses by default).
+CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
+export PATH=$CARGO_BIN:$PATH
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pid_alive NAME: the process `up` started as NAME is still running.
+pid_alive() {
+  local f=$PIDS/$1.pid
+  [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# wait_until NAME LOG SECONDS CMD...: polls CMD until it succeeds; on timeout fails naming the
+# component and its log file.
+wait_until() {
+  local name=$1 log=$2 secs=$3
+  shift 3
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      say "error: $name did not become ready within ${secs}s. Its log: $log"
+      [[ -f $log ]] && tail -n 20 "$log" | sed 's/^/  | /' >&2
+      exit 1
+    fi
+    if [[ -f $PIDS/$name.pid ]] && ! pid_alive "$name"; then
+      say "error: $name exited while starting. Its log: $log"
+      [[ -f $log ]] && tail -n 20 "$log" | sed 's/^/  | /' >&2
+      exit 1
+    fi
+    sleep 0.3
+  done
+}
+
+# start_daemon NAME DIR CMD...: starts CMD in DIR in the background, logging to $LOGS/NAME.log,
+# and remembers its pid so that `down` stops only what `up` started.
+start_daemon() {
+  local name=$1 dir=$2
+  shift 2
+  mkdir -p "$dir" "$PIDS" "$LOGS"
+  (cd "$dir" && exec setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null) &
+  echo $! >"$PIDS/$name.pid"
+}
+
+# stop_daemon NAME: stops a process `up` started (TERM, then KILL after 15 s).
+stop_daemon() {
+  local name=$1 f=$PIDS/$1.pid pid
+  [[ -f $f ]] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.3; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    say "stopped $name (pid $pid)"
+  fi
+  rm -f "$f"
+}
+
+# need_debian_packages CMD=PACKAGE...: installs the Debian packages whose command is missing.
+need_debian_packages() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  say "installing Debian packages: ${missing[*]}"
+  [[ $(id -u) == 0 ]] || die "need root to apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$LOGS/apt.log" 2>&1 ||
+    die "apt-get update failed, see $LOGS/apt.log"
+  # --no-install-recommends: the prometheus package recommends node-exporter, a daemon we don't want.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >>"$LOGS/apt.log" 2>&1 || die "apt-get install ${missing[*]} failed, see $LOGS/apt.log"
+  # Debian's prometheus package may start its own service on :9090 where an init system runs.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    (systemctl disable --now prometheus || service prometheus stop) >/dev/null 2>&1 || true
+  fi
+}
+
+# need_cargo_binary CMD VERSION CARGO-INSTALL-ARGS...: installs a server from crates.io once.
+need_cargo_binary() {
+  local cmd=$1 version=$2
+  shift 2
+  if command -v "$cmd" >/dev/null 2>&1 && "$cmd" --version 2>/dev/null | grep -q "$version"; then
+    return 0
+  fi
+  say "installing $cmd $version from crates.io (first run only; several minutes) ..."
+  local started=$SECONDS
+  # The servers build in their own target dir so they never share a lock with the workspace build.
+  CARGO_TARGET_DIR=$STATE/cargo-install-target cargo install "$cmd" --version "$version" --locked "$@" \
+    >"$LOGS/install-$cmd.log" 2>&1 || die "cargo install $cmd failed, see $LOGS/install-$cmd.log"
+  rm -rf "$STATE/cargo-install-target"
+  say "installed $cmd $version in $((SECONDS - started))s"
+}
