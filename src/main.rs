@@ -1,11 +1,22 @@
-//! `adclick`: the one binary operators install. Each subcommand is one adclick service or tool.
+//! `adclick`: the one binary operators install. Each subcommand is one adclick service or tool;
+//! they share one configuration file (see `config`).
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod cmd;
+mod config;
+
+use config::Config;
+
 #[derive(Parser)]
 #[command(name = "adclick", version, about = "Exact per-ad, per-minute click counting for Prometheus and Thanos")]
 struct Cli {
+    /// Configuration file (TOML); ADCLICK_<SECTION>__<KEY> variables override it.
+    #[arg(long, global = true, env = "ADCLICK_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -14,13 +25,21 @@ struct Cli {
 enum Command {
     /// Print the wire contract (click.proto) a third party needs to write the clicks topic.
     Proto,
+    /// Send planned click traffic (HTTP or Kafka) and write its ground truth.
+    Loadgen(cmd::loadgen::LoadgenArgs),
+    /// Issue an impression token signed with the configured key, or verify one.
+    Token(cmd::token::TokenArgs),
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
         Command::Proto => {
             print!("{}", include_str!("../proto/adclick/v1/click.proto"));
             Ok(())
         }
+        Command::Loadgen(args) => cmd::loadgen::run_loadgen(args, &config),
+        Command::Token(args) => cmd::token::run(&args, &config.tokens, &mut std::io::stdout().lock()),
     }
 }

@@ -1,13 +1,16 @@
-//! What every adclick component agrees on: the click as it travels on Kafka,
-//! and the minute a click is counted in.
+//! What every adclick component agrees on: the click as it travels on Kafka, the signed
+//! impression token a click arrives with, and the minute a click is counted in.
 //!
 //! | module | concept |
 //! |---|---|
 //! | [`wire`] | the `Click` record of `proto/adclick/v1/click.proto`, its flags and Kafka key |
+//! | [`token`] | impression tokens: their byte layout, signing, and verification with key rotation |
 //! | [`minute`] | event-time minutes: which minute a click belongs to and the timestamp its sample carries |
 
 pub mod minute;
+pub mod token;
 pub mod wire;
 
 pub use minute::Minute;
+pub use token::{Claims, Signer, TokenError, Verified, Verifier};
 pub use wire::{Click, ClickFlag};

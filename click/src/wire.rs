@@ -90,6 +90,16 @@ pub fn kafka_key(ad_id: u64, salt: Option<u32>) -> String {
     }
 }
 
+/// The salt of a hot ad's click, in `0..shards`. Derived from the impression id, so every record
+/// of one impression carries the same key and lands on the same partition, where the exporter can
+/// still drop repeats.
+pub fn salt(impression_id: &[u8], shards: u32) -> u32 {
+    let mut first = [0u8; 4];
+    let n = impression_id.len().min(4);
+    first[..n].copy_from_slice(&impression_id[..n]);
+    u32::from_le_bytes(first) % shards.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +151,15 @@ mod tests {
     fn keys() {
         assert_eq!(kafka_key(981234, None), "981234");
         assert_eq!(kafka_key(981234, Some(3)), "981234:3");
+    }
+
+    #[test]
+    fn salts_spread_and_stay_put() {
+        let salts: std::collections::BTreeSet<u32> =
+            (0u32..1000).map(|i| salt(&i.wrapping_mul(2654435761).to_le_bytes(), 4)).collect();
+        assert_eq!(salts.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        let id = [9u8; 16];
+        assert_eq!(salt(&id, 4), salt(&id, 4));
+        assert_eq!(salt(&id, 0), 0);
     }
 }

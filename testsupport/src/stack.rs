@@ -95,6 +95,25 @@ impl Stack {
         PromApi::new(self.prometheus_url())
     }
 
+    /// An S3 client for the stack's garage: path-style addressing, the stack's region and key.
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new(
+            self.aws_access_key_id(),
+            self.aws_secret_access_key(),
+            None,
+            None,
+            "adclick-local-stack",
+        );
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(self.s3_endpoint())
+            .region(aws_sdk_s3::config::Region::new(self.s3_region().to_string()))
+            .credentials_provider(creds)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
     /// Names of this test's own: call once per test.
     pub fn isolated(&self, test: &str) -> TestScope {
         TestScope::new(self.clone(), test)

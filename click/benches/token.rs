@@ -1,0 +1,51 @@
+//! Throughput of signing and verifying impression tokens (`cargo bench -p adclick-click --bench token`).
+
+use std::hint::black_box;
+
+use adclick_click::token::{Claims, TokenKey, Url, Verifier};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+/// The typical token of the `token` module doc: 160 characters.
+fn typical_claims() -> Claims {
+    Claims {
+        impression_id: *b"0123456789abcdef",
+        ad_id: 9_876_543,
+        campaign_id: 123_456,
+        advertiser_id: 4_321,
+        landing_url: Url::parse("https://shop.example.com/spring-sale?utm_source=ad")
+            .expect("valid URL"),
+        issued_at_secs: 1_790_000_000,
+        expires_at_secs: 1_790_086_400,
+    }
+}
+
+fn tokens(c: &mut Criterion) {
+    // Two keys, as during a rotation; the token names the second, so lookup is not the best case.
+    let old = TokenKey::new("k0", &[1; 32]).expect("valid key");
+    let new = TokenKey::new("k1", &[2; 32]).expect("valid key");
+    let verifier = Verifier::new([old, new], 30).expect("valid keys");
+    let signer = verifier.signer("k1").expect("held key");
+    let claims = typical_claims();
+    let token = signer.sign(&claims).expect("signable claims");
+    let forged = {
+        let mut bytes = token.clone().into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).expect("ASCII")
+    };
+    let now = claims.issued_at_secs + 60;
+
+    let mut group = c.benchmark_group("token");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sign", |b| b.iter(|| signer.sign(black_box(&claims))));
+    group.bench_function("verify", |b| {
+        b.iter(|| verifier.verify(black_box(&token), now))
+    });
+    group.bench_function("verify_forged", |b| {
+        b.iter(|| verifier.verify(black_box(&forged), now))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tokens);
+criterion_main!(benches);

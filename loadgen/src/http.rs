@@ -1,0 +1,68 @@
+//! The HTTP target: each send is `GET {base}/click/{token}?t={event_time_ms}` against ingest,
+//! over a pool of keep-alive connections; a genuine click must answer 302 to its landing URL,
+//! a forged or expired one a 4xx.
+//!
+//! `t` is the client-reported click time that ingest accepts within its bounds (as an app SDK
+//! that batches clicks would send it); it is how late clicks reach the stream over HTTP, and what
+//! makes the ground truth's minutes exact even when a request crosses a minute boundary.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+
+use crate::plan::Send;
+use crate::tokens::TokenMinter;
+use crate::truth::Outcome;
+
+/// Where and how to send over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    client: reqwest::Client,
+    base: String,
+    minter: TokenMinter,
+}
+
+impl HttpTarget {
+    /// `base` is ingest's public URL, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: &str, minter: TokenMinter, timeout: Duration, connections: usize) -> reqwest::Result<HttpTarget> {
+        let client = reqwest::Client::builder()
+            // The 302 is the answer under test: never follow it.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .pool_max_idle_per_host(connections)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(HttpTarget { client, base: base.trim_end_matches('/').to_string(), minter })
+    }
+
+    /// The URL a browser would request for this send.
+    pub fn click_url(&self, send: &Send) -> Result<String, String> {
+        let token = self.minter.mint(send).map_err(|e| format!("cannot sign: {e}"))?;
+        Ok(format!("{}/click/{token}?t={}", self.base, send.event_time_ms))
+    }
+
+    pub async fn send(&self, send: &Send) -> Outcome {
+        let url = match self.click_url(send) {
+            Ok(url) => url,
+            Err(e) => return Outcome::Wrong(e),
+        };
+        let resp = match self.client.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let status = resp.status();
+        if status == StatusCode::FOUND {
+            let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if location == send.landing_url() {
+                Outcome::Accepted
+            } else {
+                Outcome::Wrong(format!("302 to {location:?}, expected {:?}", send.landing_url()))
+            }
+        } else if status.is_client_error() {
+            Outcome::Refused(status.as_u16())
+        } else {
+            Outcome::Wrong(format!("unexpected status {status}"))
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! adclick's load generator: realistic click traffic whose exact outcome is known in advance,
+//! sent over HTTP to ingest or straight into Kafka, with a ground-truth file every other
+//! component is judged against.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`population`] | advertisers → campaigns → ads; Zipf skew and hot ads |
+//! | [`shape`] | steady, ramp and burst rates, and the schedule of send instants |
+//! | [`plan`] | every send decided by the seed: duplicates, lateness, forged and expired tokens |
+//! | [`tokens`] | genuine and forged impression tokens for the HTTP target |
+//! | [`http`] | the HTTP target (ingest's `/click/{token}`) |
+//! | [`kafka`] | the Kafka target (click.proto records) |
+//! | [`truth`] | the ground truth: unique clicks per ad per minute, its files and summary |
+//! | [`run`] | pacing, in-flight bound, progress and the error bound |
+
+pub mod http;
+pub mod kafka;
+pub mod plan;
+pub mod population;
+pub mod run;
+pub mod shape;
+pub mod tokens;
+pub mod truth;
+
+pub use plan::{Plan, PlanConfig, Send, SendKind};
+pub use run::{RunError, RunOptions, Target, run};
+pub use truth::{GroundTruth, Outcome, Summary, TruthKey, read_summary, read_truth};

@@ -1,0 +1,156 @@
+//! Drives a plan against a target: paces sends to their planned instants, keeps a bounded number
+//! in flight, records every outcome in the ground truth, shows progress, and stops early when the
+//! target fails beyond the error bound.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::time::Instant;
+
+use crate::http::HttpTarget;
+use crate::kafka::KafkaTarget;
+use crate::plan::{Plan, Send};
+use crate::truth::{GroundTruth, Outcome};
+
+/// Where the sends go. (One per run: the size difference of the variants costs nothing.)
+#[allow(clippy::large_enum_variant)]
+pub enum Target {
+    Http(HttpTarget),
+    Kafka(KafkaTarget),
+}
+
+impl Target {
+    async fn send(&self, send: Send) -> (Send, Outcome) {
+        let outcome = match self {
+            Target::Http(t) => t.send(&send).await,
+            Target::Kafka(t) => t.send(&send).await,
+        };
+        (send, outcome)
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Sends in flight at most (HTTP: concurrent requests; Kafka: unacknowledged records).
+    pub max_in_flight: usize,
+    /// The run fails when more than this share of sends had an unexpected outcome.
+    pub max_error_ratio: f64,
+    /// Stop early once this many errors exceed the ratio (the target is down, don't spin).
+    pub min_errors_to_abort: u64,
+    pub progress: bool,
+    /// Write `truth.csv` and `summary.json` here.
+    pub truth_dir: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            max_in_flight: 256,
+            max_error_ratio: 0.001,
+            min_errors_to_abort: 100,
+            progress: false,
+            truth_dir: None,
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{errors} of {sends} sends failed (bound {bound}); first: {examples:?}")]
+    TooManyErrors { errors: u64, sends: u64, bound: f64, examples: Vec<String> },
+    #[error("writing the ground truth to {path}: {source}")]
+    WriteTruth { path: String, source: std::io::Error },
+    #[error("flushing the Kafka producer: {0}")]
+    Flush(String),
+}
+
+/// Sends the whole plan. Returns the truth (also written to `truth_dir`), or an error when the
+/// target failed beyond the bound — the truth is written in that case too, for diagnosis.
+pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<GroundTruth, RunError> {
+    let start_ms = plan.config().start_ms;
+    let mut truth = GroundTruth::new(plan.config().seed, start_ms);
+    let bar = progress_bar(opts.progress);
+    let started = Instant::now();
+    // Planned instants are wall-clock ms; pace them on the monotonic clock, anchored now.
+    let wall_at_start_ms = now_ms();
+    let due = |send: &Send| started + Duration::from_millis((send.at_ms - wall_at_start_ms).max(0) as u64);
+
+    let mut plan = plan.peekable();
+    let mut in_flight = FuturesUnordered::new();
+    let mut aborted = false;
+    loop {
+        let next_due = plan.peek().map(due);
+        tokio::select! {
+            biased;
+            Some((send, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                truth.record(&send, &outcome);
+                if !matches!(outcome, Outcome::Accepted) {
+                    bar.set_message(format!("errors {}", truth.summary.errors));
+                }
+                bar.inc(1);
+                let s = &truth.summary;
+                if s.errors >= opts.min_errors_to_abort && s.errors as f64 > opts.max_error_ratio * s.sends as f64 {
+                    aborted = true;
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(next_due.unwrap_or(started)),
+                if next_due.is_some() && in_flight.len() < opts.max_in_flight => {
+                let send = plan.next().expect("peeked");
+                in_flight.push(target.send(send));
+            }
+            else => break,
+        }
+    }
+    // Whatever was in flight when aborting still gets its answer, so the truth stays exact.
+    while let Some((send, outcome)) = in_flight.next().await {
+        truth.record(&send, &outcome);
+    }
+    if let Target::Kafka(k) = target {
+        k.flush(Duration::from_secs(60)).map_err(|e| RunError::Flush(e.to_string()))?;
+    }
+    bar.finish_and_clear();
+    let s = &mut truth.summary;
+    s.elapsed_secs = started.elapsed().as_secs_f64();
+    s.achieved_rate = s.sends as f64 / s.elapsed_secs.max(f64::EPSILON);
+    if let Some(dir) = &opts.truth_dir {
+        truth
+            .write(dir)
+            .map_err(|source| RunError::WriteTruth { path: dir.display().to_string(), source })?;
+    }
+    let s = &truth.summary;
+    if aborted || s.errors as f64 > opts.max_error_ratio * s.sends as f64 {
+        return Err(RunError::TooManyErrors {
+            errors: s.errors,
+            sends: s.sends,
+            bound: opts.max_error_ratio,
+            examples: s.error_examples.clone(),
+        });
+    }
+    Ok(truth)
+}
+
+fn progress_bar(visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} sent, {per_sec} {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,173 @@
+//! loadgen against real receivers: a small local HTTP server that verifies tokens like ingest
+//! does, and the stack's Kafka broker. Both recount what arrived and compare with the truth.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adclick_click::Minute;
+use adclick_click::token::{TokenKey, Verifier};
+use adclick_click::wire::Click;
+use adclick_loadgen::http::HttpTarget;
+use adclick_loadgen::kafka::KafkaTarget;
+use adclick_loadgen::plan::{Plan, PlanConfig};
+use adclick_loadgen::population::AdRef;
+use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
+use adclick_loadgen::shape::TrafficShape;
+use adclick_loadgen::tokens::TokenMinter;
+use adclick_loadgen::truth::{TruthKey, read_summary, read_truth};
+use adclick_testsupport::Stack;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+const SECRET: [u8; 32] = [7; 32];
+
+fn key() -> TokenKey {
+    TokenKey::new("k1", &SECRET).unwrap()
+}
+
+/// What the fake ingest saw: first click time per impression, and what it refused.
+#[derive(Default)]
+struct Seen {
+    first: HashMap<[u8; 16], (AdRef, i64)>,
+    refused: u64,
+}
+
+async fn fake_ingest(
+    State((verifier, seen)): State<(Arc<Verifier>, Arc<Mutex<Seen>>)>,
+    Path(token): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    match verifier.verify_now(&token) {
+        Ok(v) => {
+            let c = v.claims;
+            let t: i64 = q.get("t").and_then(|t| t.parse().ok()).expect("loadgen sends t");
+            let ad = AdRef { advertiser_id: c.advertiser_id, campaign_id: c.campaign_id, ad_id: c.ad_id };
+            let mut seen = seen.lock().unwrap();
+            seen.first.entry(c.impression_id).or_insert((ad, t));
+            let mut h = HeaderMap::new();
+            h.insert(header::LOCATION, c.landing_url.as_str().parse().unwrap());
+            (StatusCode::FOUND, h).into_response()
+        }
+        Err(e) => {
+            seen.lock().unwrap().refused += 1;
+            (StatusCode::FORBIDDEN, e.to_string()).into_response()
+        }
+    }
+}
+
+fn plan_config(seed: u64, rate: f64, secs: f64) -> PlanConfig {
+    PlanConfig {
+        seed,
+        start_ms: now_ms(),
+        duration_secs: secs,
+        shape: TrafficShape::Steady { rate },
+        duplicate_share: 0.1,
+        duplicate_delay_max_secs: 3.0,
+        late_share: 0.1,
+        too_late_share: 0.05,
+        ..Default::default()
+    }
+}
+
+fn recount(first: impl Iterator<Item = (AdRef, i64)>) -> BTreeMap<TruthKey, u64> {
+    let mut counts = BTreeMap::new();
+    for (ad, t) in first {
+        *counts.entry(TruthKey { minute_end_ms: Minute::of(t).end_ms(), ad }).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn http_target_truth_matches_what_a_verifying_server_counted() {
+    let verifier = Arc::new(Verifier::new([key()], 30).unwrap());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let app = axum::Router::new()
+        .route("/click/{token}", axum::routing::get(fake_ingest))
+        .with_state((verifier, seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let config = PlanConfig { forged_share: 0.03, expired_share: 0.03, ..plan_config(3, 400.0, 5.0) };
+    let target = Target::Http(HttpTarget::new(&base, TokenMinter::new(key()), Duration::from_secs(10), 32).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { max_in_flight: 32, truth_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let truth = run(Plan::new(config).unwrap(), &target, &opts).await.expect("run");
+
+    let summary = read_summary(&dir.path().join("summary.json")).unwrap();
+    assert_eq!(summary.errors, 0, "{:?}", summary.error_examples);
+    assert_eq!(summary.sends, 2000);
+    assert!(summary.forged_sent > 20 && summary.expired_sent > 20 && summary.duplicates_sent > 50);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.refused, summary.forged_sent + summary.expired_sent);
+    let counted = recount(seen.first.values().copied());
+    assert_eq!(read_truth(&dir.path().join("truth.csv")).unwrap(), counted);
+    assert_eq!(truth.counts(), &counted);
+}
+
+#[tokio::test]
+async fn http_target_errors_beyond_the_bound_fail_the_run() {
+    // Nothing listens on this port: every send fails, and the run stops early instead of spinning.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = Target::Http(
+        HttpTarget::new(&format!("http://127.0.0.1:{port}"), TokenMinter::new(key()), Duration::from_secs(2), 8)
+            .unwrap(),
+    );
+    let err = run(Plan::new(plan_config(4, 200.0, 30.0)).unwrap(), &target, &RunOptions::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("sends failed"), "{text}");
+    match err {
+        adclick_loadgen::RunError::TooManyErrors { sends, .. } => assert!(sends < 6000, "ran on: {sends}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn kafka_target_records_decode_and_match_the_summary() {
+    let scope = Stack::get().isolated("loadgen-kafka");
+    let topic = scope.kafka_topic(4).await;
+    let config = plan_config(5, 1000.0, 3.0);
+    let population = Plan::new(config.clone()).unwrap().population().clone();
+    let hot: HashMap<u64, u32> = population.hot_ads().iter().map(|a| (a.ad_id, 4)).collect();
+    let target = Target::Kafka(KafkaTarget::new(scope.stack.kafka_brokers(), &topic, &[], hot).unwrap());
+    let opts = RunOptions { max_in_flight: 2000, ..Default::default() };
+    let truth = run(Plan::new(config).unwrap(), &target, &opts).await.expect("run");
+    assert_eq!(truth.summary.errors, 0, "{:?}", truth.summary.error_examples);
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", scope.stack.kafka_brokers())
+        .set("group.id", format!("g-{}", scope.id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut records = 0u64;
+    let mut first: HashMap<Vec<u8>, (AdRef, i64)> = HashMap::new();
+    let mut salted_keys = HashSet::new();
+    while records < truth.summary.sends {
+        let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {records} of {} records arrived", truth.summary.sends))
+            .unwrap();
+        let click = Click::decode_valid(msg.payload().unwrap()).expect("a valid Click");
+        let key = std::str::from_utf8(msg.key().unwrap()).unwrap().to_string();
+        assert!(key.starts_with(&click.ad_id.to_string()), "key {key} for ad {}", click.ad_id);
+        if key.contains(':') {
+            salted_keys.insert(key);
+        }
+        records += 1;
+        let ad = AdRef { advertiser_id: click.advertiser_id, campaign_id: click.campaign_id, ad_id: click.ad_id };
+        let e = first.entry(click.impression_id.clone()).or_insert((ad, click.event_time_ms));
+        e.1 = e.1.min(click.event_time_ms);
+    }
+    assert_eq!(records, truth.summary.sends);
+    assert!(salted_keys.len() > 1, "hot ads spread over salted keys: {salted_keys:?}");
+    assert_eq!(truth.counts(), &recount(first.into_values()));
+}

@@ -1,0 +1,189 @@
+//! `adclick loadgen`: sends planned click traffic to ingest (HTTP) or the clicks topic (Kafka)
+//! and writes the ground truth.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use adclick_click::token::TokenKey;
+use adclick_loadgen::http::HttpTarget;
+use adclick_loadgen::kafka::KafkaTarget;
+use adclick_loadgen::plan::{Plan, PlanConfig};
+use adclick_loadgen::population::PopulationConfig;
+use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
+use adclick_loadgen::shape::TrafficShape;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TargetKind {
+    /// GET /click/{token} against ingest.
+    Http,
+    /// Click records straight into the clicks topic.
+    Kafka,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ShapeKind {
+    Steady,
+    Ramp,
+    Burst,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    /// Where clicks go.
+    #[arg(long, value_enum)]
+    target: TargetKind,
+    /// Ingest's public base URL (http target).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Clicks per second (the starting rate of a ramp, the base rate of a burst).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// How long to send, e.g. 90s, 5m.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long, value_enum, default_value = "steady")]
+    shape: ShapeKind,
+    /// Final rate of a ramp.
+    #[arg(long)]
+    ramp_to: Option<f64>,
+    /// Rate during the burst, and when it starts and lasts.
+    #[arg(long)]
+    burst_rate: Option<f64>,
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    burst_at: Duration,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    burst_for: Duration,
+    /// Seed of the plan: the same seed and start time send the same traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Wall-clock ms of the first send (default: now).
+    #[arg(long)]
+    start_ms: Option<i64>,
+    #[arg(long, default_value_t = 50)]
+    advertisers: u64,
+    #[arg(long, default_value_t = 10)]
+    campaigns_per_advertiser: u64,
+    #[arg(long, default_value_t = 20)]
+    ads_per_campaign: u64,
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    #[arg(long, default_value_t = 2)]
+    hot_ads: u64,
+    #[arg(long, default_value_t = 0.05)]
+    hot_share: f64,
+    /// Salted keys per hot ad (kafka target; ingest does the same for its hot ads).
+    #[arg(long, default_value_t = 4)]
+    hot_salt_shards: u32,
+    #[arg(long, default_value_t = 0.02)]
+    duplicate_share: f64,
+    /// The exporter's allowed lateness, which "late" clicks stay within.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    lateness: Duration,
+    #[arg(long, default_value_t = 0.05)]
+    late_share: f64,
+    #[arg(long, default_value_t = 0.002)]
+    too_late_share: f64,
+    /// Forged and expired tokens (http target only; 0 for kafka).
+    #[arg(long)]
+    forged_share: Option<f64>,
+    #[arg(long)]
+    expired_share: Option<f64>,
+    /// Requests / unacknowledged records in flight at most.
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
+    /// Fail when more than this share of sends went wrong.
+    #[arg(long, default_value_t = 0.001)]
+    max_error_ratio: f64,
+    /// Write truth.csv and summary.json into this folder.
+    #[arg(long)]
+    truth_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
+    let shape = match args.shape {
+        ShapeKind::Steady => TrafficShape::Steady { rate: args.rate },
+        ShapeKind::Ramp => TrafficShape::Ramp {
+            from: args.rate,
+            to: args.ramp_to.context("--shape ramp needs --ramp-to")?,
+        },
+        ShapeKind::Burst => TrafficShape::Burst {
+            rate: args.rate,
+            burst_rate: args.burst_rate.context("--shape burst needs --burst-rate")?,
+            at_secs: args.burst_at.as_secs_f64(),
+            for_secs: args.burst_for.as_secs_f64(),
+        },
+    };
+    let over_http = matches!(args.target, TargetKind::Http);
+    let noise_default = if over_http { 0.001 } else { 0.0 };
+    let plan_config = PlanConfig {
+        seed: args.seed,
+        start_ms: args.start_ms.unwrap_or_else(now_ms),
+        duration_secs: args.duration.as_secs_f64(),
+        shape,
+        population: PopulationConfig {
+            advertisers: args.advertisers,
+            campaigns_per_advertiser: args.campaigns_per_advertiser,
+            ads_per_campaign: args.ads_per_campaign,
+            zipf_exponent: args.zipf,
+            hot_ads: args.hot_ads,
+            hot_share: args.hot_share,
+        },
+        duplicate_share: args.duplicate_share,
+        allowed_lateness_secs: args.lateness.as_secs_f64(),
+        late_share: args.late_share,
+        too_late_share: args.too_late_share,
+        forged_share: args.forged_share.unwrap_or(noise_default),
+        expired_share: args.expired_share.unwrap_or(noise_default),
+        ..PlanConfig::default()
+    };
+    if !over_http && plan_config.forged_share + plan_config.expired_share > 0.0 {
+        bail!("forged and expired tokens never reach Kafka: use --target http, or set their shares to 0");
+    }
+    let plan = Plan::new(plan_config).context("invalid traffic plan")?;
+    let target = if over_http {
+        let key_hex = config
+            .tokens
+            .keys
+            .get(&config.tokens.signing_key_id)
+            .with_context(|| format!("no key {:?} in [tokens] keys", config.tokens.signing_key_id))?;
+        let key = TokenKey::from_hex(&config.tokens.signing_key_id, key_hex).context("[tokens] signing key")?;
+        let minter = adclick_loadgen::tokens::TokenMinter::new(key);
+        Target::Http(HttpTarget::new(&args.url, minter, Duration::from_secs(10), args.max_in_flight)?)
+    } else {
+        let hot_salts: HashMap<u64, u32> =
+            plan.population().hot_ads().iter().map(|ad| (ad.ad_id, args.hot_salt_shards)).collect();
+        let props: Vec<(String, String)> =
+            config.kafka.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Target::Kafka(
+            KafkaTarget::new(&config.kafka.brokers, &config.kafka.clicks_topic, &props, hot_salts)
+                .context("creating the Kafka producer")?,
+        )
+    };
+    let opts = RunOptions {
+        max_in_flight: args.max_in_flight,
+        max_error_ratio: args.max_error_ratio,
+        progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        truth_dir: args.truth_dir.clone(),
+        ..RunOptions::default()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(run(plan, &target, &opts));
+    match result {
+        Ok(truth) => {
+            println!("{}", serde_json::to_string_pretty(&truth.summary)?);
+            if let Some(dir) = &args.truth_dir {
+                eprintln!("ground truth: {}/truth.csv, summary: {}/summary.json", dir.display(), dir.display());
+            }
+            Ok(())
+        }
+        Err(e) => Err(e).context("loadgen failed"),
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand: its flags and how it runs.
+
+pub mod loadgen;
+pub mod token;

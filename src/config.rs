@@ -1,0 +1,152 @@
+//! adclick's configuration: one TOML file, overridden by `ADCLICK_*` environment variables,
+//! overridden by command-line flags (applied by each subcommand).
+//!
+//! An environment variable names a key path with `__` between levels:
+//! `ADCLICK_TOKENS__SIGNING_KEY_ID=k2` sets `[tokens] signing_key_id = "k2"`. Its value is read as
+//! a TOML value when it parses as one (`42`, `true`, `["a","b"]`), else as a string.
+//! `deploy/adclick.example.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// Prefix of the environment variables that override the file.
+const ENV_PREFIX: &str = "ADCLICK_";
+/// Variables with the prefix that are not key paths.
+const ENV_NOT_KEYS: &[&str] = &["ADCLICK_CONFIG", "ADCLICK_LOG", "ADCLICK_STACK_ENV", "ADCLICK_STACK_DIR"];
+
+/// The whole configuration. Each section belongs to one subcommand; every key has a default so a
+/// missing file is a valid (local-stack) configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub tokens: TokensConfig,
+    pub kafka: KafkaConfig,
+}
+
+/// The Kafka cluster and clicks topic every component shares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    pub clicks_topic: String,
+    /// librdkafka properties passed through to every client (e.g. security settings).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            clicks_topic: "clicks".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Impression-token keys: the ones accepted (by id, for rotation) and the one that signs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Id of the key new tokens are signed with; must be one of `keys`.
+    pub signing_key_id: String,
+    /// Key id → secret, hex-encoded (at least 32 bytes). Every key here is accepted on verify.
+    pub keys: BTreeMap<String, String>,
+    /// Clock-skew allowance on issue and expiry times, in seconds.
+    pub clock_skew_secs: Option<u64>,
+}
+
+impl Config {
+    /// Loads `path` (or `$ADCLICK_CONFIG`, or nothing) and applies the environment's overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let path: Option<PathBuf> = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("ADCLICK_CONFIG").map(PathBuf::from));
+        let mut table = match &path {
+            Some(p) => std::fs::read_to_string(p)
+                .with_context(|| format!("reading config file {}", p.display()))?
+                .parse::<toml::Table>()
+                .with_context(|| format!("parsing config file {}", p.display()))?,
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, std::env::vars())?;
+        let origin = path.map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
+        Config::deserialize(toml::Value::Table(table))
+            .with_context(|| format!("invalid configuration (from {origin} and ADCLICK_* variables)"))
+    }
+}
+
+/// Applies `ADCLICK_A__B=value` overrides to `table`.
+fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if ENV_NOT_KEYS.contains(&name.as_str()) {
+            continue;
+        }
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if keys.iter().any(String::is_empty) {
+            bail!("environment variable {name}: empty key in path");
+        }
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let (last, parents) = keys.split_last().expect("split yields one key at least");
+        let mut node = &mut *table;
+        for key in parents {
+            let entry = node
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = entry
+                .as_table_mut()
+                .with_context(|| format!("environment variable {name}: `{key}` is not a section"))?;
+        }
+        node.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml_text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let mut table: toml::Table = toml_text.parse()?;
+        apply_env(&mut table, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))?;
+        Ok(Config::deserialize(toml::Value::Table(table))?)
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load_str(
+            "[tokens]\nsigning_key_id = \"k1\"\nkeys = { k1 = \"aa\" }\n",
+            &[("ADCLICK_TOKENS__SIGNING_KEY_ID", "k2"), ("ADCLICK_TOKENS__KEYS__K2", "bb"), ("OTHER", "x")],
+        )
+        .unwrap();
+        assert_eq!(c.tokens.signing_key_id, "k2");
+        assert_eq!(c.tokens.keys["k1"], "aa");
+        assert_eq!(c.tokens.keys["k2"], "bb");
+    }
+
+    #[test]
+    fn env_values_are_typed_when_they_parse() {
+        let c = load_str("", &[("ADCLICK_TOKENS__CLOCK_SKEW_SECS", "30")]).unwrap();
+        assert_eq!(c.tokens.clock_skew_secs, Some(30));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = load_str("[tokens]\nsigning_kye = \"x\"\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("signing_kye"), "{err:#}");
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../deploy/adclick.example.toml");
+        load_str(text, &[]).unwrap();
+    }
+}
