@@ -15,7 +15,12 @@ use serde::Deserialize;
 /// Prefix of the environment variables that override the file.
 const ENV_PREFIX: &str = "ADCLICK_";
 /// Variables with the prefix that are not key paths.
-const ENV_NOT_KEYS: &[&str] = &["ADCLICK_CONFIG", "ADCLICK_LOG", "ADCLICK_STACK_ENV", "ADCLICK_STACK_DIR"];
+const ENV_NOT_KEYS: &[&str] = &[
+    "ADCLICK_CONFIG",
+    "ADCLICK_LOG",
+    "ADCLICK_STACK_ENV",
+    "ADCLICK_STACK_DIR",
+];
 
 /// The whole configuration. Each section belongs to one subcommand; every key has a default so a
 /// missing file is a valid (local-stack) configuration.
@@ -24,6 +29,8 @@ const ENV_NOT_KEYS: &[&str] = &["ADCLICK_CONFIG", "ADCLICK_LOG", "ADCLICK_STACK_
 pub struct Config {
     pub tokens: TokensConfig,
     pub kafka: KafkaConfig,
+    /// `adclick ingest`; its keys and defaults live with the service (`adclick_ingest::config`).
+    pub ingest: adclick_ingest::IngestConfig,
 }
 
 /// The Kafka cluster and clicks topic every component shares.
@@ -74,15 +81,18 @@ impl Config {
         };
         apply_env(&mut table, std::env::vars())?;
         let origin = path.map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
-        Config::deserialize(toml::Value::Table(table))
-            .with_context(|| format!("invalid configuration (from {origin} and ADCLICK_* variables)"))
+        Config::deserialize(toml::Value::Table(table)).with_context(|| {
+            format!("invalid configuration (from {origin} and ADCLICK_* variables)")
+        })
     }
 }
 
 /// Applies `ADCLICK_A__B=value` overrides to `table`.
 fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
     for (name, raw) in vars {
-        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         if ENV_NOT_KEYS.contains(&name.as_str()) {
             continue;
         }
@@ -101,9 +111,9 @@ fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String
             let entry = node
                 .entry(key.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            node = entry
-                .as_table_mut()
-                .with_context(|| format!("environment variable {name}: `{key}` is not a section"))?;
+            node = entry.as_table_mut().with_context(|| {
+                format!("environment variable {name}: `{key}` is not a section")
+            })?;
         }
         node.insert(last.clone(), value);
     }
@@ -116,7 +126,10 @@ mod tests {
 
     fn load_str(toml_text: &str, env: &[(&str, &str)]) -> Result<Config> {
         let mut table: toml::Table = toml_text.parse()?;
-        apply_env(&mut table, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))?;
+        apply_env(
+            &mut table,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )?;
         Ok(Config::deserialize(toml::Value::Table(table))?)
     }
 
@@ -124,7 +137,11 @@ mod tests {
     fn env_overrides_file() {
         let c = load_str(
             "[tokens]\nsigning_key_id = \"k1\"\nkeys = { k1 = \"aa\" }\n",
-            &[("ADCLICK_TOKENS__SIGNING_KEY_ID", "k2"), ("ADCLICK_TOKENS__KEYS__K2", "bb"), ("OTHER", "x")],
+            &[
+                ("ADCLICK_TOKENS__SIGNING_KEY_ID", "k2"),
+                ("ADCLICK_TOKENS__KEYS__K2", "bb"),
+                ("OTHER", "x"),
+            ],
         )
         .unwrap();
         assert_eq!(c.tokens.signing_key_id, "k2");
@@ -147,6 +164,26 @@ mod tests {
     #[test]
     fn example_config_is_valid() {
         let text = include_str!("../deploy/adclick.example.toml");
-        load_str(text, &[]).unwrap();
+        let c = load_str(text, &[]).unwrap();
+        c.ingest.validate().unwrap();
+        // The example spells out every default: a drift between the two shows here.
+        let defaults = adclick_ingest::IngestConfig::default();
+        assert_eq!(format!("{:?}", c.ingest), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn ingest_keys_are_overridable_from_the_environment() {
+        let c = load_str(
+            "",
+            &[
+                ("ADCLICK_INGEST__PRODUCE_TIMEOUT_MS", "80"),
+                ("ADCLICK_INGEST__HOT_ADS__981234", "4"),
+                ("ADCLICK_INGEST__SPILL_FULL", "reject"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.ingest.produce_timeout_ms, 80);
+        assert_eq!(c.ingest.hot_ads().unwrap()[&981234], 4);
+        assert_eq!(c.ingest.spill_full, adclick_ingest::SpillFullPolicy::Reject);
     }
 }

@@ -12,7 +12,11 @@ mod config;
 use config::Config;
 
 #[derive(Parser)]
-#[command(name = "adclick", version, about = "Exact per-ad, per-minute click counting for Prometheus and Thanos")]
+#[command(
+    name = "adclick",
+    version,
+    about = "Exact per-ad, per-minute click counting for Prometheus and Thanos"
+)]
 struct Cli {
     /// Configuration file (TOML); ADCLICK_<SECTION>__<KEY> variables override it.
     #[arg(long, global = true, env = "ADCLICK_CONFIG")]
@@ -25,6 +29,8 @@ struct Cli {
 enum Command {
     /// Print the wire contract (click.proto) a third party needs to write the clicks topic.
     Proto,
+    /// Serve the click endpoint: verify, dedup, durable produce, redirect.
+    Ingest(cmd::ingest::IngestArgs),
     /// Send planned click traffic (HTTP or Kafka) and write its ground truth.
     Loadgen(cmd::loadgen::LoadgenArgs),
     /// Issue an impression token signed with the configured key, or verify one.
@@ -39,7 +45,10 @@ fn main() -> Result<()> {
             print!("{}", include_str!("../proto/adclick/v1/click.proto"));
             Ok(())
         }
+        Command::Ingest(args) => cmd::ingest::run(args, &config),
         Command::Loadgen(args) => cmd::loadgen::run_loadgen(args, &config),
-        Command::Token(args) => cmd::token::run(&args, &config.tokens, &mut std::io::stdout().lock()),
+        Command::Token(args) => {
+            cmd::token::run(&args, &config.tokens, &mut std::io::stdout().lock())
+        }
     }
 }

@@ -27,7 +27,10 @@ impl std::fmt::Display for InvalidClick {
         match self {
             Self::Undecodable(e) => write!(f, "not a protobuf Click: {e}"),
             Self::ImpressionIdLength(n) => {
-                write!(f, "impression id has {n} bytes, expected {IMPRESSION_ID_LEN}")
+                write!(
+                    f,
+                    "impression id has {n} bytes, expected {IMPRESSION_ID_LEN}"
+                )
             }
             Self::ZeroId(field) => write!(f, "{field} is zero"),
         }
@@ -155,8 +158,9 @@ mod tests {
 
     #[test]
     fn salts_spread_and_stay_put() {
-        let salts: std::collections::BTreeSet<u32> =
-            (0u32..1000).map(|i| salt(&i.wrapping_mul(2654435761).to_le_bytes(), 4)).collect();
+        let salts: std::collections::BTreeSet<u32> = (0u32..1000)
+            .map(|i| salt(&i.wrapping_mul(2654435761).to_le_bytes(), 4))
+            .collect();
         assert_eq!(salts.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         let id = [9u8; 16];
         assert_eq!(salt(&id, 4), salt(&id, 4));

@@ -25,7 +25,12 @@ pub struct HttpTarget {
 
 impl HttpTarget {
     /// `base` is ingest's public URL, e.g. `http://127.0.0.1:8080`.
-    pub fn new(base: &str, minter: TokenMinter, timeout: Duration, connections: usize) -> reqwest::Result<HttpTarget> {
+    pub fn new(
+        base: &str,
+        minter: TokenMinter,
+        timeout: Duration,
+        connections: usize,
+    ) -> reqwest::Result<HttpTarget> {
         let client = reqwest::Client::builder()
             // The 302 is the answer under test: never follow it.
             .redirect(reqwest::redirect::Policy::none())
@@ -33,13 +38,23 @@ impl HttpTarget {
             .pool_max_idle_per_host(connections)
             .tcp_nodelay(true)
             .build()?;
-        Ok(HttpTarget { client, base: base.trim_end_matches('/').to_string(), minter })
+        Ok(HttpTarget {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            minter,
+        })
     }
 
     /// The URL a browser would request for this send.
     pub fn click_url(&self, send: &Send) -> Result<String, String> {
-        let token = self.minter.mint(send).map_err(|e| format!("cannot sign: {e}"))?;
-        Ok(format!("{}/click/{token}?t={}", self.base, send.event_time_ms))
+        let token = self
+            .minter
+            .mint(send)
+            .map_err(|e| format!("cannot sign: {e}"))?;
+        Ok(format!(
+            "{}/click/{token}?t={}",
+            self.base, send.event_time_ms
+        ))
     }
 
     pub async fn send(&self, send: &Send) -> Outcome {
@@ -53,11 +68,18 @@ impl HttpTarget {
         };
         let status = resp.status();
         if status == StatusCode::FOUND {
-            let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let location = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             if location == send.landing_url() {
                 Outcome::Accepted
             } else {
-                Outcome::Wrong(format!("302 to {location:?}, expected {:?}", send.landing_url()))
+                Outcome::Wrong(format!(
+                    "302 to {location:?}, expected {:?}",
+                    send.landing_url()
+                ))
             }
         } else if status.is_client_error() {
             Outcome::Refused(status.as_u16())

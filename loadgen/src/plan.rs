@@ -175,7 +175,9 @@ impl Plan {
                 return Err(PlanError::Share { name, value });
             }
         }
-        if config.late_share + config.too_late_share > 1.0 || config.forged_share + config.expired_share > 1.0 {
+        if config.late_share + config.too_late_share > 1.0
+            || config.forged_share + config.expired_share > 1.0
+        {
             return Err(PlanError::SharesExceedOne);
         }
         for (name, v) in [
@@ -227,11 +229,17 @@ impl Plan {
         let lateness_ms = (c.allowed_lateness_secs * 1000.0) as i64;
         let (lateness, lag_ms) = if lateness_draw < c.late_share {
             // Strictly inside the allowed lateness, so the stream path must count it.
-            (Lateness::Late, rng.random_range(1_000..lateness_ms.max(1_001)))
+            (
+                Lateness::Late,
+                rng.random_range(1_000..lateness_ms.max(1_001)),
+            )
         } else if lateness_draw < c.late_share + c.too_late_share {
             // Past lateness + one minute: its minute is final whatever its offset in the minute.
             let min = lateness_ms + MINUTE_MS + 1_000;
-            (Lateness::TooLate, rng.random_range(min..min + (c.too_late_extra_max_secs * 1000.0) as i64))
+            (
+                Lateness::TooLate,
+                rng.random_range(min..min + (c.too_late_extra_max_secs * 1000.0) as i64),
+            )
         } else {
             (Lateness::OnTime, 0)
         };
@@ -240,7 +248,10 @@ impl Plan {
         let served_secs = event_time_ms.div_euclid(1000) - rng.random_range(1..30);
         let (issued_at_secs, ttl_secs) = if kind == SendKind::Expired {
             // Issued long enough ago that it expired well before this send.
-            (at_ms.div_euclid(1000) - c.token_ttl_secs as i64 - rng.random_range(120..600), c.token_ttl_secs)
+            (
+                at_ms.div_euclid(1000) - c.token_ttl_secs as i64 - rng.random_range(120..600),
+                c.token_ttl_secs,
+            )
         } else {
             (served_secs, c.token_ttl_secs)
         };
@@ -259,7 +270,8 @@ impl Plan {
             duplicated_later,
         };
         if duplicated_later {
-            let delay_ms = rng.random_range(1_000..=(c.duplicate_delay_max_secs * 1000.0).max(1_000.0) as i64);
+            let delay_ms =
+                rng.random_range(1_000..=(c.duplicate_delay_max_secs * 1000.0).max(1_000.0) as i64);
             let due = at_ms + delay_ms;
             let key = self.planned_duplicates;
             self.planned_duplicates += 1;
@@ -275,7 +287,11 @@ impl Plan {
 
 impl Send {
     fn forgery(wrong_key: bool) -> SendKind {
-        SendKind::Forged(if wrong_key { Forgery::WrongKey } else { Forgery::UnknownKeyId })
+        SendKind::Forged(if wrong_key {
+            Forgery::WrongKey
+        } else {
+            Forgery::UnknownKeyId
+        })
     }
 }
 
@@ -327,7 +343,12 @@ mod tests {
     fn same_seed_same_plan_other_seed_other_plan() {
         let a: Vec<Send> = Plan::new(config()).unwrap().collect();
         let b: Vec<Send> = Plan::new(config()).unwrap().collect();
-        let c: Vec<Send> = Plan::new(PlanConfig { seed: 43, ..config() }).unwrap().collect();
+        let c: Vec<Send> = Plan::new(PlanConfig {
+            seed: 43,
+            ..config()
+        })
+        .unwrap()
+        .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.len(), 24_000);
@@ -336,9 +357,15 @@ mod tests {
     #[test]
     fn duplicates_repeat_an_earlier_click_later() {
         let sends: Vec<Send> = Plan::new(config()).unwrap().collect();
-        let first: HashMap<[u8; 16], &Send> =
-            sends.iter().filter(|s| s.kind == SendKind::Click).map(|s| (s.impression_id, s)).collect();
-        let dups: Vec<&Send> = sends.iter().filter(|s| s.kind == SendKind::Duplicate).collect();
+        let first: HashMap<[u8; 16], &Send> = sends
+            .iter()
+            .filter(|s| s.kind == SendKind::Click)
+            .map(|s| (s.impression_id, s))
+            .collect();
+        let dups: Vec<&Send> = sends
+            .iter()
+            .filter(|s| s.kind == SendKind::Duplicate)
+            .collect();
         assert!(dups.len() > 1000, "{} duplicates", dups.len());
         let mut crossed_minutes = 0;
         for d in &dups {
@@ -351,7 +378,10 @@ mod tests {
                 crossed_minutes += 1;
             }
         }
-        assert!(crossed_minutes > 100, "{crossed_minutes} duplicates crossed a minute");
+        assert!(
+            crossed_minutes > 100,
+            "{crossed_minutes} duplicates crossed a minute"
+        );
     }
 
     #[test]
@@ -375,32 +405,57 @@ mod tests {
                 SendKind::Forged(_) => *counts.entry("forged").or_default() += 1,
                 _ => assert!(s.issued_at_secs * 1000 < s.event_time_ms),
             }
-            *counts.entry(match s.lateness {
-                Lateness::OnTime => "on time",
-                Lateness::Late => "late",
-                Lateness::TooLate => "too late",
-            })
-            .or_default() += 1;
+            *counts
+                .entry(match s.lateness {
+                    Lateness::OnTime => "on time",
+                    Lateness::Late => "late",
+                    Lateness::TooLate => "too late",
+                })
+                .or_default() += 1;
         }
         let n = sends.len() as f64;
-        for (what, share) in [("late", 0.1), ("too late", 0.05), ("forged", 0.02), ("expired", 0.02)] {
+        for (what, share) in [
+            ("late", 0.1),
+            ("too late", 0.05),
+            ("forged", 0.02),
+            ("expired", 0.02),
+        ] {
             let got = counts[what] as f64 / n;
-            assert!((got - share).abs() < share * 0.25, "{what}: {got} vs {share}");
+            assert!(
+                (got - share).abs() < share * 0.25,
+                "{what}: {got} vs {share}"
+            );
         }
     }
 
     #[test]
     fn invalid_configs_are_refused() {
         assert!(matches!(
-            Plan::new(PlanConfig { late_share: 1.5, ..config() }).err(),
-            Some(PlanError::Share { name: "late_share", .. })
+            Plan::new(PlanConfig {
+                late_share: 1.5,
+                ..config()
+            })
+            .err(),
+            Some(PlanError::Share {
+                name: "late_share",
+                ..
+            })
         ));
         assert_eq!(
-            Plan::new(PlanConfig { forged_share: 0.6, expired_share: 0.6, ..config() }).err(),
+            Plan::new(PlanConfig {
+                forged_share: 0.6,
+                expired_share: 0.6,
+                ..config()
+            })
+            .err(),
             Some(PlanError::SharesExceedOne)
         );
         assert_eq!(
-            Plan::new(PlanConfig { duration_secs: 0.0, ..config() }).err(),
+            Plan::new(PlanConfig {
+                duration_secs: 0.0,
+                ..config()
+            })
+            .err(),
             Some(PlanError::Duration("duration_secs"))
         );
     }

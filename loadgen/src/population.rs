@@ -86,7 +86,8 @@ impl Population {
         if !(0.0..1.0).contains(&c.hot_share) || c.hot_ads > ads {
             return Err(PopulationError::Hot);
         }
-        let zipf = Zipf::new(ads as f64, c.zipf_exponent).map_err(|_| PopulationError::ZipfExponent(c.zipf_exponent))?;
+        let zipf = Zipf::new(ads as f64, c.zipf_exponent)
+            .map_err(|_| PopulationError::ZipfExponent(c.zipf_exponent))?;
         Ok(Population { config, ads, zipf })
     }
 
@@ -99,12 +100,18 @@ impl Population {
     pub fn ad(&self, index: u64) -> AdRef {
         let campaign_index = index / self.config.ads_per_campaign;
         let advertiser_index = campaign_index / self.config.campaigns_per_advertiser;
-        AdRef { advertiser_id: advertiser_index + 1, campaign_id: campaign_index + 1, ad_id: index + 1 }
+        AdRef {
+            advertiser_id: advertiser_index + 1,
+            campaign_id: campaign_index + 1,
+            ad_id: index + 1,
+        }
     }
 
     /// The hot ads: the ads of Zipf ranks 1..=hot_ads.
     pub fn hot_ads(&self) -> Vec<AdRef> {
-        (1..=self.config.hot_ads).map(|rank| self.ad(self.index_of_rank(rank))).collect()
+        (1..=self.config.hot_ads)
+            .map(|rank| self.ad(self.index_of_rank(rank)))
+            .collect()
     }
 
     /// Samples the ad of one click.
@@ -140,15 +147,47 @@ mod tests {
         })
         .unwrap();
         assert_eq!(p.ads(), 30);
-        assert_eq!(p.ad(0), AdRef { advertiser_id: 1, campaign_id: 1, ad_id: 1 });
-        assert_eq!(p.ad(9), AdRef { advertiser_id: 1, campaign_id: 2, ad_id: 10 });
-        assert_eq!(p.ad(10), AdRef { advertiser_id: 2, campaign_id: 3, ad_id: 11 });
-        assert_eq!(p.ad(29), AdRef { advertiser_id: 3, campaign_id: 6, ad_id: 30 });
+        assert_eq!(
+            p.ad(0),
+            AdRef {
+                advertiser_id: 1,
+                campaign_id: 1,
+                ad_id: 1
+            }
+        );
+        assert_eq!(
+            p.ad(9),
+            AdRef {
+                advertiser_id: 1,
+                campaign_id: 2,
+                ad_id: 10
+            }
+        );
+        assert_eq!(
+            p.ad(10),
+            AdRef {
+                advertiser_id: 2,
+                campaign_id: 3,
+                ad_id: 11
+            }
+        );
+        assert_eq!(
+            p.ad(29),
+            AdRef {
+                advertiser_id: 3,
+                campaign_id: 6,
+                ad_id: 30
+            }
+        );
     }
 
     #[test]
     fn ranks_are_a_permutation() {
-        let p = Population::new(PopulationConfig { advertisers: 7, ..Default::default() }).unwrap();
+        let p = Population::new(PopulationConfig {
+            advertisers: 7,
+            ..Default::default()
+        })
+        .unwrap();
         let mut seen: Vec<u64> = (1..=p.ads()).map(|r| p.index_of_rank(r)).collect();
         seen.sort();
         assert_eq!(seen, (0..p.ads()).collect::<Vec<_>>());
@@ -156,7 +195,12 @@ mod tests {
 
     #[test]
     fn clicks_are_skewed_and_hot_ads_get_their_share() {
-        let p = Population::new(PopulationConfig { hot_ads: 2, hot_share: 0.2, ..Default::default() }).unwrap();
+        let p = Population::new(PopulationConfig {
+            hot_ads: 2,
+            hot_share: 0.2,
+            ..Default::default()
+        })
+        .unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut counts: HashMap<u64, u64> = HashMap::new();
         let n = 200_000;
@@ -166,11 +210,19 @@ mod tests {
         let hot: u64 = p.hot_ads().iter().map(|a| counts[&a.ad_id]).sum();
         let zipf_top_two = 2.0 * 0.8 / (1.0 + 1.0 / 2.0) / harmonic(p.ads()); // rough lower bound
         let share = hot as f64 / n as f64;
-        assert!(share > 0.2 && share < 0.2 + zipf_top_two + 0.1, "hot share {share}");
+        assert!(
+            share > 0.2 && share < 0.2 + zipf_top_two + 0.1,
+            "hot share {share}"
+        );
         // Zipf: the most clicked ad gets far more than the median one.
         let mut sorted: Vec<u64> = counts.values().copied().collect();
         sorted.sort_unstable_by(|a, b| b.cmp(a));
-        assert!(sorted[0] > 20 * sorted[sorted.len() / 2], "{} vs {}", sorted[0], sorted[sorted.len() / 2]);
+        assert!(
+            sorted[0] > 20 * sorted[sorted.len() / 2],
+            "{} vs {}",
+            sorted[0],
+            sorted[sorted.len() / 2]
+        );
     }
 
     fn harmonic(n: u64) -> f64 {
@@ -180,10 +232,26 @@ mod tests {
     #[test]
     fn bad_populations_are_refused() {
         assert_eq!(
-            Population::new(PopulationConfig { advertisers: 0, ..Default::default() }).unwrap_err(),
+            Population::new(PopulationConfig {
+                advertisers: 0,
+                ..Default::default()
+            })
+            .unwrap_err(),
             PopulationError::Empty
         );
-        assert!(Population::new(PopulationConfig { hot_share: 1.0, ..Default::default() }).is_err());
-        assert!(Population::new(PopulationConfig { zipf_exponent: -1.0, ..Default::default() }).is_err());
+        assert!(
+            Population::new(PopulationConfig {
+                hot_share: 1.0,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            Population::new(PopulationConfig {
+                zipf_exponent: -1.0,
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -62,23 +62,41 @@ impl Default for RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{errors} of {sends} sends failed (bound {bound}); first: {examples:?}")]
-    TooManyErrors { errors: u64, sends: u64, bound: f64, examples: Vec<String> },
+    TooManyErrors {
+        errors: u64,
+        sends: u64,
+        bound: f64,
+        examples: Vec<String>,
+    },
     #[error("writing the ground truth to {path}: {source}")]
-    WriteTruth { path: String, source: std::io::Error },
+    WriteTruth {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("flushing the Kafka producer: {0}")]
     Flush(String),
+    #[error(
+        "forged and expired tokens never reach Kafka: send them over HTTP, or set their shares to 0"
+    )]
+    NoiseOverKafka,
 }
 
 /// Sends the whole plan. Returns the truth (also written to `truth_dir`), or an error when the
 /// target failed beyond the bound — the truth is written in that case too, for diagnosis.
 pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<GroundTruth, RunError> {
+    let c = plan.config();
+    if matches!(target, Target::Kafka(_)) && c.forged_share + c.expired_share > 0.0 {
+        return Err(RunError::NoiseOverKafka);
+    }
     let start_ms = plan.config().start_ms;
     let mut truth = GroundTruth::new(plan.config().seed, start_ms);
     let bar = progress_bar(opts.progress);
     let started = Instant::now();
     // Planned instants are wall-clock ms; pace them on the monotonic clock, anchored now.
     let wall_at_start_ms = now_ms();
-    let due = |send: &Send| started + Duration::from_millis((send.at_ms - wall_at_start_ms).max(0) as u64);
+    let due = |send: &Send| {
+        started + Duration::from_millis((send.at_ms - wall_at_start_ms).max(0) as u64)
+    };
 
     let mut plan = plan.peekable();
     let mut in_flight = FuturesUnordered::new();
@@ -112,16 +130,18 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
         truth.record(&send, &outcome);
     }
     if let Target::Kafka(k) = target {
-        k.flush(Duration::from_secs(60)).map_err(|e| RunError::Flush(e.to_string()))?;
+        k.flush(Duration::from_secs(60))
+            .map_err(|e| RunError::Flush(e.to_string()))?;
     }
     bar.finish_and_clear();
     let s = &mut truth.summary;
     s.elapsed_secs = started.elapsed().as_secs_f64();
     s.achieved_rate = s.sends as f64 / s.elapsed_secs.max(f64::EPSILON);
     if let Some(dir) = &opts.truth_dir {
-        truth
-            .write(dir)
-            .map_err(|source| RunError::WriteTruth { path: dir.display().to_string(), source })?;
+        truth.write(dir).map_err(|source| RunError::WriteTruth {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
     let s = &truth.summary;
     if aborted || s.errors as f64 > opts.max_error_ratio * s.sends as f64 {
@@ -141,8 +161,10 @@ fn progress_bar(visible: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} sent, {per_sec} {msg}")
-            .expect("a valid template"),
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} {human_pos} sent, {per_sec} {msg}",
+        )
+        .expect("a valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(250));
     bar

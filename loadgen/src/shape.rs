@@ -12,7 +12,12 @@ pub enum TrafficShape {
     /// From `from` to `to` clicks/s, linearly over the run.
     Ramp { from: f64, to: f64 },
     /// `rate` clicks/s, except `burst_rate` during `[at_secs, at_secs + for_secs)`.
-    Burst { rate: f64, burst_rate: f64, at_secs: f64, for_secs: f64 },
+    Burst {
+        rate: f64,
+        burst_rate: f64,
+        at_secs: f64,
+        for_secs: f64,
+    },
 }
 
 impl TrafficShape {
@@ -20,9 +25,20 @@ impl TrafficShape {
     pub fn rate_at(&self, t: f64, duration: f64) -> f64 {
         match *self {
             TrafficShape::Steady { rate } => rate,
-            TrafficShape::Ramp { from, to } => from + (to - from) * (t / duration.max(f64::EPSILON)).clamp(0.0, 1.0),
-            TrafficShape::Burst { rate, burst_rate, at_secs, for_secs } => {
-                if t >= at_secs && t < at_secs + for_secs { burst_rate } else { rate }
+            TrafficShape::Ramp { from, to } => {
+                from + (to - from) * (t / duration.max(f64::EPSILON)).clamp(0.0, 1.0)
+            }
+            TrafficShape::Burst {
+                rate,
+                burst_rate,
+                at_secs,
+                for_secs,
+            } => {
+                if t >= at_secs && t < at_secs + for_secs {
+                    burst_rate
+                } else {
+                    rate
+                }
             }
         }
     }
@@ -32,7 +48,9 @@ impl TrafficShape {
         let rates: &[f64] = match self {
             TrafficShape::Steady { rate } => &[*rate],
             TrafficShape::Ramp { from, to } => &[*from, *to],
-            TrafficShape::Burst { rate, burst_rate, .. } => &[*rate, *burst_rate],
+            TrafficShape::Burst {
+                rate, burst_rate, ..
+            } => &[*rate, *burst_rate],
         };
         match rates.iter().find(|r| !r.is_finite() || **r <= 0.0) {
             Some(r) => Err(format!("traffic rates must be positive, got {r}")),
@@ -52,7 +70,11 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(shape: TrafficShape, duration_secs: f64) -> Schedule {
-        Schedule { shape, duration: duration_secs, next: 0.0 }
+        Schedule {
+            shape,
+            duration: duration_secs,
+            next: 0.0,
+        }
     }
 }
 
@@ -78,7 +100,9 @@ mod tests {
     use super::*;
 
     fn count_between(shape: TrafficShape, duration: f64, from: f64, to: f64) -> usize {
-        Schedule::new(shape, duration).filter(|t| *t >= from && *t < to).count()
+        Schedule::new(shape, duration)
+            .filter(|t| *t >= from && *t < to)
+            .count()
     }
 
     #[test]
@@ -89,16 +113,47 @@ mod tests {
 
     #[test]
     fn ramp_integrates_to_the_mean_rate() {
-        let n = Schedule::new(TrafficShape::Ramp { from: 100.0, to: 300.0 }, 10.0).count();
+        let n = Schedule::new(
+            TrafficShape::Ramp {
+                from: 100.0,
+                to: 300.0,
+            },
+            10.0,
+        )
+        .count();
         assert!((1995..=2005).contains(&n), "{n}");
-        let first = count_between(TrafficShape::Ramp { from: 100.0, to: 300.0 }, 10.0, 0.0, 1.0);
-        let last = count_between(TrafficShape::Ramp { from: 100.0, to: 300.0 }, 10.0, 9.0, 10.0);
-        assert!((105..=115).contains(&first) && (285..=295).contains(&last), "{first} {last}");
+        let first = count_between(
+            TrafficShape::Ramp {
+                from: 100.0,
+                to: 300.0,
+            },
+            10.0,
+            0.0,
+            1.0,
+        );
+        let last = count_between(
+            TrafficShape::Ramp {
+                from: 100.0,
+                to: 300.0,
+            },
+            10.0,
+            9.0,
+            10.0,
+        );
+        assert!(
+            (105..=115).contains(&first) && (285..=295).contains(&last),
+            "{first} {last}"
+        );
     }
 
     #[test]
     fn burst_multiplies_the_rate_for_its_window() {
-        let shape = TrafficShape::Burst { rate: 100.0, burst_rate: 1000.0, at_secs: 2.0, for_secs: 1.0 };
+        let shape = TrafficShape::Burst {
+            rate: 100.0,
+            burst_rate: 1000.0,
+            at_secs: 2.0,
+            for_secs: 1.0,
+        };
         assert_eq!(count_between(shape.clone(), 5.0, 0.0, 1.0), 100);
         let burst = count_between(shape, 5.0, 2.0, 3.0);
         assert!((999..=1001).contains(&burst), "{burst}");
@@ -107,7 +162,14 @@ mod tests {
     #[test]
     fn bad_rates_are_refused() {
         assert!(TrafficShape::Steady { rate: 0.0 }.validate().is_err());
-        assert!(TrafficShape::Ramp { from: 1.0, to: f64::NAN }.validate().is_err());
+        assert!(
+            TrafficShape::Ramp {
+                from: 1.0,
+                to: f64::NAN
+            }
+            .validate()
+            .is_err()
+        );
         assert!(TrafficShape::Steady { rate: 5.0 }.validate().is_ok());
     }
 }

@@ -20,11 +20,17 @@ impl TokenMinter {
     pub fn new(signing_key: TokenKey) -> TokenMinter {
         let forged_secret = [0x5a_u8; 32];
         let wrong_secret = Signer::new(
-            TokenKey::new(signing_key.id(), &forged_secret).expect("a valid id with a 32-byte secret"),
+            TokenKey::new(signing_key.id(), &forged_secret)
+                .expect("a valid id with a 32-byte secret"),
         );
-        let unknown_key =
-            Signer::new(TokenKey::new("forged", &forged_secret).expect("a valid id with a 32-byte secret"));
-        TokenMinter { genuine: Signer::new(signing_key), wrong_secret, unknown_key }
+        let unknown_key = Signer::new(
+            TokenKey::new("forged", &forged_secret).expect("a valid id with a 32-byte secret"),
+        );
+        TokenMinter {
+            genuine: Signer::new(signing_key),
+            wrong_secret,
+            unknown_key,
+        }
     }
 
     pub fn mint(&self, send: &Send) -> Result<String, InvalidClaims> {

@@ -80,7 +80,14 @@ const ERROR_EXAMPLES: usize = 10;
 
 impl GroundTruth {
     pub fn new(seed: u64, start_ms: i64) -> GroundTruth {
-        GroundTruth { summary: Summary { seed, start_ms, ..Default::default() }, ..Default::default() }
+        GroundTruth {
+            summary: Summary {
+                seed,
+                start_ms,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
     }
 
     /// Takes the outcome of one send into account.
@@ -119,13 +126,17 @@ impl GroundTruth {
             let s = &mut self.summary;
             s.errors += 1;
             if s.error_examples.len() < ERROR_EXAMPLES {
-                s.error_examples.push(format!("send {} ({:?}): {outcome:?}", send.seq, send.kind));
+                s.error_examples
+                    .push(format!("send {} ({:?}): {outcome:?}", send.seq, send.kind));
             }
         }
     }
 
     fn count(&mut self, send: &Send) {
-        let key = TruthKey { minute_end_ms: Minute::of(send.event_time_ms).end_ms(), ad: send.ad };
+        let key = TruthKey {
+            minute_end_ms: Minute::of(send.event_time_ms).end_ms(),
+            ad: send.ad,
+        };
         *self.counts.entry(key).or_default() += 1;
         self.summary.clicks += 1;
         match send.lateness {
@@ -154,7 +165,11 @@ fn write_csv(path: &Path, counts: &BTreeMap<TruthKey, u64>) -> std::io::Result<(
     let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
     writeln!(out, "advertiser_id,campaign_id,ad_id,minute_end_ms,clicks")?;
     for (k, n) in counts {
-        writeln!(out, "{},{},{},{},{n}", k.ad.advertiser_id, k.ad.campaign_id, k.ad.ad_id, k.minute_end_ms)?;
+        writeln!(
+            out,
+            "{},{},{},{},{n}",
+            k.ad.advertiser_id, k.ad.campaign_id, k.ad.ad_id, k.minute_end_ms
+        )?;
     }
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(tmp, path)
@@ -164,19 +179,36 @@ fn write_csv(path: &Path, counts: &BTreeMap<TruthKey, u64>) -> std::io::Result<(
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {what}")]
-    Format { path: String, line: usize, what: String },
+    Format {
+        path: String,
+        line: usize,
+        what: String,
+    },
 }
 
 /// Reads a `truth.csv` back.
 pub fn read_truth(path: &Path) -> Result<BTreeMap<TruthKey, u64>, ReadError> {
     let p = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io { path: p.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        path: p.clone(),
+        source,
+    })?;
     let mut counts = BTreeMap::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| ReadError::Io { path: p.clone(), source })?;
-        let bad = |what: String| ReadError::Format { path: p.clone(), line: i + 1, what };
+        let line = line.map_err(|source| ReadError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let bad = |what: String| ReadError::Format {
+            path: p.clone(),
+            line: i + 1,
+            what,
+        };
         if i == 0 {
             if line != "advertiser_id,campaign_id,ad_id,minute_end_ms,clicks" {
                 return Err(bad(format!("unexpected header {line:?}")));
@@ -190,7 +222,11 @@ pub fn read_truth(path: &Path) -> Result<BTreeMap<TruthKey, u64>, ReadError> {
         let num = |s: &str| s.parse::<i64>().map_err(|e| bad(format!("{s:?}: {e}")));
         let key = TruthKey {
             minute_end_ms: num(minute)?,
-            ad: AdRef { advertiser_id: num(adv)? as u64, campaign_id: num(camp)? as u64, ad_id: num(ad)? as u64 },
+            ad: AdRef {
+                advertiser_id: num(adv)? as u64,
+                campaign_id: num(camp)? as u64,
+                ad_id: num(ad)? as u64,
+            },
         };
         if counts.insert(key, num(clicks)? as u64).is_some() {
             return Err(bad("duplicate row".into()));
@@ -202,8 +238,15 @@ pub fn read_truth(path: &Path) -> Result<BTreeMap<TruthKey, u64>, ReadError> {
 /// Reads a `summary.json` back.
 pub fn read_summary(path: &Path) -> Result<Summary, ReadError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io { path: p.clone(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| ReadError::Format { path: p, line: e.line(), what: e.to_string() })
+    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ReadError::Format {
+        path: p,
+        line: e.line(),
+        what: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -249,7 +292,10 @@ mod tests {
         }
         // Independent recount: first click per impression, by event time, forged/expired excluded.
         let mut first: HashMap<[u8; 16], &Send> = HashMap::new();
-        for s in sends.iter().filter(|s| matches!(s.kind, SendKind::Click | SendKind::Duplicate)) {
+        for s in sends
+            .iter()
+            .filter(|s| matches!(s.kind, SendKind::Click | SendKind::Duplicate))
+        {
             let e = first.entry(s.impression_id).or_insert(s);
             if s.event_time_ms < e.event_time_ms {
                 *e = s;
@@ -257,7 +303,10 @@ mod tests {
         }
         let mut expected: BTreeMap<TruthKey, u64> = BTreeMap::new();
         for s in first.values() {
-            let key = TruthKey { minute_end_ms: Minute::of(s.event_time_ms).end_ms(), ad: s.ad };
+            let key = TruthKey {
+                minute_end_ms: Minute::of(s.event_time_ms).end_ms(),
+                ad: s.ad,
+            };
             *expected.entry(key).or_default() += 1;
         }
         assert_eq!(truth.counts(), &expected);
@@ -267,8 +316,14 @@ mod tests {
         assert_eq!(sum.refused_as_expected, sum.forged_sent + sum.expired_sent);
         assert!(sum.duplicates_sent > 100 && sum.late_clicks > 100 && sum.too_late_clicks > 50);
         // Late clicks sit in their event-time minute, not their send minute.
-        let too_late = sends.iter().find(|s| s.lateness == Lateness::TooLate && s.kind == SendKind::Click).unwrap();
-        let key = TruthKey { minute_end_ms: Minute::of(too_late.event_time_ms).end_ms(), ad: too_late.ad };
+        let too_late = sends
+            .iter()
+            .find(|s| s.lateness == Lateness::TooLate && s.kind == SendKind::Click)
+            .unwrap();
+        let key = TruthKey {
+            minute_end_ms: Minute::of(too_late.event_time_ms).end_ms(),
+            ad: too_late.ad,
+        };
         assert!(Minute::of(too_late.event_time_ms) < Minute::of(too_late.at_ms));
         assert!(truth.counts()[&key] >= 1);
     }
@@ -277,11 +332,17 @@ mod tests {
     fn a_failed_first_click_is_counted_by_its_duplicate() {
         let sends = plan();
         let orig = sends.iter().find(|s| s.duplicated_later).unwrap();
-        let dup = sends.iter().find(|s| s.kind == SendKind::Duplicate && s.impression_id == orig.impression_id).unwrap();
+        let dup = sends
+            .iter()
+            .find(|s| s.kind == SendKind::Duplicate && s.impression_id == orig.impression_id)
+            .unwrap();
         let mut truth = GroundTruth::new(0, 0);
         truth.record(orig, &Outcome::Failed("connection reset".into()));
         truth.record(dup, &Outcome::Accepted);
-        let key = TruthKey { minute_end_ms: Minute::of(dup.event_time_ms).end_ms(), ad: dup.ad };
+        let key = TruthKey {
+            minute_end_ms: Minute::of(dup.event_time_ms).end_ms(),
+            ad: dup.ad,
+        };
         assert_eq!(truth.counts().get(&key), Some(&1));
         assert_eq!(truth.summary.clicks, 1);
         assert_eq!(truth.summary.errors, 1);
@@ -290,7 +351,10 @@ mod tests {
     #[test]
     fn accepted_forgeries_are_errors_and_never_counted() {
         let sends = plan();
-        let forged = sends.iter().find(|s| matches!(s.kind, SendKind::Forged(_))).unwrap();
+        let forged = sends
+            .iter()
+            .find(|s| matches!(s.kind, SendKind::Forged(_)))
+            .unwrap();
         let mut truth = GroundTruth::new(0, 0);
         truth.record(forged, &Outcome::Accepted);
         assert_eq!(truth.summary.clicks, 0);
@@ -306,11 +370,22 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         truth.write(dir.path()).unwrap();
-        assert_eq!(&read_truth(&dir.path().join("truth.csv")).unwrap(), truth.counts());
-        assert_eq!(read_summary(&dir.path().join("summary.json")).unwrap(), truth.summary);
-        std::fs::write(dir.path().join("bad.csv"), "advertiser_id,campaign_id,ad_id,minute_end_ms,clicks\n1,2,x,4,5\n")
-            .unwrap();
-        let err = read_truth(&dir.path().join("bad.csv")).unwrap_err().to_string();
+        assert_eq!(
+            &read_truth(&dir.path().join("truth.csv")).unwrap(),
+            truth.counts()
+        );
+        assert_eq!(
+            read_summary(&dir.path().join("summary.json")).unwrap(),
+            truth.summary
+        );
+        std::fs::write(
+            dir.path().join("bad.csv"),
+            "advertiser_id,campaign_id,ad_id,minute_end_ms,clicks\n1,2,x,4,5\n",
+        )
+        .unwrap();
+        let err = read_truth(&dir.path().join("bad.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad.csv:2"), "{err}");
     }
 }

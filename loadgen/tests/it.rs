@@ -45,8 +45,15 @@ async fn fake_ingest(
     match verifier.verify_now(&token) {
         Ok(v) => {
             let c = v.claims;
-            let t: i64 = q.get("t").and_then(|t| t.parse().ok()).expect("loadgen sends t");
-            let ad = AdRef { advertiser_id: c.advertiser_id, campaign_id: c.campaign_id, ad_id: c.ad_id };
+            let t: i64 = q
+                .get("t")
+                .and_then(|t| t.parse().ok())
+                .expect("loadgen sends t");
+            let ad = AdRef {
+                advertiser_id: c.advertiser_id,
+                campaign_id: c.campaign_id,
+                ad_id: c.ad_id,
+            };
             let mut seen = seen.lock().unwrap();
             seen.first.entry(c.impression_id).or_insert((ad, t));
             let mut h = HeaderMap::new();
@@ -77,7 +84,12 @@ fn plan_config(seed: u64, rate: f64, secs: f64) -> PlanConfig {
 fn recount(first: impl Iterator<Item = (AdRef, i64)>) -> BTreeMap<TruthKey, u64> {
     let mut counts = BTreeMap::new();
     for (ad, t) in first {
-        *counts.entry(TruthKey { minute_end_ms: Minute::of(t).end_ms(), ad }).or_default() += 1;
+        *counts
+            .entry(TruthKey {
+                minute_end_ms: Minute::of(t).end_ms(),
+                ad,
+            })
+            .or_default() += 1;
     }
     counts
 }
@@ -93,11 +105,23 @@ async fn http_target_truth_matches_what_a_verifying_server_counted() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let config = PlanConfig { forged_share: 0.03, expired_share: 0.03, ..plan_config(3, 400.0, 5.0) };
-    let target = Target::Http(HttpTarget::new(&base, TokenMinter::new(key()), Duration::from_secs(10), 32).unwrap());
+    let config = PlanConfig {
+        forged_share: 0.03,
+        expired_share: 0.03,
+        ..plan_config(3, 400.0, 5.0)
+    };
+    let target = Target::Http(
+        HttpTarget::new(&base, TokenMinter::new(key()), Duration::from_secs(10), 32).unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions { max_in_flight: 32, truth_dir: Some(dir.path().to_path_buf()), ..Default::default() };
-    let truth = run(Plan::new(config).unwrap(), &target, &opts).await.expect("run");
+    let opts = RunOptions {
+        max_in_flight: 32,
+        truth_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let truth = run(Plan::new(config).unwrap(), &target, &opts)
+        .await
+        .expect("run");
 
     let summary = read_summary(&dir.path().join("summary.json")).unwrap();
     assert_eq!(summary.errors, 0, "{:?}", summary.error_examples);
@@ -113,33 +137,78 @@ async fn http_target_truth_matches_what_a_verifying_server_counted() {
 #[tokio::test]
 async fn http_target_errors_beyond_the_bound_fail_the_run() {
     // Nothing listens on this port: every send fails, and the run stops early instead of spinning.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let target = Target::Http(
-        HttpTarget::new(&format!("http://127.0.0.1:{port}"), TokenMinter::new(key()), Duration::from_secs(2), 8)
-            .unwrap(),
+        HttpTarget::new(
+            &format!("http://127.0.0.1:{port}"),
+            TokenMinter::new(key()),
+            Duration::from_secs(2),
+            8,
+        )
+        .unwrap(),
     );
-    let err = run(Plan::new(plan_config(4, 200.0, 30.0)).unwrap(), &target, &RunOptions::default())
-        .await
-        .unwrap_err();
+    let err = run(
+        Plan::new(plan_config(4, 200.0, 30.0)).unwrap(),
+        &target,
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("sends failed"), "{text}");
     match err {
-        adclick_loadgen::RunError::TooManyErrors { sends, .. } => assert!(sends < 6000, "ran on: {sends}"),
+        adclick_loadgen::RunError::TooManyErrors { sends, .. } => {
+            assert!(sends < 6000, "ran on: {sends}")
+        }
         other => panic!("{other}"),
     }
+}
+
+#[tokio::test]
+async fn kafka_target_refuses_forged_and_expired_sends() {
+    let scope = Stack::get().isolated("loadgen-kafka-noise");
+    let target = Target::Kafka(
+        KafkaTarget::new(scope.stack.kafka_brokers(), "unused", &[], HashMap::new()).unwrap(),
+    );
+    let plan = Plan::new(plan_config(6, 10.0, 1.0)).unwrap();
+    let err = run(plan, &target, &RunOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, adclick_loadgen::RunError::NoiseOverKafka),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn kafka_target_records_decode_and_match_the_summary() {
     let scope = Stack::get().isolated("loadgen-kafka");
     let topic = scope.kafka_topic(4).await;
-    let config = plan_config(5, 1000.0, 3.0);
+    let config = PlanConfig {
+        forged_share: 0.0,
+        expired_share: 0.0,
+        ..plan_config(5, 1000.0, 3.0)
+    };
     let population = Plan::new(config.clone()).unwrap().population().clone();
     let hot: HashMap<u64, u32> = population.hot_ads().iter().map(|a| (a.ad_id, 4)).collect();
-    let target = Target::Kafka(KafkaTarget::new(scope.stack.kafka_brokers(), &topic, &[], hot).unwrap());
-    let opts = RunOptions { max_in_flight: 2000, ..Default::default() };
-    let truth = run(Plan::new(config).unwrap(), &target, &opts).await.expect("run");
-    assert_eq!(truth.summary.errors, 0, "{:?}", truth.summary.error_examples);
+    let target =
+        Target::Kafka(KafkaTarget::new(scope.stack.kafka_brokers(), &topic, &[], hot).unwrap());
+    let opts = RunOptions {
+        max_in_flight: 2000,
+        ..Default::default()
+    };
+    let truth = run(Plan::new(config).unwrap(), &target, &opts)
+        .await
+        .expect("run");
+    assert_eq!(
+        truth.summary.errors, 0,
+        "{:?}",
+        truth.summary.error_examples
+    );
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", scope.stack.kafka_brokers())
@@ -158,16 +227,29 @@ async fn kafka_target_records_decode_and_match_the_summary() {
             .unwrap();
         let click = Click::decode_valid(msg.payload().unwrap()).expect("a valid Click");
         let key = std::str::from_utf8(msg.key().unwrap()).unwrap().to_string();
-        assert!(key.starts_with(&click.ad_id.to_string()), "key {key} for ad {}", click.ad_id);
+        assert!(
+            key.starts_with(&click.ad_id.to_string()),
+            "key {key} for ad {}",
+            click.ad_id
+        );
         if key.contains(':') {
             salted_keys.insert(key);
         }
         records += 1;
-        let ad = AdRef { advertiser_id: click.advertiser_id, campaign_id: click.campaign_id, ad_id: click.ad_id };
-        let e = first.entry(click.impression_id.clone()).or_insert((ad, click.event_time_ms));
+        let ad = AdRef {
+            advertiser_id: click.advertiser_id,
+            campaign_id: click.campaign_id,
+            ad_id: click.ad_id,
+        };
+        let e = first
+            .entry(click.impression_id.clone())
+            .or_insert((ad, click.event_time_ms));
         e.1 = e.1.min(click.event_time_ms);
     }
     assert_eq!(records, truth.summary.sends);
-    assert!(salted_keys.len() > 1, "hot ads spread over salted keys: {salted_keys:?}");
+    assert!(
+        salted_keys.len() > 1,
+        "hot ads spread over salted keys: {salted_keys:?}"
+    );
     assert_eq!(truth.counts(), &recount(first.into_values()));
 }

@@ -137,9 +137,7 @@ async fn main() {
         .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()))
         .trim()
         .to_string();
-    println!(
-        "{series} series x {minutes} minutes per round, default queue config, Prometheus pid {prom_pid}"
-    );
+    println!("{series} series x {minutes} minutes per round, default queue, Prometheus {prom_pid}");
     println!(
         "round  samples   wall_s  ours_cpu_s  prom_cpu_s  prom_idle_s  ours_us/sample  \
          prom_us/sample(net)  ratio(ours/prom_net)"

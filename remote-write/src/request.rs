@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use crate::proto;
@@ -20,6 +20,29 @@ use crate::stale;
 
 /// The label that holds the metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
+/// Field numbers of `TimeSeries` (proto/prometheus/types.proto).
+pub(crate) const TIME_SERIES_LABELS: u32 = 1;
+
+/// A hasher for keys that hash themselves once ([`Labels`] writes its precomputed hash).
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached by keys other than Labels; FNV-1a keeps it correct for them.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ByLabels<V> = HashMap<Labels, V, BuildHasherDefault<Prehashed>>;
 
 /// One value at one time: milliseconds since the Unix epoch, as the specification requires.
 #[derive(Debug, Clone, Copy)]
@@ -166,7 +189,8 @@ fn check_sorted(labels: &[proto::Label]) -> Result<(), Problem> {
     }
 }
 
-/// A valid label set: the identity of a series. Cheap to clone (shared), hashed once.
+/// A valid label set: the identity of a series. Cheap to clone (shared); hashed and
+/// protobuf-encoded once, so that a request holding it copies bytes instead of strings.
 #[derive(Clone)]
 pub struct Labels {
     inner: Arc<LabelsInner>,
@@ -175,6 +199,8 @@ pub struct Labels {
 struct LabelsInner {
     labels: Box<[proto::Label]>,
     hash: u64,
+    /// The `labels` fields (1) of a `TimeSeries` holding these labels, as prost encodes them.
+    encoded: Box<[u8]>,
 }
 
 impl Labels {
@@ -224,17 +250,25 @@ impl Labels {
 
     fn from_checked(labels: Vec<proto::Label>) -> Labels {
         let mut hasher = DefaultHasher::new();
+        let mut encoded = Vec::new();
         for l in &labels {
             l.name.hash(&mut hasher);
             l.value.hash(&mut hasher);
+            prost::encoding::message::encode(TIME_SERIES_LABELS, l, &mut encoded);
         }
         let hash = hasher.finish();
         Labels {
             inner: Arc::new(LabelsInner {
                 labels: labels.into_boxed_slice(),
                 hash,
+                encoded: encoded.into_boxed_slice(),
             }),
         }
+    }
+
+    /// The labels as the `labels` fields of a protobuf `TimeSeries`.
+    pub(crate) fn encoded(&self) -> &[u8] {
+        &self.inner.encoded
     }
 
     /// The labels, sorted by name.
@@ -307,9 +341,16 @@ impl fmt::Debug for Labels {
 /// A series given twice is merged into one `TimeSeries`; its samples must still increase.
 #[derive(Debug, Default)]
 pub struct RequestBuilder {
-    series: Vec<proto::TimeSeries>,
-    index: HashMap<Labels, usize>,
+    series: Vec<Series>,
+    index: ByLabels<usize>,
     samples: usize,
+}
+
+/// One series of a request and its samples, in timestamp order.
+#[derive(Debug, Clone)]
+struct Series {
+    labels: Labels,
+    samples: Vec<Sample>,
 }
 
 impl RequestBuilder {
@@ -381,22 +422,19 @@ impl RequestBuilder {
         } else {
             sample.value
         };
-        let proto_sample = proto::Sample {
-            value,
-            timestamp: sample.timestamp_ms,
-        };
+        let sample = Sample { value, ..sample };
         match self.index.entry(labels.clone()) {
             Entry::Occupied(e) => {
                 let series = &mut self.series[*e.get()];
-                let previous = series.samples.last().map(|s| s.timestamp);
+                let previous = series.samples.last().map(|s| s.timestamp_ms);
                 check_order(previous, sample.timestamp_ms)?;
-                series.samples.push(proto_sample);
+                series.samples.push(sample);
             }
             Entry::Vacant(e) => {
                 e.insert(self.series.len());
-                self.series.push(proto::TimeSeries {
-                    labels: labels.as_slice().to_vec(),
-                    samples: vec![proto_sample],
+                self.series.push(Series {
+                    labels: labels.clone(),
+                    samples: vec![sample],
                 });
             }
         }
@@ -406,7 +444,7 @@ impl RequestBuilder {
 
     fn last_timestamp(&self, labels: &Labels) -> Option<i64> {
         let i = *self.index.get(labels)?;
-        self.series[i].samples.last().map(|s| s.timestamp)
+        self.series[i].samples.last().map(|s| s.timestamp_ms)
     }
 
     /// Samples added so far.
@@ -422,11 +460,10 @@ impl RequestBuilder {
     pub fn take(&mut self) -> Request {
         self.index.clear();
         let samples = std::mem::take(&mut self.samples);
-        let timeseries = std::mem::take(&mut self.series);
-        Request {
-            proto: proto::WriteRequest { timeseries },
-            samples,
-        }
+        // The next batch is likely as large as this one.
+        let capacity = self.series.len();
+        let series = std::mem::replace(&mut self.series, Vec::with_capacity(capacity));
+        Request { series, samples }
     }
 
     pub fn build(mut self) -> Request {
@@ -447,40 +484,67 @@ fn check_order(previous: Option<i64>, timestamp_ms: i64) -> Result<(), Problem> 
 /// A valid `WriteRequest`: what the sender accepts.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    proto: proto::WriteRequest,
+    series: Vec<Series>,
     samples: usize,
 }
 
 impl Request {
     /// Checks a decoded request against the same rules as the builder: sorted valid labels,
     /// at least one sample per series, increasing timestamps per series (across repeats of a
-    /// series too). Stale markers are accepted: on the wire they are legitimate.
+    /// series too). Stale markers are accepted: on the wire they are legitimate. The series
+    /// keep their order and repeats, so the request encodes to the same bytes.
     pub fn from_proto(proto: proto::WriteRequest) -> Result<Request, InvalidSeries> {
-        let mut last: HashMap<Labels, i64> = HashMap::new();
+        let mut last: ByLabels<i64> = ByLabels::default();
+        let mut series = Vec::with_capacity(proto.timeseries.len());
         let mut samples = 0;
-        for ts in &proto.timeseries {
-            let labels = Labels::from_proto(ts.labels.clone())?;
-            let refuse = |problem| InvalidSeries::new(labels.pairs(), problem);
+        for ts in proto.timeseries {
+            let labels = Labels::from_proto(ts.labels)?;
             if ts.samples.is_empty() {
-                return Err(refuse(Problem::NoSamples));
+                return Err(labels.refuse(Problem::NoSamples));
             }
             let mut previous = last.get(&labels).copied();
             for s in &ts.samples {
-                check_order(previous, s.timestamp).map_err(refuse)?;
+                check_order(previous, s.timestamp).map_err(|p| labels.refuse(p))?;
                 previous = Some(s.timestamp);
             }
             samples += ts.samples.len();
-            last.insert(labels, previous.unwrap_or(i64::MIN));
+            last.insert(labels.clone(), previous.unwrap_or(i64::MIN));
+            let ts_samples = ts
+                .samples
+                .iter()
+                .map(|s| Sample::new(s.timestamp, s.value))
+                .collect();
+            series.push(Series {
+                labels,
+                samples: ts_samples,
+            });
         }
-        Ok(Request { proto, samples })
+        Ok(Request { series, samples })
     }
 
-    pub fn as_proto(&self) -> &proto::WriteRequest {
-        &self.proto
+    /// The request as the generated protobuf message.
+    pub fn to_proto(&self) -> proto::WriteRequest {
+        let timeseries = self
+            .iter()
+            .map(|(labels, samples)| proto::TimeSeries {
+                labels: labels.as_slice().to_vec(),
+                samples: samples
+                    .iter()
+                    .map(|s| proto::Sample {
+                        value: s.value,
+                        timestamp: s.timestamp_ms,
+                    })
+                    .collect(),
+            })
+            .collect();
+        proto::WriteRequest { timeseries }
     }
 
-    pub fn into_proto(self) -> proto::WriteRequest {
-        self.proto
+    /// Each series with its samples, in request order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Labels, &[Sample])> {
+        self.series
+            .iter()
+            .map(|s| (&s.labels, s.samples.as_slice()))
     }
 
     /// Samples in the request, stale markers included.
@@ -490,7 +554,7 @@ impl Request {
 
     /// `TimeSeries` entries in the request.
     pub fn series(&self) -> usize {
-        self.proto.timeseries.len()
+        self.series.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -629,7 +693,7 @@ mod tests {
         let request = builder.build();
         assert_eq!(request.samples(), 4);
         assert_eq!(request.series(), 2);
-        let ts = &request.as_proto().timeseries;
+        let ts = &request.to_proto().timeseries;
         assert_eq!(
             ts[0]
                 .samples

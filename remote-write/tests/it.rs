@@ -65,8 +65,8 @@ mod receiver {
         // also compares NaN payloads and -0.0 exactly.
         assert_eq!(&r.body[..], &encode(&request).unwrap().body()[..]);
         let decoded = r.decode();
-        assert_eq!(decoded.encode_to_vec(), request.as_proto().encode_to_vec());
-        assert_eq!(canonical(&decoded), canonical(request.as_proto()));
+        assert_eq!(decoded.encode_to_vec(), request.to_proto().encode_to_vec());
+        assert_eq!(canonical(&decoded), canonical(&request.to_proto()));
         // -0.0 cannot cross proto3 (a zero field is omitted): the builder sends it as +0.0.
         assert_eq!(
             decoded.timeseries[0].samples[2].value.to_bits(),
@@ -321,7 +321,7 @@ mod queue {
                 "{} samples in one request",
                 request.samples()
             );
-            for (labels, samples) in canonical(request.as_proto()) {
+            for (labels, samples) in canonical(&request.to_proto()) {
                 per_series.entry(labels).or_default().extend(samples);
             }
         }
@@ -793,6 +793,7 @@ mod properties {
     use adclick_remote_write::proto;
     use adclick_remote_write::{Problem, Request, RequestBuilder, Sample, stale};
     use proptest::prelude::*;
+    use prost::Message;
 
     use crate::util::canonical;
 
@@ -927,7 +928,11 @@ mod properties {
                 expected.insert(sorted(labels), bits);
             }
             let request = builder.build();
-            let decoded = decode(encode(&request).unwrap().body()).unwrap();
+            let body = encode(&request).unwrap().body().clone();
+            // The hand-written protobuf is byte for byte prost's encoding of the message.
+            let protobuf = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+            prop_assert_eq!(protobuf, request.to_proto().encode_to_vec());
+            let decoded = decode(&body).unwrap();
             prop_assert_eq!(canonical(&decoded), expected);
             for ts in &decoded.timeseries {
                 let names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();

@@ -12,7 +12,7 @@ use adclick_loadgen::plan::{Plan, PlanConfig};
 use adclick_loadgen::population::PopulationConfig;
 use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::config::Config;
@@ -116,7 +116,9 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         },
         ShapeKind::Burst => TrafficShape::Burst {
             rate: args.rate,
-            burst_rate: args.burst_rate.context("--shape burst needs --burst-rate")?,
+            burst_rate: args
+                .burst_rate
+                .context("--shape burst needs --burst-rate")?,
             at_secs: args.burst_at.as_secs_f64(),
             for_secs: args.burst_for.as_secs_f64(),
         },
@@ -144,27 +146,45 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         expired_share: args.expired_share.unwrap_or(noise_default),
         ..PlanConfig::default()
     };
-    if !over_http && plan_config.forged_share + plan_config.expired_share > 0.0 {
-        bail!("forged and expired tokens never reach Kafka: use --target http, or set their shares to 0");
-    }
     let plan = Plan::new(plan_config).context("invalid traffic plan")?;
     let target = if over_http {
         let key_hex = config
             .tokens
             .keys
             .get(&config.tokens.signing_key_id)
-            .with_context(|| format!("no key {:?} in [tokens] keys", config.tokens.signing_key_id))?;
-        let key = TokenKey::from_hex(&config.tokens.signing_key_id, key_hex).context("[tokens] signing key")?;
+            .with_context(|| {
+                format!("no key {:?} in [tokens] keys", config.tokens.signing_key_id)
+            })?;
+        let key = TokenKey::from_hex(&config.tokens.signing_key_id, key_hex)
+            .context("[tokens] signing key")?;
         let minter = adclick_loadgen::tokens::TokenMinter::new(key);
-        Target::Http(HttpTarget::new(&args.url, minter, Duration::from_secs(10), args.max_in_flight)?)
+        Target::Http(HttpTarget::new(
+            &args.url,
+            minter,
+            Duration::from_secs(10),
+            args.max_in_flight,
+        )?)
     } else {
-        let hot_salts: HashMap<u64, u32> =
-            plan.population().hot_ads().iter().map(|ad| (ad.ad_id, args.hot_salt_shards)).collect();
-        let props: Vec<(String, String)> =
-            config.kafka.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let hot_salts: HashMap<u64, u32> = plan
+            .population()
+            .hot_ads()
+            .iter()
+            .map(|ad| (ad.ad_id, args.hot_salt_shards))
+            .collect();
+        let props: Vec<(String, String)> = config
+            .kafka
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Target::Kafka(
-            KafkaTarget::new(&config.kafka.brokers, &config.kafka.clicks_topic, &props, hot_salts)
-                .context("creating the Kafka producer")?,
+            KafkaTarget::new(
+                &config.kafka.brokers,
+                &config.kafka.clicks_topic,
+                &props,
+                hot_salts,
+            )
+            .context("creating the Kafka producer")?,
         )
     };
     let opts = RunOptions {
@@ -180,7 +200,11 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         Ok(truth) => {
             println!("{}", serde_json::to_string_pretty(&truth.summary)?);
             if let Some(dir) = &args.truth_dir {
-                eprintln!("ground truth: {}/truth.csv, summary: {}/summary.json", dir.display(), dir.display());
+                eprintln!(
+                    "ground truth: {}/truth.csv, summary: {}/summary.json",
+                    dir.display(),
+                    dir.display()
+                );
             }
             Ok(())
         }

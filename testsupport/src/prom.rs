@@ -34,7 +34,10 @@ impl PromApi {
     pub fn new(base: &str) -> PromApi {
         PromApi {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
         }
     }
 
@@ -43,7 +46,11 @@ impl PromApi {
     }
 
     /// An instant query at `time_ms` (now when `None`).
-    pub async fn query(&self, promql: &str, time_ms: Option<i64>) -> Result<Vec<Series>, PromError> {
+    pub async fn query(
+        &self,
+        promql: &str,
+        time_ms: Option<i64>,
+    ) -> Result<Vec<Series>, PromError> {
         let mut params = vec![("query", promql.to_string())];
         if let Some(t) = time_ms {
             params.push(("time", seconds(t)));
@@ -69,21 +76,42 @@ impl PromApi {
     }
 
     /// Values of a label, optionally restricted by series selectors.
-    pub async fn label_values(&self, label: &str, matchers: &[&str]) -> Result<Vec<String>, PromError> {
-        let params: Vec<(&str, String)> = matchers.iter().map(|m| ("match[]", m.to_string())).collect();
-        let body = self.get_json(&format!("label/{label}/values"), &params).await?;
+    pub async fn label_values(
+        &self,
+        label: &str,
+        matchers: &[&str],
+    ) -> Result<Vec<String>, PromError> {
+        let params: Vec<(&str, String)> = matchers
+            .iter()
+            .map(|m| ("match[]", m.to_string()))
+            .collect();
+        let body = self
+            .get_json(&format!("label/{label}/values"), &params)
+            .await?;
         Ok(body["data"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
-    async fn get(&self, endpoint: &str, params: &[(&str, String)]) -> Result<Vec<Series>, PromError> {
+    async fn get(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+    ) -> Result<Vec<Series>, PromError> {
         let body = self.get_json(endpoint, params).await?;
         parse_result(&body["data"])
     }
 
-    async fn get_json(&self, endpoint: &str, params: &[(&str, String)]) -> Result<Value, PromError> {
+    async fn get_json(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+    ) -> Result<Value, PromError> {
         let url = format!("{}/api/v1/{endpoint}", self.base);
         let resp = self
             .http
@@ -132,7 +160,9 @@ fn parse_result(data: &Value) -> Result<Vec<Series>, PromError> {
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                 .collect();
             let samples = if let Some(vs) = s["values"].as_array() {
-                vs.iter().map(|v| sample(v).ok_or_else(bad)).collect::<Result<_, _>>()?
+                vs.iter()
+                    .map(|v| sample(v).ok_or_else(bad))
+                    .collect::<Result<_, _>>()?
             } else {
                 vec![sample(&s["value"]).ok_or_else(bad)?]
             };

@@ -17,7 +17,11 @@ pub struct ScratchPrometheus {
 impl ScratchPrometheus {
     /// Starts Prometheus with `config_yaml` and the remote-write receiver enabled, on a data dir
     /// that `prepare` may fill first (e.g. with TSDB blocks). Waits until it is ready.
-    pub fn start(stack: &Stack, config_yaml: &str, prepare: impl FnOnce(&Path)) -> ScratchPrometheus {
+    pub fn start(
+        stack: &Stack,
+        config_yaml: &str,
+        prepare: impl FnOnce(&Path),
+    ) -> ScratchPrometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -35,7 +39,11 @@ impl ScratchPrometheus {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", stack.prometheus_bin()));
-        let mut p = ScratchPrometheus { child, dir, url: format!("http://127.0.0.1:{port}") };
+        let mut p = ScratchPrometheus {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         p.wait_ready(Duration::from_secs(60));
         p
     }
@@ -66,12 +74,17 @@ impl ScratchPrometheus {
                     std::fs::read_to_string(self.log_path()).unwrap_or_default()
                 );
             }
-            let ok = reqwest::blocking::get(&ready).map(|r| r.status().is_success()).unwrap_or(false);
+            let ok = reqwest::blocking::get(&ready)
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
             if ok {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("scratch prometheus not ready after {timeout:?}; log: {}", self.log_path().display());
+                panic!(
+                    "scratch prometheus not ready after {timeout:?}; log: {}",
+                    self.log_path().display()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -86,5 +99,9 @@ impl Drop for ScratchPrometheus {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -34,10 +34,21 @@ impl Stack {
                 env_file.display()
             )
         });
-        let stack = Stack { vars: parse_env(&text), env_file };
-        for addr in [stack.kafka_brokers(), stack.redis_addr(), stack.prometheus_addr(), stack.s3_addr()] {
-            if std::net::TcpStream::connect_timeout(&addr.parse().expect("stack.env address"), Duration::from_secs(2))
-                .is_err()
+        let stack = Stack {
+            vars: parse_env(&text),
+            env_file,
+        };
+        for addr in [
+            stack.kafka_brokers(),
+            stack.redis_addr(),
+            stack.prometheus_addr(),
+            stack.s3_addr(),
+        ] {
+            if std::net::TcpStream::connect_timeout(
+                &addr.parse().expect("stack.env address"),
+                Duration::from_secs(2),
+            )
+            .is_err()
             {
                 panic!(
                     "the local stack is not answering on {addr} (from {}). Run deploy/local/up; \
@@ -51,9 +62,12 @@ impl Stack {
 
     /// A value of the env file; panics naming the key and file when missing.
     pub fn var(&self, key: &str) -> &str {
-        self.vars
-            .get(key)
-            .unwrap_or_else(|| panic!("{} has no {key}; rerun deploy/local/up", self.env_file.display()))
+        self.vars.get(key).unwrap_or_else(|| {
+            panic!(
+                "{} has no {key}; rerun deploy/local/up",
+                self.env_file.display()
+            )
+        })
     }
 
     pub fn kafka_brokers(&self) -> &str {
@@ -107,7 +121,9 @@ impl Stack {
         let config = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .endpoint_url(self.s3_endpoint())
-            .region(aws_sdk_s3::config::Region::new(self.s3_region().to_string()))
+            .region(aws_sdk_s3::config::Region::new(
+                self.s3_region().to_string(),
+            ))
             .credentials_provider(creds)
             .force_path_style(true)
             .build();
@@ -141,7 +157,10 @@ pub struct TestScope {
 impl TestScope {
     fn new(stack: Stack, test: &str) -> TestScope {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let test: String = test
             .chars()
@@ -173,7 +192,12 @@ impl TestScope {
         let results = admin
             .create_topics([&topic], &opts)
             .await
-            .unwrap_or_else(|e| panic!("creating topic {name} on {}: {e}", self.stack.kafka_brokers()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "creating topic {name} on {}: {e}",
+                    self.stack.kafka_brokers()
+                )
+            });
         for r in results {
             if let Err((t, code)) = r {
                 panic!("creating topic {t}: {code}");
@@ -217,7 +241,10 @@ mod tests {
         assert_eq!(vars["A"], "1");
         assert_eq!(vars["B"], "http://x:1/y");
         assert_eq!(vars.len(), 2);
-        assert_eq!(host_port("http://127.0.0.1:9090/api/v1/write"), "127.0.0.1:9090");
+        assert_eq!(
+            host_port("http://127.0.0.1:9090/api/v1/write"),
+            "127.0.0.1:9090"
+        );
         assert_eq!(host_port("127.0.0.1:9092"), "127.0.0.1:9092");
     }
 }

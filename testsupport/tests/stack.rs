@@ -26,7 +26,10 @@ async fn kafka_produce_then_consume_in_a_group() {
     for (i, payload) in sent.iter().enumerate() {
         let key = (i % 17).to_string();
         producer
-            .send(FutureRecord::to(&topic).key(&key).payload(payload), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(payload),
+                Duration::from_secs(10),
+            )
             .await
             .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
     }
@@ -44,13 +47,21 @@ async fn kafka_produce_then_consume_in_a_group() {
     while received.len() < sent.len() {
         let msg = tokio::time::timeout_at(deadline, consumer.recv())
             .await
-            .unwrap_or_else(|_| panic!("only {} of {} messages consumed", received.len(), sent.len()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {} messages consumed",
+                    received.len(),
+                    sent.len()
+                )
+            })
             .expect("consume");
         let payload = String::from_utf8(msg.payload().unwrap().to_vec()).unwrap();
         assert!(received.insert(payload), "a message was delivered twice");
     }
     assert_eq!(received, sent);
-    consumer.commit_consumer_state(CommitMode::Sync).expect("commit offsets");
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit offsets");
 }
 
 #[tokio::test]
@@ -59,14 +70,30 @@ async fn redis_set_nx_then_get() {
     let client = redis::Client::open(scope.stack.redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let key = format!("{}impression", scope.redis_prefix());
-    let set = || redis::cmd("SET").arg(&key).arg("1").arg("NX").arg("EX").arg(60).clone();
+    let set = || {
+        redis::cmd("SET")
+            .arg(&key)
+            .arg("1")
+            .arg("NX")
+            .arg("EX")
+            .arg(60)
+            .clone()
+    };
     let first: Option<String> = set().query_async(&mut conn).await.unwrap();
     let second: Option<String> = set().query_async(&mut conn).await.unwrap();
     assert_eq!(first.as_deref(), Some("OK"), "first SET NX must set");
     assert_eq!(second, None, "second SET NX must find the key");
-    let value: String = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+    let value: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(value, "1");
-    let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!((1..=60).contains(&ttl), "ttl {ttl}");
 }
 
@@ -86,10 +113,29 @@ async fn s3_put_list_get() {
             .await
             .unwrap_or_else(|e| panic!("put {name}: {e:?}"));
     }
-    let listed = s3.list_objects_v2().bucket(bucket).prefix(&prefix).send().await.unwrap();
-    let keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key().map(String::from)).collect();
-    assert_eq!(keys, vec![format!("{prefix}a.bin"), format!("{prefix}b.bin")]);
-    let got = s3.get_object().bucket(bucket).key(format!("{prefix}b.bin")).send().await.unwrap();
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![format!("{prefix}a.bin"), format!("{prefix}b.bin")]
+    );
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(format!("{prefix}b.bin"))
+        .send()
+        .await
+        .unwrap();
     let bytes = got.body.collect().await.unwrap().into_bytes();
     assert!(bytes.as_ref() == big.as_slice(), "object read back differs");
 }

@@ -1,0 +1,203 @@
+//! The `[ingest]` section of adclick's configuration file, with its defaults, and its checked form.
+//!
+//! `deploy/adclick.example.toml` documents every key; the defaults suit the local stack.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// What to do with a valid, new click that can be made durable neither in Kafka nor in the spill
+/// (the broker is down or slow AND the spill is full or broken). See the crate README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpillFullPolicy {
+    /// Redirect the user anyway and count the click as lost (`adclick_ingest_clicks_lost_total`).
+    Redirect,
+    /// Answer 503 with a page that names no link: the user does not reach the advertiser.
+    Reject,
+}
+
+/// `[ingest]` as written in the file. Every key has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Public click listener.
+    pub listen: SocketAddr,
+    /// Admin listener: `/metrics`, `/healthz`, `/readyz`.
+    pub admin_listen: SocketAddr,
+    pub redis_url: String,
+    /// Prefix of the dedup keys (`{prefix}{impression id hex}`).
+    pub redis_key_prefix: String,
+    /// Lifetime of a dedup key, seconds.
+    pub dedup_ttl_secs: u64,
+    /// How long a click waits for Redis before failing open, ms.
+    pub dedup_timeout_ms: u64,
+    /// How long a click waits for Kafka's acknowledgement before going to the spill, ms.
+    pub produce_timeout_ms: u64,
+    /// Ad id → number of salted keys (`ad:0..N`) its clicks spread over.
+    pub hot_ads: BTreeMap<String, u32>,
+    /// Folder of the spill log.
+    pub spill_dir: PathBuf,
+    /// Most bytes the spill holds on disk.
+    pub spill_max_bytes: u64,
+    /// Size at which a spill segment is sealed and a new one started.
+    pub spill_segment_bytes: u64,
+    pub spill_full: SpillFullPolicy,
+    /// How often the replay task looks at the spill, ms.
+    pub replay_interval_ms: u64,
+    /// Client-reported click times (`?t=`) older than this are ignored, seconds.
+    pub client_time_max_age_secs: u64,
+    /// Client-reported click times more than this ahead of ingest's clock are ignored, ms.
+    pub client_time_max_future_ms: u64,
+    /// Largest request head (request line and headers) accepted, bytes (at least 8192).
+    pub max_header_bytes: usize,
+    /// Time allowed to send a request head, ms; also how long an idle keep-alive connection lives.
+    pub header_timeout_ms: u64,
+    /// Time allowed for one click from request to answer, ms.
+    pub request_timeout_ms: u64,
+    pub max_connections: usize,
+    /// Requests per second per client IP; 0 turns the limit off.
+    pub rate_limit_per_ip: u32,
+    /// Burst above the per-IP rate.
+    pub rate_limit_burst: u32,
+    /// Time allowed to drain in-flight clicks and flush the producer on shutdown, ms.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_key_prefix: "adclick:imp:".into(),
+            dedup_ttl_secs: 86_400,
+            dedup_timeout_ms: 20,
+            produce_timeout_ms: 50,
+            hot_ads: BTreeMap::new(),
+            spill_dir: PathBuf::from(".local/ingest-spill"),
+            spill_max_bytes: 1 << 30,
+            spill_segment_bytes: 16 << 20,
+            spill_full: SpillFullPolicy::Redirect,
+            replay_interval_ms: 1_000,
+            client_time_max_age_secs: 900,
+            client_time_max_future_ms: 5_000,
+            max_header_bytes: 16 * 1024,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 5_000,
+            max_connections: 10_000,
+            rate_limit_per_ip: 0,
+            rate_limit_burst: 20,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Hyper refuses smaller read buffers.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+impl IngestConfig {
+    /// The hot ads as numbers; refuses ids that are not numbers and zero shard counts.
+    pub fn hot_ads(&self) -> Result<HashMap<u64, u32>, Error> {
+        self.hot_ads
+            .iter()
+            .map(|(ad, &shards)| match ad.parse::<u64>() {
+                Ok(id) if id > 0 && shards > 0 => Ok((id, shards)),
+                _ => Err(Error::Config(format!(
+                    "hot_ads: `{ad}` = {shards}: the key must be a non-zero ad id and the value at least 1"
+                ))),
+            })
+            .collect()
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.hot_ads()?;
+        let bad = |what: &str| Err(Error::Config(what.to_string()));
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return bad("max_header_bytes must be at least 8192");
+        }
+        if self.spill_segment_bytes == 0 || self.spill_segment_bytes > self.spill_max_bytes {
+            return bad("spill_segment_bytes must be in 1..=spill_max_bytes");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.rate_limit_per_ip > 0 && self.rate_limit_burst == 0 {
+            return bad("rate_limit_burst must be at least 1 when rate_limit_per_ip is set");
+        }
+        if self.dedup_timeout_ms == 0
+            || self.produce_timeout_ms == 0
+            || self.request_timeout_ms == 0
+        {
+            return bad(
+                "dedup_timeout_ms, produce_timeout_ms and request_timeout_ms must be positive",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn dedup_timeout(&self) -> Duration {
+        Duration::from_millis(self.dedup_timeout_ms)
+    }
+    pub fn produce_timeout(&self) -> Duration {
+        Duration::from_millis(self.produce_timeout_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+    pub fn replay_interval(&self) -> Duration {
+        Duration::from_millis(self.replay_interval_ms.max(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_stack() {
+        let c = IngestConfig::default();
+        c.validate().unwrap();
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:9101");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn hot_ads_must_be_ids_with_shards() {
+        let mut c = IngestConfig::default();
+        c.hot_ads.insert("981234".into(), 4);
+        assert_eq!(c.hot_ads().unwrap()[&981234], 4);
+        c.hot_ads.insert("ad-7".into(), 4);
+        assert!(c.validate().is_err());
+        let mut c = IngestConfig::default();
+        c.hot_ads.insert("5".into(), 0);
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn small_header_limits_and_segment_sizes_are_refused() {
+        let c = IngestConfig {
+            max_header_bytes: 100,
+            ..IngestConfig::default()
+        };
+        assert!(c.validate().is_err());
+        let c = IngestConfig {
+            spill_segment_bytes: 10,
+            spill_max_bytes: 5,
+            ..IngestConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! Impression dedup in Redis: the first click on an impression claims it with
+//! `SET {prefix}{impression id hex} 1 NX EX {ttl}`; a later click finds the key and is a duplicate.
+//!
+//! # Fail open
+//!
+//! Redis answers within `dedup_timeout_ms` or not at all as far as a click is concerned: when it
+//! is unreachable, errors, or is slower than the bound, the click is treated as new and produced
+//! with `ClickFlag::DedupUnchecked` (counted in `adclick_ingest_dedup_fail_open_total` by reason).
+//! A repeat that slips through this way is dropped downstream by the exporter and the rollup,
+//! which key on the impression id; what must never happen is a user waiting on Redis, or a click
+//! lost because Redis was down. A command that timed out may still have been executed: the key is
+//! then set although the click was flagged unchecked, which is harmless.
+//!
+//! The connection is a `redis::aio::ConnectionManager` (one multiplexed connection, reconnected in
+//! the background), so dedup resumes by itself once Redis is back. Ingest starts even when Redis
+//! is down: the first connection is made by a background task (ingest waits for it at most
+//! [`STARTUP_WAIT`] before serving, so a normal start does not fail open needlessly), and until it
+//! succeeds every click fails open with reason `unavailable`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use crate::Error;
+use crate::metrics::Metrics;
+
+/// How long ingest waits for Redis at start before serving clicks unchecked.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(2);
+
+/// The verdict on one click's impression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First click on this impression: count it.
+    New,
+    /// The impression was clicked before: redirect, do not count.
+    Duplicate,
+    /// Redis did not answer in time or failed: count it, flagged unchecked. The reason is
+    /// `timeout`, `error` or `unavailable`.
+    Unchecked(&'static str),
+}
+
+/// The dedup store; clones share one connection.
+#[derive(Clone)]
+pub struct Dedup {
+    conn: Arc<OnceCell<ConnectionManager>>,
+    prefix: Arc<str>,
+    ttl_secs: u64,
+    timeout: Duration,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Dedup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dedup")
+            .field("prefix", &self.prefix)
+            .field("connected", &self.conn.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dedup {
+    /// A dedup store on `url`; connects in the background (needs a Tokio runtime).
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        ttl_secs: u64,
+        timeout: Duration,
+        metrics: Metrics,
+    ) -> Result<Dedup, Error> {
+        let client =
+            redis::Client::open(url).map_err(|e| Error::Config(format!("redis_url: {e}")))?;
+        let conn = Arc::new(OnceCell::new());
+        let cell = conn.clone();
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            // Reconnect quickly after an outage: the first attempts are what matter.
+            .set_max_delay(1_000)
+            .set_number_of_retries(3);
+        tokio::spawn(async move {
+            let mut logged = false;
+            loop {
+                match ConnectionManager::new_with_config(client.clone(), manager_config.clone())
+                    .await
+                {
+                    Ok(manager) => {
+                        let _ = cell.set(manager);
+                        tracing::info!("connected to Redis");
+                        return;
+                    }
+                    Err(error) => {
+                        if !logged {
+                            tracing::warn!(%error, "Redis unreachable; clicks fail open until it answers");
+                            logged = true;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                if Arc::strong_count(&cell) == 1 {
+                    // Every Dedup handle is gone: nobody needs the connection any more.
+                    return;
+                }
+            }
+        });
+        Ok(Dedup {
+            conn,
+            prefix: prefix.into(),
+            ttl_secs,
+            timeout,
+            metrics,
+        })
+    }
+
+    /// The Redis key of an impression.
+    pub fn key(&self, impression_id: &[u8]) -> String {
+        format!("{}{}", self.prefix, hex::encode(impression_id))
+    }
+
+    /// Claims the impression: [`Claim::New`] exactly once per impression while Redis works.
+    pub async fn claim(&self, impression_id: &[u8]) -> Claim {
+        let claim = match self.conn.get() {
+            None => Claim::Unchecked("unavailable"),
+            Some(conn) => {
+                let mut conn = conn.clone();
+                let cmd = redis::cmd("SET")
+                    .arg(self.key(impression_id))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(self.ttl_secs)
+                    .to_owned();
+                match tokio::time::timeout(
+                    self.timeout,
+                    cmd.query_async::<Option<String>>(&mut conn),
+                )
+                .await
+                {
+                    Ok(Ok(Some(_))) => Claim::New,
+                    Ok(Ok(None)) => Claim::Duplicate,
+                    Ok(Err(_)) => Claim::Unchecked("error"),
+                    Err(_) => Claim::Unchecked("timeout"),
+                }
+            }
+        };
+        if let Claim::Unchecked(reason) = claim {
+            Metrics::count(&self.metrics.dedup_fail_open, reason);
+        }
+        claim
+    }
+
+    /// Gives an impression back (deletes its key), so a later click on it counts: used when a
+    /// claimed click could not be made durable. Best effort, within the dedup bound.
+    pub async fn release(&self, impression_id: &[u8]) {
+        if let Some(conn) = self.conn.get() {
+            let mut conn = conn.clone();
+            let cmd = redis::cmd("DEL").arg(self.key(impression_id)).to_owned();
+            let _ = tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await;
+        }
+    }
+
+    /// Waits until the first connection is made, at most `timeout`; whether it was.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.connected() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Whether the first connection was made (Redis may have gone away since).
+    pub fn connected(&self) -> bool {
+        self.conn.initialized()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_open_at_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let m = Metrics::new(&mut Registry::default());
+        let d = Dedup::new(
+            &format!("redis://127.0.0.1:{port}"),
+            "p:",
+            60,
+            Duration::from_millis(20),
+            m.clone(),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(d.claim(&[1; 16]).await, Claim::Unchecked("unavailable"));
+        assert!(started.elapsed() < Duration::from_millis(20));
+        assert_eq!(d.key(&[0xab; 2]), "p:abab");
+        assert_eq!(
+            m.dedup_fail_open
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "unavailable"
+                })
+                .get(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_a_config_error() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _guard = rt.enter();
+        let m = Metrics::new(&mut Registry::default());
+        assert!(Dedup::new("nonsense://", "p:", 60, Duration::from_millis(20), m).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! The click path: `GET /click/{token}` (and `GET /click?token=…` for ad markup that cannot put
+//! the token in the path), optionally with `t=<click time, ms>`.
+//!
+//! 1. Verify the token ([`adclick_click::Verifier`]); refuse with a 4xx page otherwise (`reject`).
+//! 2. Choose the event time (`event_time`).
+//! 3. Claim the impression in Redis (`dedup`): a duplicate is redirected and not produced; a
+//!    failed or slow Redis fails open (`ClickFlag::DedupUnchecked`).
+//! 4. Make the click durable: Kafka's acknowledgement within `produce_timeout_ms`, else an
+//!    fsynced spill record (`ClickFlag::Replayed`).
+//! 5. Answer `302 Found` to the token's landing URL.
+//!
+//! Steps 3 and 4 run in a task of their own, tracked for shutdown: a browser that goes away
+//! mid-click cancels its request but not the recording of a click whose impression was already
+//! claimed, which would otherwise be lost (its repeat would be taken for a duplicate).
+//!
+//! # The redirect
+//!
+//! The `Location` is the landing URL inside the verified token, as the `url` crate serialises
+//! it — nothing from the request reaches it, so the endpoint cannot be an open redirect, and the
+//! serialisation percent-encodes or drops control characters, so CR/LF cannot reach a header.
+//! `Cache-Control: no-store, no-cache, must-revalidate, private`, `Pragma: no-cache` and
+//! `Expires: 0` stop browsers and proxies from answering a second click from cache (which would
+//! hide it from adclick). `Referrer-Policy: no-referrer`: the advertiser learns nothing about
+//! the page the ad was on from adclick's redirect; what it should know belongs in the signed URL.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use adclick_click::token::unix_now_secs;
+use adclick_click::wire::{Click, ClickFlag};
+use adclick_click::{Claims, Verifier};
+use axum::Router;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prost::Message as _;
+use tokio_util::task::TaskTracker;
+
+use crate::config::SpillFullPolicy;
+use crate::dedup::{Claim, Dedup};
+use crate::event_time::{ClientTimeBounds, event_time_ms};
+use crate::limits::{Limits, limit};
+use crate::metrics::{DurablePath, Metrics};
+use crate::produce::Producer;
+use crate::reject::Rejection;
+use crate::spill::Spill;
+
+/// Everything the click path needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub verifier: Arc<Verifier>,
+    pub dedup: Dedup,
+    pub producer: Producer,
+    pub spill: Spill,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    pub client_time: ClientTimeBounds,
+    pub spill_full: SpillFullPolicy,
+    /// The recording tasks, awaited on shutdown.
+    pub tracker: TaskTracker,
+}
+
+/// The public router: the click path behind the limits, and 404 pages for everything else.
+pub fn app(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    Router::new()
+        .route("/click/{*token}", get(click_in_path))
+        .route("/click", get(click_in_query))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(limits, limit))
+}
+
+async fn not_found() -> Rejection {
+    Rejection::NotFound
+}
+
+/// `/click/{token}`: the token is the raw path after `/click/`, never percent-decoded, so
+/// there is exactly one spelling of a token and decoding tricks have nothing to work on.
+async fn click_in_path(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    let token = request
+        .uri()
+        .path()
+        .strip_prefix("/click/")
+        .unwrap_or_default()
+        .to_owned();
+    let t = query.as_deref().and_then(|q| query_param(q, "t"));
+    respond(&state, click(&state, token.as_bytes(), t.as_deref()).await)
+}
+
+/// `/click?token=…&t=…`.
+async fn click_in_query(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let outcome = match query_param(&query, "token") {
+        Some(token) => {
+            click(
+                &state,
+                token.as_bytes(),
+                query_param(&query, "t").as_deref(),
+            )
+            .await
+        }
+        None => Err(Rejection::MissingToken),
+    };
+    respond(&state, outcome)
+}
+
+/// The first value of `name` in a query string, form-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
+    match outcome {
+        Ok(response) => response,
+        Err(rejection) => {
+            Metrics::count(&state.metrics.invalid, rejection.reason());
+            rejection.into_response()
+        }
+    }
+}
+
+/// The click path for one token; the redirect, or why not.
+async fn click(state: &AppState, token: &[u8], t: Option<&str>) -> Result<Response, Rejection> {
+    let started = Instant::now();
+    let receive_ms = now_ms();
+    let verified = state.verifier.verify(token, unix_now_secs())?;
+    let claims = verified.claims;
+    let (event_time_ms, verdict) =
+        event_time_ms(t, receive_ms, claims.issued_at_secs, &state.client_time);
+    Metrics::count(&state.metrics.client_time, verdict.reason());
+    let click = Click {
+        impression_id: claims.impression_id.to_vec(),
+        ad_id: claims.ad_id,
+        campaign_id: claims.campaign_id,
+        advertiser_id: claims.advertiser_id,
+        event_time_ms,
+        receive_time_ms: receive_ms,
+        // No user identity reaches ingest yet; 0 is the contract's "unknown".
+        user_hash: 0,
+        flags: 0,
+    };
+    let recorded = state
+        .tracker
+        .spawn(record(state.clone(), click))
+        .await
+        .map_err(|_| Rejection::Internal)?;
+    if recorded == Recorded::Lost && state.spill_full == SpillFullPolicy::Reject {
+        return Err(Rejection::NotDurable);
+    }
+    let response = redirect(&claims)?;
+    state
+        .metrics
+        .redirect_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+/// What became of a valid click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// In Kafka or in the spill.
+    Durable(DurablePath),
+    /// A repeat of a counted impression: not produced.
+    Duplicate,
+    /// Neither Kafka nor the spill took it (counted in `clicks_lost`).
+    Lost,
+}
+
+/// Dedup, then durable produce. Runs in its own task: see the module doc.
+pub async fn record(state: AppState, mut click: Click) -> Recorded {
+    let claim = state.dedup.claim(&click.impression_id).await;
+    match claim {
+        Claim::Duplicate => {
+            state.metrics.duplicates.inc();
+            return Recorded::Duplicate;
+        }
+        Claim::Unchecked(_) => click.set_flag(ClickFlag::DedupUnchecked),
+        Claim::New => {}
+    }
+    let key = state.producer.key(&click);
+    // While the broker is down, go straight to the spill; but try Kafka when the spill cannot
+    // take the click, as the broker may be back before the replay task noticed.
+    let try_kafka = state.producer.broker_up() || !state.spill.can_accept();
+    if try_kafka
+        && state
+            .producer
+            .produce_within_bound(&key, &click.encode_to_vec())
+            .await
+            .is_ok()
+    {
+        state.metrics.accepted(DurablePath::Kafka);
+        return Recorded::Durable(DurablePath::Kafka);
+    }
+    click.set_flag(ClickFlag::Replayed);
+    match state
+        .spill
+        .append(key.as_bytes(), &click.encode_to_vec())
+        .await
+    {
+        Ok(()) => {
+            state.metrics.accepted(DurablePath::Spill);
+            Recorded::Durable(DurablePath::Spill)
+        }
+        Err(error) => {
+            Metrics::count(&state.metrics.lost, error.reason());
+            tracing::error!(%error, ad_id = click.ad_id, "click lost: Kafka did not acknowledge it and the spill refused it");
+            if claim == Claim::New {
+                // Let a retry of this impression count instead of being taken for a duplicate.
+                state.dedup.release(&click.impression_id).await;
+            }
+            Recorded::Lost
+        }
+    }
+}
+
+/// The 302 to the signed landing URL.
+fn redirect(claims: &Claims) -> Result<Response, Rejection> {
+    // `Url` serialisations hold no control characters; should one ever, refuse rather than panic.
+    let location =
+        HeaderValue::from_str(claims.landing_url.as_str()).map_err(|_| Rejection::Internal)?;
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache, must-revalidate, private"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests;

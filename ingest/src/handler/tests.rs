@@ -1,0 +1,421 @@
+//! The click path through `tower::ServiceExt::oneshot`, without the stack: Redis and Kafka are
+//! closed ports, so valid clicks fail open and go to the spill — every answer is still exact.
+
+use std::time::Duration;
+
+use adclick_click::token::{Claims, TokenKey, Url, unix_now_secs};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tower::ServiceExt as _;
+
+use crate::spill::read_segment;
+use crate::{IngestConfig, KafkaSettings, Service, Settings};
+
+const SECRET: [u8; 32] = [0x42; 32];
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn service(dir: &std::path::Path) -> Service {
+    let config = IngestConfig {
+        redis_url: format!("redis://127.0.0.1:{}", closed_port()),
+        spill_dir: dir.to_path_buf(),
+        produce_timeout_ms: 20,
+        ..IngestConfig::default()
+    };
+    let kafka = KafkaSettings {
+        brokers: format!("127.0.0.1:{}", closed_port()),
+        topic: "clicks".into(),
+        properties: vec![],
+    };
+    let verifier =
+        adclick_click::Verifier::new([TokenKey::new("k1", &SECRET).unwrap()], 30).unwrap();
+    Service::start(Settings {
+        config,
+        verifier,
+        kafka,
+    })
+    .await
+    .unwrap()
+}
+
+fn claims(url: &str) -> Claims {
+    let now = unix_now_secs();
+    Claims {
+        impression_id: rand_id(),
+        ad_id: 42,
+        campaign_id: 7,
+        advertiser_id: 3,
+        landing_url: Url::parse(url).unwrap(),
+        issued_at_secs: now - 10,
+        expires_at_secs: now + 3600,
+    }
+}
+
+fn rand_id() -> [u8; 16] {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.to_le_bytes());
+    id[8..].copy_from_slice(&unix_now_secs().to_le_bytes());
+    id
+}
+
+fn sign(claims: &Claims) -> String {
+    adclick_click::Signer::new(TokenKey::new("k1", &SECRET).unwrap())
+        .sign(claims)
+        .unwrap()
+}
+
+/// A token signed with the real key over arbitrary landing-URL bytes, bypassing the signer's
+/// checks: what a compromised or buggy signer could emit.
+fn sign_raw_url(url: &[u8]) -> String {
+    let now = unix_now_secs();
+    let mut b = vec![1u8, 2, b'k', b'1'];
+    b.extend_from_slice(&rand_id());
+    for v in [42u64, 7, 3, now - 10, 3600, url.len() as u64] {
+        let mut v = v;
+        while v >= 0x80 {
+            b.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        b.push(v as u8);
+    }
+    b.extend_from_slice(url);
+    let mut mac = Hmac::<Sha256>::new_from_slice(&SECRET).unwrap();
+    mac.update(&b);
+    b.extend_from_slice(&mac.finalize().into_bytes());
+    URL_SAFE_NO_PAD.encode(&b)
+}
+
+async fn get(service: &Service, uri: &str) -> axum::response::Response {
+    service
+        .app()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn body_text(response: axum::response::Response) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn assert_refused(response: &axum::response::Response, status: u16) {
+    assert_eq!(response.status().as_u16(), status);
+    assert!(
+        response.headers().get(header::LOCATION).is_none(),
+        "{:?}",
+        response.headers()
+    );
+}
+
+#[tokio::test]
+async fn a_valid_click_redirects_with_no_cache_headers_and_is_spilled_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let c = claims("https://shop.example/spring?x=1");
+    let t = unix_now_secs() as i64 * 1000 - 2_000;
+    let response = get(&s, &format!("/click/{}?t={t}", sign(&c))).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let h = response.headers();
+    assert_eq!(h[header::LOCATION], "https://shop.example/spring?x=1");
+    assert_eq!(
+        h[header::CACHE_CONTROL],
+        "no-store, no-cache, must-revalidate, private"
+    );
+    assert_eq!(h[header::PRAGMA], "no-cache");
+    assert_eq!(h[header::EXPIRES], "0");
+    assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+
+    // Redis and Kafka are down: the click is in the spill, flagged unchecked and replayed.
+    let segments = s.state.spill.seal().await.unwrap();
+    let records: Vec<_> = segments
+        .iter()
+        .flat_map(|seg| read_segment(&seg.path).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    let click = adclick_click::Click::decode_valid(&records[0].value).unwrap();
+    assert_eq!(click.impression_id, c.impression_id.to_vec());
+    assert_eq!(
+        (click.ad_id, click.campaign_id, click.advertiser_id),
+        (42, 7, 3)
+    );
+    assert_eq!(click.event_time_ms, t);
+    assert!(click.has_flag(adclick_click::ClickFlag::DedupUnchecked));
+    assert!(click.has_flag(adclick_click::ClickFlag::Replayed));
+    assert_eq!(records[0].key, b"42");
+}
+
+#[tokio::test]
+async fn the_query_form_works_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let token = sign(&claims("https://shop.example/q"));
+    let response = get(&s, &format!("/click?token={token}")).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        "https://shop.example/q"
+    );
+    assert_refused(&get(&s, "/click?t=5").await, 400);
+}
+
+#[tokio::test]
+async fn invalid_tokens_get_a_short_page_and_no_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let good = sign(&claims("https://shop.example/a"));
+
+    let response = get(&s, "/click/not-a-token").await;
+    assert_refused(&response, 400);
+    let page = body_text(response).await;
+    assert!(page.contains("not valid") && page.len() < 400, "{page}");
+    assert!(!page.contains("http"), "{page}");
+
+    // Another key signed it.
+    let forged = adclick_click::Signer::new(TokenKey::new("k1", &[1; 32]).unwrap())
+        .sign(&claims("https://shop.example/a"))
+        .unwrap();
+    assert_refused(&get(&s, &format!("/click/{forged}")).await, 403);
+    let unknown = adclick_click::Signer::new(TokenKey::new("k9", &SECRET).unwrap())
+        .sign(&claims("https://shop.example/a"))
+        .unwrap();
+    assert_refused(&get(&s, &format!("/click/{unknown}")).await, 403);
+
+    let mut old = claims("https://shop.example/a");
+    old.issued_at_secs -= 10_000;
+    old.expires_at_secs = old.issued_at_secs + 60;
+    let response = get(&s, &format!("/click/{}", sign(&old))).await;
+    assert_refused(&response, 410);
+    assert!(body_text(response).await.contains("expired"));
+
+    assert_refused(&get(&s, &format!("/click/{}", "A".repeat(5000))).await, 414);
+    assert_refused(&get(&s, &format!("/click/{good}/extra")).await, 400);
+    assert_refused(&get(&s, "/elsewhere").await, 404);
+
+    let metrics = crate::metrics::encode(&s.registry);
+    for line in [
+        "adclick_ingest_invalid_total{reason=\"malformed\"} 2",
+        "adclick_ingest_invalid_total{reason=\"bad_signature\"} 1",
+        "adclick_ingest_invalid_total{reason=\"unknown_key\"} 1",
+        "adclick_ingest_invalid_total{reason=\"expired\"} 1",
+        "adclick_ingest_invalid_total{reason=\"too_long\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn open_redirect_tries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let c = claims("https://shop.example/a");
+    let good = sign(&c);
+
+    // A tampered URL: flip one byte inside the signed landing URL.
+    let mut bytes = URL_SAFE_NO_PAD.decode(&good).unwrap();
+    let at = bytes.len() - 32 - 3;
+    bytes[at] ^= 0x01;
+    let tampered = URL_SAFE_NO_PAD.encode(&bytes);
+    assert_refused(&get(&s, &format!("/click/{tampered}")).await, 403);
+
+    // A valid token for another URL, with redirect parameters added: they are ignored.
+    for extra in [
+        "url=https://evil.example/",
+        "redirect=https%3A%2F%2Fevil.example",
+        "token=x",
+        "next=//evil.example",
+    ] {
+        let response = get(&s, &format!("/click/{good}?{extra}")).await;
+        assert_eq!(response.status(), StatusCode::FOUND, "{extra}");
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "https://shop.example/a",
+            "{extra}"
+        );
+    }
+    // The query form takes the first token only.
+    let other = sign(&claims("https://shop.example/b"));
+    let response = get(&s, &format!("/click?token={other}&token={good}")).await;
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        "https://shop.example/b"
+    );
+
+    // Schemes other than http(s), even when signed with the real key.
+    for url in [
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "file:///etc/passwd",
+        "//evil.example/",
+    ] {
+        let response = get(&s, &format!("/click/{}", sign_raw_url(url.as_bytes()))).await;
+        assert!(
+            response.status().is_client_error(),
+            "{url}: {}",
+            response.status()
+        );
+        assert!(response.headers().get(header::LOCATION).is_none(), "{url}");
+    }
+    // Credentials that make a URL read as another host.
+    let response = get(
+        &s,
+        &format!(
+            "/click/{}",
+            sign_raw_url(b"https://bank.example@evil.example/")
+        ),
+    )
+    .await;
+    assert_refused(&response, 403);
+
+    // A double-encoded URL stays exactly as signed: nothing is decoded into a new destination.
+    let double = "https://shop.example/r?next=https%253A%252F%252Fevil.example";
+    let response = get(&s, &format!("/click/{}", sign(&claims(double)))).await;
+    assert_eq!(response.headers()[header::LOCATION], double);
+    // Percent-encoding the token itself is not a token.
+    let encoded: String = good
+        .chars()
+        .take(5)
+        .chain("%41".chars())
+        .chain(good.chars().skip(6))
+        .collect();
+    assert_refused(&get(&s, &format!("/click/{encoded}")).await, 400);
+
+    // CR/LF in the signed URL never reach a header: the URL parser drops them.
+    let response = get(
+        &s,
+        &format!(
+            "/click/{}",
+            sign_raw_url(b"https://shop.example/a\r\nSet-Cookie: x=1")
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let location = response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !location.contains('\r') && !location.contains('\n'),
+        "{location:?}"
+    );
+    assert!(location.starts_with("https://shop.example/"), "{location}");
+    // And CR/LF sent in the request are never echoed.
+    let response = get(&s, &format!("/click/{good}?t=%0d%0aSet-Cookie:%20x")).await;
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        "https://shop.example/a"
+    );
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn bodies_are_refused_and_the_rate_limit_applies_per_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = service(dir.path()).await;
+    let good = sign(&claims("https://shop.example/a"));
+    let request = Request::post(format!("/click/{good}"))
+        .header(header::CONTENT_LENGTH, "5")
+        .body(Body::from("hello"))
+        .unwrap();
+    assert_refused(&s.app().oneshot(request).await.unwrap(), 413);
+
+    s.state.limits =
+        crate::limits::Limits::new(1, 2, Duration::from_secs(5), s.state.metrics.clone());
+    let peer: std::net::SocketAddr = "192.0.2.1:4000".parse().unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let mut request = Request::get(format!("/click/{good}"))
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        statuses.push(s.app().oneshot(request).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, vec![302, 302, 429]);
+}
+
+#[tokio::test]
+async fn client_times_outside_the_bounds_fall_back_to_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let now_ms = unix_now_secs() as i64 * 1000;
+    for t in [now_ms + 3_600_000, now_ms - 3_600_000, 17] {
+        let response = get(
+            &s,
+            &format!("/click/{}?t={t}", sign(&claims("https://shop.example/a"))),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+    let segments = s.state.spill.seal().await.unwrap();
+    let records: Vec<_> = segments
+        .iter()
+        .flat_map(|seg| read_segment(&seg.path).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    for r in records {
+        let click = adclick_click::Click::decode_valid(&r.value).unwrap();
+        assert_eq!(click.event_time_ms, click.receive_time_ms);
+        assert!((click.receive_time_ms - now_ms).abs() < 60_000);
+    }
+    let metrics = crate::metrics::encode(&s.registry);
+    for line in ["reason=\"future\"} 1", "reason=\"too_old\"} 2"] {
+        assert!(
+            metrics.contains(&format!("adclick_ingest_client_time_total{{{line}")),
+            "{line}\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_readiness_follows_the_spill_and_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    assert!(crate::admin::readiness(&s.state).is_ok());
+    s.state.spill.close().await;
+    // Broker reachable as far as we know: still ready.
+    assert!(crate::admin::readiness(&s.state).is_ok());
+    // A click finds the broker down (closed port) and the spill closed: lost, redirected anyway.
+    let response = get(
+        &s,
+        &format!("/click/{}", sign(&claims("https://shop.example/a"))),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(crate::admin::readiness(&s.state).is_err());
+    let metrics = crate::metrics::encode(&s.registry);
+    assert!(
+        metrics.contains("adclick_ingest_clicks_lost_total{reason=\"spill_closed\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("adclick_ingest_ready 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn with_the_reject_policy_an_undurable_click_gets_503_without_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = service(dir.path()).await;
+    s.state.spill_full = crate::SpillFullPolicy::Reject;
+    s.state.spill.close().await;
+    let response = get(
+        &s,
+        &format!("/click/{}", sign(&claims("https://shop.example/a"))),
+    )
+    .await;
+    assert_refused(&response, 503);
+}

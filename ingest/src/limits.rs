@@ -1,0 +1,141 @@
+//! Limits on what one request or one client may cost, applied before the click path runs.
+//!
+//! | limit | where | answer |
+//! |---|---|---|
+//! | request head size (`max_header_bytes`) | hyper, in `server` | 431 from hyper, connection closed |
+//! | time to send the head, idle keep-alive (`header_timeout_ms`) | hyper, in `server` | connection closed |
+//! | open connections (`max_connections`) | `server`'s accept loop | waits to accept |
+//! | a body on a click | [`limit`] | 413 |
+//! | requests per second per client IP (`rate_limit_per_ip`, off by default) | [`limit`] | 429 |
+//! | time for one click (`request_timeout_ms`) | [`limit`] | 503; the click is still recorded |
+//!
+//! The per-IP limit keys on the TCP peer address. Behind a proxy or load balancer every client
+//! shares its address, so leave the limit off there (the default) and limit at the proxy.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::metrics::Metrics;
+use crate::reject::Rejection;
+
+/// The request-level limits.
+#[derive(Clone)]
+pub struct Limits {
+    rate: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    request_timeout: Duration,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("rate_limited", &self.rate.is_some())
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Limits {
+    /// `per_ip` requests per second with `burst` (0 = no per-IP limit).
+    pub fn new(per_ip: u32, burst: u32, request_timeout: Duration, metrics: Metrics) -> Limits {
+        let rate = NonZeroU32::new(per_ip).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate);
+            Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
+        Limits {
+            rate,
+            request_timeout,
+            metrics,
+        }
+    }
+
+    /// Forgets clients that are back at full allowance, so the table does not grow without bound.
+    /// Runs until the runtime stops; only started when a limit is on.
+    pub fn spawn_housekeeping(&self) {
+        if let Some(rate) = &self.rate {
+            let rate = Arc::downgrade(rate);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    let Some(rate) = rate.upgrade() else { return };
+                    rate.retain_recent();
+                    rate.shrink_to_fit();
+                }
+            });
+        }
+    }
+
+    fn admit(&self, peer: Option<SocketAddr>) -> Result<(), Rejection> {
+        match (&self.rate, peer) {
+            (Some(rate), Some(peer)) if rate.check_key(&peer.ip()).is_err() => {
+                Err(Rejection::RateLimited)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The middleware: refuses bodies and rate-limited clients, bounds the time of a request.
+pub async fn limit(State(limits): State<Limits>, request: Request, next: Next) -> Response {
+    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let refused = if has_body {
+        Err(Rejection::BodyNotAllowed)
+    } else {
+        limits.admit(peer)
+    };
+    if let Err(rejection) = refused {
+        Metrics::count(&limits.metrics.invalid, rejection.reason());
+        return rejection.into_response();
+    }
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            Metrics::count(&limits.metrics.invalid, Rejection::Timeout.reason());
+            Rejection::Timeout.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    #[test]
+    fn the_rate_limit_is_per_ip_and_off_by_default() {
+        let m = Metrics::new(&mut Registry::default());
+        let off = Limits::new(0, 0, Duration::from_secs(1), m.clone());
+        let a: SocketAddr = "10.0.0.1:5".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:5".parse().unwrap();
+        for _ in 0..1000 {
+            off.admit(Some(a)).unwrap();
+        }
+        let on = Limits::new(1, 3, Duration::from_secs(1), m);
+        for _ in 0..3 {
+            on.admit(Some(a)).unwrap();
+        }
+        assert!(matches!(on.admit(Some(a)), Err(Rejection::RateLimited)));
+        // Another port of the same IP is the same client; another IP is not.
+        assert!(on.admit(Some("10.0.0.1:6".parse().unwrap())).is_err());
+        on.admit(Some(b)).unwrap();
+    }
+}

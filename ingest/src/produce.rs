@@ -1,0 +1,278 @@
+//! Producing clicks to Kafka: an idempotent librdkafka producer (`acks=all`), keyed by ad id with
+//! salted keys for hot ads, and the broker's health as the click path sees it.
+//!
+//! A click waits for its delivery report at most `produce_timeout_ms`. When the report does not
+//! come in time the click goes to the spill instead, and the broker is marked down: following
+//! clicks go straight to the spill, without a produce attempt, until the replay task reaches the
+//! broker again. This keeps redirects fast during an outage and keeps librdkafka's queue from
+//! filling with clicks that the spill holds anyway.
+//!
+//! A produce that missed the bound is NOT cancelled: librdkafka keeps retrying it and may deliver
+//! it later ("possibly persisted"). Its spilled copy is then a second record of the same
+//! impression. That is accepted because the spilled copy carries `ClickFlag::Replayed` and the
+//! exporter and rollup keep one record per impression id.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use adclick_click::wire::{Click, kafka_key, salt};
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+
+use crate::Error;
+use crate::metrics::Metrics;
+
+/// Where clicks are produced.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    pub topic: String,
+    /// librdkafka properties applied after adclick's own, so they can override them.
+    pub properties: Vec<(String, String)>,
+}
+
+/// Why a click was not acknowledged within the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAcked {
+    /// No delivery report within the bound.
+    Timeout,
+    /// librdkafka refused or failed the record (queue full, broker error, …).
+    Error,
+}
+
+impl NotAcked {
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotAcked::Timeout => "timeout",
+            NotAcked::Error => "error",
+        }
+    }
+}
+
+/// The clicks producer; clones share one librdkafka client.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+    topic: Arc<str>,
+    hot_ads: Arc<HashMap<u64, u32>>,
+    timeout: Duration,
+    broker_up: Arc<AtomicBool>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("topic", &self.topic)
+            .field("broker_up", &self.broker_up())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// A producer for `kafka`; connects lazily, so an unreachable broker is not an error here.
+    pub fn new(
+        kafka: &KafkaSettings,
+        hot_ads: HashMap<u64, u32>,
+        timeout: Duration,
+        metrics: Metrics,
+    ) -> Result<Producer, Error> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &kafka.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Clicks are small and the bound is tens of ms: batch for a millisecond, not five.
+            .set("linger.ms", "1")
+            .set("client.id", "adclick-ingest");
+        for (k, v) in &kafka.properties {
+            config.set(k, v);
+        }
+        let inner: FutureProducer = config.create().map_err(|e| Error::Kafka(e.to_string()))?;
+        metrics.broker_up.set(1);
+        Ok(Producer {
+            inner,
+            topic: kafka.topic.as_str().into(),
+            hot_ads: Arc::new(hot_ads),
+            timeout,
+            broker_up: Arc::new(AtomicBool::new(true)),
+            metrics,
+        })
+    }
+
+    /// The record key of `click`: its ad id, salted from the impression id for a hot ad, so every
+    /// record of one impression lands on one partition.
+    pub fn key(&self, click: &Click) -> String {
+        let shards = self.hot_ads.get(&click.ad_id).copied();
+        kafka_key(click.ad_id, shards.map(|n| salt(&click.impression_id, n)))
+    }
+
+    /// Produces one record and waits for its delivery report at most the configured bound.
+    pub async fn produce_within_bound(&self, key: &str, value: &[u8]) -> Result<(), NotAcked> {
+        let started = Instant::now();
+        let record = FutureRecord::to(&self.topic).key(key).payload(value);
+        let delivery = match self.inner.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((e, _)) => return Err(self.failed(NotAcked::Error, &e)),
+        };
+        match tokio::time::timeout(self.timeout, delivery).await {
+            Ok(Ok(Ok(_))) => {
+                self.metrics
+                    .produce_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(())
+            }
+            Ok(Ok(Err((e, _)))) => Err(self.failed(NotAcked::Error, &e)),
+            Ok(Err(_canceled)) => Err(self.failed(NotAcked::Error, &KafkaError::Canceled)),
+            Err(_elapsed) => Err(self.failed(
+                NotAcked::Timeout,
+                &KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+            )),
+        }
+    }
+
+    /// Produces one record and waits for its delivery report as long as librdkafka tries
+    /// (`message.timeout.ms`); for the replay, which has no user waiting.
+    pub async fn produce(&self, key: &[u8], value: &[u8]) -> Result<(), KafkaError> {
+        let record = FutureRecord::to(&self.topic).key(key).payload(value);
+        // Waits for room when librdkafka's queue is full rather than failing at once.
+        self.inner
+            .send(record, Duration::from_secs(5))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+    }
+
+    fn failed(&self, kind: NotAcked, error: &KafkaError) -> NotAcked {
+        Metrics::count(&self.metrics.produce_errors, kind.reason());
+        if self.broker_up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(%error, bound_ms = self.timeout.as_millis() as u64, "Kafka did not acknowledge a click in time; spilling clicks until it does");
+        }
+        self.metrics.broker_up.set(0);
+        kind
+    }
+
+    /// Whether clicks are produced directly (else they go to the spill).
+    pub fn broker_up(&self) -> bool {
+        self.broker_up.load(Ordering::Relaxed)
+    }
+
+    /// The replay reached the broker: produce directly again.
+    pub fn mark_up(&self) {
+        if !self.broker_up.swap(true, Ordering::Relaxed) {
+            tracing::info!("Kafka acknowledges again; producing clicks directly");
+        }
+        self.metrics.broker_up.set(1);
+    }
+
+    /// Whether the broker answers a metadata request for the topic within `timeout`.
+    pub async fn probe(&self, timeout: Duration) -> bool {
+        let producer = self.inner.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .is_ok_and(|m| {
+                    m.topics()
+                        .iter()
+                        .any(|t| t.error().is_none() && !t.partitions().is_empty())
+                })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Waits for every queued record's delivery, at most `timeout`.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.inner.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    /// Records librdkafka still holds (queued or in flight).
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    fn producer(hot: HashMap<u64, u32>) -> Producer {
+        let kafka = KafkaSettings {
+            brokers: "127.0.0.1:1".into(),
+            topic: "t".into(),
+            properties: vec![],
+        };
+        Producer::new(
+            &kafka,
+            hot,
+            Duration::from_millis(20),
+            Metrics::new(&mut Registry::default()),
+        )
+        .unwrap()
+    }
+
+    fn click(ad_id: u64, first: u8) -> Click {
+        Click {
+            impression_id: vec![first; 16],
+            ad_id,
+            campaign_id: 1,
+            advertiser_id: 1,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn hot_ads_get_salted_keys_that_depend_on_the_impression_only() {
+        let p = producer(HashMap::from([(7, 4)]));
+        assert_eq!(p.key(&click(8, 1)), "8");
+        let key = p.key(&click(7, 1));
+        assert_eq!(key, format!("7:{}", salt(&[1; 16], 4)));
+        assert_eq!(p.key(&click(7, 1)), key);
+        let salts: std::collections::BTreeSet<String> =
+            (0..=255).map(|b| p.key(&click(7, b))).collect();
+        assert_eq!(salts.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_broker_misses_the_bound_and_is_marked_down() {
+        let p = producer(HashMap::new());
+        assert!(p.broker_up());
+        let started = Instant::now();
+        assert_eq!(
+            p.produce_within_bound("1", b"x").await,
+            Err(NotAcked::Timeout)
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(!p.broker_up());
+        assert!(!p.probe(Duration::from_millis(200)).await);
+        p.mark_up();
+        assert!(p.broker_up());
+    }
+
+    #[test]
+    fn unknown_properties_are_a_config_error() {
+        let kafka = KafkaSettings {
+            brokers: "127.0.0.1:1".into(),
+            topic: "t".into(),
+            properties: vec![("no.such.property".into(), "1".into())],
+        };
+        let err = Producer::new(
+            &kafka,
+            HashMap::new(),
+            Duration::from_millis(20),
+            Metrics::new(&mut Registry::default()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no.such.property"), "{err}");
+    }
+}

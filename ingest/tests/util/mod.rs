@@ -1,0 +1,481 @@
+//! Helpers of ingest's integration tests: ingest instances that can be stopped or killed, a TCP
+//! proxy that delays or cuts Redis, a private Kafka broker that can be killed, reading a topic
+//! back, and loadgen runs.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use adclick_click::Minute;
+use adclick_click::token::TokenKey;
+use adclick_click::wire::Click;
+use adclick_ingest::{IngestConfig, KafkaSettings, Listeners, Settings};
+use adclick_loadgen::population::AdRef;
+use adclick_loadgen::truth::TruthKey;
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const SECRET: [u8; 32] = [0x33; 32];
+
+pub fn key() -> TokenKey {
+    TokenKey::new("k1", &SECRET).unwrap()
+}
+
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An ingest configuration for tests: its own spill folder and Redis prefix.
+pub fn config(redis_url: &str, redis_prefix: &str, spill_dir: &Path) -> IngestConfig {
+    IngestConfig {
+        redis_url: redis_url.to_string(),
+        redis_key_prefix: redis_prefix.to_string(),
+        spill_dir: spill_dir.to_path_buf(),
+        replay_interval_ms: 200,
+        shutdown_timeout_ms: 5_000,
+        ..IngestConfig::default()
+    }
+}
+
+pub fn kafka(brokers: &str, topic: &str) -> KafkaSettings {
+    KafkaSettings {
+        brokers: brokers.to_string(),
+        topic: topic.to_string(),
+        properties: vec![],
+    }
+}
+
+/// One ingest "process": its own thread and runtime, so killing it drops every task at once,
+/// without draining or flushing, as `kill -9` would.
+pub struct Ingest {
+    pub base: String,
+    pub admin: String,
+    graceful: Option<tokio::sync::oneshot::Sender<()>>,
+    kill: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ingest {
+    pub fn start(config: IngestConfig, kafka: KafkaSettings) -> Ingest {
+        let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
+        let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
+        let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (killed_tx, killed_rx) = tokio::sync::oneshot::channel::<()>();
+            // Bridge the std channel (usable from a non-async test thread) to the runtime.
+            std::thread::spawn(move || {
+                if kill_rx.recv().is_ok() {
+                    let _ = killed_tx.send(());
+                }
+            });
+            runtime.block_on(async move {
+                let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addrs_tx
+                    .send((public.local_addr().unwrap(), admin.local_addr().unwrap()))
+                    .unwrap();
+                let verifier = adclick_click::Verifier::new([key()], 30).unwrap();
+                let settings = Settings {
+                    config,
+                    verifier,
+                    kafka,
+                };
+                let run = adclick_ingest::run(Listeners { public, admin }, settings, async move {
+                    let _ = graceful_rx.await;
+                });
+                tokio::select! {
+                    result = run => result.unwrap(),
+                    _ = killed_rx => {}
+                }
+            });
+            // Killed or stopped: whatever is still running is dropped, not drained.
+            runtime.shutdown_background();
+        });
+        let (public, admin): (SocketAddr, SocketAddr) = addrs_rx.recv().unwrap();
+        Ingest {
+            base: format!("http://{public}"),
+            admin: format!("http://{admin}"),
+            graceful: Some(graceful_tx),
+            kill: Some(kill_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// SIGTERM: drain, flush, close.
+    pub async fn stop(mut self) {
+        let _ = self.graceful.take().unwrap().send(());
+        let thread = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// kill -9: nothing drained or flushed.
+    pub async fn kill(mut self) {
+        let _ = self.kill.take().unwrap().send(());
+        let thread = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// The classic-format metrics page.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one sample line (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics().await, series)
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+pub fn metric_value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Every record of `topic`, read until at least `min_distinct` impressions arrived and then
+/// nothing more for `quiet`; panics after `timeout`.
+pub async fn read_topic(
+    brokers: &str,
+    topic: &str,
+    min_distinct: usize,
+    quiet: Duration,
+    timeout: Duration,
+) -> Vec<Click> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("it-{topic}-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let started = Instant::now();
+    let mut clicks = Vec::new();
+    let mut distinct = std::collections::HashSet::new();
+    loop {
+        let wait = if distinct.len() >= min_distinct {
+            quiet
+        } else {
+            Duration::from_secs(2)
+        };
+        match tokio::time::timeout(wait, consumer.recv()).await {
+            Ok(Ok(msg)) => {
+                let click = Click::decode_valid(msg.payload().unwrap()).expect("a valid Click");
+                let key = std::str::from_utf8(msg.key().unwrap()).unwrap();
+                assert!(
+                    key.split(':').next() == Some(&click.ad_id.to_string()),
+                    "key {key} for ad {}",
+                    click.ad_id
+                );
+                distinct.insert(click.impression_id.clone());
+                clicks.push(click);
+            }
+            Ok(Err(e)) => panic!("consuming {topic}: {e}"),
+            Err(_) if distinct.len() >= min_distinct => return clicks,
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{topic}: only {} of {min_distinct} impressions after {timeout:?}",
+            distinct.len()
+        );
+    }
+}
+
+/// Unique clicks per (ad, minute), each impression at its earliest event time: what the truth of
+/// a loadgen run holds.
+pub fn recount(clicks: &[Click]) -> BTreeMap<TruthKey, u64> {
+    let mut first: HashMap<&[u8], (AdRef, i64)> = HashMap::new();
+    for c in clicks {
+        let ad = AdRef {
+            advertiser_id: c.advertiser_id,
+            campaign_id: c.campaign_id,
+            ad_id: c.ad_id,
+        };
+        let e = first
+            .entry(&c.impression_id)
+            .or_insert((ad, c.event_time_ms));
+        e.1 = e.1.min(c.event_time_ms);
+    }
+    let mut counts = BTreeMap::new();
+    for (ad, t) in first.into_values() {
+        *counts
+            .entry(TruthKey {
+                minute_end_ms: Minute::of(t).end_ms(),
+                ad,
+            })
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// How the proxy treats traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ProxyMode {
+    Pass = 0,
+    /// Holds every chunk for the delay before forwarding it.
+    Slow = 1,
+    /// Closes every connection and refuses new ones, like a stopped server.
+    Down = 2,
+}
+
+/// A TCP proxy in front of a real server, which can slow it down or take it away.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    mode: Arc<AtomicU8>,
+    delay_ms: Arc<AtomicU64>,
+    epoch: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = Proxy {
+            addr,
+            mode: Arc::new(AtomicU8::new(ProxyMode::Pass as u8)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+            epoch: Arc::new(AtomicU64::new(0)),
+        };
+        let (mode, delay, epoch) = (
+            proxy.mode.clone(),
+            proxy.delay_ms.clone(),
+            proxy.epoch.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if mode.load(Ordering::SeqCst) == ProxyMode::Down as u8 {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                let born = epoch.load(Ordering::SeqCst);
+                for (r, w) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(sr), Box::new(cw)),
+                ] {
+                    let (mode, delay, epoch) = (mode.clone(), delay.clone(), epoch.clone());
+                    tokio::spawn(pipe(r, w, mode, delay, epoch, born));
+                }
+            }
+        });
+        proxy
+    }
+
+    pub fn set(&self, mode: ProxyMode, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+        if mode == ProxyMode::Down {
+            // Connections made before this epoch close.
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+}
+
+async fn pipe(
+    mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    mut w: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    mode: Arc<AtomicU8>,
+    delay: Arc<AtomicU64>,
+    epoch: Arc<AtomicU64>,
+    born: u64,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            n = r.read(&mut buf) => match n { Ok(0) | Err(_) => return, Ok(n) => n },
+            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                if epoch.load(Ordering::SeqCst) != born { return }
+                continue;
+            }
+        };
+        if epoch.load(Ordering::SeqCst) != born {
+            return;
+        }
+        if mode.load(Ordering::SeqCst) == ProxyMode::Slow as u8 {
+            tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A private tansu broker (the stack's binary) on a free port, with its own storage, that a test
+/// may kill -9 and restart without disturbing the shared stack.
+pub struct PrivateBroker {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateBroker {
+    pub fn start() -> PrivateBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut broker = PrivateBroker {
+            port: closed_port(),
+            dir,
+            child: None,
+        };
+        broker.launch();
+        broker
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .unwrap();
+        let child = std::process::Command::new(tansu_bin())
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting tansu");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "tansu did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("tansu.log")
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .create()
+            .unwrap();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for r in admin
+            .create_topics(
+                [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+                &opts,
+            )
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The tansu the stack runs: `$TANSU`, else on the PATH, else cargo's bin folder.
+fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let candidates = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    candidates
+        .into_iter()
+        .chain([home.join(".cargo/bin/tansu")])
+        .find(|p| p.exists())
+        .expect("tansu not found: deploy/local/install installs it (or set TANSU)")
+}

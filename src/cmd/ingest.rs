@@ -1,0 +1,111 @@
+//! `adclick ingest`: the click endpoint (`GET /click/{token}`) and its admin listener, until
+//! SIGINT or SIGTERM, then a graceful drain. Everything it does is in the `adclick-ingest` crate;
+//! this is its flags and process setup.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use adclick_click::Verifier;
+use adclick_click::token::DEFAULT_CLOCK_SKEW_SECS;
+use adclick_ingest::{KafkaSettings, Listeners, Settings};
+use anyhow::{Context, Result, bail};
+
+use crate::config::Config;
+
+/// Flags of `adclick ingest`; each overrides its `[ingest]` key.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Public click listener [default: [ingest] listen, 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listener for /metrics, /healthz, /readyz [default: [ingest] admin_listen, 127.0.0.1:9101].
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Folder of the spill log [default: [ingest] spill_dir].
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+}
+
+pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
+    init_logging();
+    let mut ingest = config.ingest.clone();
+    if let Some(listen) = args.listen {
+        ingest.listen = listen;
+    }
+    if let Some(admin) = args.admin_listen {
+        ingest.admin_listen = admin;
+    }
+    if let Some(dir) = args.spill_dir {
+        ingest.spill_dir = dir;
+    }
+    let tokens = &config.tokens;
+    if tokens.keys.is_empty() {
+        bail!("no token keys configured: set [tokens] keys (see deploy/adclick.example.toml)");
+    }
+    let verifier = Verifier::from_hex(
+        tokens
+            .keys
+            .iter()
+            .map(|(id, secret)| (id.as_str(), secret.as_str())),
+        tokens.clock_skew_secs.unwrap_or(DEFAULT_CLOCK_SKEW_SECS),
+    )
+    .context("invalid [tokens] keys")?;
+    let kafka = KafkaSettings {
+        brokers: config.kafka.brokers.clone(),
+        topic: config.kafka.clicks_topic.clone(),
+        properties: config
+            .kafka
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let public = tokio::net::TcpListener::bind(ingest.listen)
+            .await
+            .with_context(|| format!("listening on {}", ingest.listen))?;
+        let admin = tokio::net::TcpListener::bind(ingest.admin_listen)
+            .await
+            .with_context(|| format!("listening on {}", ingest.admin_listen))?;
+        let settings = Settings {
+            config: ingest,
+            verifier,
+            kafka,
+        };
+        adclick_ingest::run(Listeners { public, admin }, settings, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what service managers send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Logs to stderr; `ADCLICK_LOG` sets the filter (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ADCLICK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
