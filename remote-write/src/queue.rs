@@ -10,9 +10,10 @@
 //! sample of a series is not after that series' last sample in the batch (a request may not
 //! hold that; cutting the batch there keeps the caller's order, and the receiver decides).
 //!
-//! Memory is bounded: each shard holds at most `capacity` queued samples plus the batch it is
-//! sending. When a shard is full, [`Queue::push`] waits ([`Queue::try_push`] says so) until
-//! the receiver has caught up: backpressure instead of unbounded buffering or loss.
+//! Memory is bounded: each shard holds at most `capacity` queued samples, plus the batch it is
+//! sending and up to `max_samples_per_send` more it has taken from its queue. When a shard is
+//! full, [`Queue::push`] waits ([`Queue::try_push`] says so) until the receiver has caught up:
+//! backpressure instead of unbounded buffering or loss.
 
 use std::time::Duration;
 
@@ -222,44 +223,56 @@ struct Shard {
 
 impl Shard {
     async fn run(mut self) -> Report {
-        let mut send_at: Option<Instant> = None;
+        // Messages are taken a batch's worth at a time: one wake-up and one timer check per
+        // chunk instead of per sample.
+        let mut inbox = Vec::with_capacity(self.max_samples);
+        // One timer, re-armed when a batch starts, rather than a new one per message.
+        let deadline = tokio::time::sleep(self.deadline);
+        tokio::pin!(deadline);
+        let mut armed = false;
         loop {
-            let message = match send_at {
-                None => self.rx.recv().await,
-                Some(at) => tokio::select! {
-                    message = self.rx.recv() => message,
-                    () = tokio::time::sleep_until(at) => {
+            let received = if armed {
+                tokio::select! {
+                    n = self.rx.recv_many(&mut inbox, self.max_samples) => n,
+                    () = &mut deadline => {
                         self.send_batch().await;
-                        send_at = None;
+                        armed = false;
                         continue;
                     }
-                },
+                }
+            } else {
+                self.rx.recv_many(&mut inbox, self.max_samples).await
             };
-            match message {
-                Some(Message::Sample(labels, sample)) => {
-                    if self.builder.append(&labels, sample).is_err() {
-                        // Not after the series' last sample in this batch: send the batch first,
-                        // so this sample starts the next request and the caller's order holds.
+            if received == 0 {
+                // Every sender is gone: the queue was shut down or dropped.
+                self.send_batch().await;
+                return self.report;
+            }
+            for message in inbox.drain(..) {
+                match message {
+                    Message::Sample(labels, sample) => {
+                        if self.builder.append(&labels, sample).is_err() {
+                            // Not after the series' last sample in this batch: send the batch
+                            // first, so this sample starts the next request and the caller's
+                            // order holds.
+                            self.send_batch().await;
+                            // An empty batch takes any sample.
+                            let _ = self.builder.append(&labels, sample);
+                        }
+                        if self.builder.samples() == 1 {
+                            deadline.as_mut().reset(Instant::now() + self.deadline);
+                            armed = true;
+                        }
+                        if self.builder.samples() >= self.max_samples {
+                            self.send_batch().await;
+                            armed = false;
+                        }
+                    }
+                    Message::Flush(reply) => {
                         self.send_batch().await;
-                        // An empty batch takes any sample.
-                        let _ = self.builder.append(&labels, sample);
+                        armed = false;
+                        let _ = reply.send(std::mem::take(&mut self.report));
                     }
-                    if self.builder.samples() == 1 {
-                        send_at = Some(Instant::now() + self.deadline);
-                    }
-                    if self.builder.samples() >= self.max_samples {
-                        self.send_batch().await;
-                        send_at = None;
-                    }
-                }
-                Some(Message::Flush(reply)) => {
-                    self.send_batch().await;
-                    send_at = None;
-                    let _ = reply.send(std::mem::take(&mut self.report));
-                }
-                None => {
-                    self.send_batch().await;
-                    return self.report;
                 }
             }
         }

@@ -194,11 +194,12 @@ fn check_sorted(labels: &[proto::Label]) -> Result<(), Problem> {
 #[derive(Clone)]
 pub struct Labels {
     inner: Arc<LabelsInner>,
+    /// Kept beside the pointer, so hashing and most comparisons need not read the labels.
+    hash: u64,
 }
 
 struct LabelsInner {
     labels: Box<[proto::Label]>,
-    hash: u64,
     /// The `labels` fields (1) of a `TimeSeries` holding these labels, as prost encodes them.
     encoded: Box<[u8]>,
 }
@@ -256,13 +257,13 @@ impl Labels {
             l.value.hash(&mut hasher);
             prost::encoding::message::encode(TIME_SERIES_LABELS, l, &mut encoded);
         }
-        let hash = hasher.finish();
+        let inner = LabelsInner {
+            labels: labels.into_boxed_slice(),
+            encoded: encoded.into_boxed_slice(),
+        };
         Labels {
-            inner: Arc::new(LabelsInner {
-                labels: labels.into_boxed_slice(),
-                hash,
-                encoded: encoded.into_boxed_slice(),
-            }),
+            inner: Arc::new(inner),
+            hash: hasher.finish(),
         }
     }
 
@@ -293,7 +294,7 @@ impl Labels {
 
     /// A hash of the whole label set, stable for the life of the process: picks the shard.
     pub fn hash_value(&self) -> u64 {
-        self.inner.hash
+        self.hash
     }
 
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -311,15 +312,15 @@ impl Labels {
 
 impl PartialEq for Labels {
     fn eq(&self, other: &Labels) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-            || (self.inner.hash == other.inner.hash && self.inner.labels == other.inner.labels)
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.inner, &other.inner) || self.inner.labels == other.inner.labels)
     }
 }
 impl Eq for Labels {}
 
 impl Hash for Labels {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.inner.hash);
+        state.write_u64(self.hash);
     }
 }
 
@@ -339,18 +340,21 @@ impl fmt::Debug for Labels {
 /// Collects samples by series into a [`Request`], keeping every rule of the specification.
 ///
 /// A series given twice is merged into one `TimeSeries`; its samples must still increase.
+///
+/// Samples are kept flat in arrival order and grouped by series once, in [`take`]: no
+/// allocation per series.
+///
+/// [`take`]: RequestBuilder::take
 #[derive(Debug, Default)]
 pub struct RequestBuilder {
-    series: Vec<Series>,
-    index: ByLabels<usize>,
-    samples: usize,
-}
-
-/// One series of a request and its samples, in timestamp order.
-#[derive(Debug, Clone)]
-struct Series {
-    labels: Labels,
-    samples: Vec<Sample>,
+    /// Each series once, in order of first appearance.
+    series: Vec<Labels>,
+    /// Per series: samples so far and the last timestamp.
+    counts: Vec<u32>,
+    last: Vec<i64>,
+    /// (series index, sample) in arrival order.
+    entries: Vec<(u32, Sample)>,
+    index: ByLabels<u32>,
 }
 
 impl RequestBuilder {
@@ -423,46 +427,74 @@ impl RequestBuilder {
             sample.value
         };
         let sample = Sample { value, ..sample };
-        match self.index.entry(labels.clone()) {
+        let i = match self.index.entry(labels.clone()) {
             Entry::Occupied(e) => {
-                let series = &mut self.series[*e.get()];
-                let previous = series.samples.last().map(|s| s.timestamp_ms);
-                check_order(previous, sample.timestamp_ms)?;
-                series.samples.push(sample);
+                let i = *e.get();
+                check_order(Some(self.last[i as usize]), sample.timestamp_ms)?;
+                self.last[i as usize] = sample.timestamp_ms;
+                self.counts[i as usize] += 1;
+                i
             }
             Entry::Vacant(e) => {
-                e.insert(self.series.len());
-                self.series.push(Series {
-                    labels: labels.clone(),
-                    samples: vec![sample],
-                });
+                let i = self.series.len() as u32;
+                e.insert(i);
+                self.series.push(labels.clone());
+                self.counts.push(1);
+                self.last.push(sample.timestamp_ms);
+                i
             }
-        }
-        self.samples += 1;
+        };
+        self.entries.push((i, sample));
         Ok(())
     }
 
     fn last_timestamp(&self, labels: &Labels) -> Option<i64> {
         let i = *self.index.get(labels)?;
-        self.series[i].samples.last().map(|s| s.timestamp_ms)
+        Some(self.last[i as usize])
     }
 
     /// Samples added so far.
     pub fn samples(&self) -> usize {
-        self.samples
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples == 0
+        self.entries.is_empty()
     }
 
     /// The request, leaving the builder empty for the next one.
     pub fn take(&mut self) -> Request {
         self.index.clear();
-        let samples = std::mem::take(&mut self.samples);
-        // The next batch is likely as large as this one.
-        let capacity = self.series.len();
-        let series = std::mem::replace(&mut self.series, Vec::with_capacity(capacity));
+        self.last.clear();
+        let samples: Vec<Sample> = if self.series.len() == self.entries.len() {
+            // One sample per series (the usual batch): already grouped.
+            self.entries.iter().map(|&(_, s)| s).collect()
+        } else {
+            // Counting sort by series, stable: each series' samples keep their order.
+            let mut next: Vec<usize> = Vec::with_capacity(self.counts.len());
+            let mut offset = 0;
+            for &count in &self.counts {
+                next.push(offset);
+                offset += count as usize;
+            }
+            let mut grouped = vec![Sample::new(0, 0.0); self.entries.len()];
+            for &(i, sample) in &self.entries {
+                grouped[next[i as usize]] = sample;
+                next[i as usize] += 1;
+            }
+            grouped
+        };
+        let mut end = 0;
+        let series = self
+            .series
+            .drain(..)
+            .zip(self.counts.drain(..))
+            .map(|(labels, count)| {
+                end += count as usize;
+                (labels, end)
+            })
+            .collect();
+        self.entries.clear();
         Request { series, samples }
     }
 
@@ -484,8 +516,9 @@ fn check_order(previous: Option<i64>, timestamp_ms: i64) -> Result<(), Problem> 
 /// A valid `WriteRequest`: what the sender accepts.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    series: Vec<Series>,
-    samples: usize,
+    /// Each `TimeSeries`: its labels and the end of its samples in `samples`.
+    series: Vec<(Labels, usize)>,
+    samples: Vec<Sample>,
 }
 
 impl Request {
@@ -495,8 +528,7 @@ impl Request {
     /// keep their order and repeats, so the request encodes to the same bytes.
     pub fn from_proto(proto: proto::WriteRequest) -> Result<Request, InvalidSeries> {
         let mut last: ByLabels<i64> = ByLabels::default();
-        let mut series = Vec::with_capacity(proto.timeseries.len());
-        let mut samples = 0;
+        let mut request = Request::default();
         for ts in proto.timeseries {
             let labels = Labels::from_proto(ts.labels)?;
             if ts.samples.is_empty() {
@@ -506,20 +538,12 @@ impl Request {
             for s in &ts.samples {
                 check_order(previous, s.timestamp).map_err(|p| labels.refuse(p))?;
                 previous = Some(s.timestamp);
+                request.samples.push(Sample::new(s.timestamp, s.value));
             }
-            samples += ts.samples.len();
             last.insert(labels.clone(), previous.unwrap_or(i64::MIN));
-            let ts_samples = ts
-                .samples
-                .iter()
-                .map(|s| Sample::new(s.timestamp, s.value))
-                .collect();
-            series.push(Series {
-                labels,
-                samples: ts_samples,
-            });
+            request.series.push((labels, request.samples.len()));
         }
-        Ok(Request { series, samples })
+        Ok(request)
     }
 
     /// The request as the generated protobuf message.
@@ -542,14 +566,17 @@ impl Request {
 
     /// Each series with its samples, in request order.
     pub fn iter(&self) -> impl Iterator<Item = (&Labels, &[Sample])> {
-        self.series
-            .iter()
-            .map(|s| (&s.labels, s.samples.as_slice()))
+        let mut start = 0;
+        self.series.iter().map(move |(labels, end)| {
+            let samples = &self.samples[start..*end];
+            start = *end;
+            (labels, samples)
+        })
     }
 
     /// Samples in the request, stale markers included.
     pub fn samples(&self) -> usize {
-        self.samples
+        self.samples.len()
     }
 
     /// `TimeSeries` entries in the request.
@@ -558,7 +585,7 @@ impl Request {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples == 0
+        self.samples.is_empty()
     }
 }
 

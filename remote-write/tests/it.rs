@@ -127,6 +127,12 @@ mod receiver {
                 received.iter().all(|r| r.body == received[0].body),
                 "same body each time"
             );
+            // One kept-alive connection for every attempt.
+            let peer = received[0].peer;
+            assert!(
+                received.iter().all(|r| r.peer == peer),
+                "connection not reused"
+            );
             let m = sender.metrics();
             assert_eq!(m.requests(&status.to_string()), 2);
             assert_eq!(m.requests("204"), 1);

@@ -9,7 +9,7 @@ use adclick_remote_write::proto;
 use adclick_remote_write::{Config, Labels, Metrics, Request, Sample, Sender};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -60,6 +60,8 @@ impl Reply {
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The client's address: the same one for requests on one reused connection.
+    pub peer: SocketAddr,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
@@ -110,7 +112,8 @@ impl Receiver {
         let app = Router::new()
             .route("/api/v1/write", post(handle))
             .with_state(shared.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
         Receiver { addr, shared }
     }
 
@@ -145,12 +148,19 @@ impl Receiver {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.received.lock().unwrap().push(Received {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let received = Received {
+        peer,
         headers,
         body,
         at: Instant::now(),
-    });
+    };
+    shared.received.lock().unwrap().push(received);
     shared.arrived.notify_waiters();
     let reply = shared.script.lock().unwrap().pop_front();
     match reply {
