@@ -98,6 +98,42 @@ async fn redis_set_nx_then_get() {
 }
 
 #[tokio::test]
+async fn prometheus_remote_write_one_sample_then_query() {
+    use adclick_remote_write::{Config, Labels, Metrics, RequestBuilder, Sample, Sender};
+    let scope = Stack::get().isolated("prom-smoke");
+    let sender = Sender::new(
+        &Config::for_url(scope.stack.remote_write_url()),
+        Metrics::new(),
+    )
+    .unwrap();
+    let labels = Labels::new([("__name__", "adclick_smoke"), ("test", scope.id.as_str())]).unwrap();
+    // A whole second a minute ago: inside the head block, and exact in the query's float seconds.
+    let t_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 60)
+        * 1000;
+    let mut request = RequestBuilder::new();
+    request.push(&labels, Sample::new(t_ms, 42.5)).unwrap();
+    sender
+        .send(&request.build())
+        .await
+        .expect("remote write accepted");
+
+    let query = format!("adclick_smoke{{test=\"{}\"}}", scope.id);
+    let result = scope
+        .stack
+        .prometheus()
+        .query(&query, Some(t_ms))
+        .await
+        .unwrap();
+    assert_eq!(result.len(), 1, "{result:?}");
+    assert_eq!(result[0].labels["test"], scope.id);
+    assert_eq!(result[0].samples, vec![(t_ms, 42.5)]);
+}
+
+#[tokio::test]
 async fn s3_put_list_get() {
     let scope = Stack::get().isolated("s3-smoke");
     let s3 = scope.stack.s3_client().await;
