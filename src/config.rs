@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use adclick_click::token::{DEFAULT_CLOCK_SKEW_SECS, TokenKey, Verifier};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
@@ -64,6 +65,34 @@ pub struct TokensConfig {
     pub keys: BTreeMap<String, String>,
     /// Clock-skew allowance on issue and expiry times, in seconds.
     pub clock_skew_secs: Option<u64>,
+}
+
+impl TokensConfig {
+    /// The verifier of every configured key, with the configured clock skew.
+    pub fn verifier(&self) -> Result<Verifier> {
+        if self.keys.is_empty() {
+            bail!(
+                "no token keys configured: set [tokens] keys in the configuration file \
+                 (see deploy/adclick.example.toml) or ADCLICK_TOKENS__KEYS__<ID>=<hex secret>"
+            );
+        }
+        let skew_secs = self.clock_skew_secs.unwrap_or(DEFAULT_CLOCK_SKEW_SECS);
+        let keys = self
+            .keys
+            .iter()
+            .map(|(id, secret)| (id.as_str(), secret.as_str()));
+        Verifier::from_hex(keys, skew_secs).context("invalid [tokens] keys")
+    }
+
+    /// The key new tokens are signed with (`signing_key_id` in `keys`).
+    pub fn signing_key(&self) -> Result<TokenKey> {
+        let id = &self.signing_key_id;
+        let secret = self
+            .keys
+            .get(id)
+            .with_context(|| format!("signing key {id:?} is not in [tokens] keys"))?;
+        TokenKey::from_hex(id, secret).context("invalid [tokens] signing key")
+    }
 }
 
 impl Config {

@@ -5,10 +5,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use adclick_click::Verifier;
-use adclick_click::token::DEFAULT_CLOCK_SKEW_SECS;
 use adclick_ingest::{KafkaSettings, Listeners, Settings};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::config::Config;
 
@@ -38,18 +36,7 @@ pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
     if let Some(dir) = args.spill_dir {
         ingest.spill_dir = dir;
     }
-    let tokens = &config.tokens;
-    if tokens.keys.is_empty() {
-        bail!("no token keys configured: set [tokens] keys (see deploy/adclick.example.toml)");
-    }
-    let verifier = Verifier::from_hex(
-        tokens
-            .keys
-            .iter()
-            .map(|(id, secret)| (id.as_str(), secret.as_str())),
-        tokens.clock_skew_secs.unwrap_or(DEFAULT_CLOCK_SKEW_SECS),
-    )
-    .context("invalid [tokens] keys")?;
+    let verifier = config.tokens.verifier()?;
     let kafka = KafkaSettings {
         brokers: config.kafka.brokers.clone(),
         topic: config.kafka.clicks_topic.clone(),

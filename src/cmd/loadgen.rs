@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use adclick_click::token::TokenKey;
 use adclick_loadgen::http::HttpTarget;
 use adclick_loadgen::kafka::KafkaTarget;
 use adclick_loadgen::plan::{Plan, PlanConfig};
@@ -148,15 +147,7 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
     };
     let plan = Plan::new(plan_config).context("invalid traffic plan")?;
     let target = if over_http {
-        let key_hex = config
-            .tokens
-            .keys
-            .get(&config.tokens.signing_key_id)
-            .with_context(|| {
-                format!("no key {:?} in [tokens] keys", config.tokens.signing_key_id)
-            })?;
-        let key = TokenKey::from_hex(&config.tokens.signing_key_id, key_hex)
-            .context("[tokens] signing key")?;
+        let key = config.tokens.signing_key()?;
         let minter = adclick_loadgen::tokens::TokenMinter::new(key);
         Target::Http(HttpTarget::new(
             &args.url,

@@ -3,9 +3,7 @@
 
 use std::io::Write;
 
-use adclick_click::token::{
-    Claims, DEFAULT_CLOCK_SKEW_SECS, Url, Verified, Verifier, random_impression_id, unix_now_secs,
-};
+use adclick_click::token::{Claims, Url, Verified, random_impression_id, unix_now_secs};
 use adclick_click::wire::IMPRESSION_ID_LEN;
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -53,7 +51,7 @@ pub struct TokenArgs {
 
 /// Runs `adclick token`, writing the token or the verified fields to `out`.
 pub fn run(args: &TokenArgs, tokens: &TokensConfig, out: &mut impl Write) -> Result<()> {
-    let verifier = verifier_from_config(tokens)?;
+    let verifier = tokens.verifier()?;
     if let Some(token) = &args.verify {
         let now_secs = args.now.unwrap_or_else(unix_now_secs);
         let verified = verifier
@@ -89,22 +87,6 @@ pub fn run(args: &TokenArgs, tokens: &TokensConfig, out: &mut impl Write) -> Res
     let token = signer.sign(&claims).context("cannot sign these claims")?;
     writeln!(out, "{token}")?;
     Ok(())
-}
-
-/// The verifier of every configured key.
-fn verifier_from_config(tokens: &TokensConfig) -> Result<Verifier> {
-    if tokens.keys.is_empty() {
-        bail!(
-            "no token keys configured: set [tokens] keys in the configuration file \
-             (see deploy/adclick.example.toml) or ADCLICK_TOKENS__KEYS__<ID>=<hex secret>"
-        );
-    }
-    let skew_secs = tokens.clock_skew_secs.unwrap_or(DEFAULT_CLOCK_SKEW_SECS);
-    let keys = tokens
-        .keys
-        .iter()
-        .map(|(id, secret)| (id.as_str(), secret.as_str()));
-    Verifier::from_hex(keys, skew_secs).context("invalid [tokens] keys")
 }
 
 fn write_verified(verified: &Verified, out: &mut impl Write) -> Result<()> {
@@ -196,7 +178,7 @@ mod tests {
             token.ends_with('\n') && token.trim().len() > 100,
             "{token:?}"
         );
-        let verifier = verifier_from_config(&tokens_config()).unwrap();
+        let verifier = tokens_config().verifier().unwrap();
         let verified = verifier.verify(token.trim(), 1_790_000_000).unwrap();
         assert_eq!(verified.key_id, "k2");
         assert_eq!(
