@@ -14,7 +14,7 @@ use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::GroundTruth;
-use adclick_testsupport::Stack;
+use adclick_testsupport::{Stack, TestScope};
 use util::{
     Ingest, PrivateBroker, Proxy, ProxyMode, client, closed_port, config, kafka, key, read_topic,
     recount,
@@ -252,26 +252,7 @@ async fn unreachable_redis_fails_open_with_the_flag() {
 #[tokio::test]
 async fn slow_redis_never_stalls_redirects_and_dedup_resumes() {
     let scope = Stack::get().isolated("ingest-redis-slow");
-    let topic = scope.kafka_topic(2).await;
-    let spill = tempfile::tempdir().unwrap();
-    let redis_addr = scope
-        .stack
-        .redis_url()
-        .trim_start_matches("redis://")
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(redis_addr).await;
-    let mut cfg = config(
-        &format!("redis://{}", proxy.addr),
-        &scope.redis_prefix(),
-        spill.path(),
-    );
-    cfg.produce_timeout_ms = 5_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
-    let http = client();
-    // Connected and deduplicating first.
-    let (warm, _) = token("https://shop.example/warm");
-    wait_for_dedup(&http, &ingest, &warm).await;
+    let (topic, _spill, proxy, ingest, http) = ingest_behind_redis_proxy(&scope, 2).await;
 
     proxy.set(ProxyMode::Slow, Duration::from_millis(300));
     let (slow, slow_id) = token("https://shop.example/slow");
@@ -318,6 +299,32 @@ async fn slow_redis_never_stalls_redirects_and_dedup_resumes() {
     ingest.stop().await;
 }
 
+/// Ingest on a topic of its own whose Redis sits behind a proxy the test controls, returned once
+/// it is connected and deduplicating. The temp dir holds its spill: keep it alive as long as ingest.
+async fn ingest_behind_redis_proxy(
+    scope: &TestScope,
+    partitions: i32,
+) -> (String, tempfile::TempDir, Proxy, Ingest, reqwest::Client) {
+    let topic = scope.kafka_topic(partitions).await;
+    let spill = tempfile::tempdir().unwrap();
+    let redis_addr = scope
+        .stack
+        .redis_url()
+        .trim_start_matches("redis://")
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(redis_addr).await;
+    let redis_url = format!("redis://{}", proxy.addr);
+    let mut cfg = config(&redis_url, &scope.redis_prefix(), spill.path());
+    // Generous: these tests are about Redis, and a busy CI must not spill to the broker path.
+    cfg.produce_timeout_ms = 5_000;
+    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
+    let http = client();
+    let (warm, _) = token("https://shop.example/warm");
+    wait_for_dedup(&http, &ingest, &warm).await;
+    (topic, spill, proxy, ingest, http)
+}
+
 /// Clicks `token` until a repeat is recognised as a duplicate (dedup is working), at most 10 s.
 async fn wait_for_dedup(http: &reqwest::Client, ingest: &Ingest, token: &str) {
     let started = Instant::now();
@@ -340,25 +347,7 @@ async fn wait_for_dedup(http: &reqwest::Client, ingest: &Ingest, token: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_mid_run_keeps_redirects_flowing() {
     let scope = Stack::get().isolated("ingest-redis-outage");
-    let topic = scope.kafka_topic(4).await;
-    let spill = tempfile::tempdir().unwrap();
-    let redis_addr = scope
-        .stack
-        .redis_url()
-        .trim_start_matches("redis://")
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(redis_addr).await;
-    let mut cfg = config(
-        &format!("redis://{}", proxy.addr),
-        &scope.redis_prefix(),
-        spill.path(),
-    );
-    cfg.produce_timeout_ms = 5_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
-    let http = client();
-    let (warm, _) = token("https://shop.example/warm");
-    wait_for_dedup(&http, &ingest, &warm).await;
+    let (topic, _spill, proxy, ingest, http) = ingest_behind_redis_proxy(&scope, 4).await;
 
     let outage = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
