@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use adclick_click::token::{Claims, Signer, Url, random_impression_id, unix_now_secs};
 use adclick_click::wire::ClickFlag;
+use adclick_loadgen::count_clicks;
 use adclick_loadgen::http::HttpTarget;
 use adclick_loadgen::plan::{Plan, PlanConfig};
 use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
@@ -17,7 +18,6 @@ use adclick_loadgen::truth::GroundTruth;
 use adclick_testsupport::{Stack, TestScope};
 use util::{
     Ingest, PrivateBroker, Proxy, ProxyMode, client, closed_port, config, kafka, key, read_topic,
-    recount,
 };
 
 /// The ad of the tests' own tokens: far outside loadgen's population.
@@ -136,7 +136,7 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
         "one record per unique click, no more"
     );
     assert_eq!(
-        &recount(&records),
+        &count_clicks(&records),
         truth.counts(),
         "every ad-minute count matches the truth"
     );
@@ -366,7 +366,7 @@ async fn redis_stopped_mid_run_keeps_redirects_flowing() {
     )
     .await;
     let records: Vec<_> = records.into_iter().filter(|c| c.ad_id != MY_AD).collect();
-    assert_eq!(&recount(&records), truth.counts());
+    assert_eq!(&count_clicks(&records), truth.counts());
     let flagged = records
         .iter()
         .filter(|c| c.has_flag(ClickFlag::DedupUnchecked))
@@ -494,7 +494,7 @@ async fn broker_killed_mid_run_loses_no_redirected_click() {
     )
     .await;
     assert_eq!(
-        &recount(&records),
+        &count_clicks(&records),
         truth.counts(),
         "log: {}",
         broker.log_path().display()

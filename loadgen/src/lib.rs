@@ -24,4 +24,4 @@ pub mod truth;
 
 pub use plan::{Plan, PlanConfig, Send, SendKind};
 pub use run::{RunError, RunOptions, Target, run};
-pub use truth::{GroundTruth, Outcome, Summary, TruthKey, read_summary, read_truth};
+pub use truth::{GroundTruth, Outcome, Summary, TruthKey, count_clicks, read_summary, read_truth};

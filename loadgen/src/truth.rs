@@ -11,11 +11,11 @@
 //! `adclick_clicks` sample that must hold `clicks`. An impression counts once, in the minute of
 //! its first acknowledged click; forged and expired tokens never count.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 
-use adclick_click::Minute;
+use adclick_click::{Click, Minute};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Lateness, Send, SendKind};
@@ -39,6 +39,39 @@ pub enum Outcome {
 pub struct TruthKey {
     pub minute_end_ms: i64,
     pub ad: AdRef,
+}
+
+impl TruthKey {
+    /// The row a click on `ad` at `event_time_ms` is counted in.
+    pub fn of(ad: AdRef, event_time_ms: i64) -> TruthKey {
+        TruthKey {
+            minute_end_ms: Minute::of(event_time_ms).end_ms(),
+            ad,
+        }
+    }
+}
+
+/// adclick's counting rule applied to click records, as they sit in a topic or an archive: an
+/// impression counts once, in the minute of its earliest event time. The reference every
+/// pipeline's output is checked against.
+pub fn count_clicks<'a>(clicks: impl IntoIterator<Item = &'a Click>) -> BTreeMap<TruthKey, u64> {
+    let mut first: HashMap<&[u8], (AdRef, i64)> = HashMap::new();
+    for c in clicks {
+        let ad = AdRef {
+            advertiser_id: c.advertiser_id,
+            campaign_id: c.campaign_id,
+            ad_id: c.ad_id,
+        };
+        let earliest = first
+            .entry(&c.impression_id)
+            .or_insert((ad, c.event_time_ms));
+        earliest.1 = earliest.1.min(c.event_time_ms);
+    }
+    let mut counts = BTreeMap::new();
+    for (ad, t) in first.into_values() {
+        *counts.entry(TruthKey::of(ad, t)).or_default() += 1;
+    }
+    counts
 }
 
 /// Totals of a run, written as `summary.json`.
@@ -133,10 +166,7 @@ impl GroundTruth {
     }
 
     fn count(&mut self, send: &Send) {
-        let key = TruthKey {
-            minute_end_ms: Minute::of(send.event_time_ms).end_ms(),
-            ad: send.ad,
-        };
+        let key = TruthKey::of(send.ad, send.event_time_ms);
         *self.counts.entry(key).or_default() += 1;
         self.summary.clicks += 1;
         match send.lateness {
@@ -303,10 +333,7 @@ mod tests {
         }
         let mut expected: BTreeMap<TruthKey, u64> = BTreeMap::new();
         for s in first.values() {
-            let key = TruthKey {
-                minute_end_ms: Minute::of(s.event_time_ms).end_ms(),
-                ad: s.ad,
-            };
+            let key = TruthKey::of(s.ad, s.event_time_ms);
             *expected.entry(key).or_default() += 1;
         }
         assert_eq!(truth.counts(), &expected);
@@ -320,10 +347,7 @@ mod tests {
             .iter()
             .find(|s| s.lateness == Lateness::TooLate && s.kind == SendKind::Click)
             .unwrap();
-        let key = TruthKey {
-            minute_end_ms: Minute::of(too_late.event_time_ms).end_ms(),
-            ad: too_late.ad,
-        };
+        let key = TruthKey::of(too_late.ad, too_late.event_time_ms);
         assert!(Minute::of(too_late.event_time_ms) < Minute::of(too_late.at_ms));
         assert!(truth.counts()[&key] >= 1);
     }
@@ -339,10 +363,7 @@ mod tests {
         let mut truth = GroundTruth::new(0, 0);
         truth.record(orig, &Outcome::Failed("connection reset".into()));
         truth.record(dup, &Outcome::Accepted);
-        let key = TruthKey {
-            minute_end_ms: Minute::of(dup.event_time_ms).end_ms(),
-            ad: dup.ad,
-        };
+        let key = TruthKey::of(dup.ad, dup.event_time_ms);
         assert_eq!(truth.counts().get(&key), Some(&1));
         assert_eq!(truth.summary.clicks, 1);
         assert_eq!(truth.summary.errors, 1);

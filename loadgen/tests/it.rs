@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adclick_click::Minute;
 use adclick_click::token::{TokenKey, Verifier};
 use adclick_click::wire::Click;
 use adclick_loadgen::http::HttpTarget;
@@ -15,7 +14,7 @@ use adclick_loadgen::population::AdRef;
 use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
-use adclick_loadgen::truth::{TruthKey, read_summary, read_truth};
+use adclick_loadgen::truth::{TruthKey, count_clicks, read_summary, read_truth};
 use adclick_testsupport::Stack;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -84,12 +83,7 @@ fn plan_config(seed: u64, rate: f64, secs: f64) -> PlanConfig {
 fn recount(first: impl Iterator<Item = (AdRef, i64)>) -> BTreeMap<TruthKey, u64> {
     let mut counts = BTreeMap::new();
     for (ad, t) in first {
-        *counts
-            .entry(TruthKey {
-                minute_end_ms: Minute::of(t).end_ms(),
-                ad,
-            })
-            .or_default() += 1;
+        *counts.entry(TruthKey::of(ad, t)).or_default() += 1;
     }
     counts
 }
@@ -217,13 +211,18 @@ async fn kafka_target_records_decode_and_match_the_summary() {
         .create()
         .unwrap();
     consumer.subscribe(&[&topic]).unwrap();
-    let mut records = 0u64;
-    let mut first: HashMap<Vec<u8>, (AdRef, i64)> = HashMap::new();
+    let mut clicks: Vec<Click> = Vec::new();
     let mut salted_keys = HashSet::new();
-    while records < truth.summary.sends {
+    while (clicks.len() as u64) < truth.summary.sends {
         let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
-            .unwrap_or_else(|_| panic!("only {records} of {} records arrived", truth.summary.sends))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {} records arrived",
+                    clicks.len(),
+                    truth.summary.sends
+                )
+            })
             .unwrap();
         let click = Click::decode_valid(msg.payload().unwrap()).expect("a valid Click");
         let key = std::str::from_utf8(msg.key().unwrap()).unwrap().to_string();
@@ -235,21 +234,12 @@ async fn kafka_target_records_decode_and_match_the_summary() {
         if key.contains(':') {
             salted_keys.insert(key);
         }
-        records += 1;
-        let ad = AdRef {
-            advertiser_id: click.advertiser_id,
-            campaign_id: click.campaign_id,
-            ad_id: click.ad_id,
-        };
-        let e = first
-            .entry(click.impression_id.clone())
-            .or_insert((ad, click.event_time_ms));
-        e.1 = e.1.min(click.event_time_ms);
+        clicks.push(click);
     }
-    assert_eq!(records, truth.summary.sends);
+    assert_eq!(clicks.len() as u64, truth.summary.sends);
     assert!(
         salted_keys.len() > 1,
         "hot ads spread over salted keys: {salted_keys:?}"
     );
-    assert_eq!(truth.counts(), &recount(first.into_values()));
+    assert_eq!(truth.counts(), &count_clicks(&clicks));
 }

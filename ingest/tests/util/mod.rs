@@ -4,19 +4,15 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adclick_click::Minute;
 use adclick_click::token::TokenKey;
 use adclick_click::wire::Click;
 use adclick_ingest::{IngestConfig, KafkaSettings, Listeners, Settings};
-use adclick_loadgen::population::AdRef;
-use adclick_loadgen::truth::TruthKey;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -224,33 +220,6 @@ pub async fn read_topic(
             distinct.len()
         );
     }
-}
-
-/// Unique clicks per (ad, minute), each impression at its earliest event time: what the truth of
-/// a loadgen run holds.
-pub fn recount(clicks: &[Click]) -> BTreeMap<TruthKey, u64> {
-    let mut first: HashMap<&[u8], (AdRef, i64)> = HashMap::new();
-    for c in clicks {
-        let ad = AdRef {
-            advertiser_id: c.advertiser_id,
-            campaign_id: c.campaign_id,
-            ad_id: c.ad_id,
-        };
-        let e = first
-            .entry(&c.impression_id)
-            .or_insert((ad, c.event_time_ms));
-        e.1 = e.1.min(c.event_time_ms);
-    }
-    let mut counts = BTreeMap::new();
-    for (ad, t) in first.into_values() {
-        *counts
-            .entry(TruthKey {
-                minute_end_ms: Minute::of(t).end_ms(),
-                ad,
-            })
-            .or_default() += 1;
-    }
-    counts
 }
 
 /// How the proxy treats traffic.
