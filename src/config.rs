@@ -32,6 +32,10 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// `adclick ingest`; its keys and defaults live with the service (`adclick_ingest::config`).
     pub ingest: adclick_ingest::IngestConfig,
+    /// `adclick export`; keys and defaults in `adclick_exporter::config`.
+    pub exporter: adclick_exporter::ExporterConfig,
+    /// The object store of the raw archive, the exporter's checkpoints and the rollup's blocks.
+    pub s3: adclick_exporter::S3Config,
 }
 
 /// The Kafka cluster and clicks topic every component shares.
@@ -43,6 +47,16 @@ pub struct KafkaConfig {
     pub clicks_topic: String,
     /// librdkafka properties passed through to every client (e.g. security settings).
     pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// The pass-through librdkafka properties, as the clients take them.
+    pub fn librdkafka_properties(&self) -> Vec<(String, String)> {
+        self.properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 impl Default for KafkaConfig {
@@ -198,6 +212,11 @@ mod tests {
         // The example spells out every default: a drift between the two shows here.
         let defaults = adclick_ingest::IngestConfig::default();
         assert_eq!(format!("{:?}", c.ingest), format!("{defaults:?}"));
+        c.exporter.validate().unwrap();
+        let defaults = adclick_exporter::ExporterConfig::default();
+        assert_eq!(format!("{:?}", c.exporter), format!("{defaults:?}"));
+        let defaults = adclick_exporter::S3Config::default();
+        assert_eq!(format!("{:?}", c.s3), format!("{defaults:?}"));
     }
 
     #[test]

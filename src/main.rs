@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Print the wire contract (click.proto) a third party needs to write the clicks topic.
     Proto,
+    /// Count the clicks topic into per-minute series in Prometheus and archive it to S3.
+    Export(cmd::export::ExportArgs),
     /// Serve the click endpoint: verify, dedup, durable produce, redirect.
     Ingest(cmd::ingest::IngestArgs),
     /// Send planned click traffic (HTTP or Kafka) and write its ground truth.
@@ -45,6 +47,7 @@ fn main() -> Result<()> {
             print!("{}", include_str!("../proto/adclick/v1/click.proto"));
             Ok(())
         }
+        Command::Export(args) => cmd::export::run(args, &config),
         Command::Ingest(args) => cmd::ingest::run(args, &config),
         Command::Loadgen(args) => cmd::loadgen::run_loadgen(args, &config),
         Command::Token(args) => {

@@ -5,8 +5,10 @@
 //! |---|---|
 //! | [`wire`] | the `Click` record of `proto/adclick/v1/click.proto`, its flags and Kafka key |
 //! | [`token`] | impression tokens: their byte layout, signing, and verification with key rotation |
+//! | [`archive`] | the raw click archive's object names and bytes (exporter writes, rollup reads) |
 //! | [`minute`] | event-time minutes: which minute a click belongs to and the timestamp its sample carries |
 
+pub mod archive;
 pub mod minute;
 pub mod token;
 pub mod wire;

@@ -1,7 +1,8 @@
 //! The click path: `GET /click/{token}` (and `GET /click?token=…` for ad markup that cannot put
 //! the token in the path), optionally with `t=<click time, ms>`.
 //!
-//! 1. Verify the token ([`adclick_click::Verifier`]); refuse with a 4xx page otherwise (`reject`).
+//! 1. Find and verify the token (`request`, [`adclick_click::Verifier`]); refuse with a 4xx page
+//!    otherwise (`reject`).
 //! 2. Choose the event time (`event_time`).
 //! 3. Claim the impression in Redis (`dedup`): a duplicate is redirected and not produced; a
 //!    failed or slow Redis fails open (`ClickFlag::DedupUnchecked`).
@@ -13,25 +14,17 @@
 //! mid-click cancels its request but not the recording of a click whose impression was already
 //! claimed, which would otherwise be lost (its repeat would be taken for a duplicate).
 //!
-//! # The redirect
-//!
-//! The `Location` is the landing URL inside the verified token, as the `url` crate serialises
-//! it — nothing from the request reaches it, so the endpoint cannot be an open redirect, and the
-//! serialisation percent-encodes or drops control characters, so CR/LF cannot reach a header.
-//! `Cache-Control: no-store, no-cache, must-revalidate, private`, `Pragma: no-cache` and
-//! `Expires: 0` stop browsers and proxies from answering a second click from cache (which would
-//! hide it from adclick). `Referrer-Policy: no-referrer`: the advertiser learns nothing about
-//! the page the ad was on from adclick's redirect; what it should know belongs in the signed URL.
+//! Steps 1, 2 and 5 — where the token is, its verification, the event time, the `Location` — are
+//! the pure functions of `request`, shared with the fuzz target.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use adclick_click::Verifier;
 use adclick_click::token::unix_now_secs;
 use adclick_click::wire::{Click, ClickFlag};
-use adclick_click::{Claims, Verifier};
 use axum::Router;
-use axum::extract::{RawQuery, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prost::Message as _;
@@ -39,11 +32,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::SpillFullPolicy;
 use crate::dedup::{Claim, Dedup};
-use crate::event_time::{ClientTimeBounds, event_time_ms};
+use crate::event_time::ClientTimeBounds;
 use crate::limits::{Limits, limit};
 use crate::metrics::{DurablePath, Metrics};
 use crate::produce::Producer;
 use crate::reject::Rejection;
+use crate::request::{self, ClickRequest, Now};
 use crate::spill::Spill;
 
 /// Everything the click path needs; cheap to clone.
@@ -65,8 +59,8 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let limits = state.limits.clone();
     Router::new()
-        .route("/click/{*token}", get(click_in_path))
-        .route("/click", get(click_in_query))
+        .route("/click/{*token}", get(click_request))
+        .route(request::CLICK_PATH, get(click_request))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(limits, limit))
@@ -76,45 +70,14 @@ async fn not_found() -> Rejection {
     Rejection::NotFound
 }
 
-/// `/click/{token}`: the token is the raw path after `/click/`, never percent-decoded, so
-/// there is exactly one spelling of a token and decoding tricks have nothing to work on.
-async fn click_in_path(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    request: Request,
-) -> Response {
-    let token = request
-        .uri()
-        .path()
-        .strip_prefix("/click/")
-        .unwrap_or_default()
-        .to_owned();
-    let t = query.as_deref().and_then(|q| query_param(q, "t"));
-    respond(&state, click(&state, token.as_bytes(), t.as_deref()).await)
-}
-
-/// `/click?token=…&t=…`.
-async fn click_in_query(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let query = query.unwrap_or_default();
-    let outcome = match query_param(&query, "token") {
-        Some(token) => {
-            click(
-                &state,
-                token.as_bytes(),
-                query_param(&query, "t").as_deref(),
-            )
-            .await
-        }
-        None => Err(Rejection::MissingToken),
+/// Both forms of a click: `request::parse` finds the token in the raw path or the query.
+async fn click_request(State(state): State<AppState>, request: Request) -> Response {
+    let uri = request.uri();
+    let outcome = match request::parse(uri.path(), uri.query()) {
+        Ok(click_request) => click(&state, &click_request).await,
+        Err(rejection) => Err(rejection),
     };
     respond(&state, outcome)
-}
-
-/// The first value of `name` in a query string, form-decoded.
-fn query_param(query: &str, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
@@ -127,22 +90,23 @@ fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
     }
 }
 
-/// The click path for one token; the redirect, or why not.
-async fn click(state: &AppState, token: &[u8], t: Option<&str>) -> Result<Response, Rejection> {
+/// The click path for one request; the redirect, or why not.
+async fn click(state: &AppState, click_request: &ClickRequest) -> Result<Response, Rejection> {
     let started = Instant::now();
-    let receive_ms = now_ms();
-    let verified = state.verifier.verify(token, unix_now_secs())?;
-    let claims = verified.claims;
-    let (event_time_ms, verdict) =
-        event_time_ms(t, receive_ms, claims.issued_at_secs, &state.client_time);
-    Metrics::count(&state.metrics.client_time, verdict.reason());
+    let now = Now {
+        unix_secs: unix_now_secs(),
+        receive_ms: now_ms(),
+    };
+    let decision = request::decide(&state.verifier, click_request, now, &state.client_time)?;
+    Metrics::count(&state.metrics.client_time, decision.client_time.reason());
+    let claims = &decision.claims;
     let click = Click {
         impression_id: claims.impression_id.to_vec(),
         ad_id: claims.ad_id,
         campaign_id: claims.campaign_id,
         advertiser_id: claims.advertiser_id,
-        event_time_ms,
-        receive_time_ms: receive_ms,
+        event_time_ms: decision.event_time_ms,
+        receive_time_ms: now.receive_ms,
         // No user identity reaches ingest yet; 0 is the contract's "unknown".
         user_hash: 0,
         flags: 0,
@@ -155,7 +119,7 @@ async fn click(state: &AppState, token: &[u8], t: Option<&str>) -> Result<Respon
     if recorded == Recorded::Lost && state.spill_full == SpillFullPolicy::Reject {
         return Err(Rejection::NotDurable);
     }
-    let response = redirect(&claims)?;
+    let response = request::redirect(claims)?;
     state
         .metrics
         .redirect_seconds
@@ -219,27 +183,6 @@ pub async fn record(state: AppState, mut click: Click) -> Recorded {
             Recorded::Lost
         }
     }
-}
-
-/// The 302 to the signed landing URL.
-fn redirect(claims: &Claims) -> Result<Response, Rejection> {
-    // `Url` serialisations hold no control characters; should one ever, refuse rather than panic.
-    let location =
-        HeaderValue::from_str(claims.landing_url.as_str()).map_err(|_| Rejection::Internal)?;
-    let mut response = StatusCode::FOUND.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, location);
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store, no-cache, must-revalidate, private"),
-    );
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    Ok(response)
 }
 
 fn now_ms() -> i64 {

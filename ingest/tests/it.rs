@@ -1,6 +1,7 @@
 //! ingest against the stack's real Redis and Kafka (and a private tansu broker where a test kills
 //! one): every test has its own topic, Redis key prefix and spill folder.
 
+mod browser;
 mod util;
 
 use std::collections::{HashMap, HashSet};

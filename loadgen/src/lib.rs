@@ -12,9 +12,11 @@
 //! | [`kafka`] | the Kafka target (click.proto records) |
 //! | [`truth`] | the ground truth: unique clicks per ad per minute, its files and summary |
 //! | [`run`] | pacing, in-flight bound, progress and the error bound |
+//! | [`latency`] | latency and start-lag percentiles of a run, in bounded memory |
 
 pub mod http;
 pub mod kafka;
+pub mod latency;
 pub mod plan;
 pub mod population;
 pub mod run;

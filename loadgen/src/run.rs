@@ -1,6 +1,14 @@
 //! Drives a plan against a target: paces sends to their planned instants, keeps a bounded number
 //! in flight, records every outcome in the ground truth, shows progress, and stops early when the
 //! target fails beyond the error bound.
+//!
+//! Two ways to load a target, both by the plan's rate and `max_in_flight`:
+//! - **open loop** (a fixed rate): plan the rate to test and allow more in flight than the target
+//!   will ever hold; sends start at their planned instants whatever the answers do, as
+//!   independent clients would. `start_lag` in the summary shows the generator kept up.
+//! - **closed loop** (the maximum rate at a concurrency): plan a rate far above what the target
+//!   answers, so `max_in_flight` requests are always outstanding and each answer starts the next
+//!   send. The achieved rate is the target's throughput at that concurrency.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::http::HttpTarget;
 use crate::kafka::KafkaTarget;
+use crate::latency::Histogram;
 use crate::plan::{Plan, Send};
 use crate::truth::{GroundTruth, Outcome};
 
@@ -101,11 +110,26 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     let mut plan = plan.peekable();
     let mut in_flight = FuturesUnordered::new();
     let mut aborted = false;
+    let mut latency = Histogram::default();
+    let mut start_lag = Histogram::default();
+    // A send's clocks start when it is first polled, i.e. when its request is actually made.
+    let timed = |send: Send, due_at: Instant| async move {
+        let began = Instant::now();
+        let (send, outcome) = target.send(send).await;
+        (
+            send,
+            outcome,
+            began.elapsed(),
+            began.saturating_duration_since(due_at),
+        )
+    };
     loop {
         let next_due = plan.peek().map(due);
         tokio::select! {
             biased;
-            Some((send, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((send, outcome, took, lag)) = in_flight.next(), if !in_flight.is_empty() => {
+                latency.record(took);
+                start_lag.record(lag);
                 truth.record(&send, &outcome);
                 if !matches!(outcome, Outcome::Accepted) {
                     bar.set_message(format!("errors {}", truth.summary.errors));
@@ -120,13 +144,16 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
             _ = tokio::time::sleep_until(next_due.unwrap_or(started)),
                 if next_due.is_some() && in_flight.len() < opts.max_in_flight => {
                 let send = plan.next().expect("peeked");
-                in_flight.push(target.send(send));
+                let due_at = due(&send);
+                in_flight.push(timed(send, due_at));
             }
             else => break,
         }
     }
     // Whatever was in flight when aborting still gets its answer, so the truth stays exact.
-    while let Some((send, outcome)) = in_flight.next().await {
+    while let Some((send, outcome, took, lag)) = in_flight.next().await {
+        latency.record(took);
+        start_lag.record(lag);
         truth.record(&send, &outcome);
     }
     if let Target::Kafka(k) = target {
@@ -137,6 +164,8 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     let s = &mut truth.summary;
     s.elapsed_secs = started.elapsed().as_secs_f64();
     s.achieved_rate = s.sends as f64 / s.elapsed_secs.max(f64::EPSILON);
+    s.latency = latency.summary();
+    s.start_lag = start_lag.summary();
     if let Some(dir) = &opts.truth_dir {
         truth.write(dir).map_err(|source| RunError::WriteTruth {
             path: dir.display().to_string(),

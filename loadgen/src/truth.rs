@@ -18,6 +18,7 @@ use std::path::Path;
 use adclick_click::{Click, Minute};
 use serde::{Deserialize, Serialize};
 
+use crate::latency::LatencySummary;
 use crate::plan::{Lateness, Send, SendKind};
 use crate::population::AdRef;
 
@@ -97,6 +98,15 @@ pub struct Summary {
     pub error_examples: Vec<String>,
     pub elapsed_secs: f64,
     pub achieved_rate: f64,
+    /// Time from a send's start to its answer (HTTP response, Kafka delivery report), every send.
+    #[serde(default)]
+    pub latency: LatencySummary,
+    /// How late sends started against their planned instant. Near 0 when the generator held the
+    /// planned rate (an open-loop run: `latency` is then what a client arriving at that rate
+    /// sees); in a run planned faster than the target answers, the time sends waited for a free
+    /// `max_in_flight` slot (a closed-loop run at the target's maximum rate).
+    #[serde(default)]
+    pub start_lag: LatencySummary,
 }
 
 /// Accumulates the truth as outcomes come in.

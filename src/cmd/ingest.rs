@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use adclick_ingest::{KafkaSettings, Listeners, Settings};
 use anyhow::{Context, Result};
 
+use super::{init_logging, shutdown_signal};
 use crate::config::Config;
 
 /// Flags of `adclick ingest`; each overrides its `[ingest]` key.
@@ -40,12 +41,7 @@ pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
     let kafka = KafkaSettings {
         brokers: config.kafka.brokers.clone(),
         topic: config.kafka.clicks_topic.clone(),
-        properties: config
-            .kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        properties: config.kafka.librdkafka_properties(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -63,36 +59,4 @@ pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
         adclick_ingest::run(Listeners { public, admin }, settings, shutdown_signal()).await?;
         Ok(())
     })
-}
-
-/// SIGINT (Ctrl-C) or SIGTERM (what service managers send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
-/// Logs to stderr; `ADCLICK_LOG` sets the filter (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ADCLICK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

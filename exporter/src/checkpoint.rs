@@ -1,0 +1,204 @@
+//! Checkpoints: what a replay from a committed offset needs to decide exactly what the first pass
+//! decided, stored in the object store next to the archive, one immutable object per committed
+//! offset.
+//!
+//! A committed offset alone is not enough: the watermark depends on every record before it, and
+//! the replay must know which minutes were already written. Kafka can carry such state as commit
+//! metadata, but not every broker keeps it (tansu drops it), so it lives here instead: written
+//! *before* the offset is committed, named by that offset, and read back on assignment. Its
+//! content is a function of the log up to the offset, so two owners writing the same offset
+//! (during a rebalance) write the same bytes.
+
+use adclick_click::Minute;
+use adclick_click::minute::MINUTE_MS;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use crate::archive::ArchiveBuffer;
+use crate::partition::{PartitionState, Resume};
+
+/// One partition's checkpoint at a committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub topic: String,
+    pub partition: i32,
+    /// The offset committed with it: where a replay starts.
+    pub offset: i64,
+    /// The highest event time of the records before `offset`.
+    pub max_event_ms: Option<i64>,
+    /// End (ms) of the last minute whose samples Prometheus acknowledged.
+    pub written_through_end_ms: Option<i64>,
+    /// Records before this offset are in archive objects.
+    pub archived_before: i64,
+    /// How far the first pass had read: records before it were already dead-lettered.
+    pub position: i64,
+}
+
+impl Checkpoint {
+    /// The checkpoint of a partition read up to `position` (the next offset), assuming every
+    /// sample of every minute it closed has been acknowledged.
+    pub fn take(
+        topic: &str,
+        partition: i32,
+        state: &PartitionState,
+        archive: &ArchiveBuffer,
+        position: i64,
+    ) -> Checkpoint {
+        let (offset, max_event_ms) = [state.replay_start(), archive.replay_start()]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(o, _)| *o)
+            .unwrap_or((position, state.max_event_ms()));
+        Checkpoint {
+            version: 1,
+            topic: topic.to_string(),
+            partition,
+            offset,
+            max_event_ms,
+            written_through_end_ms: state.closed_through().map(Minute::end_ms),
+            archived_before: archive.archived_before(position),
+            position,
+        }
+    }
+
+    /// What the partition state resumes with.
+    pub fn resume(&self) -> Resume {
+        Resume {
+            max_event_ms: self.max_event_ms,
+            written_through: self
+                .written_through_end_ms
+                .map(|end| Minute(end.div_euclid(MINUTE_MS) - 1)),
+        }
+    }
+}
+
+/// Why a checkpoint could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("object store: {0}")]
+    Store(String),
+    #[error("checkpoint {key} is not valid JSON of version 1: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Checkpoint objects of one consumer group.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    pub s3: Client,
+    pub bucket: String,
+    /// `{archive prefix}checkpoints/{group}/`.
+    pub prefix: String,
+}
+
+impl CheckpointStore {
+    pub fn new(s3: Client, bucket: &str, archive_prefix: &str, group: &str) -> CheckpointStore {
+        CheckpointStore {
+            s3,
+            bucket: bucket.to_string(),
+            prefix: format!("{archive_prefix}checkpoints/{group}/"),
+        }
+    }
+
+    pub fn key(&self, topic: &str, partition: i32, offset: i64) -> String {
+        format!("{}{topic}/p={partition}/{offset:020}.json", self.prefix)
+    }
+
+    pub async fn put(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        let body = serde_json::to_vec_pretty(checkpoint).expect("serialisable");
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(&checkpoint.topic, checkpoint.partition, checkpoint.offset))
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
+        Ok(())
+    }
+
+    /// The checkpoint of a committed offset, None if there is none.
+    pub async fn get(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Option<Checkpoint>, CheckpointError> {
+        let key = self.key(topic, partition, offset);
+        let got = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await;
+        let object = match got {
+            Ok(o) => o,
+            Err(e) => {
+                let e = aws_sdk_s3::Error::from(e);
+                return match e {
+                    aws_sdk_s3::Error::NoSuchKey(_) => Ok(None),
+                    e => Err(CheckpointError::Store(e.to_string())),
+                };
+            }
+        };
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| CheckpointError::Store(e.to_string()))?
+            .into_bytes();
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| CheckpointError::Corrupt { key, source })
+    }
+
+    /// Deletes the partition's checkpoints older than `offset` but the `keep` newest of them
+    /// (best effort: a leftover only costs bytes).
+    pub async fn prune(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        keep: usize,
+    ) -> Result<usize, CheckpointError> {
+        let prefix = format!("{}{topic}/p={partition}/", self.prefix);
+        let newest_kept = self.key(topic, partition, offset);
+        let mut older = vec![];
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
+            for o in page.contents() {
+                if let Some(k) = o.key() {
+                    if k < newest_kept.as_str() {
+                        older.push(k.to_string());
+                    }
+                }
+            }
+        }
+        older.sort();
+        let doomed = older.len().saturating_sub(keep);
+        for key in &older[..doomed] {
+            self.s3
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
+        }
+        Ok(doomed)
+    }
+}

@@ -1,0 +1,41 @@
+//! adclick exporter (`adclick export`): a Kafka consumer-group member that turns the clicks
+//! topic into exact per-ad, per-minute counts in Prometheus (remote_write), keeps the number of
+//! series bounded, archives every raw click to the object store for the daily rollup, and
+//! survives crashes and rebalances without losing or doubling a click.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`record`] | a record of the topic: a click, a tick (idle partition), or poison and why |
+//! | [`window`] | one open minute: exact counts, repeats dropped, late clicks; top K and `other` |
+//! | [`partition`] | a partition's event time: watermark, closing minutes, zeros; replayable |
+//! | [`series`] | the series users query: names, labels, the open minute's running counts |
+//! | [`archive`] | the raw archive: objects cut where the log says, uploaded to S3 |
+//! | [`checkpoint`] | what a replay from a committed offset needs, stored beside the archive |
+//! | [`service`] | the consumer loop: rebalances, the commit cycle, dead letters, ticks |
+//! | [`config`] | the `[exporter]` section |
+//! | [`objstore`] | the `[s3]` section and its client |
+//! | [`metrics`] | the exporter's own metrics |
+//!
+//! How exactness holds, in short: every decision (which minute a click counts in, when a minute
+//! closes, which ads get their own series, when a series gets its zero) is a function of the
+//! partition's records in offset order. An offset is committed only after everything derived
+//! from the records before it was acknowledged, together with a checkpoint of the little state a
+//! replay cannot rebuild (the watermark before it, and the last minute already written). A replay
+//! therefore rebuilds the same minutes, writes the same samples for those not yet written, and
+//! skips those that were.
+
+pub mod archive;
+pub mod checkpoint;
+pub mod config;
+pub mod metrics;
+pub mod objstore;
+pub mod partition;
+pub mod record;
+pub mod series;
+pub mod service;
+pub mod window;
+
+pub use config::ExporterConfig;
+pub use metrics::Metrics;
+pub use objstore::S3Config;
+pub use service::{Deps, ExportError, KafkaSettings, registry, run, serve};

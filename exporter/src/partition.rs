@@ -1,0 +1,470 @@
+//! Event time for one partition: its watermark, its open minutes, and the minutes it closes —
+//! a pure function of the partition's records, so a replay from a checkpoint decides exactly
+//! what the first pass decided.
+//!
+//! - The watermark is the highest event time seen minus the allowed lateness. A minute closes
+//!   when the watermark reaches its end; a click whose minute is closed is *late*: it is not
+//!   counted in its minute but in the `Late` series of the partition's earliest open minute.
+//! - Closing a minute yields its series (see [`crate::window`]), plus an explicit 0 for every
+//!   series the previous minute wrote and this one does not: Prometheus would otherwise carry the
+//!   previous count forward for its 5-minute lookback. One zero is enough: it is carried forward
+//!   instead, and the series then ends by itself.
+//! - Nothing here reads a clock. Idle partitions advance through tick records in the log
+//!   ([`crate::record`]), so the decisions stay reproducible.
+//!
+//! Replays: a [`Resume`] says where a replay starts (the first record of any minute still open
+//! or still needed for the zeros, see [`PartitionState::replay_start`]), the watermark there, and
+//! up to which minute the samples were already acknowledged. Minutes up to that one close again
+//! on the replay but are marked `suppressed` so they are not written twice.
+
+use std::collections::BTreeMap;
+
+use adclick_click::{Click, Minute};
+
+use crate::window::{AdKey, CampaignKey, Counted, SeriesKey, SeriesSample, Window};
+
+/// The knobs that decide what a partition's records become.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// How far behind the highest event time a click may arrive and still count in its minute.
+    pub allowed_lateness_ms: i64,
+    /// Ads per minute with their own series in this partition.
+    pub top_k: usize,
+}
+
+/// What a replay needs to know about the records before its first one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The highest event time of the records before the replay's first one.
+    pub max_event_ms: Option<i64>,
+    /// The last minute whose samples were already acknowledged: not written again.
+    pub written_through: Option<Minute>,
+}
+
+/// A minute that closed, with the samples it writes (timestamp: the minute's end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedMinute {
+    pub minute: Minute,
+    /// Its series (sorted), zeros included.
+    pub samples: Vec<SeriesSample>,
+    /// Ads folded into `other` because they were not among the top K.
+    pub ads_folded: u64,
+    /// Clicks counted in the minute, and late clicks that arrived while it was open.
+    pub clicks: u64,
+    pub late_clicks: u64,
+    /// Already written before the replay that closed it again: do not write.
+    pub suppressed: bool,
+}
+
+/// What became of one click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Counted,
+    /// A repeat of an impression already counted in its minute: dropped.
+    Repeat,
+    /// Its minute was already closed: counted as late.
+    Late,
+}
+
+/// The last closed minute, kept for the zeros of the next one.
+#[derive(Debug, Clone)]
+struct Previous {
+    minute: Minute,
+    /// Series it wrote with a non-zero value (sorted).
+    series: Vec<SeriesKey>,
+    /// Where its window started, if it had one: a replay must start there to rebuild it.
+    start: Option<(i64, Option<i64>)>,
+}
+
+/// One partition's event-time state.
+#[derive(Debug, Clone)]
+pub struct PartitionState {
+    rules: Rules,
+    max_event_ms: Option<i64>,
+    windows: BTreeMap<Minute, Window>,
+    previous: Option<Previous>,
+    written_through: Option<Minute>,
+}
+
+impl PartitionState {
+    /// A partition read from its beginning (or from a point where nothing was open).
+    pub fn new(rules: Rules) -> PartitionState {
+        PartitionState::resume(rules, Resume::default())
+    }
+
+    /// A partition whose replay starts where `resume` was taken.
+    pub fn resume(rules: Rules, resume: Resume) -> PartitionState {
+        PartitionState {
+            rules,
+            max_event_ms: resume.max_event_ms,
+            windows: BTreeMap::new(),
+            previous: None,
+            written_through: resume.written_through,
+        }
+    }
+
+    /// The watermark: the highest event time seen minus the allowed lateness.
+    pub fn watermark(&self) -> Option<i64> {
+        self.max_event_ms
+            .map(|t| t.saturating_sub(self.rules.allowed_lateness_ms))
+    }
+
+    /// The highest event time seen.
+    pub fn max_event_ms(&self) -> Option<i64> {
+        self.max_event_ms
+    }
+
+    /// The last closed minute: every minute ending at or before the watermark.
+    pub fn closed_through(&self) -> Option<Minute> {
+        self.watermark()
+            .map(|w| Minute(w.div_euclid(adclick_click::minute::MINUTE_MS) - 1))
+    }
+
+    /// Counts one click at `offset` and closes the minutes its event time finalises.
+    pub fn apply_click(
+        &mut self,
+        offset: i64,
+        click: &Click,
+        impression: u128,
+        closed: &mut Vec<ClosedMinute>,
+    ) -> Applied {
+        let ad = AdKey::of(click);
+        let minute = Minute::of(click.event_time_ms);
+        let max_before = self.max_event_ms;
+        let applied = match self.watermark() {
+            Some(w) if minute.end_ms() <= w => {
+                // The earliest open minute: the one containing the watermark.
+                let bucket = Minute::of(w);
+                self.window(bucket, offset, max_before)
+                    .count_late(CampaignKey::from(ad));
+                Applied::Late
+            }
+            _ => match self
+                .window(minute, offset, max_before)
+                .count(ad, impression)
+            {
+                Counted::Counted => Applied::Counted,
+                Counted::Repeat => Applied::Repeat,
+            },
+        };
+        self.advance(click.event_time_ms, closed);
+        applied
+    }
+
+    /// A tick record: the log's statement that event time reached `event_time_ms`.
+    pub fn apply_tick(&mut self, event_time_ms: i64, closed: &mut Vec<ClosedMinute>) {
+        self.advance(event_time_ms, closed);
+    }
+
+    /// Where a replay must start to rebuild every open minute and the last closed one (offset),
+    /// and the highest event time before that record. None when nothing needs rebuilding.
+    pub fn replay_start(&self) -> Option<(i64, Option<i64>)> {
+        self.windows
+            .values()
+            .map(|w| (w.first_offset, w.max_event_before))
+            .chain(self.previous.as_ref().and_then(|p| p.start))
+            .min_by_key(|(offset, _)| *offset)
+    }
+
+    /// The open minutes, oldest first.
+    pub fn open_windows(&self) -> impl Iterator<Item = (&Minute, &Window)> {
+        self.windows.iter()
+    }
+
+    fn window(&mut self, minute: Minute, offset: i64, max_before: Option<i64>) -> &mut Window {
+        self.windows
+            .entry(minute)
+            .or_insert_with(|| Window::new(offset, max_before))
+    }
+
+    fn advance(&mut self, event_time_ms: i64, closed: &mut Vec<ClosedMinute>) {
+        if self.max_event_ms.is_some_and(|t| t >= event_time_ms) {
+            return;
+        }
+        self.max_event_ms = Some(event_time_ms);
+        let Some(closed_through) = self.closed_through() else {
+            return;
+        };
+        loop {
+            let first_window = self.windows.keys().next().copied();
+            let after_previous = self
+                .previous
+                .as_ref()
+                .filter(|p| !p.series.is_empty())
+                .map(|p| p.minute.next());
+            let next = match (first_window, after_previous) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
+                Some(minute) if minute <= closed_through => closed.push(self.close(minute)),
+                _ => break,
+            }
+        }
+    }
+
+    fn close(&mut self, minute: Minute) -> ClosedMinute {
+        let window = self.windows.remove(&minute);
+        let folded = window
+            .as_ref()
+            .map(|w| w.series(self.rules.top_k))
+            .unwrap_or_default();
+        let series: Vec<SeriesKey> = folded.samples.iter().map(|(k, _)| *k).collect();
+        let mut samples = folded.samples;
+        let late_clicks = samples
+            .iter()
+            .filter(|(k, _)| matches!(k, SeriesKey::Late(_)))
+            .map(|(_, n)| n)
+            .sum();
+        let clicks = samples.iter().map(|(_, n)| n).sum::<u64>() - late_clicks;
+        if let Some(prev) = self.previous.take().filter(|p| p.minute.next() == minute) {
+            let before = samples.len();
+            for key in prev.series {
+                if series.binary_search(&key).is_err() {
+                    samples.push((key, 0));
+                }
+            }
+            if samples.len() > before {
+                samples.sort_unstable();
+            }
+        }
+        self.previous = Some(Previous {
+            minute,
+            series,
+            start: window
+                .as_ref()
+                .map(|w| (w.first_offset, w.max_event_before)),
+        });
+        ClosedMinute {
+            minute,
+            samples,
+            ads_folded: folded.ads_folded,
+            clicks,
+            late_clicks,
+            suppressed: self.written_through.is_some_and(|w| minute <= w),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adclick_click::minute::MINUTE_MS;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % MINUTE_MS;
+    const RULES: Rules = Rules {
+        allowed_lateness_ms: 10_000,
+        top_k: 2,
+    };
+
+    fn click(ad: u64, event_time_ms: i64) -> Click {
+        Click {
+            impression_id: vec![0; 16],
+            ad_id: ad,
+            campaign_id: 100 + ad % 3,
+            advertiser_id: 7,
+            event_time_ms,
+            ..Default::default()
+        }
+    }
+
+    /// A record of the log in these tests: a click (ad, event time, impression) or a tick.
+    #[derive(Debug, Clone)]
+    enum Rec {
+        Click(u64, i64, u128),
+        Tick(i64),
+    }
+
+    fn apply(state: &mut PartitionState, offset: i64, rec: &Rec, out: &mut Vec<ClosedMinute>) {
+        match rec {
+            Rec::Click(ad, t, imp) => {
+                state.apply_click(offset, &click(*ad, *t), *imp, out);
+            }
+            Rec::Tick(t) => state.apply_tick(*t, out),
+        }
+    }
+
+    fn ad_series(ad: u64) -> SeriesKey {
+        SeriesKey::Ad(AdKey::of(&click(ad, 0)))
+    }
+
+    #[test]
+    fn a_minute_closes_when_the_watermark_passes_its_end() {
+        let mut s = PartitionState::new(RULES);
+        let mut out = vec![];
+        s.apply_click(0, &click(1, T0 + 5_000), 1, &mut out);
+        s.apply_click(1, &click(1, T0 + MINUTE_MS + 9_999), 2, &mut out);
+        assert!(
+            out.is_empty(),
+            "watermark is 1 ms short of the minute's end"
+        );
+        s.apply_click(2, &click(1, T0 + MINUTE_MS + 10_000), 3, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].minute, Minute::of(T0));
+        assert_eq!(out[0].samples, vec![(ad_series(1), 1)]);
+    }
+
+    #[test]
+    fn within_lateness_counts_in_its_minute_beyond_it_counts_late() {
+        let mut s = PartitionState::new(RULES);
+        let mut out = vec![];
+        s.apply_click(0, &click(1, T0 + MINUTE_MS + 5_000), 1, &mut out);
+        // 6 s behind the highest event time, in the previous minute: still open.
+        assert_eq!(
+            s.apply_click(1, &click(1, T0 + 59_000), 2, &mut out),
+            Applied::Counted
+        );
+        s.apply_click(2, &click(2, T0 + MINUTE_MS + 20_000), 3, &mut out);
+        assert_eq!(out.len(), 1, "minute T0 closed");
+        assert_eq!(
+            s.apply_click(3, &click(1, T0 + 30_000), 4, &mut out),
+            Applied::Late
+        );
+        s.apply_tick(T0 + 2 * MINUTE_MS + 10_000, &mut out);
+        assert_eq!(out.len(), 2);
+        let late = CampaignKey::from(AdKey::of(&click(1, 0)));
+        assert!(out[1].samples.contains(&(SeriesKey::Late(late), 1)));
+        assert_eq!(out[1].late_clicks, 1);
+        assert_eq!(out[1].clicks, 2);
+    }
+
+    #[test]
+    fn repeats_within_a_minute_are_dropped() {
+        let mut s = PartitionState::new(RULES);
+        let mut out = vec![];
+        assert_eq!(
+            s.apply_click(0, &click(1, T0 + 1), 9, &mut out),
+            Applied::Counted
+        );
+        assert_eq!(
+            s.apply_click(1, &click(1, T0 + 2), 9, &mut out),
+            Applied::Repeat
+        );
+        s.apply_tick(T0 + 2 * MINUTE_MS, &mut out);
+        assert_eq!(out[0].samples, vec![(ad_series(1), 1)]);
+    }
+
+    #[test]
+    fn the_minute_after_activity_writes_zero_then_nothing() {
+        let mut s = PartitionState::new(RULES);
+        let mut out = vec![];
+        s.apply_click(0, &click(1, T0), 1, &mut out);
+        s.apply_click(1, &click(2, T0 + 3 * MINUTE_MS), 2, &mut out);
+        s.apply_tick(T0 + 10 * MINUTE_MS, &mut out);
+        let minutes: Vec<(Minute, Vec<SeriesSample>)> =
+            out.iter().map(|c| (c.minute, c.samples.clone())).collect();
+        assert_eq!(
+            minutes,
+            vec![
+                (Minute::of(T0), vec![(ad_series(1), 1)]),
+                (Minute::of(T0 + MINUTE_MS), vec![(ad_series(1), 0)]),
+                (Minute::of(T0 + 3 * MINUTE_MS), vec![(ad_series(2), 1)]),
+                (Minute::of(T0 + 4 * MINUTE_MS), vec![(ad_series(2), 0)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_state_suppresses_minutes_already_written() {
+        let mut s = PartitionState::resume(
+            RULES,
+            Resume {
+                max_event_ms: Some(T0),
+                written_through: Some(Minute::of(T0)),
+            },
+        );
+        let mut out = vec![];
+        s.apply_click(5, &click(1, T0 + 1_000), 1, &mut out);
+        s.apply_click(6, &click(1, T0 + MINUTE_MS + 1_000), 2, &mut out);
+        s.apply_tick(T0 + 3 * MINUTE_MS, &mut out);
+        assert!(out[0].suppressed && out[0].minute == Minute::of(T0));
+        assert!(!out[1].suppressed);
+    }
+
+    /// The first pass over a log, with a checkpoint taken after record `cut` the way the
+    /// exporter takes it; then a replay from that checkpoint. Together they must write exactly
+    /// the samples the uninterrupted pass writes, each once.
+    fn first_pass_then_replay(log: &[Rec], cut: usize) -> (Vec<ClosedMinute>, Vec<ClosedMinute>) {
+        let mut whole = PartitionState::new(RULES);
+        let mut all = vec![];
+        for (i, r) in log.iter().enumerate() {
+            apply(&mut whole, i as i64, r, &mut all);
+        }
+        let mut first = PartitionState::new(RULES);
+        let mut written = vec![];
+        for (i, r) in log[..cut].iter().enumerate() {
+            apply(&mut first, i as i64, r, &mut written);
+        }
+        let (start, max_event_ms) = first
+            .replay_start()
+            .unwrap_or((cut as i64, first.max_event_ms()));
+        let resume = Resume {
+            max_event_ms,
+            written_through: first.closed_through(),
+        };
+        let mut replay = PartitionState::resume(RULES, resume);
+        for (i, r) in log.iter().enumerate().skip(start as usize) {
+            apply(&mut replay, i as i64, r, &mut written);
+        }
+        let written: Vec<ClosedMinute> = written.into_iter().filter(|c| !c.suppressed).collect();
+        (all, written)
+    }
+
+    fn log_strategy() -> impl Strategy<Value = Vec<Rec>> {
+        // Event times walk forward with jitter, some far behind (late), some ticks.
+        proptest::collection::vec(
+            (0u8..20, 0i64..20_000, 0i64..150_000, 1u64..6, 0u128..400),
+            1..300,
+        )
+        .prop_map(|steps| {
+            let mut t = T0;
+            steps
+                .into_iter()
+                .map(|(kind, step, behind, ad, imp)| {
+                    t += step;
+                    match kind {
+                        0 => Rec::Tick(t),
+                        1..=3 => Rec::Click(ad, t - behind, imp),
+                        _ => Rec::Click(ad, t, imp),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_replay_from_any_checkpoint_writes_what_one_pass_writes(
+            log in log_strategy(), cut_at in 0.0f64..1.0
+        ) {
+            let cut = ((log.len() as f64) * cut_at) as usize;
+            let (all, written) = first_pass_then_replay(&log, cut);
+            prop_assert_eq!(written, all);
+        }
+
+        /// Every click is counted in its minute, dropped as a repeat, or counted late.
+        #[test]
+        fn every_click_is_accounted_for(log in log_strategy()) {
+            let mut s = PartitionState::new(RULES);
+            let mut out = vec![];
+            let (mut counted, mut late) = (0u64, 0u64);
+            for (i, r) in log.iter().enumerate() {
+                if let Rec::Click(ad, t, imp) = r {
+                    match s.apply_click(i as i64, &click(*ad, *t), *imp, &mut out) {
+                        Applied::Counted => counted += 1,
+                        Applied::Late => late += 1,
+                        Applied::Repeat => {}
+                    }
+                } else {
+                    apply(&mut s, i as i64, r, &mut out);
+                }
+            }
+            s.apply_tick(i64::MAX / 2, &mut out);
+            prop_assert_eq!(out.iter().map(|c| c.clicks).sum::<u64>(), counted);
+            prop_assert_eq!(out.iter().map(|c| c.late_clicks).sum::<u64>(), late);
+            // Minutes close in order, each once.
+            prop_assert!(out.windows(2).all(|w| w[0].minute < w[1].minute));
+        }
+    }
+}

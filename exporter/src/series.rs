@@ -1,0 +1,188 @@
+//! The series users query: names, labels, and the samples a closed minute or the running count
+//! of an open minute becomes.
+//!
+//! | series | labels | sample |
+//! |---|---|---|
+//! | `adclick_clicks` | advertiser_id, campaign_id, ad_id (or `other`), partition | clicks of the minute ending at the timestamp; final |
+//! | `adclick_late_clicks` | advertiser_id, campaign_id, partition | clicks that arrived, during the minute ending at the timestamp, for a minute already final |
+//! | `adclick_clicks_open` | advertiser_id, campaign_id, ad_id (or `other`), partition | running count of the minute in progress at the timestamp; provisional |
+//!
+//! `partition` keeps two exporters from ever writing the same series (a hot ad's clicks and a
+//! campaign's `other` span partitions); queries sum it away.
+
+use std::collections::{BTreeMap, HashMap};
+
+use adclick_click::Minute;
+use adclick_remote_write::{Labels, Sample, stale};
+
+use crate::window::{SeriesKey, Window, fold_top_k};
+
+pub const CLICKS: &str = "adclick_clicks";
+pub const LATE_CLICKS: &str = "adclick_late_clicks";
+pub const OPEN_CLICKS: &str = "adclick_clicks_open";
+
+/// The labels of a closed minute's series.
+pub fn closed_labels(key: SeriesKey, partition: i32) -> Labels {
+    match key {
+        SeriesKey::Late(_) => labels(LATE_CLICKS, key, partition),
+        _ => labels(CLICKS, key, partition),
+    }
+}
+
+/// The labels of `key` under `metric`.
+pub fn labels(metric: &str, key: SeriesKey, partition: i32) -> Labels {
+    let partition = partition.to_string();
+    let built = match key {
+        SeriesKey::Ad(ad) => Labels::new([
+            ("__name__", metric.to_string()),
+            ("advertiser_id", ad.advertiser_id.to_string()),
+            ("campaign_id", ad.campaign_id.to_string()),
+            ("ad_id", ad.ad_id.to_string()),
+            ("partition", partition),
+        ]),
+        SeriesKey::Other(c) => Labels::new([
+            ("__name__", metric.to_string()),
+            ("advertiser_id", c.advertiser_id.to_string()),
+            ("campaign_id", c.campaign_id.to_string()),
+            ("ad_id", "other".to_string()),
+            ("partition", partition),
+        ]),
+        SeriesKey::Late(c) => Labels::new([
+            ("__name__", metric.to_string()),
+            ("advertiser_id", c.advertiser_id.to_string()),
+            ("campaign_id", c.campaign_id.to_string()),
+            ("partition", partition),
+        ]),
+    };
+    built.expect("metric and label names are valid constants, values non-empty")
+}
+
+/// The `adclick_clicks_open` series of one partition: what was written for each minute in
+/// progress, so that only changes are written, and each minute's series end (stale marker at
+/// the minute's end) once the clock has passed it — the final count then comes from
+/// `adclick_clicks`.
+#[derive(Debug, Default)]
+pub struct OpenMinuteSeries {
+    written: BTreeMap<Minute, HashMap<SeriesKey, u64>>,
+    last_timestamp_ms: i64,
+}
+
+impl OpenMinuteSeries {
+    /// The samples to write at `now_ms` for the partition's open `windows`.
+    pub fn update<'a>(
+        &mut self,
+        windows: impl Iterator<Item = (&'a Minute, &'a Window)>,
+        now_ms: i64,
+        top_k: usize,
+    ) -> Vec<(SeriesKey, Sample)> {
+        let mut out = vec![];
+        // Minutes the clock has left: end their series.
+        while let Some(entry) = self.written.first_entry() {
+            if entry.key().end_ms() > now_ms {
+                break;
+            }
+            let minute = *entry.key();
+            let mut keys: Vec<SeriesKey> = entry.remove().into_keys().collect();
+            keys.sort_unstable();
+            out.extend(
+                keys.into_iter()
+                    .map(|k| (k, stale::marker(minute.end_ms()))),
+            );
+        }
+        let no_late = HashMap::new();
+        for (minute, window) in windows {
+            // Strictly inside the minute, after its previous sample and before the stale marker.
+            let ts = now_ms
+                .max(self.last_timestamp_ms + 1)
+                .max(minute.start_ms() + 1);
+            if minute.start_ms() > now_ms || ts >= minute.end_ms() - 1 {
+                continue;
+            }
+            let folded = fold_top_k(window.counts(), top_k, &no_late);
+            let written = self.written.entry(*minute).or_default();
+            let mut changed = false;
+            let mut current: HashMap<SeriesKey, u64> = HashMap::with_capacity(folded.samples.len());
+            for (key, n) in folded.samples {
+                if written.get(&key) != Some(&n) {
+                    out.push((key, Sample::new(ts, n as f64)));
+                    changed = true;
+                }
+                current.insert(key, n);
+            }
+            // Ads that left the top K since: their open series ends now.
+            let mut gone: Vec<SeriesKey> = written
+                .keys()
+                .filter(|k| !current.contains_key(k))
+                .copied()
+                .collect();
+            gone.sort_unstable();
+            for key in gone {
+                out.push((key, stale::marker(ts)));
+                changed = true;
+            }
+            *written = current;
+            if changed {
+                self.last_timestamp_ms = ts;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::AdKey;
+
+    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % 60_000;
+
+    fn ad(id: u64) -> AdKey {
+        AdKey {
+            advertiser_id: 1,
+            campaign_id: 2,
+            ad_id: id,
+        }
+    }
+
+    #[test]
+    fn labels_name_the_series() {
+        let l = closed_labels(SeriesKey::Ad(ad(5)), 3);
+        assert_eq!(l.metric_name(), CLICKS);
+        assert_eq!(l.get("ad_id"), Some("5"));
+        assert_eq!(l.get("partition"), Some("3"));
+        let late = closed_labels(SeriesKey::Late(ad(5).into()), 3);
+        assert_eq!(late.metric_name(), LATE_CLICKS);
+        assert_eq!(late.get("ad_id"), None);
+        let other = closed_labels(SeriesKey::Other(ad(5).into()), 3);
+        assert_eq!(other.get("ad_id"), Some("other"));
+    }
+
+    #[test]
+    fn open_minute_writes_changes_then_ends_at_the_minute_end() {
+        let mut open = OpenMinuteSeries::default();
+        let minute = Minute::of(T0);
+        let mut w = Window::new(0, None);
+        w.count(ad(1), 1);
+        let first = open.update([(&minute, &w)].into_iter(), T0 + 1_000, 10);
+        assert_eq!(
+            first,
+            vec![(SeriesKey::Ad(ad(1)), Sample::new(T0 + 1_000, 1.0))]
+        );
+        // Nothing changed: nothing written.
+        assert!(
+            open.update([(&minute, &w)].into_iter(), T0 + 2_000, 10)
+                .is_empty()
+        );
+        w.count(ad(1), 2);
+        let second = open.update([(&minute, &w)].into_iter(), T0 + 3_000, 10);
+        assert_eq!(
+            second,
+            vec![(SeriesKey::Ad(ad(1)), Sample::new(T0 + 3_000, 2.0))]
+        );
+        // The clock passed the minute's end: the series ends there, whatever the window does.
+        let after = open.update([(&minute, &w)].into_iter(), T0 + 60_500, 10);
+        assert_eq!(after.len(), 1);
+        assert!(stale::is_stale_marker(after[0].1.value));
+        assert_eq!(after[0].1.timestamp_ms, T0 + 60_000);
+    }
+}

@@ -1,0 +1,274 @@
+//! One event-time minute of one partition while it is open: exact counts per ad, the impression
+//! ids already counted (repeats are dropped), and the late clicks that arrived while it was the
+//! partition's earliest open minute; and, when it closes, the series it becomes (top K ads, the
+//! rest folded into one `other` series per campaign).
+
+use std::collections::{HashMap, HashSet};
+
+use adclick_click::Click;
+
+/// An ad and the campaign and advertiser it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AdKey {
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+    pub ad_id: u64,
+}
+
+impl AdKey {
+    pub fn of(click: &Click) -> AdKey {
+        AdKey {
+            advertiser_id: click.advertiser_id,
+            campaign_id: click.campaign_id,
+            ad_id: click.ad_id,
+        }
+    }
+}
+
+/// A campaign and its advertiser: the unit `other` and late clicks are summed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CampaignKey {
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+}
+
+impl From<AdKey> for CampaignKey {
+    fn from(ad: AdKey) -> CampaignKey {
+        CampaignKey {
+            advertiser_id: ad.advertiser_id,
+            campaign_id: ad.campaign_id,
+        }
+    }
+}
+
+/// A series one closed minute writes a sample to (the partition label is added by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SeriesKey {
+    /// `adclick_clicks{ad_id="<id>"}`: an ad among the minute's top K.
+    Ad(AdKey),
+    /// `adclick_clicks{ad_id="other"}`: the campaign's other ads, summed.
+    Other(CampaignKey),
+    /// `adclick_late_clicks`: clicks of the campaign that arrived after their minute was final.
+    Late(CampaignKey),
+}
+
+/// A series' value for one minute.
+pub type SeriesSample = (SeriesKey, u64);
+
+/// What became of one click offered to a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted in its minute.
+    Counted,
+    /// Its impression was already counted in this minute: dropped.
+    Repeat,
+}
+
+/// The state of one open minute. `first_offset` and `max_event_before` say where a replay must
+/// start, and with which watermark, to rebuild it exactly.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Offset of the first record that touched this window.
+    pub first_offset: i64,
+    /// The partition's highest event time before that record.
+    pub max_event_before: Option<i64>,
+    counts: HashMap<AdKey, u64>,
+    impressions: HashSet<u128>,
+    late: HashMap<CampaignKey, u64>,
+    repeats: u64,
+}
+
+impl Window {
+    pub fn new(first_offset: i64, max_event_before: Option<i64>) -> Window {
+        Window {
+            first_offset,
+            max_event_before,
+            counts: HashMap::new(),
+            impressions: HashSet::new(),
+            late: HashMap::new(),
+            repeats: 0,
+        }
+    }
+
+    /// Counts an on-time click unless its impression was counted in this minute already.
+    pub fn count(&mut self, ad: AdKey, impression: u128) -> Counted {
+        if !self.impressions.insert(impression) {
+            self.repeats += 1;
+            return Counted::Repeat;
+        }
+        *self.counts.entry(ad).or_insert(0) += 1;
+        Counted::Counted
+    }
+
+    /// Records a click of an already final minute of `campaign`.
+    pub fn count_late(&mut self, campaign: CampaignKey) {
+        *self.late.entry(campaign).or_insert(0) += 1;
+    }
+
+    /// Distinct ads with clicks so far.
+    pub fn ads(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Clicks counted so far.
+    pub fn clicks(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// Repeats dropped so far.
+    pub fn repeats(&self) -> u64 {
+        self.repeats
+    }
+
+    /// The running counts per ad (for the open-minute series).
+    pub fn counts(&self) -> &HashMap<AdKey, u64> {
+        &self.counts
+    }
+
+    /// The series this minute writes: every ad among the `top_k` most clicked (ties broken by the
+    /// smaller ad id, so the choice is the same on every replay), each other ad summed into its
+    /// campaign's `Other`, and the late clicks per campaign. Sorted by series key.
+    pub fn series(&self, top_k: usize) -> Folded {
+        fold_top_k(&self.counts, top_k, &self.late)
+    }
+}
+
+/// A minute's series after folding, and how many ads went into `other`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folded {
+    pub samples: Vec<SeriesSample>,
+    pub ads_folded: u64,
+}
+
+/// Keeps the `top_k` ads with the most clicks as their own series and sums the rest per campaign.
+pub fn fold_top_k(
+    counts: &HashMap<AdKey, u64>,
+    top_k: usize,
+    late: &HashMap<CampaignKey, u64>,
+) -> Folded {
+    let mut ranked: Vec<(&AdKey, &u64)> = counts.iter().collect();
+    let keep = top_k.min(ranked.len());
+    if keep < ranked.len() {
+        // Most clicks first; equal counts by ad id (then campaign, advertiser) so that the cut
+        // is a pure function of the counts.
+        let by_rank = |a: &(&AdKey, &u64), b: &(&AdKey, &u64)| {
+            b.1.cmp(a.1)
+                .then(a.0.ad_id.cmp(&b.0.ad_id))
+                .then(a.0.cmp(b.0))
+        };
+        if keep > 0 {
+            ranked.select_nth_unstable_by(keep - 1, by_rank);
+        }
+    }
+    let mut samples: Vec<SeriesSample> = Vec::with_capacity(keep + late.len() + 8);
+    let mut other: HashMap<CampaignKey, u64> = HashMap::new();
+    let ads_folded = (ranked.len() - keep) as u64;
+    for (i, (ad, n)) in ranked.into_iter().enumerate() {
+        if i < keep {
+            samples.push((SeriesKey::Ad(*ad), *n));
+        } else {
+            *other.entry(CampaignKey::from(*ad)).or_insert(0) += *n;
+        }
+    }
+    samples.extend(other.into_iter().map(|(c, n)| (SeriesKey::Other(c), n)));
+    samples.extend(late.iter().map(|(c, n)| (SeriesKey::Late(*c), *n)));
+    samples.sort_unstable();
+    Folded {
+        samples,
+        ads_folded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ad(campaign_id: u64, ad_id: u64) -> AdKey {
+        AdKey {
+            advertiser_id: 1,
+            campaign_id,
+            ad_id,
+        }
+    }
+
+    #[test]
+    fn repeats_of_an_impression_count_once() {
+        let mut w = Window::new(0, None);
+        assert_eq!(w.count(ad(1, 1), 7), Counted::Counted);
+        assert_eq!(w.count(ad(1, 1), 7), Counted::Repeat);
+        assert_eq!(w.count(ad(1, 1), 8), Counted::Counted);
+        assert_eq!((w.clicks(), w.repeats(), w.ads()), (2, 1, 1));
+    }
+
+    #[test]
+    fn top_k_keeps_the_most_clicked_and_folds_the_rest_per_campaign() {
+        let counts: HashMap<AdKey, u64> = [
+            (ad(1, 10), 5),
+            (ad(1, 11), 1),
+            (ad(1, 12), 3),
+            (ad(2, 20), 3),
+            (ad(2, 21), 2),
+        ]
+        .into();
+        let folded = fold_top_k(&counts, 2, &HashMap::new());
+        // 5 (ad 10), then the tie at 3 goes to the smaller ad id (12 over 20).
+        assert_eq!(
+            folded.samples,
+            vec![
+                (SeriesKey::Ad(ad(1, 10)), 5),
+                (SeriesKey::Ad(ad(1, 12)), 3),
+                (SeriesKey::Other(ad(1, 0).into()), 1),
+                (SeriesKey::Other(ad(2, 0).into()), 5),
+            ]
+        );
+        assert_eq!(folded.ads_folded, 3);
+        let total: u64 = folded.samples.iter().map(|s| s.1).sum();
+        assert_eq!(total, 14);
+    }
+
+    #[test]
+    fn top_k_zero_folds_everything_and_large_k_folds_nothing() {
+        let counts: HashMap<AdKey, u64> = [(ad(1, 10), 5), (ad(1, 11), 1)].into();
+        let none = fold_top_k(&counts, 0, &HashMap::new());
+        assert_eq!(none.samples, vec![(SeriesKey::Other(ad(1, 0).into()), 6)]);
+        let all = fold_top_k(&counts, 100, &HashMap::new());
+        assert_eq!(all.ads_folded, 0);
+        assert_eq!(all.samples.len(), 2);
+    }
+
+    proptest::proptest! {
+        /// Folding never changes a campaign's total and keeps exactly min(K, ads) ads.
+        #[test]
+        fn folding_preserves_campaign_totals(
+            clicks in proptest::collection::vec((1u64..4, 1u64..30, 1u64..5), 0..200),
+            k in 0usize..40,
+        ) {
+            let mut counts: HashMap<AdKey, u64> = HashMap::new();
+            for (c, a, n) in &clicks {
+                *counts.entry(ad(*c, *a + *c * 100)).or_insert(0) += n;
+            }
+            let folded = fold_top_k(&counts, k, &HashMap::new());
+            let mut want: HashMap<u64, u64> = HashMap::new();
+            for (a, n) in &counts { *want.entry(a.campaign_id).or_insert(0) += n; }
+            let mut got: HashMap<u64, u64> = HashMap::new();
+            let mut own = 0;
+            for (key, n) in &folded.samples {
+                match key {
+                    SeriesKey::Ad(a) => { own += 1; *got.entry(a.campaign_id).or_insert(0) += n; }
+                    SeriesKey::Other(c) => *got.entry(c.campaign_id).or_insert(0) += n,
+                    SeriesKey::Late(_) => unreachable!(),
+                }
+            }
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(own, k.min(counts.len()));
+            // Every kept ad has at least as many clicks as every folded one.
+            let min_kept = folded.samples.iter().filter_map(|(key, n)| matches!(key, SeriesKey::Ad(_)).then_some(*n)).min();
+            if let Some(min_kept) = min_kept {
+                let kept: HashSet<AdKey> = folded.samples.iter().filter_map(|(key, _)| if let SeriesKey::Ad(a) = key { Some(*a) } else { None }).collect();
+                for (a, n) in &counts {
+                    if !kept.contains(a) { proptest::prop_assert!(*n <= min_kept); }
+                }
+            }
+        }
+    }
+}
