@@ -31,6 +31,8 @@ pub struct ExporterConfig {
     pub commit_interval_ms: u64,
     /// Where poison records go, with the reason in a header.
     pub dead_letter_topic: String,
+    /// Labels added to every series written (e.g. `env = "prod"`), beside the click labels.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// On SIGTERM: time to finish in-flight writes and commit what was acknowledged, ms.
     pub shutdown_timeout_ms: u64,
     pub remote_write: adclick_remote_write::Config,
@@ -50,6 +52,7 @@ impl Default for ExporterConfig {
             open_minute_interval_ms: 2_000,
             commit_interval_ms: 2_000,
             dead_letter_topic: "clicks-dead-letter".into(),
+            labels: Default::default(),
             shutdown_timeout_ms: 10_000,
             remote_write: adclick_remote_write::Config {
                 queue: adclick_remote_write::QueueConfig {
@@ -131,7 +134,36 @@ impl ExporterConfig {
         if self.dead_letter_topic.is_empty() || self.group_id.is_empty() {
             return invalid("group_id / dead_letter_topic", "must not be empty");
         }
+        const OWN: [&str; 5] = [
+            "__name__",
+            "advertiser_id",
+            "campaign_id",
+            "ad_id",
+            "partition",
+        ];
+        for (name, value) in &self.labels {
+            if OWN.contains(&name.as_str())
+                || name.starts_with("__")
+                || !adclick_remote_write::request::is_valid_label_name(name)
+                || value.is_empty()
+            {
+                return invalid(
+                    "labels",
+                    &format!(
+                        "{name:?}={value:?}: a valid label name of its own and a non-empty value"
+                    ),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The extra labels as the series builder takes them.
+    pub fn extra_labels(&self) -> Vec<(String, String)> {
+        self.labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Ads with their own series per partition per minute.

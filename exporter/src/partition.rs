@@ -121,11 +121,13 @@ impl PartitionState {
     }
 
     /// Counts one click at `offset` and closes the minutes its event time finalises.
+    /// `hot`: the record's key was salted (a hot ad spread over partitions).
     pub fn apply_click(
         &mut self,
         offset: i64,
         click: &Click,
         impression: u128,
+        hot: bool,
         closed: &mut Vec<ClosedMinute>,
     ) -> Applied {
         let ad = AdKey::of(click);
@@ -141,7 +143,7 @@ impl PartitionState {
             }
             _ => match self
                 .window(minute, offset, max_before)
-                .count(ad, impression)
+                .count(ad, impression, hot)
             {
                 Counted::Counted => Applied::Counted,
                 Counted::Repeat => Applied::Repeat,
@@ -279,7 +281,7 @@ mod tests {
     fn apply(state: &mut PartitionState, offset: i64, rec: &Rec, out: &mut Vec<ClosedMinute>) {
         match rec {
             Rec::Click(ad, t, imp) => {
-                state.apply_click(offset, &click(*ad, *t), *imp, out);
+                state.apply_click(offset, &click(*ad, *t), *imp, *ad == 1, out);
             }
             Rec::Tick(t) => state.apply_tick(*t, out),
         }
@@ -293,13 +295,13 @@ mod tests {
     fn a_minute_closes_when_the_watermark_passes_its_end() {
         let mut s = PartitionState::new(RULES);
         let mut out = vec![];
-        s.apply_click(0, &click(1, T0 + 5_000), 1, &mut out);
-        s.apply_click(1, &click(1, T0 + MINUTE_MS + 9_999), 2, &mut out);
+        s.apply_click(0, &click(1, T0 + 5_000), 1, false, &mut out);
+        s.apply_click(1, &click(1, T0 + MINUTE_MS + 9_999), 2, false, &mut out);
         assert!(
             out.is_empty(),
             "watermark is 1 ms short of the minute's end"
         );
-        s.apply_click(2, &click(1, T0 + MINUTE_MS + 10_000), 3, &mut out);
+        s.apply_click(2, &click(1, T0 + MINUTE_MS + 10_000), 3, false, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].minute, Minute::of(T0));
         assert_eq!(out[0].samples, vec![(ad_series(1), 1)]);
@@ -309,16 +311,16 @@ mod tests {
     fn within_lateness_counts_in_its_minute_beyond_it_counts_late() {
         let mut s = PartitionState::new(RULES);
         let mut out = vec![];
-        s.apply_click(0, &click(1, T0 + MINUTE_MS + 5_000), 1, &mut out);
+        s.apply_click(0, &click(1, T0 + MINUTE_MS + 5_000), 1, false, &mut out);
         // 6 s behind the highest event time, in the previous minute: still open.
         assert_eq!(
-            s.apply_click(1, &click(1, T0 + 59_000), 2, &mut out),
+            s.apply_click(1, &click(1, T0 + 59_000), 2, false, &mut out),
             Applied::Counted
         );
-        s.apply_click(2, &click(2, T0 + MINUTE_MS + 20_000), 3, &mut out);
+        s.apply_click(2, &click(2, T0 + MINUTE_MS + 20_000), 3, false, &mut out);
         assert_eq!(out.len(), 1, "minute T0 closed");
         assert_eq!(
-            s.apply_click(3, &click(1, T0 + 30_000), 4, &mut out),
+            s.apply_click(3, &click(1, T0 + 30_000), 4, false, &mut out),
             Applied::Late
         );
         s.apply_tick(T0 + 2 * MINUTE_MS + 10_000, &mut out);
@@ -334,11 +336,11 @@ mod tests {
         let mut s = PartitionState::new(RULES);
         let mut out = vec![];
         assert_eq!(
-            s.apply_click(0, &click(1, T0 + 1), 9, &mut out),
+            s.apply_click(0, &click(1, T0 + 1), 9, false, &mut out),
             Applied::Counted
         );
         assert_eq!(
-            s.apply_click(1, &click(1, T0 + 2), 9, &mut out),
+            s.apply_click(1, &click(1, T0 + 2), 9, false, &mut out),
             Applied::Repeat
         );
         s.apply_tick(T0 + 2 * MINUTE_MS, &mut out);
@@ -349,8 +351,8 @@ mod tests {
     fn the_minute_after_activity_writes_zero_then_nothing() {
         let mut s = PartitionState::new(RULES);
         let mut out = vec![];
-        s.apply_click(0, &click(1, T0), 1, &mut out);
-        s.apply_click(1, &click(2, T0 + 3 * MINUTE_MS), 2, &mut out);
+        s.apply_click(0, &click(1, T0), 1, false, &mut out);
+        s.apply_click(1, &click(2, T0 + 3 * MINUTE_MS), 2, false, &mut out);
         s.apply_tick(T0 + 10 * MINUTE_MS, &mut out);
         let minutes: Vec<(Minute, Vec<SeriesSample>)> =
             out.iter().map(|c| (c.minute, c.samples.clone())).collect();
@@ -375,8 +377,8 @@ mod tests {
             },
         );
         let mut out = vec![];
-        s.apply_click(5, &click(1, T0 + 1_000), 1, &mut out);
-        s.apply_click(6, &click(1, T0 + MINUTE_MS + 1_000), 2, &mut out);
+        s.apply_click(5, &click(1, T0 + 1_000), 1, false, &mut out);
+        s.apply_click(6, &click(1, T0 + MINUTE_MS + 1_000), 2, false, &mut out);
         s.apply_tick(T0 + 3 * MINUTE_MS, &mut out);
         assert!(out[0].suppressed && out[0].minute == Minute::of(T0));
         assert!(!out[1].suppressed);
@@ -451,7 +453,7 @@ mod tests {
             let (mut counted, mut late) = (0u64, 0u64);
             for (i, r) in log.iter().enumerate() {
                 if let Rec::Click(ad, t, imp) = r {
-                    match s.apply_click(i as i64, &click(*ad, *t), *imp, &mut out) {
+                    match s.apply_click(i as i64, &click(*ad, *t), *imp, false, &mut out) {
                         Applied::Counted => counted += 1,
                         Applied::Late => late += 1,
                         Applied::Repeat => {}

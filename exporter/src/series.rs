@@ -22,39 +22,41 @@ pub const LATE_CLICKS: &str = "adclick_late_clicks";
 pub const OPEN_CLICKS: &str = "adclick_clicks_open";
 
 /// The labels of a closed minute's series.
-pub fn closed_labels(key: SeriesKey, partition: i32) -> Labels {
+pub fn closed_labels(key: SeriesKey, partition: i32, extra: &[(String, String)]) -> Labels {
     match key {
-        SeriesKey::Late(_) => labels(LATE_CLICKS, key, partition),
-        _ => labels(CLICKS, key, partition),
+        SeriesKey::Late(_) => labels(LATE_CLICKS, key, partition, extra),
+        _ => labels(CLICKS, key, partition, extra),
     }
 }
 
-/// The labels of `key` under `metric`.
-pub fn labels(metric: &str, key: SeriesKey, partition: i32) -> Labels {
+/// The labels of `key` under `metric`, plus the configured `extra` labels (`[exporter] labels`).
+pub fn labels(metric: &str, key: SeriesKey, partition: i32, extra: &[(String, String)]) -> Labels {
     let partition = partition.to_string();
-    let built = match key {
-        SeriesKey::Ad(ad) => Labels::new([
+    let own: Vec<(&str, String)> = match key {
+        SeriesKey::Ad(ad) => vec![
             ("__name__", metric.to_string()),
             ("advertiser_id", ad.advertiser_id.to_string()),
             ("campaign_id", ad.campaign_id.to_string()),
             ("ad_id", ad.ad_id.to_string()),
             ("partition", partition),
-        ]),
-        SeriesKey::Other(c) => Labels::new([
+        ],
+        SeriesKey::Other(c) => vec![
             ("__name__", metric.to_string()),
             ("advertiser_id", c.advertiser_id.to_string()),
             ("campaign_id", c.campaign_id.to_string()),
             ("ad_id", "other".to_string()),
             ("partition", partition),
-        ]),
-        SeriesKey::Late(c) => Labels::new([
+        ],
+        SeriesKey::Late(c) => vec![
             ("__name__", metric.to_string()),
             ("advertiser_id", c.advertiser_id.to_string()),
             ("campaign_id", c.campaign_id.to_string()),
             ("partition", partition),
-        ]),
+        ],
     };
-    built.expect("metric and label names are valid constants, values non-empty")
+    let extra = extra.iter().map(|(k, v)| (k.as_str(), v.clone()));
+    // Extra labels were checked at startup (`ExporterConfig::validate`).
+    Labels::new(own.into_iter().chain(extra)).expect("valid names, non-empty values")
 }
 
 /// The `adclick_clicks_open` series of one partition: what was written for each minute in
@@ -98,7 +100,7 @@ impl OpenMinuteSeries {
             if minute.start_ms() > now_ms || ts >= minute.end_ms() - 1 {
                 continue;
             }
-            let folded = fold_top_k(window.counts(), top_k, &no_late);
+            let folded = fold_top_k(window.counts(), top_k, &no_late, window.hot());
             let written = self.written.entry(*minute).or_default();
             let mut changed = false;
             let mut current: HashMap<SeriesKey, u64> = HashMap::with_capacity(folded.samples.len());
@@ -146,15 +148,20 @@ mod tests {
 
     #[test]
     fn labels_name_the_series() {
-        let l = closed_labels(SeriesKey::Ad(ad(5)), 3);
+        let l = closed_labels(SeriesKey::Ad(ad(5)), 3, &[]);
         assert_eq!(l.metric_name(), CLICKS);
         assert_eq!(l.get("ad_id"), Some("5"));
         assert_eq!(l.get("partition"), Some("3"));
-        let late = closed_labels(SeriesKey::Late(ad(5).into()), 3);
+        let late = closed_labels(SeriesKey::Late(ad(5).into()), 3, &[]);
         assert_eq!(late.metric_name(), LATE_CLICKS);
         assert_eq!(late.get("ad_id"), None);
-        let other = closed_labels(SeriesKey::Other(ad(5).into()), 3);
+        let other = closed_labels(
+            SeriesKey::Other(ad(5).into()),
+            3,
+            &[("env".into(), "prod".into())],
+        );
         assert_eq!(other.get("ad_id"), Some("other"));
+        assert_eq!(other.get("env"), Some("prod"));
     }
 
     #[test]
@@ -162,7 +169,7 @@ mod tests {
         let mut open = OpenMinuteSeries::default();
         let minute = Minute::of(T0);
         let mut w = Window::new(0, None);
-        w.count(ad(1), 1);
+        w.count(ad(1), 1, false);
         let first = open.update([(&minute, &w)].into_iter(), T0 + 1_000, 10);
         assert_eq!(
             first,
@@ -173,7 +180,7 @@ mod tests {
             open.update([(&minute, &w)].into_iter(), T0 + 2_000, 10)
                 .is_empty()
         );
-        w.count(ad(1), 2);
+        w.count(ad(1), 2, false);
         let second = open.update([(&minute, &w)].into_iter(), T0 + 3_000, 10);
         assert_eq!(
             second,

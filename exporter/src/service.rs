@@ -176,6 +176,7 @@ struct Exporter {
     durability: Vec<JoinHandle<()>>,
     pending_commit: Option<JoinHandle<Result<Snapshot, String>>>,
     closed: Vec<ClosedMinute>,
+    extra_labels: Vec<(String, String)>,
 }
 
 /// The registry behind the admin listener's /metrics: the exporter's metrics and the
@@ -324,6 +325,7 @@ impl Exporter {
             durability: vec![],
             pending_commit: None,
             closed: vec![],
+            extra_labels: config.extra_labels(),
             config,
         })
     }
@@ -501,9 +503,12 @@ impl Exporter {
                     m.payload().unwrap_or_default(),
                     max_before,
                 );
-                let applied = owned
-                    .state
-                    .apply_click(offset, &click, impression, &mut self.closed);
+                // A salted key (`ad:N`) marks a hot ad spread over partitions.
+                let hot = m.key().is_some_and(|k| k.contains(&b':'));
+                let applied =
+                    owned
+                        .state
+                        .apply_click(offset, &click, impression, hot, &mut self.closed);
                 self.metrics.record(match applied {
                     Applied::Counted => "counted",
                     Applied::Repeat => "repeat",
@@ -576,7 +581,7 @@ impl Exporter {
                 .get_or_create(&PartitionLabels { partition })
                 .set(minute.samples.len() as i64);
             for (key, value) in &minute.samples {
-                let labels = series::closed_labels(*key, partition);
+                let labels = series::closed_labels(*key, partition, &self.extra_labels);
                 self.queue
                     .push(&labels, Sample::new(end, *value as f64))
                     .await
@@ -673,7 +678,10 @@ impl Exporter {
                     .open
                     .update(owned.state.open_windows(), now, self.rules.top_k)
             {
-                batch.push((series::labels(series::OPEN_CLICKS, key, *partition), sample));
+                batch.push((
+                    series::labels(series::OPEN_CLICKS, key, *partition, &self.extra_labels),
+                    sample,
+                ));
             }
         }
         for (labels, sample) in &batch {

@@ -75,6 +75,9 @@ pub struct Window {
     counts: HashMap<AdKey, u64>,
     impressions: HashSet<u128>,
     late: HashMap<CampaignKey, u64>,
+    /// Hot ads (salted keys, spread over partitions): always their own series, so that their
+    /// per-partition parts add up to the ad's count whatever other partitions decide.
+    hot: HashSet<AdKey>,
     repeats: u64,
 }
 
@@ -86,15 +89,20 @@ impl Window {
             counts: HashMap::new(),
             impressions: HashSet::new(),
             late: HashMap::new(),
+            hot: HashSet::new(),
             repeats: 0,
         }
     }
 
     /// Counts an on-time click unless its impression was counted in this minute already.
-    pub fn count(&mut self, ad: AdKey, impression: u128) -> Counted {
+    /// `hot`: the record's key was salted (`ad:N`).
+    pub fn count(&mut self, ad: AdKey, impression: u128, hot: bool) -> Counted {
         if !self.impressions.insert(impression) {
             self.repeats += 1;
             return Counted::Repeat;
+        }
+        if hot {
+            self.hot.insert(ad);
         }
         *self.counts.entry(ad).or_insert(0) += 1;
         Counted::Counted
@@ -125,11 +133,17 @@ impl Window {
         &self.counts
     }
 
-    /// The series this minute writes: every ad among the `top_k` most clicked (ties broken by the
-    /// smaller ad id, so the choice is the same on every replay), each other ad summed into its
-    /// campaign's `Other`, and the late clicks per campaign. Sorted by series key.
+    /// The series this minute writes: every hot ad, every ad among the `top_k` most clicked of
+    /// the others (ties broken by the smaller ad id, so the choice is the same on every replay),
+    /// each other ad summed into its campaign's `Other`, and the late clicks per campaign.
+    /// Sorted by series key.
     pub fn series(&self, top_k: usize) -> Folded {
-        fold_top_k(&self.counts, top_k, &self.late)
+        fold_top_k(&self.counts, top_k, &self.late, &self.hot)
+    }
+
+    /// Hot ads seen in this minute.
+    pub fn hot(&self) -> &HashSet<AdKey> {
+        &self.hot
     }
 }
 
@@ -140,13 +154,24 @@ pub struct Folded {
     pub ads_folded: u64,
 }
 
-/// Keeps the `top_k` ads with the most clicks as their own series and sums the rest per campaign.
+/// Keeps the `hot` ads and the `top_k` other ads with the most clicks as their own series and sums
+/// the rest per campaign.
 pub fn fold_top_k(
     counts: &HashMap<AdKey, u64>,
     top_k: usize,
     late: &HashMap<CampaignKey, u64>,
+    hot: &HashSet<AdKey>,
 ) -> Folded {
-    let mut ranked: Vec<(&AdKey, &u64)> = counts.iter().collect();
+    let mut samples: Vec<SeriesSample> =
+        Vec::with_capacity(top_k.min(counts.len()) + late.len() + 8);
+    let mut ranked: Vec<(&AdKey, &u64)> = Vec::with_capacity(counts.len());
+    for (ad, n) in counts {
+        if hot.contains(ad) {
+            samples.push((SeriesKey::Ad(*ad), *n));
+        } else {
+            ranked.push((ad, n));
+        }
+    }
     let keep = top_k.min(ranked.len());
     if keep < ranked.len() {
         // Most clicks first; equal counts by ad id (then campaign, advertiser) so that the cut
@@ -160,7 +185,6 @@ pub fn fold_top_k(
             ranked.select_nth_unstable_by(keep - 1, by_rank);
         }
     }
-    let mut samples: Vec<SeriesSample> = Vec::with_capacity(keep + late.len() + 8);
     let mut other: HashMap<CampaignKey, u64> = HashMap::new();
     let ads_folded = (ranked.len() - keep) as u64;
     for (i, (ad, n)) in ranked.into_iter().enumerate() {
@@ -194,9 +218,9 @@ mod tests {
     #[test]
     fn repeats_of_an_impression_count_once() {
         let mut w = Window::new(0, None);
-        assert_eq!(w.count(ad(1, 1), 7), Counted::Counted);
-        assert_eq!(w.count(ad(1, 1), 7), Counted::Repeat);
-        assert_eq!(w.count(ad(1, 1), 8), Counted::Counted);
+        assert_eq!(w.count(ad(1, 1), 7, false), Counted::Counted);
+        assert_eq!(w.count(ad(1, 1), 7, false), Counted::Repeat);
+        assert_eq!(w.count(ad(1, 1), 8, false), Counted::Counted);
         assert_eq!((w.clicks(), w.repeats(), w.ads()), (2, 1, 1));
     }
 
@@ -210,7 +234,7 @@ mod tests {
             (ad(2, 21), 2),
         ]
         .into();
-        let folded = fold_top_k(&counts, 2, &HashMap::new());
+        let folded = fold_top_k(&counts, 2, &HashMap::new(), &HashSet::new());
         // 5 (ad 10), then the tie at 3 goes to the smaller ad id (12 over 20).
         assert_eq!(
             folded.samples,
@@ -227,11 +251,25 @@ mod tests {
     }
 
     #[test]
+    fn hot_ads_keep_their_series_beyond_k() {
+        let counts: HashMap<AdKey, u64> = [(ad(1, 10), 5), (ad(1, 11), 1)].into();
+        let hot: HashSet<AdKey> = [ad(1, 11)].into();
+        let folded = fold_top_k(&counts, 0, &HashMap::new(), &hot);
+        assert_eq!(
+            folded.samples,
+            vec![
+                (SeriesKey::Ad(ad(1, 11)), 1),
+                (SeriesKey::Other(ad(1, 0).into()), 5)
+            ]
+        );
+    }
+
+    #[test]
     fn top_k_zero_folds_everything_and_large_k_folds_nothing() {
         let counts: HashMap<AdKey, u64> = [(ad(1, 10), 5), (ad(1, 11), 1)].into();
-        let none = fold_top_k(&counts, 0, &HashMap::new());
+        let none = fold_top_k(&counts, 0, &HashMap::new(), &HashSet::new());
         assert_eq!(none.samples, vec![(SeriesKey::Other(ad(1, 0).into()), 6)]);
-        let all = fold_top_k(&counts, 100, &HashMap::new());
+        let all = fold_top_k(&counts, 100, &HashMap::new(), &HashSet::new());
         assert_eq!(all.ads_folded, 0);
         assert_eq!(all.samples.len(), 2);
     }
@@ -247,7 +285,7 @@ mod tests {
             for (c, a, n) in &clicks {
                 *counts.entry(ad(*c, *a + *c * 100)).or_insert(0) += n;
             }
-            let folded = fold_top_k(&counts, k, &HashMap::new());
+            let folded = fold_top_k(&counts, k, &HashMap::new(), &HashSet::new());
             let mut want: HashMap<u64, u64> = HashMap::new();
             for (a, n) in &counts { *want.entry(a.campaign_id).or_insert(0) += n; }
             let mut got: HashMap<u64, u64> = HashMap::new();

@@ -35,6 +35,11 @@ pub struct PlanConfig {
     pub too_late_share: f64,
     /// The most a too-late click lags beyond `allowed_lateness + 60 s`.
     pub too_late_extra_max_secs: f64,
+    /// Keeps "late" and "too late" clear of the lateness boundary by this much: a consumer's
+    /// watermark runs ahead of the send order by as much as records are reordered in flight
+    /// and lags it by the gaps between a partition's records, so a click right at the boundary
+    /// could land on either side.
+    pub lateness_margin_secs: f64,
     /// Share of sends carrying a forged token (wrong key or unknown key id): never counted.
     pub forged_share: f64,
     /// Share of sends carrying an expired token: never counted.
@@ -57,6 +62,7 @@ impl Default for PlanConfig {
             late_share: 0.05,
             too_late_share: 0.002,
             too_late_extra_max_secs: 120.0,
+            lateness_margin_secs: 0.0,
             forged_share: 0.001,
             expired_share: 0.001,
             token_ttl_secs: 3600,
@@ -227,15 +233,16 @@ impl Plan {
         };
         let lateness_draw: f64 = rng.random();
         let lateness_ms = (c.allowed_lateness_secs * 1000.0) as i64;
+        let margin_ms = (c.lateness_margin_secs * 1000.0) as i64;
         let (lateness, lag_ms) = if lateness_draw < c.late_share {
             // Strictly inside the allowed lateness, so the stream path must count it.
             (
                 Lateness::Late,
-                rng.random_range(1_000..lateness_ms.max(1_001)),
+                rng.random_range(1_000..(lateness_ms - margin_ms).max(1_001)),
             )
         } else if lateness_draw < c.late_share + c.too_late_share {
             // Past lateness + one minute: its minute is final whatever its offset in the minute.
-            let min = lateness_ms + MINUTE_MS + 1_000;
+            let min = lateness_ms + MINUTE_MS + 1_000 + margin_ms;
             (
                 Lateness::TooLate,
                 rng.random_range(min..min + (c.too_late_extra_max_secs * 1000.0) as i64),
