@@ -223,14 +223,14 @@ pub async fn run(
     config
         .validate()
         .map_err(|e| ExportError::Config(e.to_string()))?;
-    let mut exporter = Exporter::new(config, deps)?;
+    let mut exporter = Exporter::new(config, deps).await?;
     let result = exporter.run_loop(shutdown).await;
     exporter.finish().await;
     result
 }
 
 impl Exporter {
-    fn new(config: ExporterConfig, deps: Deps) -> Result<Exporter, ExportError> {
+    async fn new(config: ExporterConfig, deps: Deps) -> Result<Exporter, ExportError> {
         let Deps {
             kafka,
             s3,
@@ -279,6 +279,7 @@ impl Exporter {
         if partitions == 0 {
             return Err(ExportError::NoTopic(kafka.topic));
         }
+        ensure_topic(&producer_config, &config.dead_letter_topic, &consumer).await?;
         consumer.subscribe(&[&kafka.topic])?;
 
         let queue = Queue::from_config(&config.remote_write, remote_write_metrics)
@@ -828,6 +829,40 @@ impl Exporter {
         let _ = self.consumer.commit_consumer_state(CommitMode::Sync).ok();
         self.consumer.unsubscribe();
     }
+}
+
+/// Creates the dead-letter topic (one partition) unless it exists: a poison record must never
+/// wait for an operator to create it, and brokers that do not create topics on first write
+/// would otherwise hold the partition's commits back forever.
+async fn ensure_topic(
+    client_config: &ClientConfig,
+    topic: &str,
+    consumer: &StreamConsumer<Context>,
+) -> Result<(), ExportError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let exists = metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if exists {
+        return Ok(());
+    }
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = client_config.create()?;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));
+    let results = admin.create_topics([&new], &AdminOptions::new()).await?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic, "dead-letter topic created"),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => {
+                return Err(ExportError::Kafka(KafkaError::AdminOp(code))).inspect_err(|_| {
+                    tracing::error!(topic = %t, %code, "cannot create the dead-letter topic");
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes a poison record to the dead-letter topic, retrying until the broker acknowledges it

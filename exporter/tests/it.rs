@@ -216,3 +216,131 @@ async fn a_minute_graph_reads_zero_between_clicks_never_the_previous_count() {
         "the run had minutes without clicks after minutes with ({checked_gaps})"
     );
 }
+
+/// Waits for every click of `fill` in Prometheus, then checks every minute exactly.
+async fn assert_exact(prom: &PromApi, id: &str, fill: &util::Backfill) {
+    let clicks = fill.truth.summary.clicks as f64;
+    eventually(Duration::from_secs(180), "every click written", || async {
+        let counted = total(prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
+        let late = total(prom, &format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
+        if counted + late == clicks {
+            Ok(())
+        } else {
+            Err(format!("{counted} + {late} late of {clicks}"))
+        }
+    })
+    .await;
+    check_exact(&written(prom, id).await, fill).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_mid_run_replay_to_the_same_exact_counts() {
+    let stack = Stack::get();
+    let scope = stack.isolated("exporter-crash");
+    let topic = scope.kafka_topic(4).await;
+    let fill = backfill(&scope, &topic, plan_config(13, 4, 250.0)).await;
+    let prom = PromApi::new(stack.prometheus_url());
+    let mut config = test_config(&scope);
+    config.top_k = 160;
+    let mut refused = 0;
+    // Crash at several moments while it works through the topic, restarting each time.
+    for after_ms in [700u64, 1_500, 900, 2_500, 1_200] {
+        let exporter = RunningExporter::start(&scope, &topic, config.clone()).await;
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        refused += exporter.remote_write.requests("400");
+        exporter.crash().await;
+    }
+    let exporter = RunningExporter::start(&scope, &topic, config).await;
+    assert_exact(&prom, &scope.id, &fill).await;
+    refused += exporter.remote_write.requests("400");
+    assert_eq!(refused, 0, "no remote-write request refused with 400");
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_is_dead_lettered_with_its_reason_and_the_rest_stays_exact() {
+    use prost::Message;
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Headers;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let stack = Stack::get();
+    let scope = stack.isolated("exporter-poison");
+    let topic = scope.kafka_topic(2).await;
+    let fill = backfill(&scope, &topic, plan_config(14, 3, 100.0)).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", stack.kafka_brokers())
+        .create()
+        .unwrap();
+    let now = adclick_loadgen::run::now_ms();
+    let valid = adclick_click::Click {
+        impression_id: vec![9; 16],
+        ad_id: 1,
+        campaign_id: 1,
+        advertiser_id: 1,
+        event_time_ms: now - 120_000,
+        ..Default::default()
+    };
+    let mut no_ids = valid.clone();
+    no_ids.ad_id = 0;
+    let mut future = valid.clone();
+    future.event_time_ms = now + 3_600_000;
+    let mut short_id = valid.clone();
+    short_id.impression_id = vec![1, 2];
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        ("undecodable", vec![0xff, 0xfe, 0xfd, 0x00]),
+        ("missing_id", no_ids.encode_to_vec()),
+        ("future_event_time", future.encode_to_vec()),
+        ("bad_impression_id", short_id.encode_to_vec()),
+    ];
+    for (_, value) in &poison {
+        producer
+            .send(
+                FutureRecord::<str, [u8]>::to(&topic)
+                    .key("1")
+                    .payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let exporter = RunningExporter::start(&scope, &topic, test_config(&scope)).await;
+    assert_exact(&PromApi::new(stack.prometheus_url()), &scope.id, &fill).await;
+    for (reason, _) in &poison {
+        let n = exporter
+            .metrics
+            .dead_letters
+            .get_or_create(&adclick_exporter::metrics::ReasonLabels { reason })
+            .get();
+        assert_eq!(n, 1, "{reason}");
+    }
+    exporter.stop().await;
+    // The dead-letter topic holds them, each with its reason.
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack.kafka_brokers())
+        .set("group.id", format!("dlq-reader-{}", scope.id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&format!("dlq-{}", scope.id)]).unwrap();
+    let mut reasons = vec![];
+    while reasons.len() < poison.len() {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("dead letters arrive")
+            .unwrap();
+        let h = rdkafka::message::Message::headers(&m).expect("headers");
+        let reason = h
+            .iter()
+            .find(|h| h.key == "adclick-dead-letter-reason")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).to_string())
+            .expect("reason header");
+        reasons.push(reason);
+    }
+    reasons.sort();
+    let mut want: Vec<String> = poison.iter().map(|p| p.0.to_string()).collect();
+    want.sort();
+    assert_eq!(reasons, want);
+}
