@@ -136,7 +136,7 @@ mod tests {
     use super::*;
     use crate::window::AdKey;
 
-    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % 60_000;
+    const T0: i64 = 1_800_000_000_000; // a minute boundary
 
     fn ad(id: u64) -> AdKey {
         AdKey {
