@@ -344,3 +344,38 @@ async fn poison_is_dead_lettered_with_its_reason_and_the_rest_stays_exact() {
     want.sort();
     assert_eq!(reasons, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_group_and_one_crashing_loses_nothing() {
+    let stack = Stack::get();
+    let scope = stack.isolated("exporter-pair");
+    let topic = scope.kafka_topic(4).await;
+    let fill = backfill(&scope, &topic, plan_config(15, 4, 200.0)).await;
+    let mut config = test_config(&scope);
+    config.top_k = 160;
+    let survivor = RunningExporter::start(&scope, &topic, config.clone()).await;
+    let doomed = RunningExporter::start(&scope, &topic, config).await;
+    // Both members own partitions (the group rebalanced), then one dies mid-run.
+    eventually(
+        Duration::from_secs(60),
+        "both instances own partitions",
+        || async {
+            let (a, b) = (
+                survivor.metrics.partitions_owned.get(),
+                doomed.metrics.partitions_owned.get(),
+            );
+            if a > 0 && b > 0 && a + b == 4 {
+                Ok(())
+            } else {
+                Err(format!("{a} and {b}"))
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = doomed.remote_write.requests("400");
+    doomed.crash().await;
+    assert_exact(&PromApi::new(stack.prometheus_url()), &scope.id, &fill).await;
+    assert_eq!(refused + survivor.remote_write.requests("400"), 0);
+    survivor.stop().await;
+}

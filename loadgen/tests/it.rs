@@ -121,6 +121,15 @@ async fn http_target_truth_matches_what_a_verifying_server_counted() {
     assert_eq!(summary.errors, 0, "{:?}", summary.error_examples);
     assert_eq!(summary.sends, 2000);
     assert!(summary.forged_sent > 20 && summary.expired_sent > 20 && summary.duplicates_sent > 50);
+    // Every send's answer is timed; percentiles are ordered and within the run.
+    let l = &summary.latency;
+    assert_eq!(l.count, summary.sends);
+    assert!(
+        l.p50_ms > 0.0 && l.p50_ms <= l.p99_ms && l.p99_ms <= l.max_ms,
+        "{l:?}"
+    );
+    assert!(l.max_ms <= summary.elapsed_secs * 1e3, "{l:?}");
+    assert_eq!(summary.start_lag.count, summary.sends);
     let seen = seen.lock().unwrap();
     assert_eq!(seen.refused, summary.forged_sent + summary.expired_sent);
     let counted = recount(seen.first.values().copied());
