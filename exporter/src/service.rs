@@ -90,6 +90,16 @@ struct Context {
 }
 
 impl ClientContext for Context {
+    /// librdkafka's global errors, minus reaching the end of a partition: with
+    /// `enable.partition.eof` (how idle partitions are noticed) that is news, not an error.
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_))
+            && !reason.contains("reached end of partition")
+        {
+            tracing::error!(%error, reason, "librdkafka");
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
         if let Some(topic) = statistics.topics.get(&self.topic) {
             for (partition, p) in &topic.partitions {
