@@ -87,7 +87,7 @@ impl Limits {
 }
 
 /// The middleware: refuses bodies and rate-limited clients, bounds the time of a request.
-pub async fn limit(State(limits): State<Limits>, request: Request, next: Next) -> Response {
+pub async fn limit(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
     let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
         || request
             .headers()
