@@ -622,18 +622,14 @@ impl Exporter {
         let metrics = self.metrics.clone();
         metrics.archive_pending.inc();
         self.durability.push(tokio::spawn(async move {
-            let mut delay = Duration::from_millis(100);
-            loop {
-                match archive::upload(&s3, &bucket, &object).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        metrics.archive_upload_errors.inc();
-                        tracing::warn!(key = %object.key, error = %e, "archive upload failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
+            retry_until_ok(
+                || archive::upload(&s3, &bucket, &object),
+                |e| {
+                    metrics.archive_upload_errors.inc();
+                    tracing::warn!(key = %object.key, error = %e, "archive upload failed; retrying");
+                },
+            )
+            .await;
             metrics.archive_pending.dec();
             metrics.archive_objects.inc();
             metrics.archive_bytes.inc_by(object.body.len() as u64);
@@ -919,8 +915,7 @@ fn dead_letter(
         });
     let dead_letter_topic = dead_letter_topic.to_string();
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(100);
-        loop {
+        let send = || {
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&dead_letter_topic).headers(headers.clone());
             if let Some(k) = &key {
@@ -929,16 +924,34 @@ fn dead_letter(
             if let Some(v) = &value {
                 record = record.payload(v);
             }
-            match producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => return,
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "dead letter not acknowledged; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
+            let send = producer.send(record, Duration::from_secs(30));
+            async move { send.await.map(|_| ()).map_err(|(e, _)| e) }
+        };
+        retry_until_ok(send, |e| {
+            tracing::warn!(error = %e, "dead letter not acknowledged; retrying");
+        })
+        .await;
+    })
+}
+
+/// Runs `attempt` until it succeeds, calling `on_error` after each failure and waiting
+/// 100 ms, doubling up to 10 s: what must become durable (an archive object, a dead letter)
+/// is retried for as long as it takes, and holds the commit back meanwhile.
+async fn retry_until_ok<T, E, Fut>(mut attempt: impl FnMut() -> Fut, on_error: impl Fn(&E)) -> T
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(t) => return t,
+            Err(e) => {
+                on_error(&e);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
-    })
+    }
 }
 
 fn now_ms() -> i64 {

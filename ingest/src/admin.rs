@@ -1,6 +1,6 @@
 //! The admin listener (default `127.0.0.1:9101`, scraped by the stack's Prometheus):
 //!
-//! - `GET /metrics`: the registry, OpenMetrics text.
+//! - `GET /metrics`: the registry (OpenMetrics or classic text, see `adclick-admin`).
 //! - `GET /healthz`: 200 while the process serves at all (liveness).
 //! - `GET /readyz`: 200 while ingest can make a click durable — the broker is taking clicks, or
 //!   the spill has room and works — else 503 with the reason. A load balancer that follows it
@@ -10,28 +10,21 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use crate::handler::AppState;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 
-#[derive(Clone)]
-struct Admin {
-    state: AppState,
-    registry: Arc<Registry>,
-}
-
-/// The admin router.
+/// The admin router: `adclick-admin`'s, with ingest's readiness. The readiness check runs at
+/// every scrape too, so the readiness and spill gauges never lag what /readyz would say.
 pub fn app(state: AppState, registry: Arc<Registry>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics_page))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(Admin { state, registry })
+    adclick_admin::app(
+        registry,
+        Arc::new(move || {
+            refresh_spill_gauges(&state.metrics, &state);
+            readiness(&state).map_err(str::to_string)
+        }),
+    )
 }
 
 /// Whether a click can be made durable now, and if not, why.
@@ -43,41 +36,6 @@ pub fn readiness(state: &AppState) -> Result<(), &'static str> {
     };
     state.metrics.ready.set(i64::from(ready.is_ok()));
     ready
-}
-
-async fn readyz(State(admin): State<Admin>) -> Response {
-    match readiness(&admin.state) {
-        Ok(()) => "ready\n".into_response(),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response(),
-    }
-}
-
-/// OpenMetrics for clients that ask for it (Prometheus does), the classic text format otherwise.
-async fn metrics_page(State(admin): State<Admin>, headers: HeaderMap) -> Response {
-    // Refresh the readiness gauge at scrape time, so it never lags what /readyz would say.
-    let _ = readiness(&admin.state);
-    refresh_spill_gauges(&admin.state.metrics, &admin.state);
-    let open_metrics = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let (body, content_type) = if open_metrics {
-        (metrics::encode(&admin.registry), metrics::CONTENT_TYPE)
-    } else {
-        (
-            metrics::encode_text(&admin.registry),
-            metrics::TEXT_CONTENT_TYPE,
-        )
-    };
-    let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }
 
 fn refresh_spill_gauges(metrics: &Metrics, state: &AppState) {

@@ -224,54 +224,10 @@ impl Metrics {
     }
 }
 
-/// Content type of [`encode`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Content type of [`encode_text`]'s output.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// The registry in the OpenMetrics text format.
-pub fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
-    out
-}
-
-/// The registry in the classic Prometheus text format (0.0.4), for clients that do not ask for
-/// OpenMetrics (`promtool check metrics`, curl). The two differ only in the counter family name
-/// (OpenMetrics names the family `x` and the sample `x_total`; the classic format names both
-/// `x_total`) and in the `# UNIT` and `# EOF` lines, which the classic format does not have.
-pub fn encode_text(registry: &Registry) -> String {
-    let open_metrics = encode(registry);
-    let counters: std::collections::HashSet<&str> = open_metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(open_metrics.len());
-    for line in open_metrics.lines() {
-        if line.starts_with("# UNIT ") || line == "# EOF" {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        match renamed {
-            Some(renamed) => out.push_str(&renamed),
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adclick_admin::{encode, encode_text};
 
     #[test]
     fn families_and_units_are_named() {

@@ -7,7 +7,6 @@ mod util;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use adclick_click::token::{Claims, Signer, Url, random_impression_id, unix_now_secs};
 use adclick_click::wire::ClickFlag;
 use adclick_loadgen::count_clicks;
 use adclick_loadgen::http::HttpTarget;
@@ -63,20 +62,7 @@ async fn send(base: &str, plan: PlanConfig, in_flight: usize) -> GroundTruth {
 }
 
 fn token(url: &str) -> (String, [u8; 16]) {
-    let now = unix_now_secs();
-    let claims = Claims {
-        impression_id: random_impression_id(),
-        ad_id: MY_AD,
-        campaign_id: 8,
-        advertiser_id: 9,
-        landing_url: Url::parse(url).unwrap(),
-        issued_at_secs: now - 5,
-        expires_at_secs: now + 3600,
-    };
-    (
-        Signer::new(key()).sign(&claims).unwrap(),
-        claims.impression_id,
-    )
+    util::signed_token(MY_AD, url)
 }
 
 /// GETs a click; the status and how long the answer took.

@@ -205,7 +205,7 @@ async fn invalid_tokens_get_a_short_page_and_no_location() {
     assert_refused(&get(&s, &format!("/click/{good}/extra")).await, 400);
     assert_refused(&get(&s, "/elsewhere").await, 404);
 
-    let metrics = crate::metrics::encode(&s.registry);
+    let metrics = adclick_admin::encode(&s.registry);
     for line in [
         "adclick_ingest_invalid_total{reason=\"malformed\"} 2",
         "adclick_ingest_invalid_total{reason=\"bad_signature\"} 1",
@@ -373,7 +373,7 @@ async fn client_times_outside_the_bounds_fall_back_to_receipt() {
         assert_eq!(click.event_time_ms, click.receive_time_ms);
         assert!((click.receive_time_ms - now_ms).abs() < 60_000);
     }
-    let metrics = crate::metrics::encode(&s.registry);
+    let metrics = adclick_admin::encode(&s.registry);
     for line in ["reason=\"future\"} 1", "reason=\"too_old\"} 2"] {
         assert!(
             metrics.contains(&format!("adclick_ingest_client_time_total{{{line}")),
@@ -398,7 +398,7 @@ async fn the_readiness_follows_the_spill_and_the_broker() {
     .await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert!(crate::admin::readiness(&s.state).is_err());
-    let metrics = crate::metrics::encode(&s.registry);
+    let metrics = adclick_admin::encode(&s.registry);
     assert!(
         metrics.contains("adclick_ingest_clicks_lost_total{reason=\"spill_closed\"} 1"),
         "{metrics}"

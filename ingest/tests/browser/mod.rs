@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adclick_click::token::{Claims, Signer, Url, random_impression_id, unix_now_secs};
 use adclick_testsupport::Stack;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -19,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::sync::mpsc;
 
-use crate::util::{self, Ingest, closed_port, config, kafka, key, read_topic};
+use crate::util::{self, Ingest, closed_port, config, kafka, read_topic};
 
 /// Where Debian's packages put them (`deploy/local/install` installs both).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -238,20 +237,7 @@ impl Drop for Browser {
 }
 
 fn token(landing: &str) -> (String, [u8; 16]) {
-    let now = unix_now_secs();
-    let claims = Claims {
-        impression_id: random_impression_id(),
-        ad_id: AD,
-        campaign_id: 8,
-        advertiser_id: 9,
-        landing_url: Url::parse(landing).unwrap(),
-        issued_at_secs: now - 5,
-        expires_at_secs: now + 3600,
-    };
-    (
-        Signer::new(key()).sign(&claims).unwrap(),
-        claims.impression_id,
-    )
+    util::signed_token(AD, landing)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

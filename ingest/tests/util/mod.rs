@@ -21,6 +21,26 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub const SECRET: [u8; 32] = [0x33; 32];
 
+/// A genuine token for `ad_id` (campaign 8, advertiser 9) landing on `url`, valid for an hour,
+/// and its impression id.
+pub fn signed_token(ad_id: u64, url: &str) -> (String, [u8; 16]) {
+    use adclick_click::token::{Claims, Signer, Url, random_impression_id, unix_now_secs};
+    let now = unix_now_secs();
+    let claims = Claims {
+        impression_id: random_impression_id(),
+        ad_id,
+        campaign_id: 8,
+        advertiser_id: 9,
+        landing_url: Url::parse(url).unwrap(),
+        issued_at_secs: now - 5,
+        expires_at_secs: now + 3600,
+    };
+    (
+        Signer::new(key()).sign(&claims).unwrap(),
+        claims.impression_id,
+    )
+}
+
 pub fn key() -> TokenKey {
     TokenKey::new("k1", &SECRET).unwrap()
 }
