@@ -21,6 +21,16 @@ const ENV_NOT_KEYS: &[&str] = &[
     "ADCLICK_LOG",
     "ADCLICK_STACK_ENV",
     "ADCLICK_STACK_DIR",
+    // deploy/local: the stack's ports and acceptance-scale tests. Services started by the
+    // scripts and tests inherit them.
+    "ADCLICK_TEST_SCALE",
+    "ADCLICK_CLICKS_PARTITIONS",
+    "ADCLICK_REDIS_PORT",
+    "ADCLICK_KAFKA_PORT",
+    "ADCLICK_PROMETHEUS_PORT",
+    "ADCLICK_S3_PORT",
+    "ADCLICK_GARAGE_RPC_PORT",
+    "ADCLICK_GARAGE_ADMIN_PORT",
 ];
 
 /// The whole configuration. Each section belongs to one subcommand; every key has a default so a
@@ -34,6 +44,8 @@ pub struct Config {
     pub ingest: adclick_ingest::IngestConfig,
     /// `adclick export`; keys and defaults in `adclick_exporter::config`.
     pub exporter: adclick_exporter::ExporterConfig,
+    /// `adclick rollup`; keys and defaults in `adclick_rollup::config`.
+    pub rollup: adclick_rollup::RollupConfig,
     /// The object store of the raw archive, the exporter's checkpoints and the rollup's blocks.
     pub s3: adclick_exporter::S3Config,
 }
@@ -193,6 +205,20 @@ mod tests {
     }
 
     #[test]
+    fn the_stack_scripts_variables_are_not_keys() {
+        let c = load_str(
+            "",
+            &[
+                ("ADCLICK_KAFKA_PORT", "19092"),
+                ("ADCLICK_GARAGE_ADMIN_PORT", "13903"),
+                ("ADCLICK_TEST_SCALE", "full"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, KafkaConfig::default().brokers);
+    }
+
+    #[test]
     fn env_values_are_typed_when_they_parse() {
         let c = load_str("", &[("ADCLICK_TOKENS__CLOCK_SKEW_SECS", "30")]).unwrap();
         assert_eq!(c.tokens.clock_skew_secs, Some(30));
@@ -215,6 +241,9 @@ mod tests {
         c.exporter.validate().unwrap();
         let defaults = adclick_exporter::ExporterConfig::default();
         assert_eq!(format!("{:?}", c.exporter), format!("{defaults:?}"));
+        c.rollup.validate().unwrap();
+        let defaults = adclick_rollup::RollupConfig::default();
+        assert_eq!(format!("{:?}", c.rollup), format!("{defaults:?}"));
         let defaults = adclick_exporter::S3Config::default();
         assert_eq!(format!("{:?}", c.s3), format!("{defaults:?}"));
     }

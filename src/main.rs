@@ -33,6 +33,8 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Serve the click endpoint: verify, dedup, durable produce, redirect.
     Ingest(cmd::ingest::IngestArgs),
+    /// Settle one UTC day from the raw archive into a Thanos block and reconcile it with the stream.
+    Rollup(cmd::rollup::RollupArgs),
     /// Send planned click traffic (HTTP or Kafka) and write its ground truth.
     Loadgen(cmd::loadgen::LoadgenArgs),
     /// Issue an impression token signed with the configured key, or verify one.
@@ -49,6 +51,10 @@ fn main() -> Result<()> {
         }
         Command::Export(args) => cmd::export::run(args, &config),
         Command::Ingest(args) => cmd::ingest::run(args, &config),
+        Command::Rollup(args) => {
+            let code = cmd::rollup::run(args, &config)?;
+            std::process::exit(code)
+        }
         Command::Loadgen(args) => cmd::loadgen::run_loadgen(args, &config),
         Command::Token(args) => {
             cmd::token::run(&args, &config.tokens, &mut std::io::stdout().lock())

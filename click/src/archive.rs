@@ -95,6 +95,34 @@ pub fn object_key(
     )
 }
 
+/// What an object's name says: the partition and offset range it holds (the rest of the name,
+/// date, hour and topic, is how objects are found, not what they hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectName {
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// Reads `.../p={partition}/{first}-{last}.clicks`, the end of an [`object_key`]; `None` for any
+/// other name (an operator's stray file is not an archive object).
+pub fn parse_object_key(key: &str) -> Option<ObjectName> {
+    let rest = key.strip_suffix(SUFFIX)?;
+    let (dir, file) = rest.rsplit_once('/')?;
+    let (first, last) = file.split_once('-')?;
+    let partition = dir
+        .rsplit_once('/')
+        .map_or(dir, |(_, p)| p)
+        .strip_prefix("p=")?;
+    let name = ObjectName {
+        partition: partition.parse().ok()?,
+        first_offset: first.parse().ok()?,
+        last_offset: last.parse().ok()?,
+    };
+    (name.partition >= 0 && name.first_offset >= 0 && name.first_offset <= name.last_offset)
+        .then_some(name)
+}
+
 /// The name prefix of every object written during one UTC hour (`date` as `YYYY-MM-DD`).
 pub fn hour_prefix(prefix: &str, date: &str, hour: u32) -> String {
     format!("{prefix}raw/dt={date}/hour={hour:02}/")
@@ -250,6 +278,27 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn names_parse_back() {
+        let key = object_key("t1/", "clicks", 3, 0, 120, 4_000);
+        assert_eq!(
+            parse_object_key(&key),
+            Some(ObjectName {
+                partition: 3,
+                first_offset: 120,
+                last_offset: 4_000
+            })
+        );
+        for stray in [
+            "t1/raw/dt=2026-11-23/hour=14/topic=clicks/p=3/notes.txt",
+            "t1/raw/dt=2026-11-23/hour=14/topic=clicks/p=x/1-2.clicks",
+            "t1/raw/dt=2026-11-23/hour=14/topic=clicks/p=3/9-2.clicks",
+            "t1/raw/dt=2026-11-23/hour=14/topic=clicks/3/1-2.clicks",
+        ] {
+            assert_eq!(parse_object_key(stray), None, "{stray}");
+        }
+    }
 
     #[test]
     fn names_sort_by_hour_then_offset() {

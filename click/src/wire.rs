@@ -8,6 +8,25 @@ mod generated {
 
 pub use generated::{Click, ClickFlag};
 
+/// An ad and the campaign and advertiser it belongs to: what an ad's series are named by, in
+/// the exporter's windows and the rollup's day alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AdKey {
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+    pub ad_id: u64,
+}
+
+impl AdKey {
+    pub fn of(click: &Click) -> AdKey {
+        AdKey {
+            advertiser_id: click.advertiser_id,
+            campaign_id: click.campaign_id,
+            ad_id: click.ad_id,
+        }
+    }
+}
+
 /// Length of an impression id in bytes (128 bits).
 pub const IMPRESSION_ID_LEN: usize = 16;
 

@@ -95,7 +95,9 @@ stop_daemon() {
 need_debian_packages() {
   local missing=() pair
   for pair in "$@"; do
-    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+    command -v "${pair%%=*}" >/dev/null 2>&1 && continue
+    # One package may bring several commands (prometheus and promtool): name it once.
+    [[ " ${missing[*]} " == *" ${pair#*=} "* ]] || missing+=("${pair#*=}")
   done
   ((${#missing[@]} == 0)) && return 0
   say "installing Debian packages: ${missing[*]}"

@@ -9,6 +9,11 @@ use serde::Deserialize;
 pub struct ExporterConfig {
     /// Kafka consumer group shared by every exporter instance of one deployment.
     pub group_id: String,
+    /// This instance's stable name in the group (Kafka static membership, `group.instance.id`):
+    /// a restarted exporter then takes its old place at once, instead of the group waiting for
+    /// the dead member's session to expire (45 s on Kafka; tansu does not expire it at all).
+    /// Unique per instance and stable across its restarts, e.g. the pod name; empty = dynamic.
+    pub instance_id: String,
     /// Admin listener: /metrics, /healthz, /readyz.
     pub admin_listen: String,
     /// How far behind a partition's highest event time a click may arrive and still count in its
@@ -43,6 +48,7 @@ impl Default for ExporterConfig {
     fn default() -> Self {
         ExporterConfig {
             group_id: "adclick-exporter".into(),
+            instance_id: String::new(),
             admin_listen: "127.0.0.1:9102".into(),
             allowed_lateness_ms: 10_000,
             top_k: 100_000,

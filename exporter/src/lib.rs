@@ -13,7 +13,6 @@
 //! | [`checkpoint`] | what a replay from a committed offset needs, stored beside the archive |
 //! | [`service`] | the consumer loop: rebalances, the commit cycle, dead letters, ticks |
 //! | [`config`] | the `[exporter]` section |
-//! | [`objstore`] | the `[s3]` section and its client |
 //! | [`metrics`] | the exporter's own metrics |
 //!
 //! How exactness holds, in short: every decision (which minute a click counts in, when a minute
@@ -28,14 +27,13 @@ pub mod archive;
 pub mod checkpoint;
 pub mod config;
 pub mod metrics;
-pub mod objstore;
 pub mod partition;
 pub mod record;
 pub mod series;
 pub mod service;
 pub mod window;
 
+pub use adclick_objstore::S3Config;
 pub use config::ExporterConfig;
 pub use metrics::Metrics;
-pub use objstore::S3Config;
 pub use service::{Deps, ExportError, KafkaSettings, registry, run, serve};

@@ -102,27 +102,28 @@ impl OpenMinuteSeries {
             }
             let folded = fold_top_k(window.counts(), top_k, &no_late, window.hot());
             let written = self.written.entry(*minute).or_default();
-            let mut changed = false;
-            let mut current: HashMap<SeriesKey, u64> = HashMap::with_capacity(folded.samples.len());
-            for (key, n) in folded.samples {
-                if written.get(&key) != Some(&n) {
+            let before = out.len();
+            // Updated in place (no second map of the open series: memory per open ad-minute is
+            // what the exporter's size is measured in).
+            for &(key, n) in &folded.samples {
+                if written.insert(key, n) != Some(n) {
                     out.push((key, Sample::new(ts, n as f64)));
-                    changed = true;
                 }
-                current.insert(key, n);
             }
-            // Ads that left the top K since: their open series ends now.
-            let mut gone: Vec<SeriesKey> = written
-                .keys()
-                .filter(|k| !current.contains_key(k))
-                .copied()
-                .collect();
-            gone.sort_unstable();
-            for key in gone {
-                out.push((key, stale::marker(ts)));
-                changed = true;
+            // Ads that left the top K since: their open series ends now. `folded.samples` is
+            // sorted by key, one sample per key.
+            if written.len() > folded.samples.len() {
+                let in_folded =
+                    |k: &SeriesKey| folded.samples.binary_search_by(|(f, _)| f.cmp(k)).is_ok();
+                let mut gone: Vec<SeriesKey> =
+                    written.keys().filter(|k| !in_folded(k)).copied().collect();
+                gone.sort_unstable();
+                for key in gone {
+                    written.remove(&key);
+                    out.push((key, stale::marker(ts)));
+                }
             }
-            *written = current;
+            let changed = out.len() > before;
             if changed {
                 self.last_timestamp_ms = ts;
             }

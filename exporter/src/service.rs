@@ -265,6 +265,9 @@ impl Exporter {
             // A Prometheus outage stops reading (backpressure) for as long as it lasts; the
             // group must not evict the member meanwhile.
             .set("max.poll.interval.ms", "1800000");
+        if !config.instance_id.is_empty() {
+            consumer_config.set("group.instance.id", &config.instance_id);
+        }
         for (k, v) in &kafka.properties {
             consumer_config.set(k, v);
         }
@@ -675,31 +678,28 @@ impl Exporter {
         }
     }
 
-    /// Writes the running counts of the minutes in progress (`adclick_clicks_open`).
+    /// Writes the running counts of the minutes in progress (`adclick_clicks_open`). Each
+    /// sample's labels are made as it is pushed, so no more of them live than the queue holds.
     async fn write_open_minutes(&mut self) -> Result<(), ExportError> {
         let now = now_ms();
-        let mut batch = vec![];
+        let mut written = 0;
         for (partition, owned) in &mut self.owned {
-            for (key, sample) in
-                owned
-                    .open
-                    .update(owned.state.open_windows(), now, self.rules.top_k)
-            {
-                batch.push((
-                    series::labels(series::OPEN_CLICKS, key, *partition, &self.extra_labels),
-                    sample,
-                ));
+            let updates = owned
+                .open
+                .update(owned.state.open_windows(), now, self.rules.top_k);
+            for (key, sample) in updates {
+                let labels =
+                    series::labels(series::OPEN_CLICKS, key, *partition, &self.extra_labels);
+                let pushed = if stale::is_stale_marker(sample.value) {
+                    self.queue.end_series(&labels, sample.timestamp_ms).await
+                } else {
+                    self.queue.push(&labels, sample).await
+                };
+                pushed.map_err(|e| ExportError::RemoteWrite(e.to_string()))?;
+                written += 1;
             }
         }
-        for (labels, sample) in &batch {
-            let pushed = if stale::is_stale_marker(sample.value) {
-                self.queue.end_series(labels, sample.timestamp_ms).await
-            } else {
-                self.queue.push(labels, *sample).await
-            };
-            pushed.map_err(|e| ExportError::RemoteWrite(e.to_string()))?;
-        }
-        self.metrics.samples_written.inc_by(batch.len() as u64);
+        self.metrics.samples_written.inc_by(written);
         Ok(())
     }
 

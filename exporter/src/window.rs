@@ -5,25 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use adclick_click::Click;
-
-/// An ad and the campaign and advertiser it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AdKey {
-    pub advertiser_id: u64,
-    pub campaign_id: u64,
-    pub ad_id: u64,
-}
-
-impl AdKey {
-    pub fn of(click: &Click) -> AdKey {
-        AdKey {
-            advertiser_id: click.advertiser_id,
-            campaign_id: click.campaign_id,
-            ad_id: click.ad_id,
-        }
-    }
-}
+pub use adclick_click::wire::AdKey;
 
 /// A campaign and its advertiser: the unit `other` and late clicks are summed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

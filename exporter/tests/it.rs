@@ -379,3 +379,228 @@ async fn two_instances_share_the_group_and_one_crashing_loses_nothing() {
     assert_eq!(refused + survivor.remote_write.requests("400"), 0);
     survivor.stop().await;
 }
+
+/// loadgen → Kafka → exporter (stream + archive) → rollup: the rollup's blocks hold exactly the
+/// ground truth, every (ad, minute) — including clicks beyond the allowed lateness and fail-open
+/// repeats (flagged dedup-unchecked) that the stream may count twice — and its reconciliation
+/// and its figures in Prometheus say how far the stream was off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
+    use adclick_rollup::{Day, RollupConfig, RunOptions};
+    let stack = Stack::get();
+    let scope = stack.isolated("exporter-rollup");
+    let topic = scope.kafka_topic(4).await;
+    let mut plan = plan_config(15, 4, 150.0);
+    // The Kafka target flags repeats dedup-unchecked, as ingest does when Redis is down.
+    plan.duplicate_share = 0.05;
+    plan.duplicate_delay_max_secs = 100.0;
+    let fill = backfill(&scope, &topic, plan).await;
+    let s = &fill.truth.summary;
+    assert!(s.duplicates_sent > 0 && s.too_late_clicks > 0, "{s:?}");
+    let truth_total = s.clicks;
+    let sends = s.clicks + s.duplicates_sent;
+
+    let mut config = test_config(&scope);
+    config.top_k = 160;
+    let exporter = RunningExporter::start(&scope, &topic, config).await;
+    let prom = PromApi::new(stack.prometheus_url());
+    let id = scope.id.clone();
+    let metrics = exporter.metrics.clone();
+    eventually(Duration::from_secs(120), "every record archived and every minute written", || async {
+        let archived = metrics.archive_records.get();
+        let counted = total(&prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
+        let late = total(&prom, &format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
+        if archived == sends && counted + late >= truth_total as f64 {
+            Ok(())
+        } else {
+            Err(format!("archived {archived} of {sends}; written {counted} + {late} late of {truth_total}"))
+        }
+    })
+    .await;
+    exporter.stop().await;
+
+    // Every day the clicks' samples fall in (two around midnight UTC).
+    let days: std::collections::BTreeSet<Day> = fill
+        .truth
+        .counts()
+        .keys()
+        .map(|k| Day::of(k.minute_end_ms))
+        .collect();
+    let reports = tempfile::tempdir().unwrap();
+    let rollup = RollupConfig {
+        archive_prefix: scope.s3_prefix(),
+        blocks_prefix: format!("{}blocks/", scope.s3_prefix()),
+        labels: BTreeMap::from([("test_id".to_string(), id.clone())]),
+        prometheus_url: stack.prometheus_url().to_string(),
+        metrics_remote_write_url: stack.remote_write_url().to_string(),
+        report_dir: reports.path().display().to_string(),
+        ..RollupConfig::default()
+    };
+    let deps = adclick_rollup::Deps {
+        s3: stack.s3_client().await,
+        bucket: stack.s3_bucket().to_string(),
+        topic: topic.clone(),
+        http: reqwest::Client::new(),
+    };
+    let data = tempfile::tempdir().unwrap();
+    let (mut settled, mut unchecked, mut removed) = (0, 0, 0);
+    for day in &days {
+        let report = adclick_rollup::run(&rollup, &deps, &RunOptions::for_day(*day))
+            .await
+            .unwrap();
+        settled += report.settle.clicks;
+        unchecked += report.settle.dedup_unchecked;
+        removed += report.settle.duplicates_removed;
+        let r = report.reconciliation.as_ref().expect("reconciled");
+        assert_eq!(r.truth_clicks, report.settle.clicks);
+        let stream_exact = r.stream_clicks + r.stream_late_clicks == r.truth_clicks && r.is_clean();
+        assert_eq!(
+            report.exit_code,
+            if stream_exact { 0 } else { 4 },
+            "{}",
+            report.summary()
+        );
+        println!("{}", report.summary());
+        let block = report.block.as_ref().unwrap();
+        let prefix = format!("{}{}/", rollup.blocks_prefix, block.ulid);
+        for (key, _) in adclick_objstore::list(&deps.s3, &deps.bucket, &prefix)
+            .await
+            .unwrap()
+        {
+            let path = data.path().join(&block.ulid).join(&key[prefix.len()..]);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let body = adclick_objstore::get(&deps.s3, &deps.bucket, &key)
+                .await
+                .unwrap()
+                .unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+    }
+    assert_eq!(settled, truth_total);
+    assert!(
+        unchecked >= s.duplicates_sent && removed >= s.duplicates_sent,
+        "{unchecked} {removed}"
+    );
+
+    // The blocks, in a stock Prometheus: every (ad, minute) equals the truth.
+    let blocks = data.path().to_path_buf();
+    let scratch = tokio::task::block_in_place(|| {
+        adclick_testsupport::ScratchPrometheus::start(&stack, "global: {}\n", |dir| {
+            for entry in std::fs::read_dir(&blocks).unwrap() {
+                let entry = entry.unwrap();
+                copy_tree(&entry.path(), &dir.join(entry.file_name()));
+            }
+        })
+    });
+    let last = days.iter().last().unwrap().end_ms() - 1;
+    let series = scratch
+        .api()
+        .query(
+            &format!("adclick_clicks{{test_id=\"{id}\"}}[2d]"),
+            Some(last),
+        )
+        .await
+        .unwrap();
+    let mut got: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    for one in &series {
+        let ad: u64 = one.labels["ad_id"].parse().unwrap();
+        for (t, v) in &one.samples {
+            if *v != 0.0 {
+                got.insert((ad, *t), *v as u64);
+            }
+        }
+    }
+    let want: BTreeMap<(u64, i64), u64> = fill
+        .truth
+        .counts()
+        .iter()
+        .map(|(k, n)| ((k.ad.ad_id, k.minute_end_ms), *n))
+        .collect();
+    assert_eq!(got, want, "the rollup's samples are the ground truth");
+    tokio::task::block_in_place(|| drop(scratch));
+
+    // The figures an alert reads are in the stack's Prometheus.
+    let written = prom
+        .query(&format!("adclick_rollup_clicks{{test_id=\"{id}\"}}"), None)
+        .await
+        .unwrap();
+    assert_eq!(written.len(), 1, "{written:?}");
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// Prometheus stopped in the middle of the run (`ADCLICK_TEST_SCALE=full`: 2 minutes; CI: 20 s):
+/// the exporter retries, holds its commits, and everything is exact once Prometheus is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_down_mid_run_then_back_is_still_exact() {
+    let stack = Stack::get();
+    let scope = stack.isolated("exporter-prom-down");
+    let topic = scope.kafka_topic(4).await;
+    let fill = backfill(&scope, &topic, plan_config(16, 4, 200.0)).await;
+    let config_yaml = "global: {}\nstorage:\n  tsdb:\n    out_of_order_time_window: 2h\n";
+    let mut scratch = tokio::task::block_in_place(|| {
+        adclick_testsupport::ScratchPrometheus::start(&stack, config_yaml, |_| {})
+    });
+    let mut config = test_config(&scope);
+    config.top_k = 160;
+    config.remote_write.url = scratch.remote_write_url();
+    let exporter = RunningExporter::start(&scope, &topic, config).await;
+    let prom = scratch.api();
+    let id = scope.id.clone();
+    // Down once the exporter has written something, so the outage falls mid-run.
+    eventually(Duration::from_secs(60), "first samples written", || async {
+        let n = total(&prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
+        if n > 0.0 {
+            Ok(())
+        } else {
+            Err("nothing yet".into())
+        }
+    })
+    .await;
+    let outage = if std::env::var("ADCLICK_TEST_SCALE").as_deref() == Ok("full") {
+        120
+    } else {
+        20
+    };
+    tokio::task::block_in_place(|| scratch.stop());
+    // Nothing is committed while samples wait for Prometheus: between two moments at which
+    // samples were pending, at most the one commit cycle already past its flush when Prometheus
+    // went may finish. (With nothing pending, a commit waits for nothing and may go ahead.)
+    let (mut first_pending, mut last_pending) = (None, None);
+    let until = std::time::Instant::now() + Duration::from_secs(outage);
+    while std::time::Instant::now() < until {
+        if exporter.remote_write.pending_samples() > 0 {
+            let commits = exporter.metrics.commits.get();
+            first_pending.get_or_insert(commits);
+            last_pending = Some(commits);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if let (Some(first), Some(last)) = (first_pending, last_pending) {
+        assert!(
+            last - first <= 1,
+            "{} commits while samples waited for Prometheus",
+            last - first
+        );
+    }
+    let retried = exporter.remote_write.samples_retried();
+    let failed_attempts = exporter.remote_write.requests("connect");
+    tokio::task::block_in_place(|| scratch.restart());
+    assert_exact(&prom, &id, &fill).await;
+    exporter.stop().await;
+    assert!(
+        failed_attempts > 0 && retried > 0,
+        "the outage was seen: {failed_attempts} failed attempts, {retried} samples retried"
+    );
+    tokio::task::block_in_place(|| drop(scratch));
+}

@@ -193,15 +193,13 @@ fn check_sorted(labels: &[proto::Label]) -> Result<(), Problem> {
 /// protobuf-encoded once, so that a request holding it copies bytes instead of strings.
 #[derive(Clone)]
 pub struct Labels {
-    inner: Arc<LabelsInner>,
+    /// The `labels` fields (1) of a `TimeSeries` holding these labels, as prost encodes them:
+    /// the only copy. A label set is encoded once and read back rarely (errors, tests), and an
+    /// exporter holds one per queued sample, so one allocation of ~100 bytes beats a string per
+    /// name and value (~700 bytes for an ad series).
+    encoded: Arc<[u8]>,
     /// Kept beside the pointer, so hashing and most comparisons need not read the labels.
     hash: u64,
-}
-
-struct LabelsInner {
-    labels: Box<[proto::Label]>,
-    /// The `labels` fields (1) of a `TimeSeries` holding these labels, as prost encodes them.
-    encoded: Box<[u8]>,
 }
 
 impl Labels {
@@ -223,7 +221,7 @@ impl Labels {
         // Stable, so repeated names stay adjacent for the check below; byte order, as Go's.
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         match check_sorted(&labels) {
-            Ok(()) => Ok(Labels::from_checked(labels)),
+            Ok(()) => Ok(Labels::from_checked(&labels)),
             Err(problem) => Err(InvalidSeries {
                 series: given,
                 problem,
@@ -246,44 +244,41 @@ impl Labels {
             }));
         }
         check_sorted(&labels).map_err(refuse)?;
-        Ok(Labels::from_checked(labels))
+        Ok(Labels::from_checked(&labels))
     }
 
-    fn from_checked(labels: Vec<proto::Label>) -> Labels {
+    fn from_checked(labels: &[proto::Label]) -> Labels {
         let mut hasher = DefaultHasher::new();
         let mut encoded = Vec::new();
-        for l in &labels {
+        for l in labels {
             l.name.hash(&mut hasher);
             l.value.hash(&mut hasher);
             prost::encoding::message::encode(TIME_SERIES_LABELS, l, &mut encoded);
         }
-        let inner = LabelsInner {
-            labels: labels.into_boxed_slice(),
-            encoded: encoded.into_boxed_slice(),
-        };
         Labels {
-            inner: Arc::new(inner),
+            encoded: encoded.into(),
             hash: hasher.finish(),
         }
     }
 
     /// The labels as the `labels` fields of a protobuf `TimeSeries`.
     pub(crate) fn encoded(&self) -> &[u8] {
-        &self.inner.encoded
+        &self.encoded
     }
 
-    /// The labels, sorted by name.
-    pub fn as_slice(&self) -> &[proto::Label] {
-        &self.inner.labels
+    /// The labels as protobuf messages, sorted by name.
+    pub fn to_proto(&self) -> Vec<proto::Label> {
+        self.pairs()
+            .map(|(name, value)| proto::Label {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+            .collect()
     }
 
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        let labels = &self.inner.labels;
-        let i = labels
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .ok()?;
-        Some(&labels[i].value)
+        self.pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// The value of `__name__`.
@@ -297,11 +292,9 @@ impl Labels {
         self.hash
     }
 
-    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.inner
-            .labels
-            .iter()
-            .map(|l| (l.name.as_str(), l.value.as_str()))
+    /// The (name, value) pairs, sorted by name, read back from the encoded bytes.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        EncodedLabels(&self.encoded)
     }
 
     /// The error for `problem` in this series.
@@ -310,10 +303,44 @@ impl Labels {
     }
 }
 
+/// Reads `Label` messages (field 1 of `TimeSeries`) back from bytes [`Labels`] encoded: each
+/// is key, length, then the name (field 1) and the value (field 2), each key, length, UTF-8.
+struct EncodedLabels<'a>(&'a [u8]);
+
+impl<'a> EncodedLabels<'a> {
+    /// The next length-delimited field: its number and bytes.
+    fn field(buf: &mut &'a [u8]) -> Option<(u32, &'a [u8])> {
+        use prost::encoding::decode_varint;
+        let key = decode_varint(buf).ok()?;
+        let len = decode_varint(buf).ok()? as usize;
+        let bytes = buf.get(..len)?;
+        *buf = &buf[len..];
+        Some(((key >> 3) as u32, bytes))
+    }
+}
+
+impl<'a> Iterator for EncodedLabels<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let (_, mut label) = Self::field(&mut self.0)?;
+        let (mut name, mut value) = ("", "");
+        while let Some((field, bytes)) = Self::field(&mut label) {
+            // Written from `String`s by `Labels::from_checked`: always UTF-8.
+            let text = std::str::from_utf8(bytes).expect("labels are encoded from strings");
+            match field {
+                1 => name = text,
+                _ => value = text,
+            }
+        }
+        Some((name, value))
+    }
+}
+
 impl PartialEq for Labels {
     fn eq(&self, other: &Labels) -> bool {
         self.hash == other.hash
-            && (Arc::ptr_eq(&self.inner, &other.inner) || self.inner.labels == other.inner.labels)
+            && (Arc::ptr_eq(&self.encoded, &other.encoded) || self.encoded == other.encoded)
     }
 }
 impl Eq for Labels {}
@@ -551,7 +578,7 @@ impl Request {
         let timeseries = self
             .iter()
             .map(|(labels, samples)| proto::TimeSeries {
-                labels: labels.as_slice().to_vec(),
+                labels: labels.to_proto(),
                 samples: samples
                     .iter()
                     .map(|s| proto::Sample {
@@ -602,7 +629,7 @@ mod tests {
     #[test]
     fn labels_are_sorted_and_looked_up() {
         let l = Labels::new([("b", "2"), ("__name__", "m"), ("a", "1")]).unwrap();
-        let names: Vec<&str> = l.as_slice().iter().map(|l| l.name.as_str()).collect();
+        let names: Vec<&str> = l.pairs().map(|(name, _)| name).collect();
         assert_eq!(names, ["__name__", "a", "b"]);
         assert_eq!(l.get("b"), Some("2"));
         assert_eq!(l.get("c"), None);

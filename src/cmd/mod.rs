@@ -3,6 +3,7 @@
 pub mod export;
 pub mod ingest;
 pub mod loadgen;
+pub mod rollup;
 pub mod token;
 
 /// SIGINT (Ctrl-C) or SIGTERM (what service managers send).

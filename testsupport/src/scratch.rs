@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{PromApi, Stack};
+use crate::{PromApi, Stack, free_port};
 
 pub struct ScratchPrometheus {
     child: Child,
     dir: tempfile::TempDir,
     url: String,
+    /// How it was started, to start it again on the same port and data.
+    bin: String,
+    port: u16,
 }
 
 impl ScratchPrometheus {
@@ -29,23 +32,31 @@ impl ScratchPrometheus {
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, config_yaml).unwrap();
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(stack.prometheus_bin())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", stack.prometheus_bin()));
+        let bin = stack.prometheus_bin().to_string();
+        let child = spawn(&bin, dir.path(), port);
         let mut p = ScratchPrometheus {
             child,
             dir,
             url: format!("http://127.0.0.1:{port}"),
+            bin,
+            port,
         };
         p.wait_ready(Duration::from_secs(60));
         p
+    }
+
+    /// Stops it (SIGTERM, as an operator's restart would, then waits), keeping its data.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and data after [`Self::stop`]; waits until ready.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.bin, self.dir.path(), self.port);
+        self.wait_ready(Duration::from_secs(60));
     }
 
     pub fn url(&self) -> &str {
@@ -98,10 +109,25 @@ impl Drop for ScratchPrometheus {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn spawn(bin: &str, dir: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("prometheus.log"))
+        .unwrap();
+    Command::new(bin)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"))
 }

@@ -42,6 +42,10 @@ pub struct BlockOptions {
     pub ulid: Option<Ulid>,
     /// Size at which a chunk segment file is closed and the next one started.
     pub max_segment_bytes: u64,
+    /// Blocks this one replaces (a rerun of the same range): their compaction sources join this
+    /// block's, which is how Thanos' compactor knows the old blocks' data is in this one and
+    /// drops them as duplicates instead of halting on an overlap.
+    pub replaces: Vec<Ulid>,
 }
 
 impl BlockOptions {
@@ -60,12 +64,19 @@ impl BlockOptions {
             source: source.into(),
             ulid: None,
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            replaces: Vec::new(),
         }
     }
 
     /// Uses this ULID instead of a new one (reproducible runs and tests).
     pub fn with_ulid(mut self, ulid: Ulid) -> BlockOptions {
         self.ulid = Some(ulid);
+        self
+    }
+
+    /// Lists the compaction sources of the blocks this one replaces (see [`Self::replaces`]).
+    pub fn replacing(mut self, sources: impl IntoIterator<Item = Ulid>) -> BlockOptions {
+        self.replaces.extend(sources);
         self
     }
 
@@ -313,7 +324,8 @@ impl BlockWriter {
             self.options.external_labels.clone(),
             self.options.source.clone(),
             files,
-        )?;
+        )?
+        .with_sources(self.options.replaces.iter().copied());
         let mut meta_file = PositionedWriter::create(&self.tmp_dir.join("meta.json"))?;
         meta_file.write_all(&meta.to_json())?;
         meta_file.finish()?;

@@ -143,6 +143,15 @@ impl BlockMeta {
         })
     }
 
+    /// Adds compaction sources (the ULIDs of blocks whose data this one holds), kept sorted
+    /// and unique as Prometheus keeps them.
+    pub fn with_sources(mut self, sources: impl IntoIterator<Item = Ulid>) -> BlockMeta {
+        self.compaction.sources.extend(sources);
+        self.compaction.sources.sort();
+        self.compaction.sources.dedup();
+        self
+    }
+
     /// The JSON as Prometheus and Thanos write it: tab-indented, with a final newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::new();

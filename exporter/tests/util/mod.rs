@@ -2,7 +2,6 @@
 //! backfilled topic with its ground truth, and reading back what the exporter wrote.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use adclick_click::minute::MINUTE_MS;
 use adclick_exporter::{Deps, ExporterConfig, KafkaSettings, Metrics};
@@ -171,20 +170,4 @@ pub async fn total(prom: &PromApi, selector: &str) -> f64 {
         .map_or(0.0, |s| s.1)
 }
 
-/// Waits until `done` holds, polling; panics with `what` after `timeout`.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match done().await {
-            Ok(()) => return,
-            Err(e) if tokio::time::Instant::now() > deadline => {
-                panic!("{what}: not reached within {timeout:?}: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
-}
+pub use adclick_testsupport::wait::eventually;

@@ -1,0 +1,224 @@
+//! The shipped dashboards are valid Grafana dashboards, their variables chain advertiser →
+//! campaign → ad, every query sums the exporter's `partition` label away, and the provisioning
+//! files point at them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use adclick_grafana::{
+    VariableSource, builtin_values, dashboard_files, load, panel_queries, parse_variable_query,
+    provisioning_dir, referenced_variables, substitute, validate, variable_queries, variables,
+};
+use serde_json::Value;
+
+fn dashboard(name: &str) -> Value {
+    let path = adclick_grafana::dashboards_dir().join(format!("{name}.json"));
+    load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_dashboard_is_valid() {
+    let files = dashboard_files();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"advertiser.json".to_string())
+            && names.contains(&"operator.json".to_string()),
+        "dashboards found: {names:?}"
+    );
+    let mut uids = BTreeMap::new();
+    for f in &files {
+        let d = load(f).unwrap_or_else(|e| panic!("{e}"));
+        let problems = validate(&d);
+        assert!(
+            problems.is_empty(),
+            "{}:\n  {}",
+            f.display(),
+            problems.join("\n  ")
+        );
+        let uid = d["uid"].as_str().unwrap().to_string();
+        if let Some(other) = uids.insert(uid.clone(), f.clone()) {
+            panic!("uid {uid} used by {} and {}", f.display(), other.display());
+        }
+    }
+}
+
+#[test]
+fn advertiser_variables_chain_advertiser_campaign_ad() {
+    let d = dashboard("advertiser");
+    let vars = variable_queries(&d);
+    let chain: Vec<(String, Vec<String>, String)> = vars
+        .iter()
+        .map(|v| {
+            let label = match parse_variable_query(&v.query).unwrap() {
+                VariableSource::LabelValues { label, .. } => label,
+                other => panic!("${}: {other:?} is not label_values", v.name),
+            };
+            (
+                v.name.clone(),
+                referenced_variables(&v.query)
+                    .into_iter()
+                    .filter(|r| !r.starts_with("__"))
+                    .collect(),
+                label,
+            )
+        })
+        .collect();
+    let expect = |name: &str, refs: &[&str], label: &str| {
+        (
+            name.to_string(),
+            refs.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            label.to_string(),
+        )
+    };
+    assert_eq!(
+        chain,
+        vec![
+            expect("advertiser", &[], "advertiser_id"),
+            expect("campaign", &["advertiser"], "campaign_id"),
+            expect("ad", &["advertiser", "campaign"], "ad_id"),
+        ]
+    );
+    // The chained variables are all from the stream's click series, on the chosen datasource.
+    for v in &vars {
+        assert!(
+            v.query.contains("adclick_clicks{tier!=\"rollup\""),
+            "${}: {}",
+            v.name,
+            v.query
+        );
+        assert_eq!(v.datasource, "${datasource}", "${}", v.name);
+    }
+    let all = variables(&d);
+    let ds = all.iter().find(|v| v.name == "datasource").unwrap();
+    assert_eq!(
+        (ds.kind.as_str(), ds.query.as_str()),
+        ("datasource", "prometheus")
+    );
+    for name in ["campaign", "ad"] {
+        let v = all.iter().find(|v| v.name == name).unwrap();
+        assert!(
+            v.multi && v.include_all && v.all_value.as_deref() == Some(".*"),
+            "{v:?}"
+        );
+    }
+}
+
+/// Every query that reads the exporter's series sums `partition` away (aggregates by labels
+/// that do not include it), and every query of the click series says which tier it reads, so the
+/// same query is right on Prometheus and on Thanos (where the rollup's `tier="rollup"` series
+/// sit next to the stream's).
+#[test]
+fn queries_sum_partitions_away_and_pick_a_tier() {
+    let values: BTreeMap<String, String> = [
+        ("datasource", "adclick-prometheus"),
+        ("advertiser", "1"),
+        ("campaign", ".*"),
+        ("ad", ".*"),
+        ("topn", "10"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(builtin_values(
+        0,
+        3_600_000,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    ))
+    .collect();
+    for name in ["advertiser", "operator"] {
+        let d = dashboard(name);
+        let queries = panel_queries(&d);
+        assert!(!queries.is_empty());
+        for q in queries {
+            let what = format!(
+                "{name} panel {} {:?} {}",
+                q.panel_id, q.panel_title, q.ref_id
+            );
+            let expr = substitute(&q.expr, &values).unwrap_or_else(|e| panic!("{what}: {e}"));
+            for series in [
+                "adclick_clicks{",
+                "adclick_late_clicks{",
+                "adclick_clicks_open{",
+            ] {
+                for (i, _) in expr.match_indices(series) {
+                    let selector = &expr[i..expr[i..].find('}').map_or(expr.len(), |j| i + j)];
+                    assert!(
+                        selector.contains("tier!=\"rollup\"")
+                            || selector.contains("tier=\"rollup\""),
+                        "{what}: {selector} does not pick a tier"
+                    );
+                }
+            }
+            // Raw per-partition series are only read inside an aggregation without `partition`.
+            let raw = [
+                "adclick_clicks",
+                "adclick_late_clicks",
+                "adclick_clicks_open",
+                "adclick_exporter_lag",
+                "adclick_exporter_freshness_seconds",
+            ];
+            if raw.iter().any(|r| expr.contains(r)) {
+                assert!(
+                    expr.contains("sum") || expr.contains("max") || expr.contains("count"),
+                    "{what}: {expr} reads per-partition series without aggregating"
+                );
+                for by in expr.match_indices("by (") {
+                    let labels = &expr[by.0..expr[by.0..].find(')').unwrap() + by.0];
+                    let keeps_partition = labels.contains("partition");
+                    let per_partition_gauge = expr.contains("adclick_exporter_lag")
+                        || expr.contains("adclick_exporter_freshness_seconds");
+                    assert!(
+                        !keeps_partition || per_partition_gauge,
+                        "{what}: {expr} keeps partition"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn provisioning_points_at_the_dashboards_and_both_datasources() {
+    let dir = provisioning_dir();
+    let datasources =
+        std::fs::read_to_string(dir.join("datasources/adclick.yml")).expect("datasources file");
+    let ds: serde_yaml::Value = serde_yaml::from_str(&datasources).expect("datasources YAML");
+    let list = ds["datasources"].as_sequence().expect("datasources list");
+    let uids: Vec<(&str, &str)> = list
+        .iter()
+        .map(|d| (d["uid"].as_str().unwrap(), d["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        uids,
+        vec![
+            ("adclick-prometheus", "prometheus"),
+            ("adclick-thanos", "prometheus")
+        ]
+    );
+    let providers =
+        std::fs::read_to_string(dir.join("dashboards/adclick.yml")).expect("dashboards file");
+    let p: serde_yaml::Value = serde_yaml::from_str(&providers).expect("providers YAML");
+    assert_eq!(p["providers"][0]["type"].as_str(), Some("file"));
+    assert_eq!(
+        p["providers"][0]["options"]["path"].as_str(),
+        Some("${ADCLICK_GRAFANA_DASHBOARDS}")
+    );
+    // Every fixed datasource uid the dashboards use is provisioned.
+    for f in dashboard_files() {
+        let d = load(&f).unwrap();
+        for q in panel_queries(&d) {
+            if !q.datasource.starts_with('$') {
+                assert!(
+                    uids.iter().any(|(u, _)| *u == q.datasource),
+                    "{}: panel {} uses datasource {} that is not provisioned",
+                    f.display(),
+                    q.panel_id,
+                    q.datasource
+                );
+            }
+        }
+    }
+}

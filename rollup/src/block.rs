@@ -1,0 +1,123 @@
+//! The settled day as a TSDB block: the stream's metric, labels and timestamps, every ad on its
+//! own series.
+//!
+//! Series: `adclick_clicks{advertiser_id, campaign_id, ad_id, <[rollup] labels>}` — the stream's
+//! series without `partition` (one writer, no top K, so nothing to keep apart); the README's
+//! queries sum `partition` away, so they read both tiers alike. Samples: the count of each
+//! minute with clicks, stamped with the minute's end, and an explicit 0 at the end of the minute
+//! after the last of a run of minutes — the same shape the stream writes, so a graph at a
+//! 1-minute step never carries a count over the 5-minute look-back into minutes without clicks.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use adclick_tsdb::{BlockError, BlockOptions, Label, Sample, Series, Ulid, WrittenBlock};
+
+use crate::day::Day;
+use crate::settle::SettledDay;
+
+pub const CLICKS: &str = "adclick_clicks";
+/// `thanos.source` of the rollup's blocks.
+pub const SOURCE: &str = "adclick-rollup";
+
+/// The series of a settled day, in no particular order.
+pub fn series(
+    day: Day,
+    settled: &SettledDay,
+    extra_labels: &BTreeMap<String, String>,
+) -> Vec<Series> {
+    let block_end = day.end_ms();
+    settled
+        .ads
+        .iter()
+        .map(|(ad, minutes)| {
+            let mut labels = vec![
+                Label::new("__name__", CLICKS),
+                Label::new("advertiser_id", ad.advertiser_id.to_string()),
+                Label::new("campaign_id", ad.campaign_id.to_string()),
+                Label::new("ad_id", ad.ad_id.to_string()),
+            ];
+            labels.extend(
+                extra_labels
+                    .iter()
+                    .map(|(k, v)| Label::new(k.clone(), v.clone())),
+            );
+            let mut samples = Vec::with_capacity(minutes.len() + 1);
+            for (i, &(minute, count)) in minutes.iter().enumerate() {
+                samples.push(Sample::new(minute.end_ms(), count as f64));
+                let next = minute.next();
+                let next_has_clicks = minutes.get(i + 1).is_some_and(|(m, _)| *m == next);
+                if !next_has_clicks && next.end_ms() < block_end {
+                    samples.push(Sample::new(next.end_ms(), 0.0));
+                }
+            }
+            Series { labels, samples }
+        })
+        .collect()
+}
+
+/// Writes the block of `day` under `parent` (`<parent>/<ulid>`, via a temporary directory).
+pub fn write(
+    parent: &Path,
+    day: Day,
+    settled: &SettledDay,
+    extra_labels: &BTreeMap<String, String>,
+    external_labels: &BTreeMap<String, String>,
+    ulid: Ulid,
+    replaces: &[Ulid],
+) -> Result<WrittenBlock, BlockError> {
+    let options = BlockOptions::new(
+        day.start_ms(),
+        day.end_ms(),
+        external_labels.clone(),
+        SOURCE,
+    )
+    .with_ulid(ulid)
+    .replacing(replaces.iter().copied());
+    adclick_tsdb::write_block(parent, options, series(day, settled, extra_labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settle::AdKey;
+    use adclick_click::Minute;
+
+    #[test]
+    fn zeros_close_each_run_of_minutes_inside_the_block() {
+        let day: Day = "2026-11-23".parse().unwrap();
+        let m0 = day.first_minute();
+        let last = Minute(day.end_minute().0 - 1);
+        let ad = AdKey {
+            advertiser_id: 1,
+            campaign_id: 2,
+            ad_id: 3,
+        };
+        let settled = SettledDay {
+            ads: vec![(
+                ad,
+                vec![(m0, 4), (m0.next(), 1), (Minute(m0.0 + 5), 2), (last, 7)],
+            )],
+            stats: Default::default(),
+        };
+        let s = &series(day, &settled, &BTreeMap::from([("env".into(), "t".into())]))[0];
+        let got: Vec<(i64, f64)> = s
+            .samples
+            .iter()
+            .map(|x| (x.timestamp_ms, x.value))
+            .collect();
+        let at = |m: i64| day.start_ms() + m * 60_000;
+        assert_eq!(
+            got,
+            vec![
+                (at(0), 4.0),
+                (at(1), 1.0),
+                (at(2), 0.0),
+                (at(5), 2.0),
+                (at(6), 0.0),
+                (at(1439), 7.0)
+            ]
+        );
+        assert!(s.labels.iter().any(|l| l.name == "env" && l.value == "t"));
+    }
+}

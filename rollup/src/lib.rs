@@ -1,0 +1,35 @@
+//! adclick rollup (`adclick rollup`): once a day, the raw click archive the exporter wrote is
+//! settled exactly — every impression counted once, every ad on its own series, late and
+//! fail-open clicks included — into one Prometheus TSDB block with Thanos metadata in the
+//! bucket Thanos Store Gateway serves, and compared with what the stream path wrote.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`day`] | the UTC day a block covers, and which minutes, clicks and archive hours that means |
+//! | [`scan`] | finding, fetching and decoding the day's archive objects; overlaps; corrupt objects |
+//! | [`settle`] | exact dedup by impression id and per-ad, per-minute counts: the billing truth |
+//! | [`block`] | the settled day as series and samples of a TSDB block (stream contract, zeros) |
+//! | [`publish`] | upload in Thanos' order, removal of a failed upload, deletion marks on reruns |
+//! | [`reconcile`] | the stream path's counts from Prometheus' API, compared per ad and campaign |
+//! | [`report`] | the JSON report, the human summary, the metrics an alert reads |
+//! | [`run`] | one rollup from start to exit code |
+//! | [`config`] | the `[rollup]` section |
+//!
+//! The day's boundaries follow the stream contract: a sample is stamped with the END of its
+//! minute, and a block covers `[day 00:00, next day 00:00)`, so the block of day D holds the
+//! minutes that end in D — 23:59 of D−1 through 23:58 of D (see [`day`] for why, and README for
+//! the PromQL of a calendar day).
+
+pub mod block;
+pub mod config;
+pub mod day;
+pub mod publish;
+pub mod reconcile;
+pub mod report;
+pub mod run;
+pub mod scan;
+pub mod settle;
+
+pub use config::RollupConfig;
+pub use day::Day;
+pub use run::{Deps, Outcome, RollupError, RunOptions, run};

@@ -1,0 +1,396 @@
+//! What the stream path wrote for the day, read back from Prometheus' query API, and where it
+//! differs from the settled truth.
+//!
+//! The stream's day is read with the block's boundaries: `sum_over_time(...[1d])` evaluated
+//! 1 ms before the block's end covers the samples stamped in `[day 00:00, next day 00:00)`,
+//! exactly the block's (Prometheus 2.x ranges include both ends).
+//!
+//! Comparison:
+//! - per campaign: truth vs. `adclick_clicks` (own series and `other`) plus
+//!   `adclick_late_clicks` of the campaign. They differ when the stream lost or doubled clicks
+//!   (fail-open repeats in different minutes are counted by the stream and removed here), or a
+//!   late click was counted across the day's boundary.
+//! - per ad: truth vs. the ad's own series. An ad folded into `other` in some minutes, or whose
+//!   campaign had late clicks, shows fewer clicks in the stream by design, so for those only a
+//!   stream count *above* the truth is a mismatch; for the others any difference is.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::day::Day;
+use crate::settle::{AdKey, SettledDay};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("querying Prometheus at {url}: {message}")]
+    Query { url: String, message: String },
+    #[error("Prometheus answered {query:?} with something unexpected: {message}")]
+    Answer { query: String, message: String },
+}
+
+/// The stream's counts of one campaign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamCampaign {
+    /// `adclick_clicks`, own series and `other`.
+    pub clicks: u64,
+    /// `adclick_clicks{ad_id="other"}`.
+    pub other: u64,
+    /// `adclick_late_clicks`.
+    pub late: u64,
+}
+
+/// What the stream path wrote for the day.
+#[derive(Debug, Clone, Default)]
+pub struct StreamDay {
+    pub campaigns: HashMap<(u64, u64), StreamCampaign>,
+    /// Ads with series of their own.
+    pub ads: HashMap<AdKey, u64>,
+}
+
+#[derive(Deserialize)]
+struct ApiAnswer {
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    data: Option<ApiData>,
+}
+
+#[derive(Deserialize)]
+struct ApiData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<ApiSample>,
+}
+
+#[derive(Deserialize)]
+struct ApiSample {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+/// A PromQL selector body for `labels` (`a="x",b="y"`), values escaped.
+pub fn selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).expect("a string")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The instant at which `sum_over_time(x[1d])` covers exactly the block of `day`, in the API's
+/// seconds.
+pub fn evaluation_time(day: Day) -> String {
+    let t = day.end_ms() - 1;
+    format!("{}.{:03}", t.div_euclid(1000), t.rem_euclid(1000))
+}
+
+async fn instant(
+    http: &reqwest::Client,
+    base: &str,
+    query: &str,
+    time: &str,
+) -> Result<Vec<ApiSample>, ReconcileError> {
+    let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
+    let failed = |message: String| ReconcileError::Query {
+        url: url.clone(),
+        message,
+    };
+    let response = http
+        .post(&url)
+        .form(&[("query", query), ("time", time)])
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    let answer: ApiAnswer = response
+        .json()
+        .await
+        .map_err(|e| failed(format!("HTTP {status}, body not the API's JSON: {e}")))?;
+    let wrong = |message: String| ReconcileError::Answer {
+        query: query.to_string(),
+        message,
+    };
+    if answer.status != "success" {
+        return Err(wrong(answer.error.unwrap_or(answer.status)));
+    }
+    let data = answer.data.ok_or_else(|| wrong("no data".into()))?;
+    if data.result_type != "vector" {
+        return Err(wrong(format!("result type {}", data.result_type)));
+    }
+    Ok(data.result)
+}
+
+fn id(sample: &ApiSample, name: &str, query: &str) -> Result<u64, ReconcileError> {
+    sample
+        .metric
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ReconcileError::Answer {
+            query: query.to_string(),
+            message: format!("series {:?} has no numeric {name}", sample.metric),
+        })
+}
+
+fn count(sample: &ApiSample, query: &str) -> Result<u64, ReconcileError> {
+    let v: f64 = sample.value.1.parse().map_err(|_| ReconcileError::Answer {
+        query: query.to_string(),
+        message: format!("value {:?} is not a number", sample.value.1),
+    })?;
+    if !(v >= 0.0 && v.fract() == 0.0) {
+        return Err(ReconcileError::Answer {
+            query: query.to_string(),
+            message: format!("count {v} is not a whole non-negative number"),
+        });
+    }
+    Ok(v as u64)
+}
+
+/// Reads the stream's counts of `day` for the series carrying `labels`.
+pub async fn stream_day(
+    http: &reqwest::Client,
+    prometheus: &str,
+    day: Day,
+    labels: &BTreeMap<String, String>,
+) -> Result<StreamDay, ReconcileError> {
+    let time = evaluation_time(day);
+    let sel = selector(labels);
+    let clicks_q = format!(
+        "sum by (advertiser_id, campaign_id, ad_id) (sum_over_time(adclick_clicks{{{sel}}}[1d]))"
+    );
+    let late_q = format!(
+        "sum by (advertiser_id, campaign_id) (sum_over_time(adclick_late_clicks{{{sel}}}[1d]))"
+    );
+    let mut out = StreamDay::default();
+    for s in instant(http, prometheus, &clicks_q, &time).await? {
+        let campaign = (
+            id(&s, "advertiser_id", &clicks_q)?,
+            id(&s, "campaign_id", &clicks_q)?,
+        );
+        let n = count(&s, &clicks_q)?;
+        let c = out.campaigns.entry(campaign).or_default();
+        c.clicks += n;
+        if s.metric.get("ad_id").map(String::as_str) == Some("other") {
+            c.other += n;
+        } else {
+            let ad = AdKey {
+                advertiser_id: campaign.0,
+                campaign_id: campaign.1,
+                ad_id: id(&s, "ad_id", &clicks_q)?,
+            };
+            *out.ads.entry(ad).or_default() += n;
+        }
+    }
+    for s in instant(http, prometheus, &late_q, &time).await? {
+        let campaign = (
+            id(&s, "advertiser_id", &late_q)?,
+            id(&s, "campaign_id", &late_q)?,
+        );
+        out.campaigns.entry(campaign).or_default().late += count(&s, &late_q)?;
+    }
+    Ok(out)
+}
+
+/// A campaign whose stream count differs from the truth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CampaignRow {
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+    pub truth: u64,
+    /// `adclick_clicks` plus `adclick_late_clicks`.
+    pub stream: u64,
+    pub stream_late: u64,
+    pub stream_other: u64,
+    /// `stream - truth`.
+    pub difference: i64,
+}
+
+/// An ad whose own series differs from the truth beyond what folding and late clicks explain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdRow {
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+    pub ad_id: u64,
+    pub truth: u64,
+    pub stream: u64,
+    pub difference: i64,
+}
+
+/// The comparison of a day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reconciliation {
+    pub truth_clicks: u64,
+    pub stream_clicks: u64,
+    pub stream_late_clicks: u64,
+    pub campaigns_compared: u64,
+    pub campaigns_mismatched: u64,
+    pub ads_compared: u64,
+    pub ads_mismatched: u64,
+    /// Sum over campaigns of |stream − truth|.
+    pub mismatch_clicks: u64,
+    /// The largest campaign differences (at most `report_max_rows`).
+    pub campaigns: Vec<CampaignRow>,
+    pub ads: Vec<AdRow>,
+}
+
+impl Reconciliation {
+    pub fn is_clean(&self) -> bool {
+        self.campaigns_mismatched == 0 && self.ads_mismatched == 0
+    }
+}
+
+/// Compares the truth with the stream; keeps the `max_rows` largest differences of each kind.
+pub fn compare(truth: &SettledDay, stream: &StreamDay, max_rows: usize) -> Reconciliation {
+    let truth_campaigns = truth.campaign_totals();
+    let mut r = Reconciliation::default();
+    let mut keys: Vec<(u64, u64)> = truth_campaigns
+        .keys()
+        .chain(stream.campaigns.keys())
+        .copied()
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        let t = truth_campaigns.get(&key).copied().unwrap_or(0);
+        let s = stream.campaigns.get(&key).copied().unwrap_or_default();
+        let streamed = s.clicks + s.late;
+        r.truth_clicks += t;
+        r.stream_clicks += s.clicks;
+        r.stream_late_clicks += s.late;
+        r.campaigns_compared += 1;
+        if streamed != t {
+            r.campaigns_mismatched += 1;
+            r.mismatch_clicks += streamed.abs_diff(t);
+            r.campaigns.push(CampaignRow {
+                advertiser_id: key.0,
+                campaign_id: key.1,
+                truth: t,
+                stream: streamed,
+                stream_late: s.late,
+                stream_other: s.other,
+                difference: streamed as i64 - t as i64,
+            });
+        }
+    }
+    let truth_ads: HashMap<AdKey, u64> = truth
+        .ads
+        .iter()
+        .map(|(ad, minutes)| (*ad, minutes.iter().map(|(_, n)| n).sum()))
+        .collect();
+    let mut ads: Vec<AdKey> = truth_ads.keys().chain(stream.ads.keys()).copied().collect();
+    ads.sort_unstable();
+    ads.dedup();
+    for ad in ads {
+        let t = truth_ads.get(&ad).copied().unwrap_or(0);
+        let s = stream.ads.get(&ad).copied().unwrap_or(0);
+        let c = stream
+            .campaigns
+            .get(&(ad.advertiser_id, ad.campaign_id))
+            .copied()
+            .unwrap_or_default();
+        r.ads_compared += 1;
+        let explained_shortfall = c.other > 0 || c.late > 0;
+        if s > t || (s < t && !explained_shortfall) {
+            r.ads_mismatched += 1;
+            r.ads.push(AdRow {
+                advertiser_id: ad.advertiser_id,
+                campaign_id: ad.campaign_id,
+                ad_id: ad.ad_id,
+                truth: t,
+                stream: s,
+                difference: s as i64 - t as i64,
+            });
+        }
+    }
+    r.campaigns
+        .sort_by_key(|row| std::cmp::Reverse(row.difference.unsigned_abs()));
+    r.campaigns.truncate(max_rows);
+    r.ads
+        .sort_by_key(|row| std::cmp::Reverse(row.difference.unsigned_abs()));
+    r.ads.truncate(max_rows);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adclick_click::Minute;
+
+    fn ad(campaign_id: u64, ad_id: u64) -> AdKey {
+        AdKey {
+            advertiser_id: 1,
+            campaign_id,
+            ad_id,
+        }
+    }
+
+    #[test]
+    fn folding_and_late_clicks_explain_a_shortfall_but_not_an_excess() {
+        let truth = SettledDay {
+            ads: vec![
+                (ad(1, 10), vec![(Minute(1), 5)]),
+                (ad(1, 11), vec![(Minute(1), 2)]),
+                (ad(2, 20), vec![(Minute(1), 3)]),
+                (ad(3, 30), vec![(Minute(1), 4)]),
+            ],
+            stats: Default::default(),
+        };
+        let mut stream = StreamDay::default();
+        // Campaign 1: ad 11 folded into other; exact in total.
+        stream.campaigns.insert(
+            (1, 1),
+            StreamCampaign {
+                clicks: 7,
+                other: 2,
+                late: 0,
+            },
+        );
+        stream.ads.insert(ad(1, 10), 5);
+        // Campaign 2: one click short, nothing explains it.
+        stream.campaigns.insert(
+            (1, 2),
+            StreamCampaign {
+                clicks: 2,
+                other: 0,
+                late: 0,
+            },
+        );
+        stream.ads.insert(ad(2, 20), 2);
+        // Campaign 3: a fail-open repeat counted twice by the stream.
+        stream.campaigns.insert(
+            (1, 3),
+            StreamCampaign {
+                clicks: 5,
+                other: 0,
+                late: 0,
+            },
+        );
+        stream.ads.insert(ad(3, 30), 5);
+        let r = compare(&truth, &stream, 10);
+        assert_eq!(
+            (
+                r.campaigns_compared,
+                r.campaigns_mismatched,
+                r.mismatch_clicks
+            ),
+            (3, 2, 2)
+        );
+        assert_eq!((r.ads_compared, r.ads_mismatched), (4, 2));
+        assert_eq!(r.truth_clicks, 14);
+        let diffs: Vec<(u64, i64)> = r.ads.iter().map(|a| (a.ad_id, a.difference)).collect();
+        assert!(
+            diffs.contains(&(20, -1)) && diffs.contains(&(30, 1)),
+            "{diffs:?}"
+        );
+        assert!(!r.is_clean());
+    }
+
+    #[test]
+    fn evaluation_time_is_a_millisecond_before_the_block_end() {
+        let day: Day = "2026-11-23".parse().unwrap();
+        assert_eq!(evaluation_time(day), "1795478399.999");
+        let sel = selector(&BTreeMap::from([("test_id".into(), "a\"b".into())]));
+        assert_eq!(sel, r#"test_id="a\"b""#);
+    }
+}

@@ -1,0 +1,201 @@
+//! What a run tells people and alerts: the JSON report (everything, for the record and for
+//! tooling), a short summary for the operator's terminal, and the `adclick_rollup_*` figures
+//! written to Prometheus (remote_write) for the alerting rules.
+
+use std::fmt::Write as _;
+
+use adclick_remote_write::{Labels, Request, RequestBuilder, Sample};
+use serde::Serialize;
+
+use crate::publish::ExistingBlock;
+use crate::reconcile::Reconciliation;
+use crate::scan::CorruptObject;
+use crate::settle::SettleStats;
+
+/// Where the block went.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockReport {
+    pub ulid: String,
+    pub min_time_ms: i64,
+    pub max_time_ms: i64,
+    pub series: u64,
+    pub samples: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    /// `s3://bucket/prefix/ulid/`, a local directory, or `null` for a dry run.
+    pub location: Option<String>,
+    /// Earlier blocks of the day marked for deletion by this run.
+    pub replaced: Vec<ExistingBlock>,
+}
+
+/// How the archive read went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScanReport {
+    pub hours_first_ms: i64,
+    pub hours_end_ms: i64,
+    pub objects: u64,
+    pub bytes: u64,
+    /// Records skipped because an earlier object of the partition holds them.
+    pub overlapping_records: u64,
+    /// Names under the archive hours that are not archive objects.
+    pub foreign_objects: Vec<String>,
+    pub corrupt_objects: Vec<CorruptObject>,
+}
+
+/// The whole report of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub day: String,
+    /// The block's (and the day's) first millisecond.
+    pub day_start_ms: i64,
+    pub outcome: &'static str,
+    pub exit_code: i32,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    pub dry_run: bool,
+    pub scan: ScanReport,
+    pub settle: SettleStats,
+    pub block: Option<BlockReport>,
+    /// `null` when reconciliation was off or failed (then `reconcile_error` says why).
+    pub reconciliation: Option<Reconciliation>,
+    pub reconcile_error: Option<String>,
+}
+
+impl Report {
+    /// A few lines for a terminal.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let st = &self.settle;
+        let _ = writeln!(
+            s,
+            "rollup {}: {} (exit {})",
+            self.day, self.outcome, self.exit_code
+        );
+        let _ = writeln!(
+            s,
+            "  archive: {} objects, {} bytes, {} records ({} of the day, {} look-back, {} outside)",
+            self.scan.objects, self.scan.bytes, st.records, st.in_day, st.in_lookback, st.outside
+        );
+        let _ = writeln!(
+            s,
+            "  truth: {} clicks; {} duplicates removed; {} clicks were dedup-unchecked (ingest failed open)",
+            st.clicks, st.duplicates_removed, st.dedup_unchecked
+        );
+        if !self.scan.corrupt_objects.is_empty() {
+            let _ = writeln!(s, "  CORRUPT objects: {}", self.scan.corrupt_objects.len());
+            for c in self.scan.corrupt_objects.iter().take(5) {
+                let _ = writeln!(s, "    {}: {}", c.key, c.reason);
+            }
+        }
+        match &self.block {
+            Some(b) => {
+                let _ = writeln!(
+                    s,
+                    "  block {}: {} series, {} samples, {} bytes -> {}",
+                    b.ulid,
+                    b.series,
+                    b.samples,
+                    b.bytes,
+                    b.location.as_deref().unwrap_or("(dry run, not kept)")
+                );
+                if !b.replaced.is_empty() {
+                    let ids: Vec<String> = b.replaced.iter().map(|r| r.ulid.to_string()).collect();
+                    let _ = writeln!(s, "  replaced (marked for deletion): {}", ids.join(", "));
+                }
+            }
+            None => {
+                let _ = writeln!(s, "  no block written");
+            }
+        }
+        match (&self.reconciliation, &self.reconcile_error) {
+            (Some(r), _) => {
+                let _ = writeln!(
+                    s,
+                    "  stream: {} clicks + {} late; campaigns {} / {} mismatched ({} clicks apart), ads {} / {} mismatched",
+                    r.stream_clicks,
+                    r.stream_late_clicks,
+                    r.campaigns_mismatched,
+                    r.campaigns_compared,
+                    r.mismatch_clicks,
+                    r.ads_mismatched,
+                    r.ads_compared
+                );
+                for c in r.campaigns.iter().take(5) {
+                    let _ = writeln!(
+                        s,
+                        "    campaign {}/{}: truth {}, stream {} (late {}, other {})",
+                        c.advertiser_id,
+                        c.campaign_id,
+                        c.truth,
+                        c.stream,
+                        c.stream_late,
+                        c.stream_other
+                    );
+                }
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(s, "  reconciliation FAILED: {e}");
+            }
+            (None, None) => {
+                let _ = writeln!(s, "  reconciliation: off");
+            }
+        }
+        s
+    }
+
+    /// The figures alerts read, stamped `now_ms`, with `labels` (e.g. `job`) on every series.
+    /// A failed run writes only what it knows; `last_success` only a successful one.
+    pub fn metrics(&self, now_ms: i64, labels: &[(String, String)], success: bool) -> Request {
+        let mut builder = RequestBuilder::new();
+        let mut gauge = |name: &str, value: f64| {
+            let all = std::iter::once(("__name__".to_string(), name.to_string()))
+                .chain(labels.iter().cloned());
+            // Names are constants and labels were validated with the configuration.
+            let labels = Labels::new(all).expect("valid metric labels");
+            builder
+                .push(&labels, Sample::new(now_ms, value))
+                .expect("one sample per series");
+        };
+        let st = &self.settle;
+        if success {
+            gauge(
+                "adclick_rollup_last_success_timestamp_seconds",
+                now_ms as f64 / 1000.0,
+            );
+            gauge(
+                "adclick_rollup_day_start_timestamp_seconds",
+                self.day_start_ms as f64 / 1000.0,
+            );
+        }
+        gauge(
+            "adclick_rollup_last_run_exit_code",
+            f64::from(self.exit_code),
+        );
+        gauge("adclick_rollup_clicks", st.clicks as f64);
+        gauge(
+            "adclick_rollup_duplicates_removed",
+            st.duplicates_removed as f64,
+        );
+        gauge(
+            "adclick_rollup_dedup_unchecked_clicks",
+            st.dedup_unchecked as f64,
+        );
+        gauge(
+            "adclick_rollup_corrupt_objects",
+            self.scan.corrupt_objects.len() as f64,
+        );
+        if let Some(r) = &self.reconciliation {
+            gauge(
+                "adclick_rollup_mismatched_campaigns",
+                r.campaigns_mismatched as f64,
+            );
+            gauge("adclick_rollup_mismatched_ads", r.ads_mismatched as f64);
+            gauge("adclick_rollup_mismatch_clicks", r.mismatch_clicks as f64);
+            gauge(
+                "adclick_rollup_stream_late_clicks",
+                r.stream_late_clicks as f64,
+            );
+        }
+        builder.build()
+    }
+}

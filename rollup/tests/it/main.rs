@@ -1,0 +1,353 @@
+//! The rollup against the stack: archive objects in garage, blocks read back by promtool and by
+//! a stock Prometheus, reruns, corrupt objects, the object store dying mid-upload.
+//! (The end-to-end run from Kafka through the exporter is in the exporter's tests.)
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use adclick_rollup::{Day, Outcome, RunOptions};
+use adclick_testsupport::promtool::{self, Point};
+use adclick_testsupport::{FaultProxy, ScratchPrometheus, Stack};
+use adclick_tsdb::{BlockMeta, Ulid};
+
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_settles_exactly_into_a_block_promtool_and_prometheus_read() {
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-day");
+    let day: Day = "2026-11-20".parse().unwrap();
+    let traffic = Traffic::generate(day, 7, 4_000);
+    let archive = ArchiveWriter::new(&scope).await;
+    archive.write(&traffic.records, 300).await;
+    // An operator's stray file among the objects is left alone.
+    archive
+        .put_raw(
+            &format!("{}notes.txt", archive.hour_dir(day.start_ms() + 3_600_000)),
+            b"hi".to_vec(),
+        )
+        .await;
+
+    let config = rollup_config(&scope, false);
+    let deps = deps(&scope).await;
+    let report = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.exit_code,
+        Outcome::Clean.exit_code(),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(
+        report.settle.clicks,
+        traffic.truth_total(),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.settle.duplicates_removed, traffic.duplicates_in_day);
+    assert_eq!(report.settle.dedup_unchecked, traffic.unchecked_in_day);
+    assert_eq!(report.scan.foreign_objects.len(), 1);
+    let block = report.block.as_ref().unwrap();
+
+    // meta.json as Thanos reads it (pkg/block/metadata/meta.go).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data");
+    std::fs::create_dir_all(db.join("wal")).unwrap();
+    let meta = download_block(&scope, &config.blocks_prefix, &block.ulid, &db).await;
+    check_thanos_meta(&meta, day, &block.ulid);
+
+    // promtool: analyze succeeds, dump lists exactly the expected samples.
+    let out = promtool::run(
+        std::process::Command::new(promtool::tool("promtool"))
+            .args(["tsdb", "analyze"])
+            .arg(&db)
+            .arg(&block.ulid),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&block.ulid));
+    let dumped = promtool::dump(&db);
+    let want = traffic.expected_points(&scope.id);
+    assert_eq!(dumped.len(), want.len(), "dumped vs expected sample count");
+    assert!(dumped == want, "promtool dump differs from the truth");
+
+    // A stock Prometheus started on the block answers the advertiser's queries exactly.
+    // Its readiness wait blocks (and its drop kills a child): keep it off the async threads.
+    let prom = tokio::task::block_in_place(|| {
+        ScratchPrometheus::start(&stack, "global: {}\n", |data| copy_dir(&db, data))
+    });
+    let api = prom.api();
+    let at = day.end_ms() - 1;
+    let per_ad = api
+        .query(
+            &format!(
+                "sum by (ad_id) (sum_over_time(adclick_clicks{{test_id=\"{}\"}}[1d]))",
+                scope.id
+            ),
+            Some(at),
+        )
+        .await
+        .unwrap();
+    let got: BTreeMap<u64, u64> = per_ad
+        .iter()
+        .map(|s| (s.labels["ad_id"].parse().unwrap(), s.samples[0].1 as u64))
+        .collect();
+    assert_eq!(got, traffic.truth_per_ad());
+    let one_ad = *traffic.truth_per_ad().keys().next().unwrap();
+    let single = api
+        .query(
+            &format!("sum_over_time(adclick_clicks{{ad_id=\"{one_ad}\"}}[1d])"),
+            Some(at),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        single[0].samples[0].1 as u64,
+        traffic.truth_per_ad()[&one_ad]
+    );
+    let per_campaign = api
+        .query(
+            "sum by (campaign_id) (sum_over_time(adclick_clicks[1d]))",
+            Some(at),
+        )
+        .await
+        .unwrap();
+    let got: BTreeMap<u64, u64> = per_campaign
+        .iter()
+        .map(|s| {
+            (
+                s.labels["campaign_id"].parse().unwrap(),
+                s.samples[0].1 as u64,
+            )
+        })
+        .collect();
+    assert_eq!(got, traffic.truth_per_campaign());
+
+    // The report is on disk, and --out-dir writes the same block locally without uploading.
+    let written = std::fs::read_to_string(
+        std::path::Path::new(&config.report_dir).join("rollup-2026-11-20.json"),
+    )
+    .unwrap();
+    assert!(written.contains("\"outcome\": \"clean\""));
+    let local = tempfile::tempdir().unwrap();
+    let mut options = RunOptions::for_day(day);
+    options.out_dir = Some(local.path().to_path_buf());
+    let again = adclick_rollup::run(&config, &deps, &options).await.unwrap();
+    let again_block = again.block.unwrap();
+    assert_eq!(again_block.samples, block.samples);
+    assert!(
+        local
+            .path()
+            .join(&again_block.ulid)
+            .join("meta.json")
+            .exists()
+    );
+    assert_eq!(
+        blocks_in_bucket(&scope, &config.blocks_prefix).await.len(),
+        1,
+        "--out-dir uploads nothing"
+    );
+    tokio::task::block_in_place(|| drop(prom));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_replaces_the_block_and_marks_the_old_one_for_deletion() {
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-rerun");
+    let day: Day = "2026-11-19".parse().unwrap();
+    let traffic = Traffic::generate(day, 8, 500);
+    let archive = ArchiveWriter::new(&scope).await;
+    archive.write(&traffic.records, 200).await;
+    let config = rollup_config(&scope, false);
+    let deps = deps(&scope).await;
+    let first = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    let first_ulid: Ulid = first.block.unwrap().ulid.parse().unwrap();
+    // A dry run publishes nothing and marks nothing.
+    let mut dry = RunOptions::for_day(day);
+    dry.dry_run = true;
+    let dry = adclick_rollup::run(&config, &deps, &dry).await.unwrap();
+    assert_eq!(dry.exit_code, 0);
+    assert_eq!(
+        blocks_in_bucket(&scope, &config.blocks_prefix).await.len(),
+        1
+    );
+
+    let second = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    let second_block = second.block.unwrap();
+    assert_eq!(second_block.replaced.len(), 1);
+    assert_eq!(second_block.replaced[0].ulid, first_ulid);
+    let s3 = scope.stack.s3_client().await;
+    let mark = adclick_objstore::get(
+        &s3,
+        scope.stack.s3_bucket(),
+        &format!("{}{first_ulid}/deletion-mark.json", config.blocks_prefix),
+    )
+    .await
+    .unwrap()
+    .expect("deletion mark on the old block");
+    let mark: serde_json::Value = serde_json::from_slice(&mark).unwrap();
+    assert_eq!(mark["id"], first_ulid.to_string());
+    assert_eq!(mark["version"], 1);
+    assert!(mark["deletion_time"].as_i64().unwrap() > 1_700_000_000);
+    let meta = adclick_objstore::get(
+        &s3,
+        scope.stack.s3_bucket(),
+        &format!("{}{}/meta.json", config.blocks_prefix, second_block.ulid),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let meta: BlockMeta = serde_json::from_slice(&meta).unwrap();
+    assert!(
+        meta.compaction.sources.contains(&first_ulid),
+        "the new block names the old one's sources"
+    );
+    // A third run replaces the second only: the first is already marked.
+    let third = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    let replaced: Vec<String> = third
+        .block
+        .unwrap()
+        .replaced
+        .iter()
+        .map(|b| b.ulid.to_string())
+        .collect();
+    assert_eq!(replaced, vec![second_block.ulid]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_object_stops_the_day_and_is_named() {
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-corrupt");
+    let day: Day = "2026-11-18".parse().unwrap();
+    let traffic = Traffic::generate(day, 9, 600);
+    let archive = ArchiveWriter::new(&scope).await;
+    let keys = archive.write(&traffic.records, 100).await;
+    // Truncate one object, as a broken copy would.
+    let s3 = scope.stack.s3_client().await;
+    let victim = &keys[keys.len() / 2];
+    let bytes = adclick_objstore::get(&s3, scope.stack.s3_bucket(), victim)
+        .await
+        .unwrap()
+        .unwrap();
+    archive
+        .put_raw(victim, bytes[..bytes.len() / 2].to_vec())
+        .await;
+
+    let config = rollup_config(&scope, false);
+    let deps = deps(&scope).await;
+    let report = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code, Outcome::Corrupt.exit_code());
+    assert_eq!(report.scan.corrupt_objects.len(), 1);
+    assert_eq!(&report.scan.corrupt_objects[0].key, victim);
+    assert!(
+        report.summary().contains(victim.as_str()),
+        "{}",
+        report.summary()
+    );
+    assert!(report.block.is_none());
+    assert!(
+        blocks_in_bucket(&scope, &config.blocks_prefix)
+            .await
+            .is_empty()
+    );
+
+    let mut options = RunOptions::for_day(day);
+    options.skip_corrupt = true;
+    let report = adclick_rollup::run(&config, &deps, &options).await.unwrap();
+    assert_eq!(
+        report.exit_code,
+        Outcome::CorruptSkipped.exit_code(),
+        "{}",
+        report.summary()
+    );
+    assert!(report.settle.clicks < traffic.truth_total());
+    assert_eq!(
+        blocks_in_bucket(&scope, &config.blocks_prefix).await.len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_store_dying_mid_upload_leaves_no_block_and_a_rerun_completes() {
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-s3-down");
+    let day: Day = "2026-11-17".parse().unwrap();
+    let traffic = Traffic::generate(day, 10, 1_500);
+    let archive = ArchiveWriter::new(&scope).await;
+    archive.write(&traffic.records, 300).await;
+    let config = rollup_config(&scope, false);
+
+    let proxy = FaultProxy::start(stack.s3_endpoint().trim_start_matches("http://")).await;
+    let deps_via_proxy = deps_with_endpoint(&scope, &proxy.url()).await;
+    let ulid = Ulid::new();
+    // The store dies when the index is sent: the chunks are up, index and meta.json are not.
+    proxy.go_down_on(format!("{ulid}/index").as_bytes()).await;
+    let mut options = RunOptions::for_day(day);
+    options.ulid = Some(ulid);
+    let err = adclick_rollup::run(&config, &deps_via_proxy, &options)
+        .await
+        .unwrap_err();
+    assert!(proxy.is_down());
+    assert!(err.to_string().contains("publishing the block"), "{err}");
+    let keys: Vec<String> = adclick_objstore::list(
+        &scope.stack.s3_client().await,
+        stack.s3_bucket(),
+        &format!("{}{ulid}/", config.blocks_prefix),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(k, _)| k)
+    .collect();
+    assert!(
+        !keys.iter().any(|k| k.ends_with("meta.json")),
+        "no meta.json of the failed block: {keys:?}"
+    );
+    assert!(
+        blocks_in_bucket(&scope, &config.blocks_prefix)
+            .await
+            .is_empty()
+    );
+
+    proxy.heal().await;
+    let report = adclick_rollup::run(&config, &deps_via_proxy, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code, 0, "{}", report.summary());
+    let blocks = blocks_in_bucket(&scope, &config.blocks_prefix).await;
+    assert_eq!(blocks.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data");
+    std::fs::create_dir_all(db.join("wal")).unwrap();
+    download_block(&scope, &config.blocks_prefix, &blocks[0], &db).await;
+    let dumped: Vec<Point> = promtool::dump(&db);
+    assert!(
+        dumped == traffic.expected_points(&scope.id),
+        "the rerun's block holds the expected samples"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_without_clicks_writes_nothing_and_says_so() {
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-empty");
+    let config = rollup_config(&scope, false);
+    let deps = deps(&scope).await;
+    let report = adclick_rollup::run(
+        &config,
+        &deps,
+        &RunOptions::for_day("2026-11-16".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.exit_code, Outcome::Empty.exit_code());
+    assert!(report.block.is_none());
+}
