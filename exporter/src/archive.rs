@@ -111,9 +111,12 @@ impl ArchiveBuffer {
             .map(|o| (o.records[0].0, o.max_event_before))
     }
 
-    /// Records before this offset are in sealed objects.
+    /// Records before this offset are in sealed objects: those of the open object's start, else
+    /// every record read, and never fewer than the buffer started with (a replay skips records
+    /// archived before it, so a buffer resumed behind them has read none of them yet).
     pub fn archived_before(&self, position: i64) -> i64 {
-        self.replay_start().map_or(position, |(o, _)| o)
+        self.replay_start()
+            .map_or(position.max(self.archived_before), |(o, _)| o)
     }
 
     /// Whether an object is open (a tick would seal it).

@@ -38,13 +38,16 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The checkpoint of a partition read up to `position` (the next offset), assuming every
-    /// sample of every minute it closed has been acknowledged.
+    /// sample of every minute it closed has been acknowledged. `read_before`: how far an earlier
+    /// pass had read (the checkpoint this owner resumed from), so that a checkpoint never
+    /// forgets which records were already dead-lettered.
     pub fn take(
         topic: &str,
         partition: i32,
         state: &PartitionState,
         archive: &ArchiveBuffer,
         position: i64,
+        read_before: i64,
     ) -> Checkpoint {
         let (offset, max_event_ms) = [state.replay_start(), archive.replay_start()]
             .into_iter()
@@ -57,9 +60,9 @@ impl Checkpoint {
             partition,
             offset,
             max_event_ms,
-            written_through_end_ms: state.closed_through().map(Minute::end_ms),
+            written_through_end_ms: state.written_through().map(Minute::end_ms),
             archived_before: archive.archived_before(position),
-            position,
+            position: position.max(read_before),
         }
     }
 
@@ -200,5 +203,114 @@ impl CheckpointStore {
                 .map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
         }
         Ok(doomed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use adclick_click::Click;
+
+    use super::*;
+    use crate::archive::ArchiveTarget;
+    use crate::partition::Rules;
+
+    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % MINUTE_MS;
+
+    /// A log of clicks over five minutes, a little out of order, some beyond the lateness.
+    fn log() -> Vec<Click> {
+        (0..600i64)
+            .map(|i| {
+                let jitter = [0, -4_000, 2_000, -25_000, 700][(i % 5) as usize];
+                Click {
+                    impression_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                    ad_id: 1 + (i % 7) as u64,
+                    campaign_id: 10,
+                    advertiser_id: 100,
+                    event_time_ms: T0 + i * 500 + jitter,
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    fn archive(archived_before: i64) -> ArchiveBuffer {
+        let target = ArchiveTarget {
+            bucket: "b".into(),
+            prefix: "".into(),
+            topic: "clicks".into(),
+            max_records: 64,
+            max_bytes: 1 << 20,
+        };
+        ArchiveBuffer::new(Arc::new(target), 0, archived_before)
+    }
+
+    /// Reads `clicks[from..to]` into `state` and `archive` as the exporter does.
+    fn read(
+        state: &mut PartitionState,
+        archive: &mut ArchiveBuffer,
+        clicks: &[Click],
+        from: usize,
+        to: usize,
+    ) {
+        let mut closed = vec![];
+        for (offset, click) in clicks.iter().enumerate().take(to).skip(from) {
+            let offset = offset as i64;
+            archive.push(offset, click.event_time_ms, b"x", state.max_event_ms());
+            let impression = u128::from_be_bytes(click.impression_id.clone().try_into().unwrap());
+            state.apply_click(offset, click, impression, false, &mut closed);
+        }
+    }
+
+    /// An owner that resumes from a checkpoint and commits before reading anything writes that
+    /// same checkpoint again (same key, same bytes) — it must not forget which minutes were
+    /// written, which records were archived or how far the first pass had read. And one that
+    /// replays to where the first pass was takes the first pass's checkpoint there.
+    #[test]
+    fn a_resumed_owner_takes_the_checkpoint_it_resumed_from() {
+        let rules = Rules {
+            allowed_lateness_ms: 10_000,
+            top_k: 3,
+        };
+        let clicks = log();
+        for cut in (0..clicks.len()).step_by(37) {
+            let mut state = PartitionState::new(rules);
+            let mut buf = archive(0);
+            read(&mut state, &mut buf, &clicks, 0, cut);
+            let first = Checkpoint::take("clicks", 0, &state, &buf, cut as i64, 0);
+
+            let mut resumed = PartitionState::resume(rules, first.resume());
+            let mut resumed_buf = archive(first.archived_before);
+            let again = Checkpoint::take(
+                "clicks",
+                0,
+                &resumed,
+                &resumed_buf,
+                first.offset,
+                first.position,
+            );
+            assert_eq!(
+                again, first,
+                "resumed at {cut}, checkpoint taken before reading"
+            );
+
+            read(
+                &mut resumed,
+                &mut resumed_buf,
+                &clicks,
+                first.offset as usize,
+                cut,
+            );
+            let replayed = Checkpoint::take(
+                "clicks",
+                0,
+                &resumed,
+                &resumed_buf,
+                cut as i64,
+                first.position,
+            );
+            assert_eq!(replayed, first, "resumed at {cut}, replayed to it");
+        }
     }
 }

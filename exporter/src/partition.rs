@@ -120,6 +120,14 @@ impl PartitionState {
             .map(|w| Minute(w.div_euclid(adclick_click::minute::MINUTE_MS) - 1))
     }
 
+    /// The last minute written: closed by this state, or already written before the point it
+    /// resumed from. A state resumed from a checkpoint starts with the watermark *before* the
+    /// replay's first record, so its own `closed_through` can be earlier than what the
+    /// checkpoint said was written; a checkpoint taken of it must not say less.
+    pub fn written_through(&self) -> Option<Minute> {
+        self.closed_through().max(self.written_through)
+    }
+
     /// Counts one click at `offset` and closes the minutes its event time finalises.
     /// `hot`: the record's key was salted (a hot ad spread over partitions).
     pub fn apply_click(

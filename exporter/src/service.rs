@@ -708,10 +708,26 @@ impl Exporter {
             .iter()
             .filter_map(|(p, o)| {
                 let position = o.position?;
+                tracing::debug!(
+                    partition = p,
+                    position,
+                    windows = ?o.state.open_windows().map(|(m, w)| (m.end_ms(), w.first_offset, w.max_event_before)).collect::<Vec<_>>(),
+                    state_start = ?o.state.replay_start(),
+                    archive_start = ?o.archive.replay_start(),
+                    max_event = ?o.state.max_event_ms(),
+                    "snapshot"
+                );
                 Some((
                     *p,
                     o.epoch,
-                    Checkpoint::take(&self.topic, *p, &o.state, &o.archive, position),
+                    Checkpoint::take(
+                        &self.topic,
+                        *p,
+                        &o.state,
+                        &o.archive,
+                        position,
+                        o.dead_lettered_before,
+                    ),
                 ))
             })
             .collect()

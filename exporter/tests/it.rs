@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use adclick_click::archive;
+use adclick_testsupport::wait::Progress;
 use adclick_testsupport::{PromApi, Stack};
 use util::{RunningExporter, backfill, eventually, plan_config, raw_samples, test_config, total};
 
@@ -45,6 +46,8 @@ fn check_exact(w: &Written, fill: &util::Backfill) -> Result<(), String> {
         expected.insert((c.clone(), key.ad.ad_id.to_string(), key.minute_end_ms), n);
         *campaign.entry((c, key.minute_end_ms)).or_insert(0) += n;
     }
+    // Up to ten differences, so that a failure shows its pattern (one partition, one minute…).
+    let mut differ: Vec<String> = vec![];
     let mut written_campaign: BTreeMap<(String, i64), f64> = BTreeMap::new();
     for ((c, ad, t), v) in w {
         *written_campaign.entry((c.clone(), *t)).or_insert(0.0) += v;
@@ -56,7 +59,7 @@ fn check_exact(w: &Written, fill: &util::Backfill) -> Result<(), String> {
                 .copied()
                 .unwrap_or(0);
             if *v != want as f64 {
-                return Err(format!(
+                differ.push(format!(
                     "ad {ad} (campaign {c}) minute ending {t}: wrote {v}, truth {want}"
                 ));
             }
@@ -68,19 +71,25 @@ fn check_exact(w: &Written, fill: &util::Backfill) -> Result<(), String> {
             .copied()
             .unwrap_or(0.0);
         if got != *want as f64 {
-            return Err(format!(
+            differ.push(format!(
                 "campaign {c} minute ending {t}: wrote {got}, truth {want}"
             ));
         }
     }
     for ((c, t), got) in &written_campaign {
         if *got != 0.0 && !campaign.contains_key(&(c.clone(), *t)) {
-            return Err(format!(
+            differ.push(format!(
                 "campaign {c} minute ending {t}: wrote {got}, truth has none"
             ));
         }
     }
-    Ok(())
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        let n = differ.len();
+        differ.truncate(10);
+        Err(format!("{n} differences, the first: {}", differ.join("; ")))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,19 +226,23 @@ async fn a_minute_graph_reads_zero_between_clicks_never_the_previous_count() {
     );
 }
 
-/// Waits for every click of `fill` in Prometheus, then checks every minute exactly.
+/// Waits for every click of `fill` in Prometheus, then checks every minute exactly. When the
+/// written counts stop moving short of the truth, the failure names the minutes that differ.
 async fn assert_exact(prom: &PromApi, id: &str, fill: &util::Backfill) {
     let clicks = fill.truth.summary.clicks as f64;
-    eventually(Duration::from_secs(180), "every click written", || async {
+    let mut progress = Progress::new("every click written", Duration::from_secs(120));
+    loop {
         let counted = total(prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
         let late = total(prom, &format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
         if counted + late == clicks {
-            Ok(())
-        } else {
-            Err(format!("{counted} + {late} late of {clicks}"))
+            break;
         }
-    })
-    .await;
+        if let Err(stalled) = progress.observe(&format!("{counted} + {late} late of {clicks}")) {
+            let differ = check_exact(&written(prom, id).await, fill).err();
+            panic!("{stalled}; {}", differ.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     check_exact(&written(prom, id).await, fill).unwrap();
 }
 

@@ -24,6 +24,15 @@ pub struct RunningExporter {
 
 /// The configuration tests run with: the test's own group, archive prefix and `test_id` label,
 /// quick ticks and commits.
+/// The exporter's logs on the test's output when `RUST_LOG` asks for them
+/// (e.g. `RUST_LOG=adclick_exporter=info`).
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 pub fn test_config(scope: &TestScope) -> ExporterConfig {
     let mut c = ExporterConfig {
         group_id: format!("exporter-{}", scope.id),
@@ -41,6 +50,7 @@ pub fn test_config(scope: &TestScope) -> ExporterConfig {
 
 impl RunningExporter {
     pub async fn start(scope: &TestScope, topic: &str, config: ExporterConfig) -> RunningExporter {
+        logs();
         let metrics = Metrics::new();
         let remote_write = adclick_remote_write::Metrics::new();
         let deps = Deps {
