@@ -41,8 +41,10 @@ struct OpenObject {
     first_timestamp_ms: i64,
     hour: i64,
     max_event_before: Option<i64>,
-    records: Vec<(i64, Vec<u8>)>,
-    bytes: usize,
+    /// Each record's offset and where its value ends in `values`.
+    records: Vec<(i64, usize)>,
+    /// The values, one after another: one buffer per object rather than one per record.
+    values: Vec<u8>,
 }
 
 /// The object being filled for one partition.
@@ -87,11 +89,13 @@ impl ArchiveBuffer {
             hour,
             max_event_before,
             records: Vec::new(),
-            bytes: 0,
+            values: Vec::new(),
         });
-        open.records.push((offset, value.to_vec()));
-        open.bytes += value.len();
-        if open.records.len() >= self.target.max_records || open.bytes >= self.target.max_bytes {
+        open.values.extend_from_slice(value);
+        open.records.push((offset, open.values.len()));
+        if open.records.len() >= self.target.max_records
+            || open.values.len() >= self.target.max_bytes
+        {
             debug_assert!(sealed.is_none(), "a fresh object holds one record");
             sealed = self.seal();
         }
@@ -128,10 +132,15 @@ impl ArchiveBuffer {
         let open = self.open.take()?;
         let first = open.records[0].0;
         let last = open.records[open.records.len() - 1].0;
+        let mut start = 0;
         let refs: Vec<(i64, &[u8])> = open
             .records
             .iter()
-            .map(|(o, v)| (*o, v.as_slice()))
+            .map(|&(o, end)| {
+                let value = &open.values[start..end];
+                start = end;
+                (o, value)
+            })
             .collect();
         let body = archive::encode(self.partition, &refs);
         self.archived_before = last + 1;

@@ -10,12 +10,12 @@
 //! `partition` keeps two exporters from ever writing the same series (a hot ad's clicks and a
 //! campaign's `other` span partitions); queries sum it away.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use adclick_click::Minute;
 use adclick_remote_write::{Labels, Sample, stale};
 
-use crate::window::{SeriesKey, Window, fold_top_k};
+use crate::window::{FastMap, SeriesKey, Window, fold_top_k};
 
 pub const CLICKS: &str = "adclick_clicks";
 pub const LATE_CLICKS: &str = "adclick_late_clicks";
@@ -65,7 +65,7 @@ pub fn labels(metric: &str, key: SeriesKey, partition: i32, extra: &[(String, St
 /// `adclick_clicks`.
 #[derive(Debug, Default)]
 pub struct OpenMinuteSeries {
-    written: BTreeMap<Minute, HashMap<SeriesKey, u64>>,
+    written: BTreeMap<Minute, FastMap<SeriesKey, u64>>,
     last_timestamp_ms: i64,
 }
 
@@ -91,7 +91,7 @@ impl OpenMinuteSeries {
                     .map(|k| (k, stale::marker(minute.end_ms()))),
             );
         }
-        let no_late = HashMap::new();
+        let no_late = FastMap::default();
         for (minute, window) in windows {
             // Strictly inside the minute, after its previous sample and before the stale marker.
             let ts = now_ms
