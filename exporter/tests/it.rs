@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use adclick_click::archive;
-use adclick_testsupport::wait::Progress;
+use adclick_testsupport::wait::until;
 use adclick_testsupport::{PromApi, Stack};
 use util::{RunningExporter, backfill, eventually, plan_config, raw_samples, test_config, total};
 
@@ -230,18 +230,19 @@ async fn a_minute_graph_reads_zero_between_clicks_never_the_previous_count() {
 /// written counts stop moving short of the truth, the failure names the minutes that differ.
 async fn assert_exact(prom: &PromApi, id: &str, fill: &util::Backfill) {
     let clicks = fill.truth.summary.clicks as f64;
-    let mut progress = Progress::new("every click written", Duration::from_secs(120));
-    loop {
+    let written_all = until(Duration::from_secs(120), "every click written", || async {
         let counted = total(prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
         let late = total(prom, &format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
         if counted + late == clicks {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{counted} + {late} late of {clicks}"))
         }
-        if let Err(stalled) = progress.observe(&format!("{counted} + {late} late of {clicks}")) {
-            let differ = check_exact(&written(prom, id).await, fill).err();
-            panic!("{stalled}; {}", differ.unwrap_or_default());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    if let Err(stalled) = written_all {
+        let differ = check_exact(&written(prom, id).await, fill).err();
+        panic!("{stalled}; {}", differ.unwrap_or_default());
     }
     check_exact(&written(prom, id).await, fill).unwrap();
 }

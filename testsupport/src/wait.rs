@@ -54,9 +54,9 @@ impl Progress {
     }
 }
 
-/// Polls `done` until it holds; panics when what it reports (its `Err`) stops changing for
-/// `stall`, or after six stalls in all.
-pub async fn eventually<F, Fut>(stall: Duration, what: &str, mut done: F)
+/// Polls `done` until it holds; the error says why it gave up: what `done` reports (its `Err`)
+/// stopped changing for `stall`, or six stalls passed in all.
+pub async fn until<F, Fut>(stall: Duration, what: &str, mut done: F) -> Result<(), String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
@@ -64,14 +64,21 @@ where
     let mut progress = Progress::new(what, stall);
     loop {
         match done().await {
-            Ok(()) => return,
-            Err(state) => {
-                if let Err(failed) = progress.observe(&state) {
-                    panic!("{failed}");
-                }
-            }
+            Ok(()) => return Ok(()),
+            Err(state) => progress.observe(&state)?,
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// [`until`], panicking when it gives up.
+pub async fn eventually<F, Fut>(stall: Duration, what: &str, done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    if let Err(failed) = until(stall, what, done).await {
+        panic!("{failed}");
     }
 }
 
