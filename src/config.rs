@@ -57,7 +57,10 @@ pub struct KafkaConfig {
     /// `bootstrap.servers`.
     pub brokers: String,
     pub clicks_topic: String,
-    /// librdkafka properties passed through to every client (e.g. security settings).
+    /// librdkafka properties passed through to every client (e.g. security settings). Values
+    /// are strings to librdkafka; numbers and booleans are taken as written (`linger.ms = 5`,
+    /// or `ADCLICK_KAFKA__PROPERTIES__linger.ms=5`, which the environment reads as a number).
+    #[serde(deserialize_with = "property_values")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -69,6 +72,32 @@ impl KafkaConfig {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
+}
+
+/// librdkafka properties: strings, or numbers and booleans written without quotes.
+fn property_values<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    BTreeMap::<String, toml::Value>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(D::Error::custom(format!(
+                        "librdkafka property {key}: expected a string, number or boolean, found {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            Ok((key, text))
+        })
+        .collect()
 }
 
 impl Default for KafkaConfig {
@@ -262,5 +291,30 @@ mod tests {
         assert_eq!(c.ingest.produce_timeout_ms, 80);
         assert_eq!(c.ingest.hot_ads().unwrap()[&981234], 4);
         assert_eq!(c.ingest.spill_full, adclick_ingest::SpillFullPolicy::Reject);
+    }
+
+    #[test]
+    fn librdkafka_properties_take_numbers_and_booleans_as_written() {
+        let c = load_str(
+            "[kafka.properties]\n\"socket.keepalive.enable\" = true\n",
+            &[
+                ("ADCLICK_KAFKA__PROPERTIES__linger.ms", "20"),
+                ("ADCLICK_KAFKA__PROPERTIES__compression.type", "lz4"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.kafka.librdkafka_properties(),
+            [
+                ("compression.type".to_string(), "lz4".to_string()),
+                ("linger.ms".into(), "20".into()),
+                ("socket.keepalive.enable".into(), "true".into()),
+            ]
+        );
+        let err = load_str("[kafka.properties]\n\"a.b\" = [1]\n", &[]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("librdkafka property a.b"),
+            "{err:#}"
+        );
     }
 }

@@ -11,6 +11,12 @@ mod config;
 
 use config::Config;
 
+/// mimalloc instead of glibc's malloc: ingest's click path allocates a few dozen small, short-lived
+/// objects per click across threads (hyper, the Redis and Kafka clients), where glibc's malloc
+/// was 10-13 % of ingest's CPU (BENCHMARKS.md, ingest).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "adclick",

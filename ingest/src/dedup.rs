@@ -14,7 +14,7 @@
 //! The connection is a `redis::aio::ConnectionManager` (one multiplexed connection, reconnected in
 //! the background), so dedup resumes by itself once Redis is back. Ingest starts even when Redis
 //! is down: the first connection is made by a background task (ingest waits for it at most
-//! [`STARTUP_WAIT`] before serving, so a normal start does not fail open needlessly), and until it
+//! `service::STARTUP_WAIT` before serving, so a normal start does not fail open needlessly), and until it
 //! succeeds every click fails open with reason `unavailable`.
 
 use std::sync::Arc;
@@ -25,9 +25,6 @@ use tokio::sync::OnceCell;
 
 use crate::Error;
 use crate::metrics::Metrics;
-
-/// How long ingest waits for Redis at start before serving clicks unchecked.
-pub const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
 /// The verdict on one click's impression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,10 @@ use crate::server::{self, ConnLimits};
 use crate::spill::Spill;
 use crate::{Error, admin, dedup};
 
+/// How long ingest waits at start for Redis and for Kafka before serving clicks without them
+/// (unchecked, spilled).
+pub const STARTUP_WAIT: Duration = Duration::from_secs(2);
+
 /// What ingest needs besides its listeners.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -89,8 +93,15 @@ impl Service {
             config.dedup_timeout(),
             metrics.clone(),
         )?;
-        if !dedup.wait_connected(dedup::STARTUP_WAIT).await {
+        let (redis_connected, broker_answered) = tokio::join!(
+            dedup.wait_connected(STARTUP_WAIT),
+            producer.warm_up(STARTUP_WAIT),
+        );
+        if !redis_connected {
             tracing::warn!("Redis not connected at start; serving clicks unchecked until it is");
+        }
+        if !broker_answered {
+            tracing::warn!("Kafka did not answer at start; clicks go to the spill until it does");
         }
         let limits = Limits::new(
             config.rate_limit_per_ip,

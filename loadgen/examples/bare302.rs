@@ -6,6 +6,11 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 
+/// The same allocator as the `adclick` binary, so that the comparison with ingest is of the work
+/// done per click, not of the allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn redirect() -> impl IntoResponse {
     (
         StatusCode::FOUND,
