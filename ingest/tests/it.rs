@@ -100,7 +100,7 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000.0);
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
+    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
 
     let truth = send(&ingest.base, plan(11, 2_000.0, clicks / 2_000.0), 64).await;
     let s = &truth.summary;
@@ -161,7 +161,7 @@ async fn repeats_of_one_impression_are_produced_once() {
     let mut cfg = config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path());
     cfg.produce_timeout_ms = 5_000;
     cfg.dedup_timeout_ms = 2_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
+    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
     let http = client();
     let (a, a_id) = token("https://shop.example/a");
     let (b, b_id) = token("https://shop.example/b");
@@ -204,7 +204,7 @@ async fn unreachable_redis_fails_open_with_the_flag() {
         spill.path(),
     );
     cfg.produce_timeout_ms = 5_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
+    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
     let http = client();
     let (a, _) = token("https://shop.example/a");
     for _ in 0..3 {
@@ -305,7 +305,7 @@ async fn ingest_behind_redis_proxy(
     let mut cfg = config(&redis_url, &scope.redis_prefix(), spill.path());
     // Generous: these tests are about Redis, and a busy CI must not spill to the broker path.
     cfg.produce_timeout_ms = 5_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
+    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
     let http = client();
     let (warm, _) = token("https://shop.example/warm");
     wait_for_dedup(&http, &ingest, &warm).await;
@@ -389,7 +389,8 @@ async fn without_a_broker_clicks_spill_and_a_restart_replays_them() {
         let dead = Ingest::start(
             cfg.clone(),
             kafka(&format!("127.0.0.1:{}", closed_port()), &topic),
-        );
+        )
+        .await;
         let http = client();
         let mut ids = HashSet::new();
         for i in 0..200 {
@@ -418,7 +419,7 @@ async fn without_a_broker_clicks_spill_and_a_restart_replays_them() {
             dead.stop().await;
         }
 
-        let back = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
+        let back = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
         let records = read_topic(
             scope.stack.kafka_brokers(),
             &topic,
@@ -455,7 +456,8 @@ async fn broker_killed_mid_run_loses_no_redirected_click() {
     let ingest = Ingest::start(
         config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path()),
         kafka(&broker.brokers(), &topic),
-    );
+    )
+    .await;
     let brokers = broker.brokers();
     let outage = async {
         tokio::time::sleep(Duration::from_secs(3)).await;

@@ -249,7 +249,7 @@ async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
     // This test is about the browser's path, not about failing open or spilling.
     cfg.produce_timeout_ms = 5_000;
     cfg.dedup_timeout_ms = 2_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic));
+    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
 
     let mut impression = None;
     let (mut sites, landing) = Sites::start(|landing| {

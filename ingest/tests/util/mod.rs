@@ -84,7 +84,9 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn start(config: IngestConfig, kafka: KafkaSettings) -> Ingest {
+    /// Starts ingest and returns once it serves: its admin listener answers `/healthz`, as a
+    /// load balancer would wait for (the start waits up to `STARTUP_WAIT` for Redis and Kafka).
+    pub async fn start(config: IngestConfig, kafka: KafkaSettings) -> Ingest {
         let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
         let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
         let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
@@ -124,12 +126,25 @@ impl Ingest {
             runtime.shutdown_background();
         });
         let (public, admin): (SocketAddr, SocketAddr) = addrs_rx.recv().unwrap();
-        Ingest {
+        let ingest = Ingest {
             base: format!("http://{public}"),
             admin: format!("http://{admin}"),
             graceful: Some(graceful_tx),
             kill: Some(kill_tx),
             thread: Some(thread),
+        };
+        let healthz = format!("{}/healthz", ingest.admin);
+        let started = Instant::now();
+        loop {
+            let served = reqwest::get(&healthz).await;
+            if served.is_ok_and(|r| r.status().is_success()) {
+                return ingest;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "ingest did not serve {healthz} within 30 s of its start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
