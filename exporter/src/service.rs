@@ -360,18 +360,10 @@ impl Exporter {
                     self.pending_commit = None;
                     self.finish_commit(done);
                 }
-                message = consumer.recv() => {
-                    self.apply_rebalances().await?;
-                    match message {
-                        Ok(m) => self.handle(&m).await?,
-                        Err(KafkaError::PartitionEOF(p)) => {
-                            if let Some(owned) = self.owned.get_mut(&p) {
-                                owned.at_end = true;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
-                    }
-                }
+                // Before `recv`: while a backlog is read, `recv` is always ready, and commits,
+                // checkpoints and open-minute writes must not wait for the backlog's end (a crash
+                // during a long catch-up would replay all of it). The tick is ready at most every
+                // 250 ms, so it cannot starve `recv` in turn.
                 _ = housekeeping.tick() => {
                     self.apply_rebalances().await?;
                     self.tick_idle_partitions();
@@ -387,6 +379,18 @@ impl Exporter {
                         self.start_commit();
                     }
                     self.update_gauges();
+                }
+                message = consumer.recv() => {
+                    self.apply_rebalances().await?;
+                    match message {
+                        Ok(m) => self.handle(&m).await?,
+                        Err(KafkaError::PartitionEOF(p)) => {
+                            if let Some(owned) = self.owned.get_mut(&p) {
+                                owned.at_end = true;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
+                    }
                 }
             }
         }
