@@ -16,12 +16,22 @@
 //! is down: the first connection is made by a background task (ingest waits for it at most
 //! `service::STARTUP_WAIT` before serving, so a normal start does not fail open needlessly), and until it
 //! succeeds every click fails open with reason `unavailable`.
+//!
+//! # One write for many claims
+//!
+//! Claims are not sent one command per click: a claim joins a queue, and a batcher task sends
+//! everything queued as one pipeline (one write, one read, on both sides of the connection) once
+//! the runtime has run the other tasks that were ready — the other clicks of the same moment. No
+//! timer is involved, so a lone click waits for nothing; under load a pipeline carries the claims
+//! of a scheduling round. Each command in it is the same `SET NX EX` as alone (pipelines are not
+//! transactions), so two clicks of one impression in one pipeline are still one `New` and one
+//! `Duplicate`. Each claim keeps its own bound: the batcher never makes a click wait longer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell, oneshot};
 
 use crate::Error;
 use crate::metrics::Metrics;
@@ -38,12 +48,27 @@ pub enum Claim {
     Unchecked(&'static str),
 }
 
+/// One queued claim: its key, and where the batcher answers: `Ok(Some(_))` when the key was set
+/// (new), `Ok(None)` when it was there (duplicate), `Err(())` when Redis failed.
+struct QueuedClaim {
+    key: String,
+    reply: oneshot::Sender<Result<Option<String>, ()>>,
+}
+
+/// The claims waiting for the batcher.
+#[derive(Default)]
+struct ClaimQueue {
+    claims: Mutex<Vec<QueuedClaim>>,
+    /// Signalled when the queue goes from empty to not empty.
+    queued: Notify,
+}
+
 /// The dedup store; clones share one connection.
 #[derive(Clone)]
 pub struct Dedup {
     conn: Arc<OnceCell<ConnectionManager>>,
+    queue: Arc<ClaimQueue>,
     prefix: Arc<str>,
-    ttl_secs: u64,
     timeout: Duration,
     metrics: Metrics,
 }
@@ -100,10 +125,12 @@ impl Dedup {
                 }
             }
         });
+        let queue = Arc::new(ClaimQueue::default());
+        tokio::spawn(send_batches(queue.clone(), conn.clone(), ttl_secs, timeout));
         Ok(Dedup {
             conn,
+            queue,
             prefix: prefix.into(),
-            ttl_secs,
             timeout,
             metrics,
         })
@@ -116,29 +143,28 @@ impl Dedup {
 
     /// Claims the impression: [`Claim::New`] exactly once per impression while Redis works.
     pub async fn claim(&self, impression_id: &[u8]) -> Claim {
-        let claim = match self.conn.get() {
-            None => Claim::Unchecked("unavailable"),
-            Some(conn) => {
-                let mut conn = conn.clone();
-                let cmd = redis::cmd("SET")
-                    .arg(self.key(impression_id))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(self.ttl_secs)
-                    .to_owned();
-                match tokio::time::timeout(
-                    self.timeout,
-                    cmd.query_async::<Option<String>>(&mut conn),
-                )
-                .await
-                {
-                    Ok(Ok(Some(_))) => Claim::New,
-                    Ok(Ok(None)) => Claim::Duplicate,
-                    Ok(Err(_)) => Claim::Unchecked("error"),
-                    Err(_) => Claim::Unchecked("timeout"),
-                }
+        let claim = if self.conn.initialized() {
+            let (reply, answer) = oneshot::channel();
+            let first = {
+                let mut claims = self.queue.claims.lock().expect("not poisoned");
+                claims.push(QueuedClaim {
+                    key: self.key(impression_id),
+                    reply,
+                });
+                claims.len() == 1
+            };
+            if first {
+                self.queue.queued.notify_one();
             }
+            match tokio::time::timeout(self.timeout, answer).await {
+                Ok(Ok(Ok(Some(_)))) => Claim::New,
+                Ok(Ok(Ok(None))) => Claim::Duplicate,
+                // Redis failed, or the batcher gave up on the pipeline at the bound.
+                Ok(Ok(Err(_)) | Err(_)) => Claim::Unchecked("error"),
+                Err(_) => Claim::Unchecked("timeout"),
+            }
+        } else {
+            Claim::Unchecked("unavailable")
         };
         if let Claim::Unchecked(reason) = claim {
             Metrics::count(&self.metrics.dedup_fail_open, reason);
@@ -171,6 +197,77 @@ impl Dedup {
     /// Whether the first connection was made (Redis may have gone away since).
     pub fn connected(&self) -> bool {
         self.conn.initialized()
+    }
+}
+
+/// The batcher: sends the queued claims as one pipeline per scheduling round, until every
+/// [`Dedup`] handle is gone.
+async fn send_batches(
+    queue: Arc<ClaimQueue>,
+    conn: Arc<OnceCell<ConnectionManager>>,
+    ttl_secs: u64,
+    timeout: Duration,
+) {
+    loop {
+        // Look again now and then, so that the task ends once it holds the last handle.
+        let woken = tokio::time::timeout(Duration::from_secs(1), queue.queued.notified()).await;
+        if woken.is_err() && Arc::strong_count(&queue) == 1 {
+            return;
+        }
+        // Let the tasks that are ready now (the other clicks of this moment) queue their claims.
+        tokio::task::yield_now().await;
+        let claims: Vec<QueuedClaim> =
+            std::mem::take(&mut *queue.claims.lock().expect("not poisoned"))
+                .into_iter()
+                // Claims that already failed open at their bound are not sent.
+                .filter(|c| !c.reply.is_closed())
+                .collect();
+        if claims.is_empty() {
+            continue;
+        }
+        let Some(mut connection) = conn.get().cloned() else {
+            // Only queued once connected, and the cell is never emptied.
+            continue;
+        };
+        let mut pipeline = redis::pipe();
+        for claim in &claims {
+            pipeline
+                .cmd("SET")
+                .arg(&claim.key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl_secs);
+        }
+        // Its own task: the next round does not wait for this one's answer.
+        tokio::spawn(async move {
+            let sent = pipeline.query_async::<Vec<Option<String>>>(&mut connection);
+            // Past the bound every claim of the pipeline has failed open (reason `timeout`):
+            // stop waiting. Twice the bound, so that the claims see their own timeouts first.
+            let Ok(answered) = tokio::time::timeout(timeout.saturating_mul(2), sent).await else {
+                return;
+            };
+            match answered {
+                Ok(answers) if answers.len() == claims.len() => {
+                    for (claim, answer) in claims.into_iter().zip(answers) {
+                        let _ = claim.reply.send(Ok(answer));
+                    }
+                }
+                Ok(answers) => {
+                    tracing::warn!(
+                        sent = claims.len(),
+                        answers = answers.len(),
+                        "Redis answered a claim pipeline with the wrong number of replies; failing those clicks open"
+                    );
+                }
+                Err(error) => {
+                    tracing::debug!(%error, claims = claims.len(), "claim pipeline failed; failing those clicks open");
+                    for claim in claims {
+                        let _ = claim.reply.send(Err(()));
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -153,6 +153,47 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
     ingest.stop().await;
 }
 
+/// Claims of one moment go out to Redis as one pipeline (`dedup`) and keep their meaning: of the
+/// concurrent claims of one impression exactly one is new, and every impression gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_are_one_new_per_impression() {
+    use adclick_ingest::dedup::{Claim, Dedup};
+    let scope = Stack::get().isolated("ingest-dedup-batch");
+    let metrics = adclick_ingest::metrics::Metrics::new(&mut Default::default());
+    let dedup = Dedup::new(
+        scope.stack.redis_url(),
+        &scope.redis_prefix(),
+        60,
+        Duration::from_secs(5),
+        metrics,
+    )
+    .unwrap();
+    assert!(dedup.wait_connected(Duration::from_secs(5)).await);
+    const IMPRESSIONS: u32 = 500;
+    const CLICKS_EACH: u32 = 4;
+    let claims = (0..IMPRESSIONS * CLICKS_EACH).map(|i| {
+        let dedup = dedup.clone();
+        let impression = (i % IMPRESSIONS).to_be_bytes().repeat(4);
+        tokio::spawn(async move { (impression.clone(), dedup.claim(&impression).await) })
+    });
+    let mut new_per_impression: HashMap<Vec<u8>, u32> = HashMap::new();
+    for claimed in futures::future::join_all(claims).await {
+        let (impression, claim) = claimed.unwrap();
+        let count = new_per_impression.entry(impression).or_default();
+        match claim {
+            Claim::New => *count += 1,
+            Claim::Duplicate => {}
+            Claim::Unchecked(reason) => panic!("a claim failed open ({reason}) with a 5 s bound"),
+        }
+    }
+    assert_eq!(new_per_impression.len(), IMPRESSIONS as usize);
+    assert!(
+        new_per_impression.values().all(|&n| n == 1),
+        "impressions claimed new more or less than once: {:?}",
+        new_per_impression.values().filter(|&&n| n != 1).count()
+    );
+}
+
 #[tokio::test]
 async fn repeats_of_one_impression_are_produced_once() {
     let scope = Stack::get().isolated("ingest-repeats");
