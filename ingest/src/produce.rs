@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 use adclick_click::wire::{Click, kafka_key, salt};
 use rdkafka::ClientConfig;
@@ -61,6 +62,8 @@ pub struct Producer {
     hot_ads: Arc<HashMap<u64, u32>>,
     timeout: Duration,
     broker_up: Arc<AtomicBool>,
+    /// Signalled when the click path marks the broker down, for the replay task to look soon.
+    marked_down: Arc<Notify>,
     metrics: Metrics,
 }
 
@@ -103,6 +106,7 @@ impl Producer {
             hot_ads: Arc::new(hot_ads),
             timeout,
             broker_up: Arc::new(AtomicBool::new(true)),
+            marked_down: Arc::new(Notify::new()),
             metrics,
         })
     }
@@ -171,6 +175,7 @@ impl Producer {
         Metrics::count(&self.metrics.produce_errors, kind.reason());
         if self.broker_up.swap(false, Ordering::Relaxed) {
             tracing::warn!(%error, bound_ms = self.timeout.as_millis() as u64, "Kafka did not acknowledge a click in time; spilling clicks until it does");
+            self.marked_down.notify_one();
         }
         self.metrics.broker_up.set(0);
         kind
@@ -179,6 +184,12 @@ impl Producer {
     /// Whether clicks are produced directly (else they go to the spill).
     pub fn broker_up(&self) -> bool {
         self.broker_up.load(Ordering::Relaxed)
+    }
+
+    /// Completes when the click path marks the broker down (at once if it did since the last
+    /// call).
+    pub async fn marked_down(&self) {
+        self.marked_down.notified().await;
     }
 
     /// The replay reached the broker: produce directly again.

@@ -2,7 +2,8 @@
 //! first, and tells the click path to produce directly again.
 //!
 //! Every `replay_interval_ms` it
-//! 1. checks the broker (a metadata request) if the click path marked it down;
+//! 1. checks the broker (a metadata request) if the click path marked it down — and sooner
+//!    than the interval right after the click path marked it down (see [`FIRST_RECHECK`]);
 //! 2. seals the active spill segment and takes the sealed ones;
 //! 3. produces each segment's records (as librdkafka allows, no per-click bound: no user waits)
 //!    and deletes the segment once every record was acknowledged.
@@ -25,6 +26,13 @@ const IN_FLIGHT: usize = 10_000;
 /// How long a metadata probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How soon after the click path marked the broker down the replay first looks again. One
+/// acknowledgement later than the bound (a broker's hiccup, its first write to a partition) is
+/// not an outage: looking again only after a whole interval would send a second of clicks to the
+/// spill for it. While the broker stays down, the looks back off, doubling up to the interval,
+/// so a broker that keeps missing the bound is not tried on live clicks ten times a second.
+pub const FIRST_RECHECK: Duration = Duration::from_millis(100);
+
 /// How the replay runs.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplayOptions {
@@ -41,13 +49,28 @@ pub async fn run(
     options: ReplayOptions,
     stop: CancellationToken,
 ) {
+    let mut recheck = FIRST_RECHECK.min(options.interval);
     loop {
         // The first round runs at once: a restart replays what the last process left.
         replay_round(&spill, &producer, &metrics, &options, &stop).await;
+        let wait = if producer.broker_up() {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(options.interval) => {
+                    // Up for a whole interval: the next miss is looked at quickly again.
+                    recheck = FIRST_RECHECK.min(options.interval);
+                    continue;
+                }
+                () = producer.marked_down() => recheck,
+            }
+        } else {
+            recheck
+        };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(options.interval) => {}
+            () = tokio::time::sleep(wait) => {}
         }
+        recheck = recheck.saturating_mul(2).min(options.interval);
     }
 }
 
@@ -118,4 +141,70 @@ async fn replay_segment(producer: &Producer, segment: &Segment) -> Result<u64, S
         .try_for_each(|()| async { Ok(()) })
         .await?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    use prometheus_client::registry::Registry;
+    use rdkafka::mocking::MockCluster;
+
+    use super::*;
+    use crate::produce::{KafkaSettings, NotAcked};
+
+    /// A broker that misses the bound once (librdkafka's mock cluster with a 300 ms round trip)
+    /// and is fast again right after is produced to directly again long before the interval:
+    /// a hiccup must not send an interval's worth of clicks to the spill.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hiccup_is_not_an_outage_the_broker_is_used_again_long_before_the_interval() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("clicks", 2, 1).unwrap();
+        let metrics = Metrics::new(&mut Registry::default());
+        let kafka = KafkaSettings {
+            brokers: cluster.bootstrap_servers(),
+            topic: "clicks".into(),
+            properties: vec![],
+        };
+        let producer = Producer::new(
+            &kafka,
+            HashMap::new(),
+            Duration::from_millis(50),
+            metrics.clone(),
+        )
+        .unwrap();
+        assert!(producer.warm_up(Duration::from_secs(10)).await);
+        let dir = tempfile::tempdir().unwrap();
+        let (spill, _) = Spill::open(dir.path(), 1 << 20, 1 << 16, metrics.clone()).unwrap();
+        let interval = Duration::from_secs(30);
+        let options = ReplayOptions {
+            interval,
+            segment_timeout: Duration::from_secs(60),
+        };
+        let stop = CancellationToken::new();
+        let replay = tokio::spawn(run(spill, producer.clone(), metrics, options, stop.clone()));
+        // Let the first round (at once, nothing to do) pass, so the loop waits for the interval.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        cluster
+            .broker_round_trip_time(1, Duration::from_millis(300))
+            .unwrap();
+        assert_eq!(
+            producer.produce_within_bound("1", b"x").await,
+            Err(NotAcked::Timeout)
+        );
+        assert!(!producer.broker_up());
+        cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
+        let marked_down = Instant::now();
+        while !producer.broker_up() {
+            assert!(
+                marked_down.elapsed() < interval / 2,
+                "the broker was not used again within half the replay interval"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        replay.await.unwrap();
+    }
 }
