@@ -159,9 +159,10 @@ impl Dedup {
             match tokio::time::timeout(self.timeout, answer).await {
                 Ok(Ok(Ok(Some(_)))) => Claim::New,
                 Ok(Ok(Ok(None))) => Claim::Duplicate,
-                // Redis failed, or the batcher gave up on the pipeline at the bound.
-                Ok(Ok(Err(_)) | Err(_)) => Claim::Unchecked("error"),
-                Err(_) => Claim::Unchecked("timeout"),
+                Ok(Ok(Err(()))) => Claim::Unchecked("error"),
+                // No answer in time; or none at all, because the batcher gave up on the pipeline
+                // at its (longer) bound while this task waited for the CPU.
+                Err(_) | Ok(Err(_)) => Claim::Unchecked("timeout"),
             }
         } else {
             Claim::Unchecked("unavailable")
