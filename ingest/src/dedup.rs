@@ -260,6 +260,9 @@ async fn send_batches(
                         answers = answers.len(),
                         "Redis answered a claim pipeline with the wrong number of replies; failing those clicks open"
                     );
+                    for claim in claims {
+                        let _ = claim.reply.send(Err(()));
+                    }
                 }
                 Err(error) => {
                     tracing::debug!(%error, claims = claims.len(), "claim pipeline failed; failing those clicks open");
