@@ -14,8 +14,8 @@
 //! The connection is a `redis::aio::ConnectionManager` (one multiplexed connection, reconnected in
 //! the background), so dedup resumes by itself once Redis is back. Ingest starts even when Redis
 //! is down: the first connection is made by a background task (ingest waits for it at most
-//! `service::STARTUP_WAIT` before serving, so a normal start does not fail open needlessly), and until it
-//! succeeds every click fails open with reason `unavailable`.
+//! `service::STARTUP_WAIT` before serving, so a normal start does not fail open needlessly),
+//! and until it succeeds every click fails open with reason `unavailable`.
 //!
 //! # One write for many claims
 //!

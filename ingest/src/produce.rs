@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 use adclick_click::wire::{Click, kafka_key, salt};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use tokio::sync::Notify;
 
 use crate::Error;
 use crate::metrics::Metrics;
@@ -119,9 +119,9 @@ impl Producer {
     }
 
     /// Waits at most `timeout` until the broker answers a metadata request for the topic, so the
-    /// first clicks do not pay for the connection (and the idempotent producer's id, requested
-    /// alongside) and miss the bound — which would send every click to the spill until the next
-    /// replay round. False when the broker did not answer: ingest serves anyway, spilling.
+    /// first clicks do not pay for the connection and miss the bound (the broker's first write to
+    /// a partition may still miss it: the replay task looks again soon, see `replay`). False when
+    /// the broker did not answer: ingest serves anyway, spilling.
     pub async fn warm_up(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {

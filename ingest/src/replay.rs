@@ -49,7 +49,8 @@ pub async fn run(
     options: ReplayOptions,
     stop: CancellationToken,
 ) {
-    let mut recheck = FIRST_RECHECK.min(options.interval);
+    let first_recheck = FIRST_RECHECK.min(options.interval);
+    let mut recheck = first_recheck;
     loop {
         // The first round runs at once: a restart replays what the last process left.
         replay_round(&spill, &producer, &metrics, &options, &stop).await;
@@ -58,7 +59,7 @@ pub async fn run(
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(options.interval) => {
                     // Up for a whole interval: the next miss is looked at quickly again.
-                    recheck = FIRST_RECHECK.min(options.interval);
+                    recheck = first_recheck;
                     continue;
                 }
                 () = producer.marked_down() => recheck,

@@ -22,8 +22,6 @@ pub struct RunningExporter {
     task: JoinHandle<Result<(), adclick_exporter::ExportError>>,
 }
 
-/// The configuration tests run with: the test's own group, archive prefix and `test_id` label,
-/// quick ticks and commits.
 /// The exporter's logs on the test's output when `RUST_LOG` asks for them
 /// (e.g. `RUST_LOG=adclick_exporter=info`).
 pub fn logs() {
@@ -33,6 +31,8 @@ pub fn logs() {
         .try_init();
 }
 
+/// The configuration tests run with: the test's own group, archive prefix and `test_id` label,
+/// quick ticks and commits.
 pub fn test_config(scope: &TestScope) -> ExporterConfig {
     let mut c = ExporterConfig {
         group_id: format!("exporter-{}", scope.id),

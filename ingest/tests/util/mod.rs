@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use adclick_click::token::TokenKey;
 use adclick_click::wire::Click;
 use adclick_ingest::{IngestConfig, KafkaSettings, Listeners, Settings};
+use adclick_testsupport::wait::eventually;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -134,18 +135,19 @@ impl Ingest {
             thread: Some(thread),
         };
         let healthz = format!("{}/healthz", ingest.admin);
-        let started = Instant::now();
-        loop {
-            let served = reqwest::get(&healthz).await;
-            if served.is_ok_and(|r| r.status().is_success()) {
-                return ingest;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "ingest did not serve {healthz} within 30 s of its start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            Duration::from_secs(30),
+            "ingest serves /healthz",
+            || async {
+                match reqwest::get(&healthz).await {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await;
+        ingest
     }
 
     /// SIGTERM: drain, flush, close.
