@@ -2,7 +2,10 @@
 //! overridden by command-line flags (applied by each subcommand).
 //!
 //! An environment variable names a key path with `__` between levels:
-//! `ADCLICK_TOKENS__SIGNING_KEY_ID=k2` sets `[tokens] signing_key_id = "k2"`. Its value is read as
+//! `ADCLICK_TOKENS__SIGNING_KEY_ID=k2` sets `[tokens] signing_key_id = "k2"`. Only
+//! `ADCLICK_<SECTION>__<KEY>` names are configuration: any other `ADCLICK_*` variable
+//! (`ADCLICK_CONFIG`, the stack scripts' `ADCLICK_KAFKA_PORT`, someone's `ADCLICK_BIN`) is not a
+//! key path and is ignored; a key path naming a key that does not exist is refused. Its value is read as
 //! a TOML value when it parses as one (`42`, `true`, `["a","b"]`), else as a string.
 //! `deploy/adclick.example.toml` documents every key.
 
@@ -15,23 +18,6 @@ use serde::Deserialize;
 
 /// Prefix of the environment variables that override the file.
 const ENV_PREFIX: &str = "ADCLICK_";
-/// Variables with the prefix that are not key paths.
-const ENV_NOT_KEYS: &[&str] = &[
-    "ADCLICK_CONFIG",
-    "ADCLICK_LOG",
-    "ADCLICK_STACK_ENV",
-    "ADCLICK_STACK_DIR",
-    // deploy/local: the stack's ports and acceptance-scale tests. Services started by the
-    // scripts and tests inherit them.
-    "ADCLICK_TEST_SCALE",
-    "ADCLICK_CLICKS_PARTITIONS",
-    "ADCLICK_REDIS_PORT",
-    "ADCLICK_KAFKA_PORT",
-    "ADCLICK_PROMETHEUS_PORT",
-    "ADCLICK_S3_PORT",
-    "ADCLICK_GARAGE_RPC_PORT",
-    "ADCLICK_GARAGE_ADMIN_PORT",
-];
 
 /// The whole configuration. Each section belongs to one subcommand; every key has a default so a
 /// missing file is a valid (local-stack) configuration.
@@ -177,7 +163,8 @@ fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String
         let Some(path) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if ENV_NOT_KEYS.contains(&name.as_str()) {
+        // A section and a key at least: anything else with the prefix is not configuration.
+        if !path.contains("__") {
             continue;
         }
         let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
@@ -241,10 +228,18 @@ mod tests {
                 ("ADCLICK_KAFKA_PORT", "19092"),
                 ("ADCLICK_GARAGE_ADMIN_PORT", "13903"),
                 ("ADCLICK_TEST_SCALE", "full"),
+                ("ADCLICK_BIN", "/usr/local/bin/adclick"),
+                ("ADCLICK_", "x"),
             ],
         )
         .unwrap();
         assert_eq!(c.kafka.brokers, KafkaConfig::default().brokers);
+    }
+
+    #[test]
+    fn a_key_path_that_names_no_key_is_refused() {
+        let err = load_str("", &[("ADCLICK_KAFKA__BROKRES", "x:1")]).unwrap_err();
+        assert!(format!("{err:#}").contains("brokres"), "{err:#}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ enum Command {
     Rollup(cmd::rollup::RollupArgs),
     /// Send planned click traffic (HTTP or Kafka) and write its ground truth.
     Loadgen(cmd::loadgen::LoadgenArgs),
+    /// Compare a loadgen run's ground truth with Prometheus, minute by minute (exit 1 if apart).
+    CheckTruth(cmd::check_truth::CheckTruthArgs),
     /// Issue an impression token signed with the configured key, or verify one.
     Token(cmd::token::TokenArgs),
 }
@@ -62,6 +64,10 @@ fn main() -> Result<()> {
             std::process::exit(code)
         }
         Command::Loadgen(args) => cmd::loadgen::run_loadgen(args, &config),
+        Command::CheckTruth(args) => {
+            let equal = cmd::check_truth::run(args, &config)?;
+            std::process::exit(if equal { 0 } else { 1 })
+        }
         Command::Token(args) => {
             cmd::token::run(&args, &config.tokens, &mut std::io::stdout().lock())
         }

@@ -112,9 +112,10 @@ pub fn kafka_key(ad_id: u64, salt: Option<u32>) -> String {
     }
 }
 
-/// The salt of a hot ad's click, in `0..shards`. Derived from the impression id, so every record
-/// of one impression carries the same key and lands on the same partition, where the exporter can
-/// still drop repeats.
+/// The salt of a hot ad's click, in `0..shards`: click.proto's rule, `u32_little_endian(
+/// impression_id[0..4]) mod N`. Derived from the impression id, so every record of one impression
+/// carries the same key and lands on the same partition, where the exporter can still drop
+/// repeats.
 pub fn salt(impression_id: &[u8], shards: u32) -> u32 {
     let mut first = [0u8; 4];
     let n = impression_id.len().min(4);
@@ -184,5 +185,17 @@ mod tests {
         let id = [9u8; 16];
         assert_eq!(salt(&id, 4), salt(&id, 4));
         assert_eq!(salt(&id, 0), 0);
+    }
+
+    #[test]
+    fn salt_follows_the_contracts_worked_examples() {
+        // click.proto: id 07 00 00 00 ... with N = 4 gives salt 3.
+        let mut id = [0u8; 16];
+        id[0] = 7;
+        assert_eq!(salt(&id, 4), 3);
+        // 01 02 03 04 ... reads 0x04030201 = 67305985; mod 10 = 5.
+        id[..4].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(salt(&id, 10), 5);
+        assert_eq!(kafka_key(981234, Some(salt(&id, 10))), "981234:5");
     }
 }

@@ -6,8 +6,17 @@
 //! the replay must know which minutes were already written. Kafka can carry such state as commit
 //! metadata, but not every broker keeps it (tansu drops it), so it lives here instead: written
 //! *before* the offset is committed, named by that offset, and read back on assignment. Its
-//! content is a function of the log up to the offset, so two owners writing the same offset
-//! (during a rebalance) write the same bytes.
+//! content is a function of the log up to the point it counts from, so two owners writing the
+//! same checkpoint (during a rebalance) write the same bytes.
+//!
+//! The committed offset is where a replay *reads* from: the first record of the oldest
+//! generation of impression ids still remembered for dropping repeats ([`crate::remembered`]).
+//! `count_from` is where it starts counting again; the records in between rebuild the
+//! remembered ids. Several checkpoints can therefore share a committed offset (while the oldest
+//! generation stays the same, counting moves on): each is its own object,
+//! `{offset:020}-{count_from:020}.json`, and the greatest one of an offset is the newest.
+//! Version 1 checkpoints (`{offset:020}.json`, counting from `offset`, nothing remembered before
+//! it) are still read.
 
 use adclick_click::Minute;
 use adclick_click::minute::MINUTE_MS;
@@ -16,7 +25,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::ArchiveBuffer;
-use crate::partition::{PartitionState, Resume};
+use crate::partition::{PartitionState, ReplayPoint, Resume};
 
 /// One partition's checkpoint at a committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,10 +33,14 @@ pub struct Checkpoint {
     pub version: u32,
     pub topic: String,
     pub partition: i32,
-    /// The offset committed with it: where a replay starts.
+    /// The offset committed with it: where a replay starts reading.
     pub offset: i64,
     /// The highest event time of the records before `offset`.
     pub max_event_ms: Option<i64>,
+    /// Where the replay starts counting; records from `offset` up to here only rebuild the
+    /// remembered impression ids. Version 1: absent, `offset`.
+    #[serde(default)]
+    pub count_from: Option<i64>,
     /// End (ms) of the last minute whose samples Prometheus acknowledged.
     pub written_through_end_ms: Option<i64>,
     /// Records before this offset are in archive objects.
@@ -49,21 +62,28 @@ impl Checkpoint {
         position: i64,
         read_before: i64,
     ) -> Checkpoint {
-        let (offset, max_event_ms) = [state.replay_start(), archive.replay_start()]
+        let count_start = [state.replay_start(), archive.replay_start()]
             .into_iter()
             .flatten()
             .min_by_key(|(o, _)| *o)
             .unwrap_or((position, state.max_event_ms()));
+        let point = state.replay_point(count_start);
         Checkpoint {
-            version: 1,
+            version: 2,
             topic: topic.to_string(),
             partition,
-            offset,
-            max_event_ms,
+            offset: point.read_from,
+            max_event_ms: point.max_event_before,
+            count_from: Some(point.count_from),
             written_through_end_ms: state.written_through().map(Minute::end_ms),
             archived_before: archive.archived_before(position),
             position: position.max(read_before),
         }
+    }
+
+    /// Where counting resumes.
+    pub fn count_from(&self) -> i64 {
+        self.count_from.unwrap_or(self.offset)
     }
 
     /// What the partition state resumes with.
@@ -73,6 +93,11 @@ impl Checkpoint {
             written_through: self
                 .written_through_end_ms
                 .map(|end| Minute(end.div_euclid(MINUTE_MS) - 1)),
+            replay: Some(ReplayPoint {
+                read_from: self.offset,
+                max_event_before: self.max_event_ms,
+                count_from: self.count_from(),
+            }),
         }
     }
 }
@@ -107,8 +132,18 @@ impl CheckpointStore {
         }
     }
 
-    pub fn key(&self, topic: &str, partition: i32, offset: i64) -> String {
-        format!("{}{topic}/p={partition}/{offset:020}.json", self.prefix)
+    /// The object of `checkpoint`.
+    pub fn key(&self, checkpoint: &Checkpoint) -> String {
+        format!(
+            "{}{:020}-{:020}.json",
+            self.partition_prefix(&checkpoint.topic, checkpoint.partition),
+            checkpoint.offset,
+            checkpoint.count_from()
+        )
+    }
+
+    fn partition_prefix(&self, topic: &str, partition: i32) -> String {
+        format!("{}{topic}/p={partition}/", self.prefix)
     }
 
     pub async fn put(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
@@ -116,7 +151,7 @@ impl CheckpointStore {
         self.s3
             .put_object()
             .bucket(&self.bucket)
-            .key(self.key(&checkpoint.topic, checkpoint.partition, checkpoint.offset))
+            .key(self.key(checkpoint))
             .content_type("application/json")
             .body(ByteStream::from(body))
             .send()
@@ -125,14 +160,19 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// The checkpoint of a committed offset, None if there is none.
+    /// The newest checkpoint of a committed offset, None if there is none.
     pub async fn get(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
     ) -> Result<Option<Checkpoint>, CheckpointError> {
-        let key = self.key(topic, partition, offset);
+        let of_offset = format!("{}{offset:020}", self.partition_prefix(topic, partition));
+        // `{offset}-{count_from}.json` sorts by `count_from`; `{offset}.json` (version 1) after
+        // them, and a partition has one or the other for an offset.
+        let Some(key) = self.list(&of_offset).await?.into_iter().max() else {
+            return Ok(None);
+        };
         let got = self
             .s3
             .get_object()
@@ -161,36 +201,39 @@ impl CheckpointStore {
             .map_err(|source| CheckpointError::Corrupt { key, source })
     }
 
-    /// Deletes the partition's checkpoints older than `offset` but the `keep` newest of them
-    /// (best effort: a leftover only costs bytes).
-    pub async fn prune(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        keep: usize,
-    ) -> Result<usize, CheckpointError> {
-        let prefix = format!("{}{topic}/p={partition}/", self.prefix);
-        let newest_kept = self.key(topic, partition, offset);
-        let mut older = vec![];
+    /// Object keys starting with `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, CheckpointError> {
+        let mut keys = vec![];
         let mut pages = self
             .s3
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(&prefix)
+            .prefix(prefix)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
-            for o in page.contents() {
-                if let Some(k) = o.key() {
-                    if k < newest_kept.as_str() {
-                        older.push(k.to_string());
-                    }
-                }
-            }
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
         }
+        Ok(keys)
+    }
+
+    /// Deletes the partition's checkpoints older than `newest` but the `keep` newest of them
+    /// (best effort: a leftover only costs bytes).
+    pub async fn prune(&self, newest: &Checkpoint, keep: usize) -> Result<usize, CheckpointError> {
+        let prefix = self.partition_prefix(&newest.topic, newest.partition);
+        let newest_kept = self.key(newest);
+        let mut older: Vec<String> = self
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|k| k.as_str() < newest_kept.as_str())
+            .collect();
         older.sort();
         let doomed = older.len().saturating_sub(keep);
         for key in &older[..doomed] {
@@ -218,13 +261,15 @@ mod tests {
 
     const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % MINUTE_MS;
 
-    /// A log of clicks over five minutes, a little out of order, some beyond the lateness.
+    /// A log of clicks over ten minutes, a little out of order, some beyond the lateness, every
+    /// seventh a repeat of an impression up to four minutes older.
     fn log() -> Vec<Click> {
-        (0..600i64)
+        (0..1200i64)
             .map(|i| {
                 let jitter = [0, -4_000, 2_000, -25_000, 700][(i % 5) as usize];
+                let impression = if i % 7 == 6 { i - (i * 13) % 480 } else { i };
                 Click {
-                    impression_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                    impression_id: (impression as u128 + 1).to_be_bytes().to_vec(),
                     ad_id: 1 + (i % 7) as u64,
                     campaign_id: 10,
                     advertiser_id: 100,
@@ -272,13 +317,23 @@ mod tests {
         let rules = Rules {
             allowed_lateness_ms: 10_000,
             top_k: 3,
+            horizon: crate::remembered::Horizon {
+                horizon_ms: 2 * MINUTE_MS,
+                generation_ms: MINUTE_MS,
+                max_remembered: 1_000,
+            },
         };
         let clicks = log();
+        let mut warmed_up = 0;
         for cut in (0..clicks.len()).step_by(37) {
             let mut state = PartitionState::new(rules);
             let mut buf = archive(0);
             read(&mut state, &mut buf, &clicks, 0, cut);
             let first = Checkpoint::take("clicks", 0, &state, &buf, cut as i64, 0);
+            assert!(first.offset <= first.count_from());
+            if first.offset < first.count_from() {
+                warmed_up += 1;
+            }
 
             let mut resumed = PartitionState::resume(rules, first.resume());
             let mut resumed_buf = archive(first.archived_before);
@@ -312,5 +367,9 @@ mod tests {
             );
             assert_eq!(replayed, first, "resumed at {cut}, replayed to it");
         }
+        assert!(
+            warmed_up > 10,
+            "most checkpoints re-read remembered impressions"
+        );
     }
 }

@@ -22,6 +22,18 @@ pub struct ExporterConfig {
     /// Ads per minute with their own series across the whole topic; every partition keeps
     /// `ceil(top_k / partitions)`, whichever instance owns it.
     pub top_k: usize,
+    /// How long, in event time, a partition remembers the impression ids it read, to drop a
+    /// repeat whichever minute it falls in, ms. An id is remembered for at least this and at most
+    /// `dedup_generation_ms` more after the last record that carried it; a repeat further apart
+    /// is counted again live and settled by the rollup (which names it). A restart re-reads this
+    /// much of the log before counting again.
+    pub dedup_horizon_ms: i64,
+    /// The granularity of forgetting, ms: remembered ids are kept in generations this long.
+    pub dedup_generation_ms: i64,
+    /// Impression ids one partition remembers at most (about 17 B each): beyond, the oldest
+    /// generations are forgotten early and the horizon shrinks
+    /// (`adclick_exporter_dedup_forgotten_total{reason="capacity"}`).
+    pub dedup_max_impressions: usize,
     /// Clicks whose event time is further ahead of their record's timestamp are dead-lettered, ms.
     pub max_future_ms: i64,
     /// Clicks whose minute ended longer before their record's timestamp are dead-lettered (and
@@ -52,6 +64,9 @@ impl Default for ExporterConfig {
             admin_listen: "127.0.0.1:9102".into(),
             allowed_lateness_ms: 10_000,
             top_k: 100_000,
+            dedup_horizon_ms: 15 * 60_000,
+            dedup_generation_ms: 5 * 60_000,
+            dedup_max_impressions: 10_000_000,
             max_future_ms: 600_000,
             max_age_ms: 5_400_000,
             idle_tick_ms: 5_000,
@@ -125,6 +140,18 @@ impl ExporterConfig {
         if self.max_age_ms <= self.allowed_lateness_ms + 60_000 {
             return invalid("max_age_ms", "must exceed allowed_lateness_ms + 1 minute");
         }
+        if self.dedup_horizon_ms < 0
+            || self.dedup_generation_ms <= 0
+            || self.dedup_generation_ms > self.dedup_horizon_ms.max(1)
+        {
+            return invalid(
+                "dedup_horizon_ms / dedup_generation_ms",
+                "the horizon must not be negative, a generation positive and no longer than it",
+            );
+        }
+        if self.dedup_max_impressions == 0 {
+            return invalid("dedup_max_impressions", "must be positive");
+        }
         if self.idle_tick_ms == 0 || self.commit_interval_ms == 0 {
             return invalid("idle_tick_ms / commit_interval_ms", "must be positive");
         }
@@ -170,6 +197,15 @@ impl ExporterConfig {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The dedup horizon's rule.
+    pub fn horizon(&self) -> crate::remembered::Horizon {
+        crate::remembered::Horizon {
+            horizon_ms: self.dedup_horizon_ms,
+            generation_ms: self.dedup_generation_ms,
+            max_remembered: self.dedup_max_impressions,
+        }
     }
 
     /// Ads with their own series per partition per minute.

@@ -6,7 +6,8 @@
 //! | module | concept |
 //! |---|---|
 //! | [`record`] | a record of the topic: a click, a tick (idle partition), or poison and why |
-//! | [`window`] | one open minute: exact counts, repeats dropped, late clicks; top K and `other` |
+//! | [`window`] | one open minute: exact counts, late clicks; top K and `other` |
+//! | [`remembered`] | impression ids remembered over the dedup horizon: repeats in any minute |
 //! | [`partition`] | a partition's event time: watermark, closing minutes, zeros; replayable |
 //! | [`series`] | the series users query: names, labels, the open minute's running counts |
 //! | [`archive`] | the raw archive: objects cut where the log says, uploaded to S3 |
@@ -29,6 +30,7 @@ pub mod config;
 pub mod metrics;
 pub mod partition;
 pub mod record;
+pub mod remembered;
 pub mod series;
 pub mod service;
 pub mod window;

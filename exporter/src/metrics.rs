@@ -47,6 +47,9 @@ pub struct Metrics {
     pub checkpoints_missing: Counter,
     pub ticks_written: Counter,
     pub partitions_owned: Gauge,
+    pub remembered_impressions: Family<PartitionLabels, Gauge>,
+    pub remembered_bytes: Family<PartitionLabels, Gauge>,
+    pub dedup_forgotten: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -58,8 +61,24 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("adclick_exporter");
         r.register(
             "records",
-            "Records read, by outcome: counted, repeat (an impression already counted in its minute), late, tick, dead_letter",
+            "Records read, by outcome: counted, repeat (an impression remembered within the dedup horizon), late, tick, dead_letter, warm_up (re-read after a restart to rebuild the remembered impressions, not counted)",
             self.records.clone(),
+        );
+        r.register(
+            "remembered_impressions",
+            "Impression ids a partition remembers to drop repeats (dedup_horizon_ms)",
+            self.remembered_impressions.clone(),
+        );
+        r.register_with_unit(
+            "remembered",
+            "Heap bytes of the impression ids a partition remembers",
+            Unit::Bytes,
+            self.remembered_bytes.clone(),
+        );
+        r.register(
+            "dedup_forgotten",
+            "Remembered impression ids forgotten, by reason: horizon (older than dedup_horizon_ms), capacity (dedup_max_impressions reached: the horizon shrank)",
+            self.dedup_forgotten.clone(),
         );
         r.register(
             "dead_letters",
@@ -103,7 +122,7 @@ impl Metrics {
         );
         r.register(
             "lag",
-            "Records behind the end of the partition (librdkafka consumer_lag)",
+            "Records behind the end of the partition, from the read position (the committed offset trails by the dedup horizon)",
             self.lag.clone(),
         );
         r.register_with_unit(
@@ -173,5 +192,18 @@ impl Metrics {
 
     pub fn record(&self, outcome: &'static str) {
         self.records.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts remembered impression ids forgotten, by why.
+    pub fn forgotten(&self, evictions: Vec<(crate::remembered::Eviction, usize)>) {
+        for (why, n) in evictions {
+            let reason = match why {
+                crate::remembered::Eviction::Horizon => "horizon",
+                crate::remembered::Eviction::Capacity => "capacity",
+            };
+            self.dedup_forgotten
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(n as u64);
+        }
     }
 }

@@ -12,16 +12,23 @@
 //! - Nothing here reads a clock. Idle partitions advance through tick records in the log
 //!   ([`crate::record`]), so the decisions stay reproducible.
 //!
-//! Replays: a [`Resume`] says where a replay starts (the first record of any minute still open
-//! or still needed for the zeros, see [`PartitionState::replay_start`]), the watermark there, and
-//! up to which minute the samples were already acknowledged. Minutes up to that one close again
-//! on the replay but are marked `suppressed` so they are not written twice.
+//! - Repeats: a click whose impression id the partition remembers ([`crate::remembered`]: within
+//!   the dedup horizon of event time, whichever minute) is dropped, before it can count on time
+//!   or late.
+//!
+//! Replays: a [`Resume`] says where a replay starts reading (the first record of the oldest
+//! remembered generation), the watermark there, where counting resumes (the first record of any
+//! minute still open or still needed for the zeros, see [`PartitionState::replay_start`]), and
+//! up to which minute the samples were already acknowledged. Records before the counting point
+//! only rebuild the remembered ids and the watermark; minutes up to the acknowledged one close
+//! again on the replay but are marked `suppressed` so they are not written twice.
 
 use std::collections::BTreeMap;
 
 use adclick_click::{Click, Minute};
 
-use crate::window::{AdKey, CampaignKey, Counted, SeriesKey, SeriesSample, Window};
+use crate::remembered::{Horizon, Remembered, Seen};
+use crate::window::{AdKey, CampaignKey, SeriesKey, SeriesSample, Window};
 
 /// The knobs that decide what a partition's records become.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +37,8 @@ pub struct Rules {
     pub allowed_lateness_ms: i64,
     /// Ads per minute with their own series in this partition.
     pub top_k: usize,
+    /// How long impression ids are remembered to drop repeats.
+    pub horizon: Horizon,
 }
 
 /// What a replay needs to know about the records before its first one.
@@ -39,6 +48,18 @@ pub struct Resume {
     pub max_event_ms: Option<i64>,
     /// The last minute whose samples were already acknowledged: not written again.
     pub written_through: Option<Minute>,
+    /// Where the replay reads from and where it counts from (records in between only rebuild
+    /// the remembered impression ids). None: it counts from its first record.
+    pub replay: Option<ReplayPoint>,
+}
+
+/// Where a replay reads from, with which watermark, and from which record on it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayPoint {
+    pub read_from: i64,
+    /// The highest event time before `read_from`.
+    pub max_event_before: Option<i64>,
+    pub count_from: i64,
 }
 
 /// A minute that closed, with the samples it writes (timestamp: the minute's end).
@@ -60,10 +81,12 @@ pub struct ClosedMinute {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Counted,
-    /// A repeat of an impression already counted in its minute: dropped.
+    /// A repeat of an impression the partition remembers: dropped.
     Repeat,
     /// Its minute was already closed: counted as late.
     Late,
+    /// Read by a replay before the point it counts from: only remembered.
+    WarmUp,
 }
 
 /// The last closed minute, kept for the zeros of the next one.
@@ -77,13 +100,19 @@ struct Previous {
 }
 
 /// One partition's event-time state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PartitionState {
     rules: Rules,
     max_event_ms: Option<i64>,
     windows: BTreeMap<Minute, Window>,
     previous: Option<Previous>,
     written_through: Option<Minute>,
+    remembered: Remembered,
+    /// Records before this only warm `remembered` up.
+    count_from: i64,
+    /// The point this state resumed from, until it reaches `count_from`: a checkpoint taken
+    /// meanwhile is that one again.
+    resumed: Option<ReplayPoint>,
 }
 
 impl PartitionState {
@@ -100,6 +129,9 @@ impl PartitionState {
             windows: BTreeMap::new(),
             previous: None,
             written_through: resume.written_through,
+            remembered: Remembered::new(rules.horizon),
+            count_from: resume.replay.map_or(i64::MIN, |r| r.count_from),
+            resumed: resume.replay,
         }
     }
 
@@ -141,6 +173,17 @@ impl PartitionState {
         let ad = AdKey::of(click);
         let minute = Minute::of(click.event_time_ms);
         let max_before = self.max_event_ms;
+        let high = max_before.map_or(click.event_time_ms, |m| m.max(click.event_time_ms));
+        let seen = self.remembered.check(offset, max_before, high, impression);
+        if offset < self.count_from {
+            self.advance(click.event_time_ms, closed);
+            return Applied::WarmUp;
+        }
+        self.resumed = None;
+        if seen == Seen::Repeat {
+            self.advance(click.event_time_ms, closed);
+            return Applied::Repeat;
+        }
         let applied = match self.watermark() {
             Some(w) if minute.end_ms() <= w => {
                 // The earliest open minute: the one containing the watermark.
@@ -149,21 +192,64 @@ impl PartitionState {
                     .count_late(CampaignKey::from(ad));
                 Applied::Late
             }
-            _ => match self
-                .window(minute, offset, max_before)
-                .count(ad, impression, hot)
-            {
-                Counted::Counted => Applied::Counted,
-                Counted::Repeat => Applied::Repeat,
-            },
+            _ => {
+                self.window(minute, offset, max_before).count(ad, hot);
+                Applied::Counted
+            }
         };
         self.advance(click.event_time_ms, closed);
         applied
     }
 
-    /// A tick record: the log's statement that event time reached `event_time_ms`.
-    pub fn apply_tick(&mut self, event_time_ms: i64, closed: &mut Vec<ClosedMinute>) {
+    /// A tick record at `offset`: the log's statement that event time reached `event_time_ms`.
+    pub fn apply_tick(&mut self, offset: i64, event_time_ms: i64, closed: &mut Vec<ClosedMinute>) {
+        let high = self
+            .max_event_ms
+            .map_or(event_time_ms, |m| m.max(event_time_ms));
+        self.remembered.advance(offset, high);
+        if offset >= self.count_from {
+            self.resumed = None;
+        }
         self.advance(event_time_ms, closed);
+    }
+
+    /// Where a replay that must count from `count_start` (offset, highest event time before it:
+    /// the earliest of [`PartitionState::replay_start`] and anything else the caller must
+    /// rebuild) reads from: the first record of the oldest generation of impression ids
+    /// remembered at that point. A state still warming up names the point it resumed from.
+    pub fn replay_point(&self, count_start: (i64, Option<i64>)) -> ReplayPoint {
+        if let Some(resumed) = self.resumed {
+            return resumed;
+        }
+        let (count_from, max_before) = count_start;
+        match self.remembered.rebuild_start(count_from) {
+            Some(start) => ReplayPoint {
+                read_from: start.offset,
+                max_event_before: start.max_event_before,
+                count_from,
+            },
+            None => ReplayPoint {
+                read_from: count_from,
+                max_event_before: max_before,
+                count_from,
+            },
+        }
+    }
+
+    /// A checkpoint counting from `count_from` was committed: no later one needs the history of
+    /// generations forgotten before it.
+    pub fn committed(&mut self, count_from: i64) {
+        self.remembered.forget_history_before(count_from);
+    }
+
+    /// The remembered impression ids.
+    pub fn remembered(&self) -> &Remembered {
+        &self.remembered
+    }
+
+    /// Ids forgotten since the last call, by reason.
+    pub fn take_evictions(&mut self) -> Vec<(crate::remembered::Eviction, usize)> {
+        self.remembered.take_evictions()
     }
 
     /// Where a replay must start to rebuild every open minute and the last closed one (offset),
@@ -266,6 +352,11 @@ mod tests {
     const RULES: Rules = Rules {
         allowed_lateness_ms: 10_000,
         top_k: 2,
+        horizon: Horizon {
+            horizon_ms: 3 * MINUTE_MS,
+            generation_ms: MINUTE_MS,
+            max_remembered: 1_000_000,
+        },
     };
 
     fn click(ad: u64, event_time_ms: i64) -> Click {
@@ -291,7 +382,7 @@ mod tests {
             Rec::Click(ad, t, imp) => {
                 state.apply_click(offset, &click(*ad, *t), *imp, *ad == 1, out);
             }
-            Rec::Tick(t) => state.apply_tick(*t, out),
+            Rec::Tick(t) => state.apply_tick(offset, *t, out),
         }
     }
 
@@ -331,7 +422,7 @@ mod tests {
             s.apply_click(3, &click(1, T0 + 30_000), 4, false, &mut out),
             Applied::Late
         );
-        s.apply_tick(T0 + 2 * MINUTE_MS + 10_000, &mut out);
+        s.apply_tick(4, T0 + 2 * MINUTE_MS + 10_000, &mut out);
         assert_eq!(out.len(), 2);
         let late = CampaignKey::from(AdKey::of(&click(1, 0)));
         assert!(out[1].samples.contains(&(SeriesKey::Late(late), 1)));
@@ -351,8 +442,37 @@ mod tests {
             s.apply_click(1, &click(1, T0 + 2), 9, false, &mut out),
             Applied::Repeat
         );
-        s.apply_tick(T0 + 2 * MINUTE_MS, &mut out);
+        s.apply_tick(2, T0 + 2 * MINUTE_MS, &mut out);
         assert_eq!(out[0].samples, vec![(ad_series(1), 1)]);
+    }
+
+    #[test]
+    fn repeats_in_later_minutes_and_late_repeats_are_dropped_within_the_horizon() {
+        let mut s = PartitionState::new(RULES);
+        let mut out = vec![];
+        assert_eq!(
+            s.apply_click(0, &click(1, T0 + 1), 9, false, &mut out),
+            Applied::Counted
+        );
+        // Two minutes later, the same impression: still remembered.
+        assert_eq!(
+            s.apply_click(1, &click(1, T0 + 2 * MINUTE_MS + 5), 9, false, &mut out),
+            Applied::Repeat
+        );
+        // A repeat whose own minute is closed is a repeat, not a late click.
+        assert_eq!(
+            s.apply_click(2, &click(1, T0 + 2), 9, false, &mut out),
+            Applied::Repeat
+        );
+        // Beyond the horizon (3 minutes, generations of 1: at most 4 after the last record).
+        s.apply_tick(3, T0 + 7 * MINUTE_MS, &mut out);
+        assert_eq!(
+            s.apply_click(4, &click(1, T0 + 7 * MINUTE_MS + 1), 9, false, &mut out),
+            Applied::Counted
+        );
+        s.apply_tick(5, T0 + 10 * MINUTE_MS, &mut out);
+        let total: u64 = out.iter().map(|c| c.clicks + c.late_clicks).sum();
+        assert_eq!(total, 2);
     }
 
     #[test]
@@ -361,7 +481,7 @@ mod tests {
         let mut out = vec![];
         s.apply_click(0, &click(1, T0), 1, false, &mut out);
         s.apply_click(1, &click(2, T0 + 3 * MINUTE_MS), 2, false, &mut out);
-        s.apply_tick(T0 + 10 * MINUTE_MS, &mut out);
+        s.apply_tick(2, T0 + 10 * MINUTE_MS, &mut out);
         let minutes: Vec<(Minute, Vec<SeriesSample>)> =
             out.iter().map(|c| (c.minute, c.samples.clone())).collect();
         assert_eq!(
@@ -382,12 +502,13 @@ mod tests {
             Resume {
                 max_event_ms: Some(T0),
                 written_through: Some(Minute::of(T0)),
+                replay: None,
             },
         );
         let mut out = vec![];
         s.apply_click(5, &click(1, T0 + 1_000), 1, false, &mut out);
         s.apply_click(6, &click(1, T0 + MINUTE_MS + 1_000), 2, false, &mut out);
-        s.apply_tick(T0 + 3 * MINUTE_MS, &mut out);
+        s.apply_tick(7, T0 + 3 * MINUTE_MS, &mut out);
         assert!(out[0].suppressed && out[0].minute == Minute::of(T0));
         assert!(!out[1].suppressed);
     }
@@ -406,15 +527,23 @@ mod tests {
         for (i, r) in log[..cut].iter().enumerate() {
             apply(&mut first, i as i64, r, &mut written);
         }
-        let (start, max_event_ms) = first
+        let count_start = first
             .replay_start()
             .unwrap_or((cut as i64, first.max_event_ms()));
+        let point = first.replay_point(count_start);
+        assert!(point.read_from <= point.count_from);
         let resume = Resume {
-            max_event_ms,
-            written_through: first.closed_through(),
+            max_event_ms: point.max_event_before,
+            written_through: first.written_through(),
+            replay: Some(point),
         };
         let mut replay = PartitionState::resume(RULES, resume);
-        for (i, r) in log.iter().enumerate().skip(start as usize) {
+        assert_eq!(
+            replay.replay_point((0, None)),
+            point,
+            "a resumed state names its point"
+        );
+        for (i, r) in log.iter().enumerate().skip(point.read_from as usize) {
             apply(&mut replay, i as i64, r, &mut written);
         }
         let written: Vec<ClosedMinute> = written.into_iter().filter(|c| !c.suppressed).collect();
@@ -465,12 +594,13 @@ mod tests {
                         Applied::Counted => counted += 1,
                         Applied::Late => late += 1,
                         Applied::Repeat => {}
+                        Applied::WarmUp => prop_assert!(false, "a new state counts from its start"),
                     }
                 } else {
                     apply(&mut s, i as i64, r, &mut out);
                 }
             }
-            s.apply_tick(i64::MAX / 2, &mut out);
+            s.apply_tick(log.len() as i64, i64::MAX / 2, &mut out);
             prop_assert_eq!(out.iter().map(|c| c.clicks).sum::<u64>(), counted);
             prop_assert_eq!(out.iter().map(|c| c.late_clicks).sum::<u64>(), late);
             // Minutes close in order, each once.

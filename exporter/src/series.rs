@@ -170,7 +170,7 @@ mod tests {
         let mut open = OpenMinuteSeries::default();
         let minute = Minute::of(T0);
         let mut w = Window::new(0, None);
-        w.count(ad(1), 1, false);
+        w.count(ad(1), false);
         let first = open.update([(&minute, &w)].into_iter(), T0 + 1_000, 10);
         assert_eq!(
             first,
@@ -181,7 +181,7 @@ mod tests {
             open.update([(&minute, &w)].into_iter(), T0 + 2_000, 10)
                 .is_empty()
         );
-        w.count(ad(1), 2, false);
+        w.count(ad(1), false);
         let second = open.update([(&minute, &w)].into_iter(), T0 + 3_000, 10);
         assert_eq!(
             second,

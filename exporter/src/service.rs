@@ -103,13 +103,15 @@ impl ClientContext for Context {
     fn stats(&self, statistics: Statistics) {
         if let Some(topic) = statistics.topics.get(&self.topic) {
             for (partition, p) in &topic.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
+                // From the read position, not librdkafka's `consumer_lag` (from the committed
+                // offset): the committed offset trails by the dedup horizon on purpose.
+                if *partition >= 0 && p.app_offset >= 0 && p.ls_offset >= 0 {
                     self.metrics
                         .lag
                         .get_or_create(&PartitionLabels {
                             partition: *partition,
                         })
-                        .set(p.consumer_lag);
+                        .set((p.ls_offset - p.app_offset).max(0));
                 }
             }
         }
@@ -313,6 +315,7 @@ impl Exporter {
         let rules = Rules {
             allowed_lateness_ms: config.allowed_lateness_ms,
             top_k: config.top_k_per_partition(partitions),
+            horizon: config.horizon(),
         };
         let bounds = EventTimeBounds {
             max_future_ms: config.max_future_ms,
@@ -531,12 +534,17 @@ impl Exporter {
                     Applied::Counted => "counted",
                     Applied::Repeat => "repeat",
                     Applied::Late => "late",
+                    Applied::WarmUp => "warm_up",
                 });
+                self.metrics.forgotten(owned.state.take_evictions());
             }
             Record::Tick { event_time_ms } => {
                 sealed = owned.archive.tick();
-                owned.state.apply_tick(event_time_ms, &mut self.closed);
+                owned
+                    .state
+                    .apply_tick(offset, event_time_ms, &mut self.closed);
                 self.metrics.record("tick");
+                self.metrics.forgotten(owned.state.take_evictions());
             }
             Record::Poison { reason, detail } => {
                 if reason.is_archived() {
@@ -800,11 +808,13 @@ impl Exporter {
                 tracing::warn!(error = %e, "offset commit failed; retried at the next interval");
             }
         }
-        for (partition, _, checkpoint) in snapshot {
+        for (partition, epoch, checkpoint) in snapshot {
+            if let Some(owned) = self.owned.get_mut(&partition).filter(|o| o.epoch == epoch) {
+                owned.state.committed(checkpoint.count_from());
+            }
             let store = self.store.clone();
-            let topic = self.topic.clone();
             tokio::spawn(async move {
-                if let Err(e) = store.prune(&topic, partition, checkpoint.offset, 4).await {
+                if let Err(e) = store.prune(&checkpoint, 4).await {
                     tracing::debug!(error = %e, "pruning checkpoints");
                 }
             });
@@ -831,6 +841,15 @@ impl Exporter {
             }
             let ads: usize = owned.state.open_windows().map(|(_, w)| w.ads()).sum();
             self.metrics.open_ads.get_or_create(&labels).set(ads as i64);
+            let remembered = owned.state.remembered();
+            self.metrics
+                .remembered_impressions
+                .get_or_create(&labels)
+                .set(remembered.len() as i64);
+            self.metrics
+                .remembered_bytes
+                .get_or_create(&labels)
+                .set(remembered.heap_bytes() as i64);
         }
     }
 

@@ -1,5 +1,5 @@
-//! One event-time minute of one partition while it is open: exact counts per ad, the impression
-//! ids already counted (repeats are dropped), and the late clicks that arrived while it was the
+//! One event-time minute of one partition while it is open: exact counts per ad (repeats were
+//! already dropped by [`crate::remembered`]), and the late clicks that arrived while it was the
 //! partition's earliest open minute; and, when it closes, the series it becomes (top K ads, the
 //! rest folded into one `other` series per campaign).
 
@@ -43,15 +43,6 @@ pub enum SeriesKey {
 /// A series' value for one minute.
 pub type SeriesSample = (SeriesKey, u64);
 
-/// What became of one click offered to a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counted {
-    /// Counted in its minute.
-    Counted,
-    /// Its impression was already counted in this minute: dropped.
-    Repeat,
-}
-
 /// The state of one open minute. `first_offset` and `max_event_before` say where a replay must
 /// start, and with which watermark, to rebuild it exactly.
 #[derive(Debug, Clone)]
@@ -61,12 +52,10 @@ pub struct Window {
     /// The partition's highest event time before that record.
     pub max_event_before: Option<i64>,
     counts: FastMap<AdKey, u64>,
-    impressions: FastSet<u128>,
     late: FastMap<CampaignKey, u64>,
     /// Hot ads (salted keys, spread over partitions): always their own series, so that their
     /// per-partition parts add up to the ad's count whatever other partitions decide.
     hot: FastSet<AdKey>,
-    repeats: u64,
 }
 
 impl Window {
@@ -75,25 +64,17 @@ impl Window {
             first_offset,
             max_event_before,
             counts: FastMap::default(),
-            impressions: FastSet::default(),
             late: FastMap::default(),
             hot: FastSet::default(),
-            repeats: 0,
         }
     }
 
-    /// Counts an on-time click unless its impression was counted in this minute already.
-    /// `hot`: the record's key was salted (`ad:N`).
-    pub fn count(&mut self, ad: AdKey, impression: u128, hot: bool) -> Counted {
-        if !self.impressions.insert(impression) {
-            self.repeats += 1;
-            return Counted::Repeat;
-        }
+    /// Counts an on-time click. `hot`: the record's key was salted (`ad:N`).
+    pub fn count(&mut self, ad: AdKey, hot: bool) {
         if hot {
             self.hot.insert(ad);
         }
         *self.counts.entry(ad).or_insert(0) += 1;
-        Counted::Counted
     }
 
     /// Records a click of an already final minute of `campaign`.
@@ -109,11 +90,6 @@ impl Window {
     /// Clicks counted so far.
     pub fn clicks(&self) -> u64 {
         self.counts.values().sum()
-    }
-
-    /// Repeats dropped so far.
-    pub fn repeats(&self) -> u64 {
-        self.repeats
     }
 
     /// The running counts per ad (for the open-minute series).
@@ -204,12 +180,13 @@ mod tests {
     }
 
     #[test]
-    fn repeats_of_an_impression_count_once() {
+    fn a_window_counts_per_ad() {
         let mut w = Window::new(0, None);
-        assert_eq!(w.count(ad(1, 1), 7, false), Counted::Counted);
-        assert_eq!(w.count(ad(1, 1), 7, false), Counted::Repeat);
-        assert_eq!(w.count(ad(1, 1), 8, false), Counted::Counted);
-        assert_eq!((w.clicks(), w.repeats(), w.ads()), (2, 1, 1));
+        w.count(ad(1, 1), false);
+        w.count(ad(1, 1), false);
+        w.count(ad(1, 2), true);
+        assert_eq!((w.clicks(), w.ads()), (3, 2));
+        assert!(w.hot().contains(&ad(1, 2)));
     }
 
     #[test]

@@ -401,8 +401,9 @@ async fn two_instances_share_the_group_and_one_crashing_loses_nothing() {
 
 /// loadgen → Kafka → exporter (stream + archive) → rollup: the rollup's blocks hold exactly the
 /// ground truth, every (ad, minute) — including clicks beyond the allowed lateness and fail-open
-/// repeats (flagged dedup-unchecked) that the stream may count twice — and its reconciliation
-/// and its figures in Prometheus say how far the stream was off.
+/// repeats (flagged dedup-unchecked, as ingest writes them while Redis is down) up to 100 s
+/// after their impression, across minutes — the stream agrees with it exactly (the exporter
+/// drops repeats within its dedup horizon, whichever minute), and its figures are in Prometheus.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
     use adclick_rollup::{Day, RollupConfig, RunOptions};
@@ -472,13 +473,14 @@ async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
         removed += report.settle.duplicates_removed;
         let r = report.reconciliation.as_ref().expect("reconciled");
         assert_eq!(r.truth_clicks, report.settle.clicks);
-        let stream_exact = r.stream_clicks + r.stream_late_clicks == r.truth_clicks && r.is_clean();
         assert_eq!(
-            report.exit_code,
-            if stream_exact { 0 } else { 4 },
+            r.stream_clicks + r.stream_late_clicks,
+            r.truth_clicks,
             "{}",
             report.summary()
         );
+        assert!(r.is_clean(), "{}", report.summary());
+        assert_eq!(report.exit_code, 0, "{}", report.summary());
         println!("{}", report.summary());
         let block = report.block.as_ref().unwrap();
         let prefix = format!("{}{}/", rollup.blocks_prefix, block.ulid);

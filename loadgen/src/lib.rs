@@ -11,9 +11,11 @@
 //! | [`http`] | the HTTP target (ingest's `/click/{token}`) |
 //! | [`kafka`] | the Kafka target (click.proto records) |
 //! | [`truth`] | the ground truth: unique clicks per ad per minute, its files and summary |
+//! | [`check`] | a run's truth against Prometheus, per minute and campaign, late clicks apart |
 //! | [`run`] | pacing, in-flight bound, progress and the error bound |
 //! | [`latency`] | latency and start-lag percentiles of a run, in bounded memory |
 
+pub mod check;
 pub mod http;
 pub mod kafka;
 pub mod latency;

@@ -113,6 +113,9 @@ pub struct Summary {
 #[derive(Debug, Default)]
 pub struct GroundTruth {
     counts: BTreeMap<TruthKey, u64>,
+    /// The part of `counts` that arrives after its minute is final (beyond the allowed
+    /// lateness): the stream counts it in `adclick_late_clicks`, the rollup in its minute.
+    too_late: BTreeMap<TruthKey, u64>,
     /// Impressions whose first click failed while a duplicate is still to come: that duplicate,
     /// if acknowledged, is the impression's first counted click.
     failed_originals: HashSet<[u8; 16]>,
@@ -182,7 +185,10 @@ impl GroundTruth {
         match send.lateness {
             Lateness::OnTime => {}
             Lateness::Late => self.summary.late_clicks += 1,
-            Lateness::TooLate => self.summary.too_late_clicks += 1,
+            Lateness::TooLate => {
+                self.summary.too_late_clicks += 1;
+                *self.too_late.entry(key).or_default() += 1;
+            }
         }
     }
 
@@ -191,10 +197,17 @@ impl GroundTruth {
         &self.counts
     }
 
-    /// Writes `truth.csv` and `summary.json` into `dir` (created if missing).
+    /// The counts of clicks that arrive after their minute is final.
+    pub fn too_late(&self) -> &BTreeMap<TruthKey, u64> {
+        &self.too_late
+    }
+
+    /// Writes `truth.csv`, `too_late.csv` (the rows' part beyond the allowed lateness, same
+    /// format) and `summary.json` into `dir` (created if missing).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         write_csv(&dir.join("truth.csv"), &self.counts)?;
+        write_csv(&dir.join("too_late.csv"), &self.too_late)?;
         let json = serde_json::to_vec_pretty(&self.summary).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("summary.json"), json)
     }
@@ -231,7 +244,7 @@ pub enum ReadError {
     },
 }
 
-/// Reads a `truth.csv` back.
+/// Reads a `truth.csv` (or `too_late.csv`) back.
 pub fn read_truth(path: &Path) -> Result<BTreeMap<TruthKey, u64>, ReadError> {
     let p = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| ReadError::Io {

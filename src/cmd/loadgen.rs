@@ -45,16 +45,20 @@ pub struct LoadgenArgs {
     /// How long to send, e.g. 90s, 5m.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// How the rate changes over the run: steady, a linear ramp to --ramp-to, or a burst of
+    /// --burst-rate from --burst-at for --burst-for.
     #[arg(long, value_enum, default_value = "steady")]
     shape: ShapeKind,
     /// Final rate of a ramp.
     #[arg(long)]
     ramp_to: Option<f64>,
-    /// Rate during the burst, and when it starts and lasts.
+    /// Rate during a burst.
     #[arg(long)]
     burst_rate: Option<f64>,
+    /// When a burst starts, from the beginning of the run.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     burst_at: Duration,
+    /// How long a burst lasts.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     burst_for: Duration,
     /// Seed of the plan: the same seed and start time send the same traffic.
@@ -63,33 +67,53 @@ pub struct LoadgenArgs {
     /// Wall-clock ms of the first send (default: now).
     #[arg(long)]
     start_ms: Option<i64>,
+    /// Advertisers in the population.
     #[arg(long, default_value_t = 50)]
     advertisers: u64,
+    /// Campaigns of each advertiser.
     #[arg(long, default_value_t = 10)]
     campaigns_per_advertiser: u64,
+    /// Ads of each campaign.
     #[arg(long, default_value_t = 20)]
     ads_per_campaign: u64,
+    /// Exponent of the Zipf law that picks the ad of a click (0: uniform; 1: a few ads get most
+    /// clicks).
     #[arg(long, default_value_t = 1.0)]
     zipf: f64,
+    /// Hot ads: ads that get --hot-share of all clicks between them (salted keys on Kafka).
     #[arg(long, default_value_t = 2)]
     hot_ads: u64,
+    /// Share of all clicks that go to the hot ads.
     #[arg(long, default_value_t = 0.05)]
     hot_share: f64,
     /// Salted keys per hot ad (kafka target; ingest does the same for its hot ads).
     #[arg(long, default_value_t = 4)]
     hot_salt_shards: u32,
+    /// Share of clicks whose impression is sent again later (a repeat the truth counts once).
     #[arg(long, default_value_t = 0.02)]
     duplicate_share: f64,
-    /// The exporter's allowed lateness, which "late" clicks stay within.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    lateness: Duration,
+    /// The longest a repeat comes after its first send (uniform up to this), e.g. 90s, 10m.
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    duplicate_delay_max: Duration,
+    /// The exporter's allowed lateness, which "late" clicks stay within and "too late" ones
+    /// exceed (default: the configuration's `[exporter] allowed_lateness_ms`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lateness: Option<Duration>,
+    /// Keeps late and too-late clicks this far clear of the lateness boundary, where a click
+    /// could land on either side (the exporter's watermark follows the records, not the sends).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    lateness_margin: Duration,
+    /// Share of clicks whose event time lags their send, within the allowed lateness.
     #[arg(long, default_value_t = 0.05)]
     late_share: f64,
+    /// Share of clicks that arrive after their minute is final (counted in
+    /// `adclick_late_clicks` live, in their own minute by the rollup).
     #[arg(long, default_value_t = 0.002)]
     too_late_share: f64,
-    /// Forged and expired tokens (http target only; 0 for kafka).
+    /// Share of requests with a forged token (http target only; default 0.001, 0 for kafka).
     #[arg(long)]
     forged_share: Option<f64>,
+    /// Share of requests with an expired token (http target only; default 0.001, 0 for kafka).
     #[arg(long)]
     expired_share: Option<f64>,
     /// Requests / unacknowledged records in flight at most.
@@ -138,7 +162,13 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
             hot_share: args.hot_share,
         },
         duplicate_share: args.duplicate_share,
-        allowed_lateness_secs: args.lateness.as_secs_f64(),
+        duplicate_delay_max_secs: args.duplicate_delay_max.as_secs_f64(),
+        allowed_lateness_secs: args
+            .lateness
+            .map_or(config.exporter.allowed_lateness_ms as f64 / 1000.0, |d| {
+                d.as_secs_f64()
+            }),
+        lateness_margin_secs: args.lateness_margin.as_secs_f64(),
         late_share: args.late_share,
         too_late_share: args.too_late_share,
         forged_share: args.forged_share.unwrap_or(noise_default),

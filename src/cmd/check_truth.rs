@@ -1,0 +1,91 @@
+//! `adclick check-truth`: a loadgen run's ground truth against what Prometheus holds, per minute
+//! and campaign, waiting until every minute of the run is final (the demo's last step).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use adclick_click::minute::MINUTE_MS;
+use adclick_loadgen::check::{Comparison, compare, read_prometheus};
+use adclick_loadgen::{read_summary, read_truth};
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::config::Config;
+
+#[derive(Debug, Args)]
+pub struct CheckTruthArgs {
+    /// The folder loadgen wrote truth.csv, too_late.csv and summary.json into.
+    #[arg(long)]
+    truth_dir: PathBuf,
+    /// Prometheus' base URL.
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    prometheus: String,
+    /// Label matchers every selector gets, e.g. `env="demo"` (default: series without the
+    /// `test_id` label tests put on theirs).
+    #[arg(long, default_value = "test_id=\"\"")]
+    matchers: String,
+    /// How long to wait for the run's last minutes to become final and equal before reporting
+    /// the difference, e.g. 3m.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    wait: Duration,
+}
+
+/// Prints the comparison; Ok(true) when truth and Prometheus agree.
+pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
+    let truth = read_truth(&args.truth_dir.join("truth.csv"))?;
+    let too_late_path = args.truth_dir.join("too_late.csv");
+    let too_late = if too_late_path.exists() {
+        read_truth(&too_late_path)?
+    } else {
+        Default::default()
+    };
+    let summary = read_summary(&args.truth_dir.join("summary.json"))?;
+    let (Some(first), Some(last)) = (
+        truth.keys().map(|k| k.minute_end_ms).min(),
+        truth.keys().map(|k| k.minute_end_ms).max(),
+    ) else {
+        println!("the truth is empty: nothing to compare");
+        return Ok(summary.errors == 0);
+    };
+    // Clicks that arrive after their minute is final are counted in the minute open then: at
+    // most a minute plus the allowed lateness after theirs, plus the idle tick.
+    let late_until = last + 3 * MINUTE_MS + config.exporter.allowed_lateness_ms;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let deadline = Instant::now() + args.wait;
+    let comparison: Comparison = loop {
+        let (live, late) = runtime
+            .block_on(read_prometheus(
+                &client,
+                &args.prometheus,
+                &args.matchers,
+                first,
+                last,
+                late_until,
+            ))
+            .with_context(|| format!("reading {}", args.prometheus))?;
+        let comparison = compare(&truth, &too_late, &live, late);
+        if comparison.is_exact() || Instant::now() >= deadline {
+            break comparison;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    print!("{}", comparison.render());
+    if summary.errors > 0 {
+        println!(
+            "loadgen saw {} sends go wrong (the truth is exact only without them): {:?}",
+            summary.errors, summary.error_examples
+        );
+    }
+    if !comparison.is_exact() {
+        println!(
+            "differences: a minute not final yet (the exporter writes a minute \
+             allowed_lateness_ms = {} ms after its end, once a later record or an idle tick \
+             passes it), or clicks lost or doubled — `adclick rollup` of the day names them",
+            config.exporter.allowed_lateness_ms
+        );
+    }
+    Ok(comparison.is_exact() && summary.errors == 0)
+}
