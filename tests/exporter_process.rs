@@ -99,18 +99,29 @@ fn start_exporter(
         .expect("starting adclick export")
 }
 
-/// `adclick_remote_write_requests_total{code="400"}` of the running exporter (0 before it serves).
-async fn refused_400(admin_port: u16) -> u64 {
+/// The sum of the running exporter's samples of `metric` whose labels contain `labels` (0
+/// before it serves).
+async fn exporter_metric(admin_port: u16, metric: &str, labels: &str) -> f64 {
     let Ok(r) = reqwest::get(format!("http://127.0.0.1:{admin_port}/metrics")).await else {
-        return 0;
+        return 0.0;
     };
     let text = r.text().await.unwrap_or_default();
     text.lines()
         .filter(|l| {
-            l.starts_with("adclick_remote_write_requests_total") && l.contains("code=\"400\"")
+            l.split(['{', ' ']).next() == Some(metric) && (labels.is_empty() || l.contains(labels))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+        .sum()
+}
+
+/// `adclick_remote_write_requests_total{code="400"}` of the running exporter (0 before it serves).
+async fn refused_400(admin_port: u16) -> u64 {
+    exporter_metric(
+        admin_port,
+        "adclick_remote_write_requests_total",
+        "code=\"400\"",
+    )
+    .await as u64
 }
 
 /// Per (campaign, minute end): `adclick_clicks` (own series and other) over the test's series.
@@ -311,6 +322,7 @@ async fn the_exporter_process_killed_repeatedly_still_counts_exactly() {
 }
 
 /// A third-party producer's click, as click.proto describes it.
+#[derive(Clone)]
 struct ThirdPartyClick {
     impression_id: [u8; 16],
     ad_id: u64,
@@ -391,8 +403,8 @@ fn contract_salt(impression_id: &[u8; 16], n: u32) -> u32 {
 }
 
 /// A producer that knows only click.proto — hand-encoded records from an idempotent librdkafka
-/// producer (acks=all), 15 % repeats up to 14 minutes after their impression's first click and
-/// across minute boundaries, one hot ad salted by the contract's rule over 4 keys — while the
+/// producer (acks=all), 15 % repeats up to 4.5 minutes (the exporter's horizon here: 5) after
+/// their impression's first click and across minute boundaries, one hot ad salted by the contract's rule over 4 keys — while the
 /// exporter process is SIGKILLed three times: every campaign's and every own-series ad's every
 /// minute equals the truth (each impression once, at its first click), and the rollup of the
 /// archive agrees with the stream (exit 0).
@@ -432,9 +444,9 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         };
         records.push(click(event_time_ms));
         if rng.next_u64() % 100 < 15 {
-            // One or two repeats, seconds to 14 minutes later.
+            // One or two repeats, a second to 4.5 minutes later: within the test's horizon.
             for _ in 0..1 + rng.next_u64() % 2 {
-                let later = event_time_ms + rng.range(1_000, 14 * 60_000);
+                let later = event_time_ms + rng.range(1_000, 270_000);
                 records.push(click(later.min(start + span + 60_000)));
             }
         }
@@ -467,28 +479,66 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
     let admin_port = free_port();
     // The producer writes old event times while the exporter restarts: no idle tick may move
     // event time to the clock in between (it would make the rest late); one closes the last
-    // minutes once the producer is done.
-    let quiet = [("ADCLICK_EXPORTER__IDLE_TICK_MS", "20000")];
-    // A third of the log is there before the exporter starts.
+    // minutes, and seals the archive, once the producer is done.
+    // A 5-minute horizon in generations of one: the committed offset moves on with the
+    // generations forgotten, and every restart rebuilds from the middle of the log.
+    let quiet = [
+        ("ADCLICK_EXPORTER__IDLE_TICK_MS", "20000"),
+        ("ADCLICK_EXPORTER__DEDUP_HORIZON_MS", "300000"),
+        ("ADCLICK_EXPORTER__DEDUP_GENERATION_MS", "60000"),
+        // Small archive objects: an object being filled holds the counting point back.
+        ("ADCLICK_EXPORTER__ARCHIVE__MAX_RECORDS", "500"),
+    ];
+    // A third of the log is there before the exporter starts, the rest comes over about 15 s.
     let (before, during) = records.split_at(records.len() / 3);
     produce(&producer, &topic, before).await;
-    let mut child = start_exporter(&scope, &topic, admin_port, &log, &quiet);
-    // The rest over about 15 s, while the exporter is killed three times.
-    let chunks: Vec<&[ThirdPartyClick]> = during.chunks(during.len().div_ceil(24)).collect();
-    let mut kills = 0;
-    let mut refused = 0;
-    for (i, chunk) in chunks.iter().enumerate() {
-        produce(&producer, &topic, chunk).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if i % 7 == 3 && kills < 3 {
-            refused += refused_400(admin_port).await;
-            child.kill().expect("SIGKILL");
-            child.wait().unwrap();
-            kills += 1;
-            child = start_exporter(&scope, &topic, admin_port, &log, &quiet);
+    let during: Vec<Vec<ThirdPartyClick>> = during
+        .chunks(during.len().div_ceil(30))
+        .map(|c| c.to_vec())
+        .collect();
+    let producing = tokio::spawn({
+        let (producer, topic) = (producer.clone(), topic.clone());
+        async move {
+            for chunk in during {
+                produce(&producer, &topic, &chunk).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
+    });
+    let mut refused = 0;
+    let mut kills = 0;
+    let mut child = start_exporter(&scope, &topic, admin_port, &log, &quiet);
+    while kills < 3 {
+        // Killed once it counts again (past its re-read of the horizon) and has committed, at a
+        // moment of the replay or the live tail.
+        adclick_testsupport::wait::eventually(
+            Duration::from_secs(90),
+            "the restarted exporter counts and commits",
+            || async {
+                let counted = exporter_metric(
+                    admin_port,
+                    "adclick_exporter_records_total",
+                    "outcome=\"counted\"",
+                )
+                .await;
+                let commits =
+                    exporter_metric(admin_port, "adclick_exporter_commits_total", "").await;
+                if counted > 0.0 && commits > 0.0 {
+                    Ok(())
+                } else {
+                    Err(format!("counted {counted} records, {commits} commits"))
+                }
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(rng.range(200, 2_500) as u64)).await;
+        refused += refused_400(admin_port).await;
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        kills += 1;
+        child = start_exporter(&scope, &topic, admin_port, &log, &quiet);
     }
-    assert_eq!(kills, 3);
+    producing.await.expect("producer task");
 
     let mut expected: BTreeMap<(u64, i64), u64> = BTreeMap::new();
     for ((campaign, _, end), n) in &truth {
@@ -553,7 +603,25 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         "the hot ad keeps its own series"
     );
     refused += refused_400(admin_port).await;
-    // Let the last commit land, then stop: the rollup reads what the exporter archived.
+    // The idle ticks seal the last archive objects; the rollup reads what was uploaded.
+    adclick_testsupport::wait::eventually(
+        Duration::from_secs(90),
+        "the archive sealed",
+        || async {
+            let ticks =
+                exporter_metric(admin_port, "adclick_exporter_ticks_written_total", "").await;
+            let pending =
+                exporter_metric(admin_port, "adclick_exporter_archive_pending_objects", "").await;
+            if ticks >= 4.0 && pending == 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{ticks} ticks written, {pending} objects uploading"
+                ))
+            }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     child.kill().unwrap();
     child.wait().unwrap();

@@ -70,8 +70,8 @@ impl Comparison {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:>12} {:>12} {:>14}  {}",
-            "minute (UTC, end)", "truth", "too late", "adclick_clicks", "campaigns apart"
+            "{:<22} {:>12} {:>12} {:>14}  campaigns apart",
+            "minute (UTC, end)", "truth", "too late", "adclick_clicks"
         );
         for m in &self.minutes {
             let _ = writeln!(
