@@ -123,13 +123,7 @@ need_cargo_binary() {
   say "installing $cmd $version from crates.io (first run only; several minutes) ..."
   local started=$SECONDS
   # The servers build in their own target dir so they never share a lock with the workspace build.
-  # A lighter release profile than the servers' own: no LTO (a single-threaded link step that
-  # takes minutes on 2 cores), 16 codegen units, no debug info. Same versions, same features,
-  # same optimisation level: only build time and binary size change (BENCHMARKS.md, first run).
-  CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
-    CARGO_PROFILE_RELEASE_INCREMENTAL=false \
-    CARGO_TARGET_DIR=$STATE/cargo-install-target cargo install "$cmd" --version "$version" --locked "$@" \
+  CARGO_TARGET_DIR=$STATE/cargo-install-target cargo install "$cmd" --version "$version" --locked "$@" \
     >"$LOGS/install-$cmd.log" 2>&1 || die "cargo install $cmd failed, see $LOGS/install-$cmd.log"
   rm -rf "$STATE/cargo-install-target"
   say "installed $cmd $version in $((SECONDS - started))s"

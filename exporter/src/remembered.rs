@@ -31,9 +31,11 @@
 //! ## Memory
 //!
 //! The open generation is a hash set (17 B a slot); a sealed one is a sorted array of the 16-byte
-//! ids with a radix index on their top bits (≤ 0.5 B per id), searched in one or two cache lines.
-//! Impression ids are random (click.proto), so the index spreads them evenly; ids that are not
-//! still work, with a longer binary search.
+//! ids with a radix index on their top bits (≤ 0.5 B per id), searched in one or two cache lines,
+//! behind a blocked Bloom filter (1 B per id, one 64-bit word per look-up, ~4 % false positives):
+//! most clicks are new, so most look-ups of a sealed generation cost one cache miss. Impression ids
+//! are random (click.proto), so the index spreads them evenly; ids that are not still work, with
+//! a longer binary search and more false positives.
 
 use std::collections::VecDeque;
 
@@ -266,12 +268,22 @@ fn hash_set_bytes(ids: &FastSet<u128>) -> usize {
 }
 
 /// A sealed generation: ids sorted, with an index of where each value of their top `bits` bits
-/// starts.
+/// starts, and a filter that tells most absent ids without touching either.
 #[derive(Debug)]
 struct SortedIds {
     ids: Vec<u128>,
     bits: u32,
     starts: Vec<u32>,
+    filter: Vec<u64>,
+}
+
+/// The filter word of `id` (from its low 64 bits) and the three bits it sets there (from its
+/// high ones): a blocked Bloom filter, 8 bits per id.
+fn filter_slot(id: u128, words: usize) -> (usize, u64) {
+    let word = ((u128::from(id as u64) * words as u128) >> 64) as usize;
+    let hi = (id >> 64) as u64;
+    let mask = (1u64 << (hi & 63)) | (1u64 << ((hi >> 6) & 63)) | (1u64 << ((hi >> 12) & 63));
+    (word, mask)
 }
 
 impl SortedIds {
@@ -293,10 +305,24 @@ impl SortedIds {
             starts.push(i as u32);
         }
         starts.push(ids.len() as u32);
-        SortedIds { ids, bits, starts }
+        let mut filter = vec![0u64; ids.len().div_ceil(8).max(1)];
+        for id in &ids {
+            let (word, mask) = filter_slot(*id, filter.len());
+            filter[word] |= mask;
+        }
+        SortedIds {
+            ids,
+            bits,
+            starts,
+            filter,
+        }
     }
 
     fn contains(&self, id: u128) -> bool {
+        let (word, mask) = filter_slot(id, self.filter.len());
+        if self.filter[word] & mask != mask {
+            return false;
+        }
         let b = top_bits(id, self.bits) as usize;
         let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
         self.ids[lo..hi].binary_search(&id).is_ok()
@@ -307,7 +333,7 @@ impl SortedIds {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.ids.capacity() * 16 + self.starts.capacity() * 4
+        self.ids.capacity() * 16 + self.starts.capacity() * 4 + self.filter.capacity() * 8
     }
 }
 
@@ -370,7 +396,7 @@ mod tests {
                 assert_eq!(sorted.contains(probe), set.contains(&probe));
             }
             let bytes = sorted.heap_bytes();
-            assert!(bytes <= n * 16 + n / 2 + 8, "n={n}: {bytes} B");
+            assert!(bytes <= n * 17 + n / 2 + 16, "n={n}: {bytes} B");
         }
     }
 
