@@ -1,4 +1,4 @@
-//! `adclick export` as the operator runs it — a separate process, configured through
+//! `adclick export` (and `adclick ingest`) as the operator runs it — a separate process, configured through
 //! `ADCLICK_*` variables — killed with SIGKILL at random moments and restarted, while it works
 //! through a backfilled topic: afterwards every campaign's every minute in Prometheus equals the
 //! ground truth, and no remote_write request was refused with 400.
@@ -102,7 +102,18 @@ fn start_exporter(
 /// The sum of the running exporter's samples of `metric` whose labels contain `labels` (0
 /// before it serves).
 async fn exporter_metric(admin_port: u16, metric: &str, labels: &str) -> f64 {
-    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{admin_port}/metrics")).await else {
+    metric_at(&format!("127.0.0.1:{admin_port}"), metric, labels).await
+}
+
+/// The sum of `metric`'s samples on the admin listener at `admin`.
+async fn exporter_metric_at(admin: &str, metric: &str) -> f64 {
+    metric_at(admin, metric, "").await
+}
+
+/// The sum of the samples of `metric` whose labels contain `labels`, on the `/metrics` page of
+/// the admin listener at `admin` (0 when it does not answer).
+async fn metric_at(admin: &str, metric: &str, labels: &str) -> f64 {
+    let Ok(r) = reqwest::get(format!("http://{admin}/metrics")).await else {
         return 0.0;
     };
     let text = r.text().await.unwrap_or_default();
@@ -139,6 +150,26 @@ async fn campaign_minutes(prom: &PromApi, id: &str, metric: &str) -> BTreeMap<(u
     }
     out.retain(|_, v| *v != 0);
     out
+}
+
+/// Per (ad, minute end): the ads' own `adclick_clicks` series of the test, their partitions added
+/// up (a hot ad has a series per partition).
+async fn own_series_per_ad(prom: &PromApi, id: &str) -> BTreeMap<(u64, i64), u64> {
+    let series = prom
+        .query(
+            &format!("adclick_clicks{{test_id=\"{id}\", ad_id!=\"other\"}}[2h]"),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut got_ad: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    for one in &series {
+        let ad: u64 = one.labels["ad_id"].parse().unwrap();
+        for (t, v) in &one.samples {
+            *got_ad.entry((ad, *t)).or_insert(0) += *v as u64;
+        }
+    }
+    got_ad
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,21 +309,7 @@ async fn the_exporter_process_killed_repeatedly_still_counts_exactly() {
             .unwrap_or(0);
         want_ad.insert((k.ad.ad_id, k.minute_end_ms), n);
     }
-    // Raw samples, partitions added up (a hot ad has a series per partition).
-    let series = prom
-        .query(
-            &format!("adclick_clicks{{test_id=\"{id}\", ad_id!=\"other\"}}[2h]"),
-            None,
-        )
-        .await
-        .unwrap();
-    let mut got_ad: BTreeMap<(u64, i64), u64> = BTreeMap::new();
-    for one in &series {
-        let ad: u64 = one.labels["ad_id"].parse().unwrap();
-        for (t, v) in &one.samples {
-            *got_ad.entry((ad, *t)).or_insert(0) += *v as u64;
-        }
-    }
+    let got_ad = own_series_per_ad(&prom, &id).await;
     let mut own_minutes = 0;
     for (key, v) in got_ad.iter().filter(|(_, v)| **v != 0) {
         own_minutes += 1;
@@ -577,20 +594,7 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     // Own series (the hot ad's four partitions added up) hold their ad's exact count.
-    let series = prom
-        .query(
-            &format!("adclick_clicks{{test_id=\"{id}\", ad_id!=\"other\"}}[2h]"),
-            None,
-        )
-        .await
-        .unwrap();
-    let mut got_ad: BTreeMap<(u64, i64), u64> = BTreeMap::new();
-    for one in &series {
-        let ad: u64 = one.labels["ad_id"].parse().unwrap();
-        for (t, v) in &one.samples {
-            *got_ad.entry((ad, *t)).or_insert(0) += *v as u64;
-        }
-    }
+    let got_ad = own_series_per_ad(&prom, &id).await;
     let want_ad: BTreeMap<(u64, i64), u64> = truth
         .iter()
         .map(|((_, ad, end), n)| ((*ad, *end), *n))
@@ -666,5 +670,200 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
     println!(
         "third-party producer: {clicks} clicks, {repeats} repeats ({crossing} across minutes), \
          {kills} SIGKILLs: stream exact, rollup agrees"
+    );
+}
+
+/// The local stack's demo key (deploy/adclick.example.toml), which the ingest process verifies.
+const DEMO_KEY_HEX: &str = "6164636c69636b2d6c6f63616c2d64656d6f2d6b65792d6f6e652d2d2d2d2d31";
+
+/// Starts `adclick ingest` on free ports for this test's topic, with `redis_url`; returns the
+/// process, its public base URL and its admin address.
+fn start_ingest(
+    scope: &TestScope,
+    topic: &str,
+    redis_url: &str,
+    spill: &std::path::Path,
+    log: &std::path::Path,
+) -> (Child, String, String) {
+    let (public, admin) = (free_port(), free_port());
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_adclick"))
+        .arg("ingest")
+        .env("ADCLICK_KAFKA__BROKERS", scope.stack.kafka_brokers())
+        .env("ADCLICK_KAFKA__CLICKS_TOPIC", topic)
+        .env("ADCLICK_INGEST__LISTEN", format!("127.0.0.1:{public}"))
+        .env("ADCLICK_INGEST__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("ADCLICK_INGEST__REDIS_URL", redis_url)
+        .env("ADCLICK_INGEST__REDIS_KEY_PREFIX", scope.redis_prefix())
+        .env("ADCLICK_INGEST__SPILL_DIR", spill)
+        .env("ADCLICK_TOKENS__SIGNING_KEY_ID", "k1")
+        .env("ADCLICK_TOKENS__KEYS__K1", DEMO_KEY_HEX)
+        .env("ADCLICK_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting adclick ingest");
+    (
+        child,
+        format!("http://127.0.0.1:{public}"),
+        format!("127.0.0.1:{admin}"),
+    )
+}
+
+/// Redis fails for most of a run through ingest (ingest fails open and flags the clicks), while
+/// users click impressions again up to 50 s later, across minute boundaries: the exporter drops
+/// those repeats whichever minute they fall in, and every campaign's every minute of
+/// `adclick_clicks` equals the ground truth (each impression once, at its first click).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
+    use adclick_loadgen::http::HttpTarget;
+    use adclick_loadgen::tokens::TokenMinter;
+    let stack = Stack::get();
+    let scope = stack.isolated("redis-fail-open");
+    let topic = scope.kafka_topic(4).await;
+    let redis =
+        adclick_testsupport::FaultProxy::start(stack.redis_url().trim_start_matches("redis://"))
+            .await;
+    let redis_url = redis.url().replace("http://", "redis://");
+    let spill = tempfile::tempdir().unwrap();
+    let log = std::env::temp_dir().join(format!("adclick-{}.log", scope.id));
+    let (mut ingest, base, ingest_admin) =
+        start_ingest(&scope, &topic, &redis_url, spill.path(), &log);
+    adclick_testsupport::wait::eventually(Duration::from_secs(60), "ingest ready", || async {
+        match reqwest::get(format!("http://{ingest_admin}/readyz")).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            other => Err(format!("{:?}", other.map(|r| r.status()))),
+        }
+    })
+    .await;
+    let admin_port = free_port();
+    let mut exporter = start_exporter(&scope, &topic, admin_port, &log, &[]);
+
+    let run_secs = 60;
+    let config = PlanConfig {
+        seed: 33,
+        start_ms: adclick_loadgen::run::now_ms() + 2_000,
+        duration_secs: run_secs as f64,
+        shape: TrafficShape::Steady { rate: 150.0 },
+        population: PopulationConfig {
+            advertisers: 3,
+            campaigns_per_advertiser: 4,
+            ads_per_campaign: 10,
+            zipf_exponent: 1.0,
+            hot_ads: 0,
+            hot_share: 0.0,
+        },
+        duplicate_share: 0.15,
+        duplicate_delay_max_secs: 50.0,
+        late_share: 0.0,
+        too_late_share: 0.0,
+        forged_share: 0.0,
+        expired_share: 0.0,
+        ..PlanConfig::default()
+    };
+    // Redis is down from 5 s into the run to 10 s before its end.
+    let (outage_from, outage_to) = (
+        config.start_ms + 5_000,
+        config.start_ms + (run_secs - 10) * 1000,
+    );
+    let mut first: HashMap<[u8; 16], i64> = HashMap::new();
+    let mut crossing_in_outage = 0;
+    for send in Plan::new(config.clone()).expect("plan") {
+        match send.kind {
+            SendKind::Click => {
+                first.insert(send.impression_id, send.event_time_ms);
+            }
+            SendKind::Duplicate => {
+                let t0 = first
+                    .get(&send.impression_id)
+                    .copied()
+                    .unwrap_or(send.event_time_ms);
+                let in_outage = (outage_from..outage_to).contains(&send.at_ms);
+                crossing_in_outage +=
+                    (in_outage && t0 / 60_000 != send.event_time_ms / 60_000) as u32;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        crossing_in_outage > 50,
+        "{crossing_in_outage} repeats cross a minute in the outage"
+    );
+    let key = adclick_click::token::TokenKey::from_hex("k1", DEMO_KEY_HEX).unwrap();
+    let target = Target::Http(
+        HttpTarget::new(&base, TokenMinter::new(key), Duration::from_secs(10), 64).unwrap(),
+    );
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(
+            (outage_from - adclick_loadgen::run::now_ms()).max(0) as u64,
+        ))
+        .await;
+        redis.go_down();
+        tokio::time::sleep(Duration::from_millis((outage_to - outage_from) as u64)).await;
+        redis.heal().await;
+    };
+    let plan = Plan::new(config).expect("plan");
+    let (truth, ()) = tokio::join!(
+        async { adclick_loadgen::run(plan, &target, &RunOptions::default()).await },
+        outage
+    );
+    let truth = truth.expect("loadgen over HTTP");
+    assert_eq!(
+        truth.summary.errors, 0,
+        "{:?}",
+        truth.summary.error_examples
+    );
+    let fail_open = exporter_metric_at(&ingest_admin, "adclick_ingest_dedup_fail_open_total").await;
+    assert!(fail_open > 100.0, "{fail_open} clicks failed open on dedup");
+
+    let mut expected: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    for (k, n) in truth.counts() {
+        *expected
+            .entry((k.ad.campaign_id, k.minute_end_ms))
+            .or_insert(0) += n;
+    }
+    let prom = PromApi::new(stack.prometheus_url());
+    let id = scope.id.clone();
+    let mut progress = Progress::new("exact through the Redis outage", Duration::from_secs(120));
+    loop {
+        let written = campaign_minutes(&prom, &id, "adclick_clicks").await;
+        if written == expected {
+            break;
+        }
+        for (name, child) in [("ingest", &mut ingest), ("export", &mut exporter)] {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("adclick {name} exited ({status}); log: {}", log.display());
+            }
+        }
+        let total: u64 = written.values().sum();
+        if let Err(stalled) = progress.observe(&total.to_string()) {
+            let differ: Vec<_> = expected
+                .iter()
+                .filter(|(k, v)| written.get(k) != Some(v))
+                .take(5)
+                .map(|(k, v)| (k, v, written.get(k)))
+                .collect();
+            let _ = (ingest.kill(), exporter.kill());
+            panic!(
+                "{stalled}, truth {} clicks; first differences (campaign, minute end) → truth, \
+                 written: {differ:?}; log: {}",
+                truth.summary.clicks,
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let _ = (ingest.kill(), exporter.kill());
+    let _ = (ingest.wait(), exporter.wait());
+    println!(
+        "Redis down {} s of a {run_secs} s run: {} clicks, {} repeats sent ({crossing_in_outage} \
+         across minutes during the outage), {fail_open} failed open: adclick_clicks exact",
+        (outage_to - outage_from) / 1000,
+        truth.summary.clicks,
+        truth.summary.duplicates_sent,
     );
 }

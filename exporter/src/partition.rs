@@ -431,46 +431,35 @@ mod tests {
     }
 
     #[test]
-    fn repeats_within_a_minute_are_dropped() {
+    fn repeats_in_any_minute_and_late_repeats_are_dropped_within_the_horizon() {
         let mut s = PartitionState::new(RULES);
         let mut out = vec![];
         assert_eq!(
             s.apply_click(0, &click(1, T0 + 1), 9, false, &mut out),
             Applied::Counted
         );
+        // The same minute.
         assert_eq!(
             s.apply_click(1, &click(1, T0 + 2), 9, false, &mut out),
             Applied::Repeat
         );
-        s.apply_tick(2, T0 + 2 * MINUTE_MS, &mut out);
-        assert_eq!(out[0].samples, vec![(ad_series(1), 1)]);
-    }
-
-    #[test]
-    fn repeats_in_later_minutes_and_late_repeats_are_dropped_within_the_horizon() {
-        let mut s = PartitionState::new(RULES);
-        let mut out = vec![];
-        assert_eq!(
-            s.apply_click(0, &click(1, T0 + 1), 9, false, &mut out),
-            Applied::Counted
-        );
         // Two minutes later, the same impression: still remembered.
         assert_eq!(
-            s.apply_click(1, &click(1, T0 + 2 * MINUTE_MS + 5), 9, false, &mut out),
+            s.apply_click(2, &click(1, T0 + 2 * MINUTE_MS + 5), 9, false, &mut out),
             Applied::Repeat
         );
         // A repeat whose own minute is closed is a repeat, not a late click.
         assert_eq!(
-            s.apply_click(2, &click(1, T0 + 2), 9, false, &mut out),
+            s.apply_click(3, &click(1, T0 + 2), 9, false, &mut out),
             Applied::Repeat
         );
         // Beyond the horizon (3 minutes, generations of 1: at most 4 after the last record).
-        s.apply_tick(3, T0 + 7 * MINUTE_MS, &mut out);
+        s.apply_tick(4, T0 + 7 * MINUTE_MS, &mut out);
         assert_eq!(
-            s.apply_click(4, &click(1, T0 + 7 * MINUTE_MS + 1), 9, false, &mut out),
+            s.apply_click(5, &click(1, T0 + 7 * MINUTE_MS + 1), 9, false, &mut out),
             Applied::Counted
         );
-        s.apply_tick(5, T0 + 10 * MINUTE_MS, &mut out);
+        s.apply_tick(6, T0 + 10 * MINUTE_MS, &mut out);
         let total: u64 = out.iter().map(|c| c.clicks + c.late_clicks).sum();
         assert_eq!(total, 2);
     }
