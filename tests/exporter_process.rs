@@ -172,6 +172,48 @@ async fn own_series_per_ad(prom: &PromApi, id: &str) -> BTreeMap<(u64, i64), u64
     got_ad
 }
 
+/// Waits until the test's `adclick_clicks` per (campaign, minute end) equals `expected` and its
+/// `adclick_late_clicks` add up to `late`. Fails (with the first differences) when the written
+/// counts stop moving for two minutes, six such spells pass, or one of `children` exits.
+async fn wait_exact(
+    prom: &PromApi,
+    id: &str,
+    expected: &BTreeMap<(u64, i64), u64>,
+    late: u64,
+    what: &str,
+    children: &mut [&mut Child],
+) -> Result<(), String> {
+    let mut progress = Progress::new(what, Duration::from_secs(120));
+    loop {
+        let written = campaign_minutes(prom, id, "adclick_clicks").await;
+        let written_late: u64 = campaign_minutes(prom, id, "adclick_late_clicks")
+            .await
+            .values()
+            .sum();
+        if written == *expected && written_late == late {
+            return Ok(());
+        }
+        for child in children.iter_mut() {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!("a process under test exited ({status})"));
+            }
+        }
+        let total: u64 = written.values().sum();
+        if let Err(stalled) = progress.observe(&format!("{total} + {written_late} late")) {
+            let differ: Vec<_> = expected
+                .iter()
+                .filter(|(k, v)| written.get(k) != Some(v))
+                .take(5)
+                .map(|(k, v)| (k, v, written.get(k)))
+                .collect();
+            return Err(format!(
+                "{stalled}; first differences (campaign, minute end) → truth, written: {differ:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exporter_process_killed_repeatedly_still_counts_exactly() {
     let scale = scale();
@@ -266,38 +308,19 @@ async fn the_exporter_process_killed_repeatedly_still_counts_exactly() {
     let prom = PromApi::new(stack.prometheus_url());
     // Fails when the written counts stop moving for two minutes (or after six such spells), not at
     // a fixed time: the machine is shared, and a slow run is not a wrong one.
-    let mut progress = Progress::new("exact after the kills", Duration::from_secs(120));
     let id = scope.id.clone();
-    loop {
-        let written = campaign_minutes(&prom, &id, "adclick_clicks").await;
-        let late: u64 = campaign_minutes(&prom, &id, "adclick_late_clicks")
-            .await
-            .values()
-            .sum();
-        if written == expected && late == late_total {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "adclick export exited by itself ({status}); log: {}",
-                log.display()
-            );
-        }
-        let total: u64 = written.values().sum();
-        if let Err(stalled) = progress.observe(&format!("{total} + {late} late")) {
-            let differ: Vec<_> = expected
-                .iter()
-                .filter(|(k, v)| written.get(k) != Some(v))
-                .take(5)
-                .collect();
-            let _ = child.kill();
-            panic!(
-                "{stalled}, of {clicks} clicks; \
-                 first differences (campaign, minute end) → truth: {differ:?}; log: {}",
-                log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Err(e) = wait_exact(
+        &prom,
+        &id,
+        &expected,
+        late_total,
+        "exact after the kills",
+        &mut [&mut child],
+    )
+    .await
+    {
+        let _ = child.kill();
+        panic!("{e}; of {clicks} clicks; log: {}", log.display());
     }
     // Every ad with a series of its own in a minute has its exact count there (an ad folded
     // into "other" in a minute has none; the campaign sums above cover it).
@@ -563,35 +586,21 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
     }
     let prom = PromApi::new(stack.prometheus_url());
     let id = scope.id.clone();
-    let mut progress = Progress::new("exact after the kills", Duration::from_secs(120));
-    loop {
-        let written = campaign_minutes(&prom, &id, "adclick_clicks").await;
-        let late: u64 = campaign_minutes(&prom, &id, "adclick_late_clicks")
-            .await
-            .values()
-            .sum();
-        if written == expected && late == 0 {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("adclick export exited ({status}); log: {}", log.display());
-        }
-        let total: u64 = written.values().sum();
-        if let Err(stalled) = progress.observe(&format!("{total} + {late} late")) {
-            let differ: Vec<_> = expected
-                .iter()
-                .filter(|(k, v)| written.get(k) != Some(v))
-                .take(5)
-                .map(|(k, v)| (k, v, written.get(k)))
-                .collect();
-            let _ = child.kill();
-            panic!(
-                "{stalled}, truth {clicks} clicks ({repeats} repeats, {crossing} across minutes); \
-                 first differences (campaign, minute end) → truth, written: {differ:?}; log: {}",
-                log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Err(e) = wait_exact(
+        &prom,
+        &id,
+        &expected,
+        0,
+        "exact after the kills",
+        &mut [&mut child],
+    )
+    .await
+    {
+        let _ = child.kill();
+        panic!(
+            "{e}; truth {clicks} clicks ({repeats} repeats, {crossing} across minutes); log: {}",
+            log.display()
+        );
     }
     // Own series (the hot ad's four partitions added up) hold their ad's exact count.
     let got_ad = own_series_per_ad(&prom, &id).await;
@@ -828,34 +837,22 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
     }
     let prom = PromApi::new(stack.prometheus_url());
     let id = scope.id.clone();
-    let mut progress = Progress::new("exact through the Redis outage", Duration::from_secs(120));
-    loop {
-        let written = campaign_minutes(&prom, &id, "adclick_clicks").await;
-        if written == expected {
-            break;
-        }
-        for (name, child) in [("ingest", &mut ingest), ("export", &mut exporter)] {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("adclick {name} exited ({status}); log: {}", log.display());
-            }
-        }
-        let total: u64 = written.values().sum();
-        if let Err(stalled) = progress.observe(&total.to_string()) {
-            let differ: Vec<_> = expected
-                .iter()
-                .filter(|(k, v)| written.get(k) != Some(v))
-                .take(5)
-                .map(|(k, v)| (k, v, written.get(k)))
-                .collect();
-            let _ = (ingest.kill(), exporter.kill());
-            panic!(
-                "{stalled}, truth {} clicks; first differences (campaign, minute end) → truth, \
-                 written: {differ:?}; log: {}",
-                truth.summary.clicks,
-                log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    let exact = wait_exact(
+        &prom,
+        &id,
+        &expected,
+        0,
+        "exact through the Redis outage",
+        &mut [&mut ingest, &mut exporter],
+    )
+    .await;
+    if let Err(e) = exact {
+        let _ = (ingest.kill(), exporter.kill());
+        panic!(
+            "{e}; truth {} clicks; log: {}",
+            truth.summary.clicks,
+            log.display()
+        );
     }
     let _ = (ingest.kill(), exporter.kill());
     let _ = (ingest.wait(), exporter.wait());
