@@ -25,13 +25,13 @@ pub struct ExporterConfig {
     /// How long, in event time, a partition remembers the impression ids it read, to drop a
     /// repeat whichever minute it falls in, ms. An id is remembered for at least this and at most
     /// `dedup_generation_ms` more after the last record that carried it; a repeat further apart
-    /// is counted again live and settled by the rollup (which names it). A restart re-reads this
-    /// much of the log before counting again.
+    /// is counted again live and settled by the rollup (whose reconciliation reports the
+    /// difference). A restart re-reads this much of the log before counting again.
     pub dedup_horizon_ms: i64,
     /// The granularity of forgetting, ms: remembered ids are kept in generations this long.
     pub dedup_generation_ms: i64,
-    /// Impression ids one partition remembers at most (about 17 B each): beyond, the oldest
-    /// generations are forgotten early and the horizon shrinks
+    /// Impression ids one partition remembers at most (about 19-22 B each, BENCHMARKS.md):
+    /// beyond, the oldest generations are forgotten early and the horizon shrinks
     /// (`adclick_exporter_dedup_forgotten_total{reason="capacity"}`).
     pub dedup_max_impressions: usize,
     /// Clicks whose event time is further ahead of their record's timestamp are dead-lettered, ms.
