@@ -105,11 +105,6 @@ async fn exporter_metric(admin_port: u16, metric: &str, labels: &str) -> f64 {
     metric_at(&format!("127.0.0.1:{admin_port}"), metric, labels).await
 }
 
-/// The sum of `metric`'s samples on the admin listener at `admin`.
-async fn exporter_metric_at(admin: &str, metric: &str) -> f64 {
-    metric_at(admin, metric, "").await
-}
-
 /// The sum of the samples of `metric` whose labels contain `labels`, on the `/metrics` page of
 /// the admin listener at `admin` (0 when it does not answer).
 async fn metric_at(admin: &str, metric: &str, labels: &str) -> f64 {
@@ -133,6 +128,15 @@ async fn refused_400(admin_port: u16) -> u64 {
         "code=\"400\"",
     )
     .await as u64
+}
+
+/// SIGKILLs the exporter process (`Child::kill` is SIGKILL on Unix) after reading how many of its
+/// remote_write requests were refused with 400; returns that number.
+async fn sigkill(child: &mut Child, admin_port: u16) -> u64 {
+    let refused = refused_400(admin_port).await;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    refused
 }
 
 /// Per (campaign, minute end): `adclick_clicks` (own series and other) over the test's series.
@@ -300,9 +304,7 @@ async fn the_exporter_process_killed_repeatedly_still_counts_exactly() {
                 log.display()
             );
         }
-        refused += refused_400(admin_port).await;
-        child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix
-        child.wait().unwrap();
+        refused += sigkill(&mut child, admin_port).await;
     }
     let mut child = start_exporter(&scope, &topic, admin_port, &log, &[]);
     let prom = PromApi::new(stack.prometheus_url());
@@ -344,9 +346,7 @@ async fn the_exporter_process_killed_repeatedly_still_counts_exactly() {
             key.1
         );
     }
-    refused += refused_400(admin_port).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    refused += sigkill(&mut child, admin_port).await;
     assert_eq!(
         refused,
         0,
@@ -572,9 +572,7 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         )
         .await;
         tokio::time::sleep(Duration::from_millis(rng.range(200, 2_500) as u64)).await;
-        refused += refused_400(admin_port).await;
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        refused += sigkill(&mut child, admin_port).await;
         kills += 1;
         child = start_exporter(&scope, &topic, admin_port, &log, &quiet);
     }
@@ -615,7 +613,6 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         got_ad.keys().any(|(ad, _)| *ad == HOT_AD),
         "the hot ad keeps its own series"
     );
-    refused += refused_400(admin_port).await;
     // The idle ticks seal the last archive objects; the rollup reads what was uploaded.
     adclick_testsupport::wait::eventually(
         Duration::from_secs(90),
@@ -636,8 +633,7 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    refused += sigkill(&mut child, admin_port).await;
     assert_eq!(
         refused,
         0,
@@ -826,7 +822,7 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
         "{:?}",
         truth.summary.error_examples
     );
-    let fail_open = exporter_metric_at(&ingest_admin, "adclick_ingest_dedup_fail_open_total").await;
+    let fail_open = metric_at(&ingest_admin, "adclick_ingest_dedup_fail_open_total", "").await;
     assert!(fail_open > 100.0, "{fail_open} clicks failed open on dedup");
 
     let mut expected: BTreeMap<(u64, i64), u64> = BTreeMap::new();

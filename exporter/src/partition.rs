@@ -108,10 +108,8 @@ pub struct PartitionState {
     previous: Option<Previous>,
     written_through: Option<Minute>,
     remembered: Remembered,
-    /// Records before this only warm `remembered` up.
-    count_from: i64,
-    /// The point this state resumed from, until it reaches `count_from`: a checkpoint taken
-    /// meanwhile is that one again.
+    /// The point this state resumed from, until a record at its `count_from` is read: records
+    /// before it only warm `remembered` up, and a checkpoint taken meanwhile is that one again.
     resumed: Option<ReplayPoint>,
 }
 
@@ -130,7 +128,6 @@ impl PartitionState {
             previous: None,
             written_through: resume.written_through,
             remembered: Remembered::new(rules.horizon),
-            count_from: resume.replay.map_or(i64::MIN, |r| r.count_from),
             resumed: resume.replay,
         }
     }
@@ -173,13 +170,12 @@ impl PartitionState {
         let ad = AdKey::of(click);
         let minute = Minute::of(click.event_time_ms);
         let max_before = self.max_event_ms;
-        let high = max_before.map_or(click.event_time_ms, |m| m.max(click.event_time_ms));
+        let high = self.high_with(click.event_time_ms);
         let seen = self.remembered.check(offset, max_before, high, impression);
-        if offset < self.count_from {
+        if self.warming_up(offset) {
             self.advance(click.event_time_ms, closed);
             return Applied::WarmUp;
         }
-        self.resumed = None;
         if seen == Seen::Repeat {
             self.advance(click.event_time_ms, closed);
             return Applied::Repeat;
@@ -203,14 +199,26 @@ impl PartitionState {
 
     /// A tick record at `offset`: the log's statement that event time reached `event_time_ms`.
     pub fn apply_tick(&mut self, offset: i64, event_time_ms: i64, closed: &mut Vec<ClosedMinute>) {
-        let high = self
-            .max_event_ms
-            .map_or(event_time_ms, |m| m.max(event_time_ms));
-        self.remembered.advance(offset, high);
-        if offset >= self.count_from {
-            self.resumed = None;
-        }
+        self.remembered
+            .advance(offset, self.high_with(event_time_ms));
+        self.warming_up(offset);
         self.advance(event_time_ms, closed);
+    }
+
+    /// The highest event time once a record of `event_time_ms` is read.
+    fn high_with(&self, event_time_ms: i64) -> i64 {
+        self.max_event_ms
+            .map_or(event_time_ms, |m| m.max(event_time_ms))
+    }
+
+    /// Whether the record at `offset` comes before the point this state counts from; the first
+    /// one that does not ends the warm-up.
+    fn warming_up(&mut self, offset: i64) -> bool {
+        if self.resumed.is_some_and(|r| offset < r.count_from) {
+            return true;
+        }
+        self.resumed = None;
+        false
     }
 
     /// Where a replay that must count from `count_start` (offset, highest event time before it:
