@@ -748,7 +748,9 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
     let admin_port = free_port();
     let mut exporter = start_exporter(&scope, &topic, admin_port, &log, &[]);
 
-    let run_secs = 60;
+    // 90 s with Redis down from 5 s to 80 s: the outage holds a minute boundary wherever the run
+    // starts in its minute (at least 322 repeats cross one during it, over every start second).
+    let run_secs = 90;
     let config = PlanConfig {
         seed: 33,
         start_ms: adclick_loadgen::run::now_ms() + 2_000,
