@@ -12,8 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use adclick_click::KafkaSettings;
 use adclick_click::token::{DEFAULT_CLOCK_SKEW_SECS, TokenKey, Verifier};
 use anyhow::{Context, Result, bail};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Prefix of the environment variables that override the file.
@@ -34,10 +36,32 @@ pub struct Config {
     pub rollup: adclick_rollup::RollupConfig,
     /// The object store of the raw archive, the exporter's checkpoints and the rollup's blocks.
     pub s3: adclick_exporter::S3Config,
+    /// How the services log (to stderr).
+    pub log: LogConfig,
+}
+
+/// `[log]`: the services' log lines on stderr. `ADCLICK_LOG` (e.g. `info,adclick_ingest=debug`)
+/// chooses what is logged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// The shape of a log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per event; coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, `span`s), for a log
+    /// pipeline (Loki, Elasticsearch, …).
+    Json,
 }
 
 /// The Kafka cluster and clicks topic every component shares.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
@@ -51,12 +75,24 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
-    /// The pass-through librdkafka properties, as the clients take them.
-    pub fn librdkafka_properties(&self) -> Vec<(String, String)> {
-        self.properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    /// What every Kafka client is built from.
+    pub fn settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.brokers.clone(),
+            topic: self.clicks_topic.clone(),
+            properties: self
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Secret properties (`sasl.password`, …) never reach logs.
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.settings(), f)
     }
 }
 
@@ -103,7 +139,8 @@ pub struct TokensConfig {
     /// Id of the key new tokens are signed with; must be one of `keys`.
     pub signing_key_id: String,
     /// Key id → secret, hex-encoded (at least 32 bytes). Every key here is accepted on verify.
-    pub keys: BTreeMap<String, String>,
+    /// `Debug` shows the ids only.
+    pub keys: BTreeMap<String, SecretString>,
     /// Clock-skew allowance on issue and expiry times, in seconds.
     pub clock_skew_secs: Option<u64>,
 }
@@ -121,7 +158,7 @@ impl TokensConfig {
         let keys = self
             .keys
             .iter()
-            .map(|(id, secret)| (id.as_str(), secret.as_str()));
+            .map(|(id, secret)| (id.as_str(), secret.expose_secret()));
         Verifier::from_hex(keys, skew_secs).context("invalid [tokens] keys")
     }
 
@@ -132,7 +169,7 @@ impl TokensConfig {
             .keys
             .get(id)
             .with_context(|| format!("signing key {id:?} is not in [tokens] keys"))?;
-        TokenKey::from_hex(id, secret).context("invalid [tokens] signing key")
+        TokenKey::from_hex(id, secret.expose_secret()).context("invalid [tokens] signing key")
     }
 }
 
@@ -216,8 +253,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.tokens.signing_key_id, "k2");
-        assert_eq!(c.tokens.keys["k1"], "aa");
-        assert_eq!(c.tokens.keys["k2"], "bb");
+        assert_eq!(c.tokens.keys["k1"].expose_secret(), "aa");
+        assert_eq!(c.tokens.keys["k2"].expose_secret(), "bb");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("k2") && !shown.contains("\"bb\""), "{shown}");
     }
 
     #[test]
@@ -299,7 +338,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.kafka.librdkafka_properties(),
+            c.kafka.settings().properties,
             [
                 ("compression.type".to_string(), "lz4".to_string()),
                 ("linger.ms".into(), "20".into()),

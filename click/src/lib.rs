@@ -5,14 +5,17 @@
 //! |---|---|
 //! | [`wire`] | the `Click` record of `proto/adclick/v1/click.proto`, its flags and Kafka key |
 //! | [`token`] | impression tokens: their byte layout, signing, and verification with key rotation |
+//! | [`kafka`] | where the clicks topic is and the librdkafka properties every client takes |
 //! | [`archive`] | the raw click archive's object names and bytes (exporter writes, rollup reads) |
 //! | [`minute`] | event-time minutes: which minute a click belongs to and the timestamp its sample carries |
 
 pub mod archive;
+pub mod kafka;
 pub mod minute;
 pub mod token;
 pub mod wire;
 
+pub use kafka::KafkaSettings;
 pub use minute::Minute;
 pub use token::{Claims, Signer, TokenError, Verified, Verifier};
 pub use wire::{Click, ClickFlag};

@@ -91,11 +91,16 @@ stop_daemon() {
   rm -f "$f"
 }
 
-# need_debian_packages CMD=PACKAGE...: installs the Debian packages whose command is missing.
+# need_debian_packages CMD=PACKAGE...: installs the Debian packages whose command is missing (a
+# CMD that is an absolute path is a file the package installs, e.g. a header).
 need_debian_packages() {
   local missing=() pair
   for pair in "$@"; do
-    command -v "${pair%%=*}" >/dev/null 2>&1 && continue
+    if [[ ${pair%%=*} == /* ]]; then
+      [[ -e ${pair%%=*} ]] && continue
+    else
+      command -v "${pair%%=*}" >/dev/null 2>&1 && continue
+    fi
     # One package may bring several commands (prometheus and promtool): name it once.
     [[ " ${missing[*]} " == *" ${pair#*=} "* ]] || missing+=("${pair#*=}")
   done

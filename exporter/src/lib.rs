@@ -35,7 +35,8 @@ pub mod series;
 pub mod service;
 pub mod window;
 
+pub use adclick_click::KafkaSettings;
 pub use adclick_objstore::S3Config;
 pub use config::ExporterConfig;
 pub use metrics::Metrics;
-pub use service::{Deps, ExportError, KafkaSettings, registry, run, serve};
+pub use service::{Deps, ExportError, registry, run, serve};

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use adclick_click::KafkaSettings;
 use adclick_remote_write::{Queue, Sample, stale};
 use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
@@ -37,15 +38,6 @@ use crate::metrics::{Metrics, PartitionLabels, ReasonLabels};
 use crate::partition::{Applied, ClosedMinute, PartitionState, Rules};
 use crate::record::{self, EventTimeBounds, Poison, Record};
 use crate::series::{self, OpenMinuteSeries};
-
-/// Where the clicks are.
-#[derive(Debug, Clone)]
-pub struct KafkaSettings {
-    pub brokers: String,
-    pub topic: String,
-    /// librdkafka properties for the consumer and the producer (security settings, tuning).
-    pub properties: Vec<(String, String)>,
-}
 
 /// Why the exporter stopped on its own.
 #[derive(Debug, thiserror::Error)]

@@ -117,7 +117,7 @@ async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -
     let admin_addr = admin.local_addr().unwrap().to_string();
     let settings = adclick_ingest::Settings {
         config: adclick_ingest::IngestConfig {
-            redis_url: scope.stack.redis_url().to_string(),
+            redis_url: scope.stack.redis_url().into(),
             redis_key_prefix: scope.redis_prefix(),
             spill_dir: spill.to_path_buf(),
             replay_interval_ms: 200,

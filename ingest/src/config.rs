@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::fmt;
+
+use adclick_tls::ClientTls;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::Error;
@@ -30,7 +34,19 @@ pub struct IngestConfig {
     pub listen: SocketAddr,
     /// Admin listener: `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: SocketAddr,
-    pub redis_url: String,
+    /// The Redis server holding the dedup keys: `redis://host:port` or `rediss://host:port`
+    /// (TLS). Not used when `redis_cluster_nodes` is set.
+    pub redis_url: RedisUrl,
+    /// Some nodes of a Redis Cluster holding the dedup keys (the rest are discovered).
+    pub redis_cluster_nodes: Vec<RedisUrl>,
+    /// ACL user (Redis 6+); empty: the URL's user, else `default`.
+    pub redis_username: String,
+    /// Password of `redis_username` (or of `requirepass`); replaces one in the URL. `Debug`
+    /// never shows it.
+    pub redis_password: Option<SecretString>,
+    /// `[ingest.redis_tls]`: for `rediss://`, a private CA (which then replaces the system roots)
+    /// and a client certificate for mutual TLS.
+    pub redis_tls: ClientTls,
     /// Prefix of the dedup keys (`{prefix}{impression id hex}`).
     pub redis_key_prefix: String,
     /// Lifetime of a dedup key, seconds.
@@ -75,6 +91,10 @@ impl Default for IngestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_cluster_nodes: vec![],
+            redis_username: String::new(),
+            redis_password: None,
+            redis_tls: ClientTls::default(),
             redis_key_prefix: "adclick:imp:".into(),
             dedup_ttl_secs: 86_400,
             dedup_timeout_ms: 20,
@@ -142,6 +162,18 @@ impl IngestConfig {
         Ok(())
     }
 
+    /// Where and how to reach Redis.
+    pub fn redis(&self) -> RedisSettings {
+        RedisSettings {
+            url: self.redis_url.clone(),
+            cluster_nodes: self.redis_cluster_nodes.clone(),
+            username: self.redis_username.clone(),
+            password: self.redis_password.clone(),
+            tls: self.redis_tls.clone(),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
     pub fn dedup_timeout(&self) -> Duration {
         Duration::from_millis(self.dedup_timeout_ms)
     }
@@ -159,6 +191,67 @@ impl IngestConfig {
     }
     pub fn replay_interval(&self) -> Duration {
         Duration::from_millis(self.replay_interval_ms.max(10))
+    }
+}
+
+/// A Redis URL from the configuration; `Debug` hides its password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(pub String);
+
+impl RedisUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for RedisUrl {
+    fn from(url: &str) -> RedisUrl {
+        RedisUrl(url.to_string())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("redacted"));
+                fmt::Debug::fmt(url.as_str(), f)
+            }
+            Ok(_) => fmt::Debug::fmt(&self.0, f),
+            Err(_) => f.write_str("<not a URL>"),
+        }
+    }
+}
+
+/// Where and how to reach Redis: the `redis_*` keys of `[ingest]`.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// One server; not used when `cluster_nodes` is set.
+    pub url: RedisUrl,
+    /// Some nodes of a Redis Cluster (the rest are discovered); empty: one server.
+    pub cluster_nodes: Vec<RedisUrl>,
+    /// ACL user (Redis 6+); empty: the URL's, else the default user.
+    pub username: String,
+    /// Password of the user (or `requirepass`); replaces one in the URL.
+    pub password: Option<SecretString>,
+    /// TLS files for `rediss://` URLs.
+    pub tls: ClientTls,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+}
+
+impl RedisSettings {
+    /// One server at `url`, no login or TLS files beyond the URL's.
+    pub fn for_url(url: &str) -> RedisSettings {
+        RedisSettings {
+            url: url.into(),
+            cluster_nodes: vec![],
+            username: String::new(),
+            password: None,
+            tls: ClientTls::default(),
+            connect_timeout: Duration::from_secs(1),
+        }
     }
 }
 

@@ -11,16 +11,19 @@
 //! lost because Redis was down. A command that timed out may still have been executed: the key is
 //! then set although the click was flagged unchecked, which is harmless.
 //!
-//! The connection is a `redis::aio::ConnectionManager` (one multiplexed connection, reconnected in
-//! the background), so dedup resumes by itself once Redis is back. Ingest starts even when Redis
-//! is down: the first connection is made by a background task (ingest waits for it at most
-//! `service::STARTUP_WAIT` before serving, so a normal start does not fail open needlessly),
-//! and until it succeeds every click fails open with reason `unavailable`.
+//! The connection is a [`RedisLink`](crate::redis_link): one server through a reconnecting
+//! multiplexed connection, or a Redis Cluster, so dedup resumes by itself once Redis is back.
+//! Ingest starts even when Redis is down: the first connection is made by a background task
+//! (ingest waits for it at most `service::STARTUP_WAIT` before serving, so a normal start does
+//! not fail open needlessly), and until it succeeds every click fails open with reason
+//! `unavailable`. A first attempt refused for a reason retrying cannot fix — a wrong password,
+//! a server certificate the configured CA did not sign — stops ingest at start instead.
 //!
 //! # One write for many claims
 //!
 //! Claims are not sent one command per click: a claim joins a queue, and a batcher task sends
-//! everything queued as one pipeline (one write, one read, on both sides of the connection) once
+//! everything queued as one pipeline (one write, one read, on both sides of the connection; on a
+//! cluster, one command per claim written back to back) once
 //! the runtime has run the other tasks that were ready — the other clicks of the same moment. No
 //! timer is involved, so a lone click waits for nothing; under load a pipeline carries the claims
 //! of a scheduling round. Each command in it is the same `SET NX EX` as alone (pipelines are not
@@ -30,11 +33,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{Notify, OnceCell, oneshot};
 
 use crate::Error;
 use crate::metrics::Metrics;
+use crate::redis_link::{Connector, RedisLink, RedisSettings, is_misconfiguration};
 
 /// The verdict on one click's impression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +51,11 @@ pub enum Claim {
     Unchecked(&'static str),
 }
 
-/// One queued claim: its key, and where the batcher answers: `Ok(Some(_))` when the key was set
-/// (new), `Ok(None)` when it was there (duplicate), `Err(())` when Redis failed.
+/// One queued claim: its key, and where the batcher answers: `Ok(true)` when the key was free
+/// (new), `Ok(false)` when another claim holds it (duplicate), `Err(())` when Redis failed.
 struct QueuedClaim {
     key: String,
-    reply: oneshot::Sender<Result<Option<String>, ()>>,
+    reply: oneshot::Sender<Result<bool, ()>>,
 }
 
 /// The claims waiting for the batcher.
@@ -66,7 +69,9 @@ struct ClaimQueue {
 /// The dedup store; clones share one connection.
 #[derive(Clone)]
 pub struct Dedup {
-    conn: Arc<OnceCell<ConnectionManager>>,
+    conn: Arc<OnceCell<RedisLink>>,
+    /// Why the first connection attempt was refused, when retrying cannot help.
+    refused: Arc<Mutex<Option<String>>>,
     queue: Arc<ClaimQueue>,
     prefix: Arc<str>,
     timeout: Duration,
@@ -83,36 +88,33 @@ impl std::fmt::Debug for Dedup {
 }
 
 impl Dedup {
-    /// A dedup store on `url`; connects in the background (needs a Tokio runtime).
+    /// A dedup store on the configured Redis; connects in the background (needs a Tokio
+    /// runtime). A URL or TLS file that cannot work is an error here.
     pub fn new(
-        url: &str,
+        redis: &RedisSettings,
         prefix: &str,
         ttl_secs: u64,
         timeout: Duration,
         metrics: Metrics,
     ) -> Result<Dedup, Error> {
-        let client =
-            redis::Client::open(url).map_err(|e| Error::Config(format!("redis_url: {e}")))?;
+        let connector = Connector::new(redis)?;
         let conn = Arc::new(OnceCell::new());
-        let cell = conn.clone();
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            // Reconnect quickly after an outage: the first attempts are what matter.
-            .set_max_delay(1_000)
-            .set_number_of_retries(3);
+        let refused = Arc::new(Mutex::new(None));
+        let (cell, refusal) = (conn.clone(), refused.clone());
         tokio::spawn(async move {
             let mut logged = false;
             loop {
-                match ConnectionManager::new_with_config(client.clone(), manager_config.clone())
-                    .await
-                {
-                    Ok(manager) => {
-                        let _ = cell.set(manager);
+                match connector.connect().await {
+                    Ok(link) => {
+                        let _ = cell.set(link);
                         tracing::info!("connected to Redis");
                         return;
                     }
                     Err(error) => {
                         if !logged {
+                            if is_misconfiguration(&error) {
+                                *refusal.lock().expect("not poisoned") = Some(error.to_string());
+                            }
                             tracing::warn!(%error, "Redis unreachable; clicks fail open until it answers");
                             logged = true;
                         }
@@ -129,6 +131,7 @@ impl Dedup {
         tokio::spawn(send_batches(queue.clone(), conn.clone(), ttl_secs, timeout));
         Ok(Dedup {
             conn,
+            refused,
             queue,
             prefix: prefix.into(),
             timeout,
@@ -157,8 +160,8 @@ impl Dedup {
                 self.queue.queued.notify_one();
             }
             match tokio::time::timeout(self.timeout, answer).await {
-                Ok(Ok(Ok(Some(_)))) => Claim::New,
-                Ok(Ok(Ok(None))) => Claim::Duplicate,
+                Ok(Ok(Ok(true))) => Claim::New,
+                Ok(Ok(Ok(false))) => Claim::Duplicate,
                 Ok(Ok(Err(()))) => Claim::Unchecked("error"),
                 // No answer in time; or none at all, because the batcher gave up on the pipeline
                 // at its (longer) bound while this task waited for the CPU.
@@ -176,23 +179,25 @@ impl Dedup {
     /// Gives an impression back (deletes its key), so a later click on it counts: used when a
     /// claimed click could not be made durable. Best effort, within the dedup bound.
     pub async fn release(&self, impression_id: &[u8]) {
-        if let Some(conn) = self.conn.get() {
-            let mut conn = conn.clone();
-            let cmd = redis::cmd("DEL").arg(self.key(impression_id)).to_owned();
-            let _ = tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await;
+        if let Some(link) = self.conn.get() {
+            let _ = tokio::time::timeout(self.timeout, link.delete(&self.key(impression_id))).await;
         }
     }
 
-    /// Waits until the first connection is made, at most `timeout`; whether it was.
-    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+    /// Waits until the first connection is made, at most `timeout`; whether it was. An error
+    /// when Redis refused it for a reason retrying cannot fix (see [`is_misconfiguration`]).
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.connected() {
+            if let Some(reason) = self.refused.lock().expect("not poisoned").clone() {
+                return Err(Error::Redis(reason));
+            }
             if tokio::time::Instant::now() >= deadline {
-                return false;
+                return Ok(false);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        true
+        Ok(true)
     }
 
     /// Whether the first connection was made (Redis may have gone away since).
@@ -205,7 +210,7 @@ impl Dedup {
 /// [`Dedup`] handle is gone.
 async fn send_batches(
     queue: Arc<ClaimQueue>,
-    conn: Arc<OnceCell<ConnectionManager>>,
+    conn: Arc<OnceCell<RedisLink>>,
     ttl_secs: u64,
     timeout: Duration,
 ) {
@@ -226,50 +231,28 @@ async fn send_batches(
         if claims.is_empty() {
             continue;
         }
-        let Some(mut connection) = conn.get().cloned() else {
+        let Some(link) = conn.get().cloned() else {
             // Only queued once connected, and the cell is never emptied.
             continue;
         };
-        let mut pipeline = redis::pipe();
-        for claim in &claims {
-            pipeline
-                .cmd("SET")
-                .arg(&claim.key)
-                .arg(1)
-                .arg("NX")
-                .arg("EX")
-                .arg(ttl_secs);
-        }
+        let keys: Vec<String> = claims.iter().map(|c| c.key.clone()).collect();
         // Its own task: the next round does not wait for this one's answer.
         tokio::spawn(async move {
-            let sent = pipeline.query_async::<Vec<Option<String>>>(&mut connection);
-            // Past the bound every claim of the pipeline has failed open (reason `timeout`):
+            let sent = link.claim(&keys, ttl_secs);
+            // Past the bound every claim of the round has failed open (reason `timeout`):
             // stop waiting. Twice the bound, so that the claims see their own timeouts first.
-            let Ok(answered) = tokio::time::timeout(timeout.saturating_mul(2), sent).await else {
+            let Ok(answers) = tokio::time::timeout(timeout.saturating_mul(2), sent).await else {
                 return;
             };
-            match answered {
-                Ok(answers) if answers.len() == claims.len() => {
-                    for (claim, answer) in claims.into_iter().zip(answers) {
-                        let _ = claim.reply.send(Ok(answer));
+            let mut failed = 0;
+            for (claim, answer) in claims.into_iter().zip(answers) {
+                let answer = answer.map_err(|error| {
+                    if failed == 0 {
+                        tracing::debug!(%error, "claim failed; failing the click open");
                     }
-                }
-                Ok(answers) => {
-                    tracing::warn!(
-                        sent = claims.len(),
-                        answers = answers.len(),
-                        "Redis answered a claim pipeline with the wrong number of replies; failing those clicks open"
-                    );
-                    for claim in claims {
-                        let _ = claim.reply.send(Err(()));
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(%error, claims = claims.len(), "claim pipeline failed; failing those clicks open");
-                    for claim in claims {
-                        let _ = claim.reply.send(Err(()));
-                    }
-                }
+                    failed += 1;
+                });
+                let _ = claim.reply.send(answer);
             }
         });
     }
@@ -289,7 +272,7 @@ mod tests {
             .port();
         let m = Metrics::new(&mut Registry::default());
         let d = Dedup::new(
-            &format!("redis://127.0.0.1:{port}"),
+            &RedisSettings::for_url(&format!("redis://127.0.0.1:{port}")),
             "p:",
             60,
             Duration::from_millis(20),
@@ -315,6 +298,7 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let _guard = rt.enter();
         let m = Metrics::new(&mut Registry::default());
-        assert!(Dedup::new("nonsense://", "p:", 60, Duration::from_millis(20), m).is_err());
+        let redis = RedisSettings::for_url("nonsense://");
+        assert!(Dedup::new(&redis, "p:", 60, Duration::from_millis(20), m).is_err());
     }
 }

@@ -9,6 +9,7 @@
 //! | [`event_time`] | when a click happened: the client's `t` within bounds, else receipt |
 //! | [`reject`] | every non-redirect answer: status per reason, a short page, no `Location` |
 //! | [`dedup`] | Redis `SET NX EX` per impression, within a deadline; fail open |
+//! | [`redis_link`] | reaching Redis: one server or a cluster, TLS, ACL login |
 //! | [`produce`] | the idempotent Kafka producer, hot-ad key salting, broker health |
 //! | [`spill`] | the local append-only log with group fsync that makes clicks durable without Kafka |
 //! | [`replay`] | the task that moves the spill into Kafka when the broker is back |
@@ -41,6 +42,8 @@ pub mod limits;
 pub mod metrics;
 #[cfg(feature = "service")]
 pub mod produce;
+#[cfg(feature = "service")]
+pub mod redis_link;
 pub mod reject;
 #[cfg(feature = "service")]
 pub mod replay;
@@ -50,11 +53,10 @@ pub mod server;
 mod service;
 pub mod spill;
 
+pub use adclick_click::KafkaSettings;
 pub use config::{IngestConfig, SpillFullPolicy};
 #[cfg(feature = "service")]
 pub use handler::{AppState, app};
-#[cfg(feature = "service")]
-pub use produce::KafkaSettings;
 #[cfg(feature = "service")]
 pub use service::{Listeners, Service, Settings, run};
 
@@ -67,4 +69,7 @@ pub enum Error {
     Spill { dir: String, source: std::io::Error },
     #[error("creating the Kafka producer: {0}")]
     Kafka(String),
+    /// Redis refused ingest for a reason retrying cannot fix (login, TLS certificate).
+    #[error("Redis refused the connection: {0}")]
+    Redis(String),
 }

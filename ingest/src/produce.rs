@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use adclick_click::KafkaSettings;
 use adclick_click::wire::{Click, kafka_key, salt};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -25,16 +26,6 @@ use tokio::sync::Notify;
 
 use crate::Error;
 use crate::metrics::Metrics;
-
-/// Where clicks are produced.
-#[derive(Debug, Clone)]
-pub struct KafkaSettings {
-    /// `bootstrap.servers`.
-    pub brokers: String,
-    pub topic: String,
-    /// librdkafka properties applied after adclick's own, so they can override them.
-    pub properties: Vec<(String, String)>,
-}
 
 /// Why a click was not acknowledged within the bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -153,7 +153,8 @@ mod tests {
     use rdkafka::mocking::MockCluster;
 
     use super::*;
-    use crate::produce::{KafkaSettings, NotAcked};
+    use crate::KafkaSettings;
+    use crate::produce::NotAcked;
 
     /// A broker that misses the bound once (librdkafka's mock cluster with a 300 ms round trip)
     /// and is fast again right after is produced to directly again long before the interval:

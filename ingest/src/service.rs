@@ -13,12 +13,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::KafkaSettings;
 use crate::config::IngestConfig;
 use crate::event_time::ClientTimeBounds;
 use crate::handler::{self, AppState};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::produce::{KafkaSettings, Producer};
+use crate::produce::Producer;
 use crate::replay::{self, ReplayOptions};
 use crate::server::{self, ConnLimits};
 use crate::spill::Spill;
@@ -87,7 +88,7 @@ impl Service {
             metrics.clone(),
         )?;
         let dedup = dedup::Dedup::new(
-            &config.redis_url,
+            &config.redis(),
             &config.redis_key_prefix,
             config.dedup_ttl_secs,
             config.dedup_timeout(),
@@ -97,7 +98,7 @@ impl Service {
             dedup.wait_connected(STARTUP_WAIT),
             producer.warm_up(STARTUP_WAIT),
         );
-        if !redis_connected {
+        if !redis_connected? {
             tracing::warn!("Redis not connected at start; serving clicks unchecked until it is");
         }
         if !broker_answered {

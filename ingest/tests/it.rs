@@ -161,14 +161,14 @@ async fn concurrent_claims_are_one_new_per_impression() {
     let scope = Stack::get().isolated("ingest-dedup-batch");
     let metrics = adclick_ingest::metrics::Metrics::new(&mut Default::default());
     let dedup = Dedup::new(
-        scope.stack.redis_url(),
+        &adclick_ingest::redis_link::RedisSettings::for_url(scope.stack.redis_url()),
         &scope.redis_prefix(),
         60,
         Duration::from_secs(5),
         metrics,
     )
     .unwrap();
-    assert!(dedup.wait_connected(Duration::from_secs(5)).await);
+    assert!(dedup.wait_connected(Duration::from_secs(5)).await.unwrap());
     const IMPRESSIONS: u32 = 500;
     const CLICKS_EACH: u32 = 4;
     let claims = (0..IMPRESSIONS * CLICKS_EACH).map(|i| {

@@ -5,6 +5,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_http_client::tls;
 use serde::Deserialize;
 
 /// An S3-compatible bucket (AWS S3, garage, MinIO, ...).
@@ -18,6 +19,9 @@ pub struct S3Config {
     pub endpoint_url: String,
     /// Path-style addressing (`endpoint/bucket/key`), which most non-AWS stores need.
     pub force_path_style: bool,
+    /// `[s3.tls]`: a private CA for an `https://` endpoint (`ca_file`). The SDK's HTTP client
+    /// takes no client certificate, so `cert_file`/`key_file` are refused here.
+    pub tls: adclick_tls::ClientTls,
 }
 
 impl Default for S3Config {
@@ -27,24 +31,49 @@ impl Default for S3Config {
             region: "garage".into(),
             endpoint_url: "http://127.0.0.1:3900".into(),
             force_path_style: true,
+            tls: adclick_tls::ClientTls::default(),
         }
     }
 }
 
 impl S3Config {
     /// A client with credentials from the standard AWS sources (`AWS_ACCESS_KEY_ID` and
-    /// `AWS_SECRET_ACCESS_KEY`, profiles, instance roles), never from adclick's own file.
-    pub async fn client(&self) -> aws_sdk_s3::Client {
+    /// `AWS_SECRET_ACCESS_KEY`, profiles, instance roles), never from adclick's own file. With a
+    /// `[s3.tls] ca_file`, the client trusts that CA beside the system roots.
+    pub async fn client(&self) -> Result<aws_sdk_s3::Client, adclick_tls::TlsError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(self.region.clone()));
         if !self.endpoint_url.is_empty() {
             loader = loader.endpoint_url(&self.endpoint_url);
         }
+        if self.tls.cert_file.is_some() || self.tls.key_file.is_some() {
+            return Err(adclick_tls::TlsError::Unsupported {
+                client: "S3",
+                what: "a client certificate (cert_file, key_file)",
+            });
+        }
+        if let Some(ca_pem) = self.tls.load()?.ca_pem {
+            let trust = tls::TrustStore::default().with_pem_certificate(ca_pem);
+            let context = tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .map_err(|e| adclick_tls::TlsError::Content {
+                    path: self.tls.ca_file.clone().unwrap_or_default(),
+                    what: format!("not usable as a trust store ({e})"),
+                })?;
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(context)
+                .build_https();
+            loader = loader.http_client(http);
+        }
         let shared = loader.load().await;
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(self.force_path_style)
             .build();
-        aws_sdk_s3::Client::from_conf(config)
+        Ok(aws_sdk_s3::Client::from_conf(config))
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Config {
     /// When set, sent in `tenant_header` (multi-tenant receivers: Cortex, Mimir, Thanos Receive).
     pub tenant_id: Option<String>,
     pub tenant_header: String,
+    /// `[… .tls]`: a private CA for an `https://` receiver, a client certificate for mutual TLS.
+    pub tls: adclick_tls::ClientTls,
     pub queue: QueueConfig,
 }
 
@@ -80,6 +82,7 @@ impl Default for Config {
             headers: BTreeMap::new(),
             tenant_id: None,
             tenant_header: "X-Scope-OrgID".to_string(),
+            tls: adclick_tls::ClientTls::default(),
             queue: QueueConfig::default(),
         }
     }
@@ -99,6 +102,7 @@ impl fmt::Debug for Config {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("tenant_id", &self.tenant_id)
             .field("tenant_header", &self.tenant_header)
+            .field("tls", &self.tls)
             .field("queue", &self.queue)
             .finish()
     }
@@ -232,6 +236,9 @@ pub enum ConfigError {
     ConflictingAuth,
     #[error("the HTTP client cannot be built: {0}")]
     HttpClient(String),
+    /// A `[… .tls]` file that cannot be used (the message names it).
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("the queue must be started within a Tokio runtime")]
     NoRuntime,
 }

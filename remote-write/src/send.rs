@@ -214,13 +214,19 @@ impl Sender {
         // Reserved names were refused by validate(), so nothing here replaces the above.
         headers.extend(config.user_headers()?);
         let timeout = config.remote_timeout();
-        let http = reqwest::Client::builder()
+        let tls = config
+            .tls
+            .load()
+            .map_err(|e| ConfigError::Tls(format!("{e}")))?;
+        let builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .default_headers(headers)
             .connect_timeout(timeout)
             // A redirected POST may turn into a GET and lose the body: only a 2xx is success.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+            .redirect(reqwest::redirect::Policy::none());
+        let http = tls
+            .apply_to_reqwest(builder)
+            .and_then(reqwest::ClientBuilder::build)
             .map_err(|e| ConfigError::HttpClient(error_chain(&e)))?;
         let q = &config.queue;
         let retry = RetryPolicy {

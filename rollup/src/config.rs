@@ -38,6 +38,9 @@ pub struct RollupConfig {
     /// remote_write endpoint for the rollup's own figures (`adclick_rollup_*`), which alerts
     /// read; empty = none.
     pub metrics_remote_write_url: String,
+    /// `[rollup.prometheus_tls]`: a private CA (and client certificate) for `https://`
+    /// `prometheus_url` and `metrics_remote_write_url`.
+    pub prometheus_tls: adclick_tls::ClientTls,
     /// Directory the JSON report is written to (`rollup-YYYY-MM-DD.json`).
     pub report_dir: String,
     /// Mismatched ads and campaigns listed in the report, largest difference first (the counts
@@ -58,6 +61,7 @@ impl Default for RollupConfig {
             fetch_concurrency: 16,
             prometheus_url: "http://127.0.0.1:9090".into(),
             metrics_remote_write_url: "http://127.0.0.1:9090/api/v1/write".into(),
+            prometheus_tls: adclick_tls::ClientTls::default(),
             report_dir: ".".into(),
             report_max_rows: 1000,
         }

@@ -357,7 +357,10 @@ async fn push_metrics(
         message,
     };
     let sender = adclick_remote_write::Sender::new(
-        &adclick_remote_write::Config::for_url(&url),
+        &adclick_remote_write::Config {
+            tls: config.prometheus_tls.clone(),
+            ..adclick_remote_write::Config::for_url(&url)
+        },
         adclick_remote_write::Metrics::new(),
     )
     .map_err(|e| failed(e.to_string()))?;

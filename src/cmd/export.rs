@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use adclick_exporter::{Deps, KafkaSettings, Metrics};
+use adclick_exporter::{Deps, Metrics};
 use anyhow::{Context, Result};
 
 use super::{init_logging, shutdown_signal};
@@ -25,7 +25,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs, config: &Config) -> Result<()> {
-    init_logging();
+    init_logging(&config.log);
     let mut exporter = config.exporter.clone();
     if let Some(admin) = args.admin_listen {
         exporter.admin_listen = admin.to_string();
@@ -36,11 +36,7 @@ pub fn run(args: ExportArgs, config: &Config) -> Result<()> {
     if let Some(url) = args.remote_write_url {
         exporter.remote_write.url = url;
     }
-    let kafka = KafkaSettings {
-        brokers: config.kafka.brokers.clone(),
-        topic: config.kafka.clicks_topic.clone(),
-        properties: config.kafka.librdkafka_properties(),
-    };
+    let kafka = config.kafka.settings();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let admin = tokio::net::TcpListener::bind(&exporter.admin_listen)
@@ -48,7 +44,7 @@ pub fn run(args: ExportArgs, config: &Config) -> Result<()> {
             .with_context(|| format!("listening on {}", exporter.admin_listen))?;
         let deps = Deps {
             kafka,
-            s3: config.s3.client().await,
+            s3: config.s3.client().await.context("[s3.tls]")?,
             bucket: config.s3.bucket.clone(),
             metrics: Metrics::new(),
             remote_write_metrics: adclick_remote_write::Metrics::new(),

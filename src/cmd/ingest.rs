@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use adclick_ingest::{KafkaSettings, Listeners, Settings};
+use adclick_ingest::{Listeners, Settings};
 use anyhow::{Context, Result};
 
 use super::{init_logging, shutdown_signal};
@@ -26,7 +26,7 @@ pub struct IngestArgs {
 }
 
 pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
-    init_logging();
+    init_logging(&config.log);
     let mut ingest = config.ingest.clone();
     if let Some(listen) = args.listen {
         ingest.listen = listen;
@@ -38,11 +38,7 @@ pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
         ingest.spill_dir = dir;
     }
     let verifier = config.tokens.verifier()?;
-    let kafka = KafkaSettings {
-        brokers: config.kafka.brokers.clone(),
-        topic: config.kafka.clicks_topic.clone(),
-        properties: config.kafka.librdkafka_properties(),
-    };
+    let kafka = config.kafka.settings();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let public = tokio::net::TcpListener::bind(ingest.listen)

@@ -192,12 +192,7 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
             .iter()
             .map(|ad| (ad.ad_id, args.hot_salt_shards))
             .collect();
-        let props: Vec<(String, String)> = config
-            .kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let props = config.kafka.settings().properties;
         Target::Kafka(
             KafkaTarget::new(
                 &config.kafka.brokers,

@@ -7,6 +7,10 @@ pub mod loadgen;
 pub mod rollup;
 pub mod token;
 
+use std::io::IsTerminal;
+
+use crate::config::{LogConfig, LogFormat};
+
 /// SIGINT (Ctrl-C) or SIGTERM (what service managers send).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -29,12 +33,22 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; `ADCLICK_LOG` sets the filter (default `info`).
-pub fn init_logging() {
+/// Logs to stderr in `[log] format`; `ADCLICK_LOG` sets the filter (default `info`). Text is
+/// coloured only when stderr is a terminal, so log files and pipelines get no escape codes.
+pub fn init_logging(config: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ADCLICK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match config.format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }

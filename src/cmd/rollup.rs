@@ -40,7 +40,7 @@ pub struct RollupArgs {
 
 /// Runs the rollup; returns the process exit code.
 pub fn run(args: RollupArgs, config: &Config) -> Result<i32> {
-    init_logging();
+    init_logging(&config.log);
     let mut rollup = config.rollup.clone();
     if let Some(dir) = args.report_dir {
         rollup.report_dir = dir.display().to_string();
@@ -58,11 +58,19 @@ pub fn run(args: RollupArgs, config: &Config) -> Result<i32> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let tls = rollup
+            .prometheus_tls
+            .load()
+            .context("[rollup.prometheus_tls]")?;
+        let http = tls
+            .apply_to_reqwest(reqwest::Client::builder())
+            .and_then(reqwest::ClientBuilder::build)
+            .context("the HTTP client for [rollup] prometheus_url")?;
         let deps = Deps {
-            s3: config.s3.client().await,
+            s3: config.s3.client().await.context("[s3.tls]")?,
             bucket: config.s3.bucket.clone(),
             topic: config.kafka.clicks_topic.clone(),
-            http: reqwest::Client::new(),
+            http,
         };
         let report = adclick_rollup::run(&rollup, &deps, &options)
             .await

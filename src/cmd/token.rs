@@ -146,8 +146,8 @@ mod tests {
         TokensConfig {
             signing_key_id: "k2".into(),
             keys: [
-                ("k1".to_string(), "11".repeat(32)),
-                ("k2".to_string(), "22".repeat(32)),
+                ("k1".to_string(), "11".repeat(32).into()),
+                ("k2".to_string(), "22".repeat(32).into()),
             ]
             .into(),
             clock_skew_secs: Some(0),

@@ -27,7 +27,9 @@ fn closed_port() -> u16 {
 
 async fn service(dir: &std::path::Path) -> Service {
     let config = IngestConfig {
-        redis_url: format!("redis://127.0.0.1:{}", closed_port()),
+        redis_url: format!("redis://127.0.0.1:{}", closed_port())
+            .as_str()
+            .into(),
         spill_dir: dir.to_path_buf(),
         produce_timeout_ms: 20,
         ..IngestConfig::default()

@@ -57,7 +57,7 @@ pub fn closed_port() -> u16 {
 /// An ingest configuration for tests: its own spill folder and Redis prefix.
 pub fn config(redis_url: &str, redis_prefix: &str, spill_dir: &Path) -> IngestConfig {
     IngestConfig {
-        redis_url: redis_url.to_string(),
+        redis_url: redis_url.into(),
         redis_key_prefix: redis_prefix.to_string(),
         spill_dir: spill_dir.to_path_buf(),
         replay_interval_ms: 200,

@@ -1,0 +1,346 @@
+//! How ingest reaches Redis: one server (`redis://`, or `rediss://` over TLS) through a
+//! reconnecting multiplexed connection, or a Redis Cluster through its slot-aware client; an ACL
+//! user and password; a private CA and a client certificate for TLS. The dedup store
+//! (`dedup.rs`) sends its claims through a [`RedisLink`] without knowing which it is.
+//!
+//! # Claims on a server and on a cluster
+//!
+//! On one server a round of claims is one pipeline of `SET key 1 NX EX ttl` (one write, one
+//! read). A cluster spreads keys over 16,384 slots, and a pipeline must stay within one slot, so
+//! there each claim is its own command, all of a round sent at once: the cluster client's
+//! multiplexed connection to each master writes them back to back without waiting for answers,
+//! which is what pipelining saves.
+//!
+//! The cluster client retries a command after a connection error or a failover (`MOVED`). A
+//! `SET NX` that reached the old master but whose answer was lost would then find its own key
+//! and read as a duplicate: a click lost. So on a cluster every claim writes a value of its own
+//! and asks for the previous one (`SET key v NX GET EX ttl`, Redis 7.0 or later): no previous
+//! value, or its own, is a new click; any other value is a repeat.
+//!
+//! # What a failover costs
+//!
+//! Nothing here waits longer than the claim's bound (`dedup_timeout_ms`): a master that dies
+//! makes the claims of its slots fail open until the cluster has promoted a replica and the
+//! client has learnt the new slot map (cluster-node-timeout plus a refresh, seconds); claims of
+//! the other masters' slots go on as before.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{ErrorKind, IntoConnectionInfo, RedisError, TlsCertificates};
+use secrecy::ExposeSecret;
+
+use crate::Error;
+pub use crate::config::{RedisSettings, RedisUrl};
+
+/// What makes connections: checked at start, so a bad URL or TLS file stops ingest with a
+/// message naming it instead of failing every click open.
+#[derive(Clone)]
+pub enum Connector {
+    Server {
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A live connection: cheap to clone, shared by every click.
+#[derive(Clone)]
+pub enum RedisLink {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// One claim's answer: the key was free (a new click), or held by another claim (a repeat).
+pub type ClaimAnswer = Result<bool, RedisError>;
+
+impl Connector {
+    pub fn new(settings: &RedisSettings) -> Result<Connector, Error> {
+        adclick_tls::install_crypto_provider();
+        let tls = settings
+            .tls
+            .load()
+            .map_err(|e| Error::Config(format!("redis_tls: {e}")))?;
+        let certificates = TlsCertificates {
+            client_tls: tls.identity.map(|id| redis::ClientTlsConfig {
+                client_cert: id.cert_pem,
+                client_key: id.key_pem,
+            }),
+            root_cert: tls.ca_pem,
+        };
+        let uses_tls_files = certificates.client_tls.is_some() || certificates.root_cert.is_some();
+        let bad = |what: &str, url: &RedisUrl, e: &dyn fmt::Display| {
+            Error::Config(format!("{what} {url:?}: {e}"))
+        };
+        if settings.cluster_nodes.is_empty() {
+            let mut info = settings
+                .url
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| bad("redis_url", &settings.url, &e))?;
+            apply_login(&mut info.redis, settings);
+            let secure = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
+            if uses_tls_files && !secure {
+                return Err(bad(
+                    "redis_url",
+                    &settings.url,
+                    &"redis_tls is set but the URL is not rediss://",
+                ));
+            }
+            let client = if secure {
+                redis::Client::build_with_tls(info, certificates)
+            } else {
+                redis::Client::open(info)
+            }
+            .map_err(|e| bad("redis_url", &settings.url, &e))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(settings.connect_timeout)
+                // Reconnect quickly after an outage: the first attempts are what matter.
+                .set_max_delay(1_000)
+                .set_number_of_retries(3);
+            Ok(Connector::Server { client, config })
+        } else {
+            let mut secure = None;
+            for node in &settings.cluster_nodes {
+                let info = node
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|e| bad("redis_cluster_nodes", node, &e))?;
+                let this = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
+                if secure.is_some_and(|s| s != this) {
+                    return Err(bad(
+                        "redis_cluster_nodes",
+                        node,
+                        &"mixes redis:// and rediss:// nodes",
+                    ));
+                }
+                secure = Some(this);
+            }
+            let secure = secure == Some(true);
+            if uses_tls_files && !secure {
+                return Err(Error::Config(
+                    "redis_tls is set but redis_cluster_nodes are not rediss://".into(),
+                ));
+            }
+            let nodes: Vec<&str> = settings
+                .cluster_nodes
+                .iter()
+                .map(RedisUrl::as_str)
+                .collect();
+            let mut builder = ClusterClientBuilder::new(nodes)
+                .connection_timeout(settings.connect_timeout)
+                .response_timeout(settings.connect_timeout)
+                // A retry after a failover lands on the promoted replica; claims past their
+                // bound have failed open meanwhile, so a few quick retries are enough.
+                .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(200);
+            if !settings.username.is_empty() {
+                builder = builder.username(settings.username.clone());
+            }
+            if let Some(password) = &settings.password {
+                builder = builder.password(password.expose_secret().to_string());
+            }
+            if secure {
+                builder = builder.tls(redis::TlsMode::Secure).certs(certificates);
+            }
+            let client = builder
+                .build()
+                .map_err(|e| Error::Config(format!("redis_cluster_nodes: {e}")))?;
+            Ok(Connector::Cluster(client))
+        }
+    }
+
+    /// Opens the connection (a cluster: learns its slot map).
+    pub async fn connect(&self) -> Result<RedisLink, RedisError> {
+        match self {
+            Connector::Server { client, config } => {
+                ConnectionManager::new_with_config(client.clone(), config.clone())
+                    .await
+                    .map(RedisLink::Server)
+            }
+            Connector::Cluster(client) => {
+                client.get_async_connection().await.map(RedisLink::Cluster)
+            }
+        }
+    }
+}
+
+fn apply_login(redis: &mut redis::RedisConnectionInfo, settings: &RedisSettings) {
+    if !settings.username.is_empty() {
+        redis.username = Some(settings.username.clone());
+    }
+    if let Some(password) = &settings.password {
+        redis.password = Some(password.expose_secret().to_string());
+    }
+}
+
+/// Whether a failed connection attempt is one that trying again cannot fix: a refused login or
+/// a server certificate this configuration does not trust. Ingest refuses to start on one (it
+/// would otherwise fail every click open for as long as it runs).
+pub fn is_misconfiguration(error: &RedisError) -> bool {
+    if matches!(
+        error.kind(),
+        ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig
+    ) {
+        return true;
+    }
+    let text = error.to_string();
+    [
+        "WRONGPASS",
+        "NOAUTH",
+        "NOPERM",
+        "invalid peer certificate",
+        "certificate",
+    ]
+    .iter()
+    .any(|sign| text.contains(sign))
+}
+
+/// Distinguishes the values one process's cluster claims write: a random start and a counter.
+static CLAIM_VALUES: AtomicU64 = AtomicU64::new(0);
+
+fn claim_value() -> String {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(rand_u64);
+    let n = CLAIM_VALUES.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}", start.wrapping_add(n))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    RandomState::new().hash_one((nanos, std::process::id()))
+}
+
+impl RedisLink {
+    /// Claims every key for `ttl_secs`: one answer per key, in order.
+    pub async fn claim(&self, keys: &[String], ttl_secs: u64) -> Vec<ClaimAnswer> {
+        match self {
+            RedisLink::Server(manager) => {
+                let mut pipeline = redis::pipe();
+                for key in keys {
+                    pipeline
+                        .cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("EX")
+                        .arg(ttl_secs);
+                }
+                let mut conn = manager.clone();
+                match pipeline.query_async::<Vec<Option<String>>>(&mut conn).await {
+                    Ok(answers) if answers.len() == keys.len() => {
+                        answers.into_iter().map(|a| Ok(a.is_some())).collect()
+                    }
+                    Ok(answers) => {
+                        let error = RedisError::from((
+                            ErrorKind::ResponseError,
+                            "a claim pipeline answered with the wrong number of replies",
+                            format!("{} claims, {} replies", keys.len(), answers.len()),
+                        ));
+                        keys.iter().map(|_| Err(clone_error(&error))).collect()
+                    }
+                    Err(error) => keys.iter().map(|_| Err(clone_error(&error))).collect(),
+                }
+            }
+            RedisLink::Cluster(cluster) => {
+                let claims = keys.iter().map(|key| {
+                    let mut conn = cluster.clone();
+                    let value = claim_value();
+                    let cmd = redis::cmd("SET")
+                        .arg(key)
+                        .arg(&value)
+                        .arg("NX")
+                        .arg("GET")
+                        .arg("EX")
+                        .arg(ttl_secs)
+                        .to_owned();
+                    async move {
+                        let previous: Option<String> = cmd.query_async(&mut conn).await?;
+                        Ok(previous.is_none_or(|p| p == value))
+                    }
+                });
+                futures::future::join_all(claims).await
+            }
+        }
+    }
+
+    /// Deletes a key (gives an impression back).
+    pub async fn delete(&self, key: &str) -> Result<(), RedisError> {
+        let cmd = redis::cmd("DEL").arg(key).to_owned();
+        match self {
+            RedisLink::Server(manager) => {
+                cmd.query_async::<i64>(&mut manager.clone()).await?;
+            }
+            RedisLink::Cluster(cluster) => {
+                cmd.query_async::<i64>(&mut cluster.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `RedisError` is not `Clone`; every claim of a failed pipeline gets the same kind and text.
+fn clone_error(error: &RedisError) -> RedisError {
+    RedisError::from((error.kind(), "claim pipeline failed", error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_a_password_in_the_url() {
+        let shown = format!(
+            "{:?}",
+            RedisUrl::from("rediss://adclick:hunter2@redis:6380/0")
+        );
+        assert_eq!(shown, "\"rediss://adclick:redacted@redis:6380/0\"");
+        let shown = format!("{:?}", RedisUrl::from("redis://127.0.0.1:6379"));
+        assert_eq!(shown, "\"redis://127.0.0.1:6379\"");
+    }
+
+    #[test]
+    fn tls_files_need_a_rediss_url_and_must_exist() {
+        let mut s = RedisSettings::for_url("redis://127.0.0.1:6379");
+        s.tls.ca_file = Some("/nonexistent/ca.pem".into());
+        let err = Connector::new(&s).err().unwrap().to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(&ca, cert.pem()).unwrap();
+        s.tls.ca_file = Some(ca);
+        let err = Connector::new(&s).err().unwrap().to_string();
+        assert!(err.contains("not rediss://"), "{err}");
+        s.url = "rediss://127.0.0.1:6380".into();
+        assert!(Connector::new(&s).is_ok());
+    }
+
+    #[test]
+    fn cluster_nodes_must_agree_on_tls() {
+        let mut s = RedisSettings::for_url("redis://unused");
+        s.cluster_nodes = vec![
+            "redis://127.0.0.1:7000".into(),
+            "rediss://127.0.0.1:7001".into(),
+        ];
+        let err = Connector::new(&s).err().unwrap().to_string();
+        assert!(err.contains("mixes"), "{err}");
+    }
+
+    #[test]
+    fn claim_values_differ() {
+        assert_ne!(claim_value(), claim_value());
+    }
+}
