@@ -70,6 +70,9 @@ pub enum Error {
     #[error("creating the Kafka producer: {0}")]
     Kafka(String),
     /// Redis refused ingest for a reason retrying cannot fix (login, TLS certificate).
-    #[error("Redis refused the connection: {0}")]
+    #[error(
+        "Redis refused the connection: {0} (see [ingest] redis_username, redis_password and \
+         [ingest.redis_tls])"
+    )]
     Redis(String),
 }

@@ -158,6 +158,9 @@ impl Connector {
     pub async fn connect(&self) -> Result<RedisLink, RedisError> {
         match self {
             Connector::Server { client, config } => {
+                // One plain attempt first: the manager retries its first connection with
+                // backoff, which would hide a refused login past ingest's start-up wait.
+                drop(client.get_multiplexed_async_connection().await?);
                 ConnectionManager::new_with_config(client.clone(), config.clone())
                     .await
                     .map(RedisLink::Server)

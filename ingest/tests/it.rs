@@ -2,6 +2,7 @@
 //! one): every test has its own topic, Redis key prefix and spill folder.
 
 mod browser;
+mod redis_connections;
 mod util;
 
 use std::collections::{HashMap, HashSet};
@@ -157,7 +158,7 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
 /// concurrent claims of one impression exactly one is new, and every impression gets one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_are_one_new_per_impression() {
-    use adclick_ingest::dedup::{Claim, Dedup};
+    use adclick_ingest::dedup::Dedup;
     let scope = Stack::get().isolated("ingest-dedup-batch");
     let metrics = adclick_ingest::metrics::Metrics::new(&mut Default::default());
     let dedup = Dedup::new(
@@ -169,6 +170,13 @@ async fn concurrent_claims_are_one_new_per_impression() {
     )
     .unwrap();
     assert!(dedup.wait_connected(Duration::from_secs(5)).await.unwrap());
+    assert_one_new_per_impression(&dedup).await;
+}
+
+/// 2,000 concurrent claims over 500 impressions: exactly one new per impression, none failing
+/// open (the dedup's bound must be generous).
+async fn assert_one_new_per_impression(dedup: &adclick_ingest::dedup::Dedup) {
+    use adclick_ingest::dedup::Claim;
     const IMPRESSIONS: u32 = 500;
     const CLICKS_EACH: u32 = 4;
     let claims = (0..IMPRESSIONS * CLICKS_EACH).map(|i| {

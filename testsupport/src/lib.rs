@@ -9,21 +9,36 @@
 //! | [`promtool`] | the Prometheus tools: `promtool tsdb dump` read back as samples |
 //! | [`ScratchPrometheus`] | a throwaway Prometheus of the stack's binary with a config of the test's own |
 //! | [`wait`] | waiting for a condition: fail when progress stops, not at a fixed time |
+//! | [`TestPki`] | a CA, server and client certificates, and a wrong CA, as PEM files |
+//! | [`ScratchProcess`] | a server process of the test's own, logging to a file, killed when dropped |
+//! | [`ScratchRedis`], [`RedisCluster`] | Debian's redis-server over TLS with an ACL user; a cluster whose masters a test kills |
+//! | [`ScratchTansu`] | a private tansu broker requiring SASL/SCRAM, advertising a TLS terminator |
+//! | [`TlsTerminator`] | TLS in front of a plain server, with the test PKI's certificate |
 //!
 //! Every test gets its own names, so tests never depend on each other's state and can run in
 //! parallel against one stack.
 
 mod fault;
+mod pki;
+mod process;
 mod prom;
 pub mod promtool;
+mod redis;
 mod scratch;
 mod stack;
+mod tansu;
+mod tls_terminator;
 pub mod wait;
 
 pub use fault::FaultProxy;
+pub use pki::TestPki;
+pub use process::ScratchProcess;
 pub use prom::{PromApi, PromError, Series};
+pub use redis::{RedisCluster, RedisSetup, ScratchRedis};
 pub use scratch::ScratchPrometheus;
 pub use stack::{Stack, TestScope};
+pub use tansu::{ScratchTansu, TansuSetup};
+pub use tls_terminator::TlsTerminator;
 
 /// A free TCP port on 127.0.0.1 (for a server a test starts, e.g. an admin listener).
 pub fn free_port() -> u16 {
