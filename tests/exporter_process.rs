@@ -7,6 +7,8 @@
 //! event time, 10k ads, 2 hot salted ads, 5% out of order, 0.5% beyond the lateness); the default
 //! is a smaller run of the same shape that CI can afford.
 
+mod secure_kafka;
+
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -681,14 +683,16 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
 /// The local stack's demo key (deploy/adclick.example.toml), which the ingest process verifies.
 const DEMO_KEY_HEX: &str = "6164636c69636b2d6c6f63616c2d64656d6f2d6b65792d6f6e652d2d2d2d2d31";
 
-/// Starts `adclick ingest` on free ports for this test's topic, with `redis_url`; returns the
-/// process, its public base URL and its admin address.
+/// Starts `adclick ingest` on free ports for this test's topic, with `redis_url` and `extra`
+/// variables on top (later ones win); returns the process, its public base URL and its admin
+/// address.
 fn start_ingest(
     scope: &TestScope,
     topic: &str,
     redis_url: &str,
     spill: &std::path::Path,
     log: &std::path::Path,
+    extra: &[(&str, &str)],
 ) -> (Child, String, String) {
     let (public, admin) = (free_port(), free_port());
     let log = std::fs::OpenOptions::new()
@@ -708,6 +712,7 @@ fn start_ingest(
         .env("ADCLICK_TOKENS__SIGNING_KEY_ID", "k1")
         .env("ADCLICK_TOKENS__KEYS__K1", DEMO_KEY_HEX)
         .env("ADCLICK_LOG", "info")
+        .envs(extra.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -717,6 +722,17 @@ fn start_ingest(
         format!("http://127.0.0.1:{public}"),
         format!("127.0.0.1:{admin}"),
     )
+}
+
+/// Waits until the service whose admin listener is `admin` (`host:port`) answers `/readyz`.
+async fn wait_ready(admin: &str) {
+    adclick_testsupport::wait::eventually(Duration::from_secs(60), "ready", || async {
+        match reqwest::get(format!("http://{admin}/readyz")).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            other => Err(format!("{:?}", other.map(|r| r.status()))),
+        }
+    })
+    .await;
 }
 
 /// Redis fails for most of a run through ingest (ingest fails open and flags the clicks), while
@@ -737,14 +753,8 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
     let spill = tempfile::tempdir().unwrap();
     let log = std::env::temp_dir().join(format!("adclick-{}.log", scope.id));
     let (mut ingest, base, ingest_admin) =
-        start_ingest(&scope, &topic, &redis_url, spill.path(), &log);
-    adclick_testsupport::wait::eventually(Duration::from_secs(60), "ingest ready", || async {
-        match reqwest::get(format!("http://{ingest_admin}/readyz")).await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            other => Err(format!("{:?}", other.map(|r| r.status()))),
-        }
-    })
-    .await;
+        start_ingest(&scope, &topic, &redis_url, spill.path(), &log, &[]);
+    wait_ready(&ingest_admin).await;
     let admin_port = free_port();
     let mut exporter = start_exporter(&scope, &topic, admin_port, &log, &[]);
 
