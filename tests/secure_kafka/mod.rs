@@ -193,6 +193,17 @@ async fn ingest_to_exporter_over_tls_and_sasl_is_exact() {
             !text.contains("kafka-pass") && !text.contains("wrong-pass"),
             "a password in the log"
         );
+        assert!(!text.contains('\x1b'), "colour codes in a log file");
+        if vars.iter().any(|(k, _)| *k == "ADCLICK_LOG__FORMAT") {
+            for line in text.lines() {
+                let object: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+                assert!(
+                    object["level"].is_string() && object["timestamp"].is_string(),
+                    "{line}"
+                );
+            }
+        }
     }
     drop(tansu);
 }
