@@ -512,7 +512,7 @@ mod queue {
 }
 
 mod prometheus {
-    use adclick_remote_write::{Labels, Metrics, Queue, RequestBuilder, Sample, SendError};
+    use adclick_remote_write::{Labels, Metrics, Queue, RequestBuilder, Sample, SendError, Sender};
     use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, TestScope};
 
     use crate::util::{ad_labels, grid, minute_ago, sender, test_config, value};
@@ -564,6 +564,52 @@ mod prometheus {
                 )
             })
             .collect()
+    }
+
+    /// An `https://` receiver with a certificate from a private CA (a TLS terminator in front of
+    /// the stack's Prometheus): refused without `tls.ca_file`, written and read back with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_https_receiver_signed_by_a_private_ca() {
+        let scope = scope("rw-https");
+        let pki = adclick_testsupport::TestPki::new();
+        let upstream = scope
+            .stack
+            .remote_write_url()
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tls = adclick_testsupport::TlsTerminator::start(listener, &pki, upstream);
+        let url = format!("https://localhost:{}/api/v1/write", tls.addr.port());
+        let t = minute_ago(3);
+        let labels = ad_labels(METRIC, &scope.id, 0);
+        let request = grid(std::slice::from_ref(&labels), t, 1);
+
+        let mut config = test_config(&url);
+        config.queue.max_retries = Some(0);
+        let error = sender(&config).send(&request).await.unwrap_err();
+        assert!(
+            format!("{error:?}").contains("certificate"),
+            "without the CA: {error:?}"
+        );
+
+        config.tls.ca_file = Some(pki.wrong_ca());
+        assert!(sender(&config).send(&request).await.is_err());
+
+        config.tls.ca_file = Some(pki.ca());
+        sender(&config).send(&request).await.unwrap();
+        let api = scope.stack.prometheus();
+        assert_eq!(
+            read_back(&api, &scope.id, t, t).await,
+            vec![(0, vec![(t, value(0, 0))])]
+        );
+
+        config.tls.ca_file = Some(pki.ca().with_extension("missing"));
+        let refused = Sender::new(&config, Metrics::new()).err().unwrap();
+        assert!(refused.to_string().contains("ca.missing"), "{refused}");
     }
 
     #[tokio::test]
