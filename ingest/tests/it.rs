@@ -16,10 +16,8 @@ use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::GroundTruth;
-use adclick_testsupport::{Stack, TestScope};
-use util::{
-    Ingest, PrivateBroker, Proxy, ProxyMode, client, closed_port, config, kafka, key, read_topic,
-};
+use adclick_testsupport::{ScratchTansu, Stack, TansuSetup, TestScope};
+use util::{Ingest, Proxy, ProxyMode, client, closed_port, config, kafka, key, read_topic};
 
 /// The ad of the tests' own tokens: far outside loadgen's population.
 const MY_AD: u64 = 4_000_000_001;
@@ -498,9 +496,12 @@ async fn without_a_broker_clicks_spill_and_a_restart_replays_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_mid_run_loses_no_redirected_click() {
     let scope = Stack::get().isolated("ingest-broker-kill");
-    let mut broker = PrivateBroker::start();
     let topic = format!("test-{}", scope.id);
-    broker.create_topic(&topic, 2).await;
+    let mut broker = ScratchTansu::start_anywhere(&TansuSetup {
+        advertised: None,
+        topics: &[(&topic, 2)],
+        scram_users: &[],
+    });
     let spill = tempfile::tempdir().unwrap();
     let ingest = Ingest::start(
         config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path()),

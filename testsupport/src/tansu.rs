@@ -3,6 +3,7 @@
 //! (a TLS terminator in front of it). The stack's broker is plain and shared; this one is for
 //! the production connections (TLS, SASL).
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -47,7 +48,8 @@ impl ScratchTansu {
             "--storage-engine".into(),
             "sqlite://tansu.db".into(),
         ];
-        let mut process = ScratchProcess::start("tansu", dir.path(), "tansu", &args);
+        let bin = tansu_bin().display().to_string();
+        let mut process = ScratchProcess::start("tansu", dir.path(), &bin, &args);
         process.wait_port(port, Duration::from_secs(60));
         let broker = format!("tcp://127.0.0.1:{port}");
         for (topic, partitions) in setup.topics {
@@ -89,10 +91,52 @@ impl ScratchTansu {
     pub fn start_anywhere(setup: &TansuSetup) -> ScratchTansu {
         ScratchTansu::start(free_port(), setup)
     }
+
+    /// `bootstrap.servers` of its plain listener.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// kill -9, as a crash would; its storage stays.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts it again on the same port and storage; waits until it listens.
+    pub fn restart(&mut self) {
+        self.process.restart();
+        self.process.wait_port(self.port, Duration::from_secs(60));
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.process.log_path()
+    }
+}
+
+/// The tansu the stack runs: `$TANSU`, else on the PATH, else cargo's bin folder (where
+/// `deploy/local/install` puts it).
+pub fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .chain([home.join(".cargo/bin/tansu")])
+        .find(|p| p.exists())
+        .expect("tansu not found: deploy/local/install installs it (or set TANSU)")
 }
 
 fn tansu_cli(args: &[&str]) {
-    let out = Command::new("tansu")
+    let out = Command::new(tansu_bin())
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

@@ -18,20 +18,26 @@ fn dedup_on(redis: &RedisSettings, prefix: &str) -> Dedup {
     Dedup::new(redis, prefix, 60, Duration::from_secs(5), metrics).expect("a valid Redis setup")
 }
 
+/// A redis-server serving TLS only, whose default user is off and whose user `adclick` has
+/// `password`.
+fn tls_server_with_acl(dir: &std::path::Path, pki: &TestPki, password: &str) -> ScratchRedis {
+    ScratchRedis::start(
+        dir,
+        &RedisSetup {
+            tls: Some(pki),
+            acl_user: Some(("adclick", password)),
+            ..RedisSetup::default()
+        },
+    )
+}
+
 /// `rediss://` to a TLS-only server whose default user is off: with the test CA and the ACL
 /// user's password, concurrent claims are one new per impression, as on plain Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedup_over_tls_as_an_acl_user() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new();
-    let server = ScratchRedis::start(
-        dir.path(),
-        &RedisSetup {
-            tls: Some(&pki),
-            acl_user: Some(("adclick", "s3cret-pass")),
-            ..RedisSetup::default()
-        },
-    );
+    let server = tls_server_with_acl(dir.path(), &pki, "s3cret-pass");
     let mut redis = RedisSettings::for_url(&server.url);
     redis.username = "adclick".into();
     redis.password = Some("s3cret-pass".into());
@@ -58,14 +64,7 @@ async fn dedup_over_tls_as_an_acl_user() {
 async fn a_wrong_ca_or_password_stops_ingest_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new();
-    let server = ScratchRedis::start(
-        dir.path(),
-        &RedisSetup {
-            tls: Some(&pki),
-            acl_user: Some(("adclick", "right")),
-            ..RedisSetup::default()
-        },
-    );
+    let server = tls_server_with_acl(dir.path(), &pki, "right");
     let scope = Stack::get().isolated("ingest-redis-refused");
     let topic = scope.kafka_topic(1).await;
     let spill = tempfile::tempdir().unwrap();
