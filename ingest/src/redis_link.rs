@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{ErrorKind, IntoConnectionInfo, RedisError, TlsCertificates};
+use redis::{AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisError, TlsCertificates};
 use secrecy::ExposeSecret;
 
 use crate::Error;
@@ -43,6 +43,9 @@ pub enum Connector {
     Server {
         client: redis::Client,
         config: ConnectionManagerConfig,
+        /// Bounds the first, plain attempt (a `rediss://` URL on a port that does not speak
+        /// TLS would otherwise hang it).
+        probe: AsyncConnectionConfig,
     },
     Cluster(redis::cluster::ClusterClient),
 }
@@ -101,7 +104,14 @@ impl Connector {
                 // Reconnect quickly after an outage: the first attempts are what matter.
                 .set_max_delay(1_000)
                 .set_number_of_retries(3);
-            Ok(Connector::Server { client, config })
+            let probe = AsyncConnectionConfig::new()
+                .set_connection_timeout(settings.connect_timeout)
+                .set_response_timeout(settings.connect_timeout);
+            Ok(Connector::Server {
+                client,
+                config,
+                probe,
+            })
         } else {
             let mut secure = None;
             for node in &settings.cluster_nodes {
@@ -157,10 +167,18 @@ impl Connector {
     /// Opens the connection (a cluster: learns its slot map).
     pub async fn connect(&self) -> Result<RedisLink, RedisError> {
         match self {
-            Connector::Server { client, config } => {
+            Connector::Server {
+                client,
+                config,
+                probe,
+            } => {
                 // One plain attempt first: the manager retries its first connection with
                 // backoff, which would hide a refused login past ingest's start-up wait.
-                drop(client.get_multiplexed_async_connection().await?);
+                drop(
+                    client
+                        .get_multiplexed_async_connection_with_config(probe)
+                        .await?,
+                );
                 ConnectionManager::new_with_config(client.clone(), config.clone())
                     .await
                     .map(RedisLink::Server)
