@@ -159,6 +159,13 @@ async fn a_cluster_losing_a_master_mid_run_fails_open_bounded() {
         s.clicks,
         "every unique click reached Kafka"
     );
+    // Downstream, adclick's counting rule (each impression once, in the minute of its first
+    // click: what the exporter and the rollup count) gives exactly the truth per ad and minute.
+    assert_eq!(
+        &adclick_loadgen::count_clicks(&records),
+        truth.counts(),
+        "counted downstream, the records equal the truth"
+    );
     assert!(
         flagged >= repeats,
         "{repeats} repeats reached Kafka but only {flagged} records are flagged unchecked"
