@@ -3,11 +3,10 @@
 //! `deploy/adclick.example.toml` documents every key; the defaults suit the local stack.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use std::fmt;
 
 use adclick_tls::ClientTls;
 use secrecy::SecretString;
@@ -170,7 +169,6 @@ impl IngestConfig {
             username: self.redis_username.clone(),
             password: self.redis_password.clone(),
             tls: self.redis_tls.clone(),
-            connect_timeout: Duration::from_secs(1),
         }
     }
 
@@ -237,21 +235,16 @@ pub struct RedisSettings {
     pub password: Option<SecretString>,
     /// TLS files for `rediss://` URLs.
     pub tls: ClientTls,
-    /// Time allowed to open a connection.
-    pub connect_timeout: Duration,
 }
 
 impl RedisSettings {
     /// One server at `url`, no login or TLS files beyond the URL's.
     pub fn for_url(url: &str) -> RedisSettings {
-        RedisSettings {
-            url: url.into(),
-            cluster_nodes: vec![],
-            username: String::new(),
-            password: None,
-            tls: ClientTls::default(),
-            connect_timeout: Duration::from_secs(1),
+        IngestConfig {
+            redis_url: url.into(),
+            ..IngestConfig::default()
         }
+        .redis()
     }
 }
 

@@ -30,7 +30,7 @@
 //! transactions), so two clicks of one impression in one pipeline are still one `New` and one
 //! `Duplicate`. Each claim keeps its own bound: the batcher never makes a click wait longer.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, OnceCell, oneshot};
@@ -71,7 +71,7 @@ struct ClaimQueue {
 pub struct Dedup {
     conn: Arc<OnceCell<RedisLink>>,
     /// Why the first connection attempt was refused, when retrying cannot help.
-    refused: Arc<Mutex<Option<String>>>,
+    refused: Arc<OnceLock<String>>,
     queue: Arc<ClaimQueue>,
     prefix: Arc<str>,
     timeout: Duration,
@@ -99,7 +99,7 @@ impl Dedup {
     ) -> Result<Dedup, Error> {
         let connector = Connector::new(redis)?;
         let conn = Arc::new(OnceCell::new());
-        let refused = Arc::new(Mutex::new(None));
+        let refused = Arc::new(OnceLock::new());
         let (cell, refusal) = (conn.clone(), refused.clone());
         tokio::spawn(async move {
             let mut logged = false;
@@ -113,7 +113,7 @@ impl Dedup {
                     Err(error) => {
                         if !logged {
                             if is_misconfiguration(&error) {
-                                *refusal.lock().expect("not poisoned") = Some(error.to_string());
+                                let _ = refusal.set(error.to_string());
                             }
                             tracing::warn!(%error, "Redis unreachable; clicks fail open until it answers");
                             logged = true;
@@ -189,8 +189,8 @@ impl Dedup {
     pub async fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.connected() {
-            if let Some(reason) = self.refused.lock().expect("not poisoned").clone() {
-                return Err(Error::Redis(reason));
+            if let Some(reason) = self.refused.get() {
+                return Err(Error::Redis(reason.clone()));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(false);
@@ -244,13 +244,12 @@ async fn send_batches(
             let Ok(answers) = tokio::time::timeout(timeout.saturating_mul(2), sent).await else {
                 return;
             };
-            let mut failed = 0;
+            let mut logged = false;
             for (claim, answer) in claims.into_iter().zip(answers) {
                 let answer = answer.map_err(|error| {
-                    if failed == 0 {
+                    if !std::mem::replace(&mut logged, true) {
                         tracing::debug!(%error, "claim failed; failing the click open");
                     }
-                    failed += 1;
                 });
                 let _ = claim.reply.send(answer);
             }

@@ -36,6 +36,10 @@ use secrecy::ExposeSecret;
 use crate::Error;
 pub use crate::config::{RedisSettings, RedisUrl};
 
+/// Time allowed to open a connection (and, on a cluster, for an answer: claims have their own,
+/// shorter bound).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What makes connections: checked at start, so a bad URL or TLS file stops ingest with a
 /// message naming it instead of failing every click open.
 #[derive(Clone)]
@@ -100,13 +104,13 @@ impl Connector {
             }
             .map_err(|e| bad("redis_url", &settings.url, &e))?;
             let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(settings.connect_timeout)
+                .set_connection_timeout(CONNECT_TIMEOUT)
                 // Reconnect quickly after an outage: the first attempts are what matter.
                 .set_max_delay(1_000)
                 .set_number_of_retries(3);
             let probe = AsyncConnectionConfig::new()
-                .set_connection_timeout(settings.connect_timeout)
-                .set_response_timeout(settings.connect_timeout);
+                .set_connection_timeout(CONNECT_TIMEOUT)
+                .set_response_timeout(CONNECT_TIMEOUT);
             Ok(Connector::Server {
                 client,
                 config,
@@ -141,8 +145,8 @@ impl Connector {
                 .map(RedisUrl::as_str)
                 .collect();
             let mut builder = ClusterClientBuilder::new(nodes)
-                .connection_timeout(settings.connect_timeout)
-                .response_timeout(settings.connect_timeout)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(CONNECT_TIMEOUT)
                 // A retry after a failover lands on the promoted replica; claims past their
                 // bound have failed open meanwhile, so a few quick retries are enough.
                 .retries(2)
@@ -225,18 +229,12 @@ pub fn is_misconfiguration(error: &RedisError) -> bool {
 static CLAIM_VALUES: AtomicU64 = AtomicU64::new(0);
 
 fn claim_value() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    // RandomState's keys are random per process: a start no other ingest process shares.
     static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let start = *START.get_or_init(rand_u64);
+    let start = *START.get_or_init(|| RandomState::new().hash_one(std::process::id()));
     let n = CLAIM_VALUES.fetch_add(1, Ordering::Relaxed);
     format!("{:016x}", start.wrapping_add(n))
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    RandomState::new().hash_one((nanos, std::process::id()))
 }
 
 impl RedisLink {
@@ -260,6 +258,11 @@ impl RedisLink {
                         answers.into_iter().map(|a| Ok(a.is_some())).collect()
                     }
                     Ok(answers) => {
+                        tracing::warn!(
+                            sent = keys.len(),
+                            answers = answers.len(),
+                            "Redis answered a claim pipeline with the wrong number of replies; failing those clicks open"
+                        );
                         let error = RedisError::from((
                             ErrorKind::ResponseError,
                             "a claim pipeline answered with the wrong number of replies",

@@ -93,7 +93,15 @@ impl ScratchProcess {
         }
     }
 
-    /// Starts it again with the same command (after [`Self::kill`]).
+    /// Stops it with SIGTERM, as an operator's restart would, and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same command (after [`Self::kill`] or [`Self::stop`]).
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

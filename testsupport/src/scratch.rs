@@ -3,18 +3,16 @@
 //! on a free port, with a temporary data dir, killed when dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::ScratchProcess;
 use crate::{PromApi, Stack, free_port};
 
 pub struct ScratchPrometheus {
-    child: Child,
-    dir: tempfile::TempDir,
+    process: ScratchProcess,
     url: String,
-    /// How it was started, to start it again on the same port and data.
-    bin: String,
-    port: u16,
+    /// Holds the configuration and data; removed when dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl ScratchPrometheus {
@@ -32,14 +30,18 @@ impl ScratchPrometheus {
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, config_yaml).unwrap();
         let port = free_port();
-        let bin = stack.prometheus_bin().to_string();
-        let child = spawn(&bin, dir.path(), port);
-        let mut p = ScratchPrometheus {
-            child,
-            dir,
+        let args = [
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", data.display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--web.enable-remote-write-receiver".to_string(),
+        ];
+        let process =
+            ScratchProcess::start("prometheus", dir.path(), stack.prometheus_bin(), &args);
+        let p = ScratchPrometheus {
+            process,
             url: format!("http://127.0.0.1:{port}"),
-            bin,
-            port,
+            _dir: dir,
         };
         p.wait_ready(Duration::from_secs(60));
         p
@@ -47,15 +49,12 @@ impl ScratchPrometheus {
 
     /// Stops it (SIGTERM, as an operator's restart would, then waits), keeping its data.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        self.process.stop();
     }
 
     /// Starts it again on the same port and data after [`Self::stop`]; waits until ready.
     pub fn restart(&mut self) {
-        self.child = spawn(&self.bin, self.dir.path(), self.port);
+        self.process.restart();
         self.wait_ready(Duration::from_secs(60));
     }
 
@@ -72,62 +71,25 @@ impl ScratchPrometheus {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("prometheus.log")
+        self.process.log_path()
     }
 
-    fn wait_ready(&mut self, timeout: Duration) {
+    fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let ready = format!("{}/-/ready", self.url);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "scratch prometheus exited ({status}): {}",
-                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
-                );
-            }
             let ok = reqwest::blocking::get(&ready)
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
             if ok {
                 return;
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "scratch prometheus not ready after {timeout:?}; log: {}",
-                    self.log_path().display()
-                );
-            }
+            assert!(
+                Instant::now() < deadline,
+                "scratch prometheus not ready after {timeout:?}:\n{}",
+                self.process.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-}
-
-impl Drop for ScratchPrometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(bin: &str, dir: &Path, port: u16) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("prometheus.log"))
-        .unwrap();
-    Command::new(bin)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin}: {e}"))
 }

@@ -87,11 +87,6 @@ pub enum TlsError {
 }
 
 impl ClientTls {
-    /// Whether anything is configured.
-    pub fn is_set(&self) -> bool {
-        self != &ClientTls::default()
-    }
-
     /// Reads and checks the configured files: the CA file must hold at least one certificate,
     /// the client certificate at least one and its key one private key.
     pub fn load(&self) -> Result<LoadedTls, TlsError> {
@@ -201,7 +196,6 @@ mod tests {
 
     #[test]
     fn nothing_configured_loads_nothing() {
-        assert!(!ClientTls::default().is_set());
         assert_eq!(ClientTls::default().load().unwrap(), LoadedTls::default());
     }
 
