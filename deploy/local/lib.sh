@@ -29,6 +29,7 @@ S3_KEY_SECRET=0adc11c000000000000000000000000000000000000000000000000000000001
 
 TANSU_VERSION=0.6.0
 GARAGE_VERSION=2.5.0
+NEXTEST_VERSION=0.9.143
 
 # cargo-installed servers land here (the same place `cargo install` uses by default).
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
@@ -118,18 +119,51 @@ need_debian_packages() {
   fi
 }
 
-# need_cargo_binary CMD VERSION CARGO-INSTALL-ARGS...: installs a server from crates.io once.
+# The release profile the local stack's servers are built with: cargo's own release profile (no
+# LTO, 16 codegen units, no debug info: neither tansu nor garage publishes a profile of its own,
+# so these only guard against one that a later version might bring) at opt-level 0 by default.
+# They are local test servers and their build is most of a first run's time: at opt-level 0 it
+# takes less than half the CPU of opt-level 3, and the servers still serve the tests with room
+# to spare; the benchmarks want ADCLICK_SERVER_OPT_LEVEL=3 (BENCHMARKS.md "first run" has both).
+SERVER_OPT_LEVEL=${ADCLICK_SERVER_OPT_LEVEL:-0}
+
+# server_opt_level CMD: the opt-level the installed CMD was built with (need_cargo_binary notes it
+# beside the binary); 3, cargo's release default, for one installed otherwise.
+server_opt_level() {
+  local note=$CARGO_BIN/.adclick-opt-level-$1
+  if [[ -f $note ]]; then cat "$note"; else echo 3; fi
+}
+
+# need_cargo_binary CMD VERSION CARGO-INSTALL-ARGS...: installs a server from crates.io once: a
+# CMD on the PATH that reports VERSION is kept as it is, unless it was built at a lower opt-level
+# than SERVER_OPT_LEVEL asks for.
 need_cargo_binary() {
   local cmd=$1 version=$2
   shift 2
-  if command -v "$cmd" >/dev/null 2>&1 && "$cmd" --version 2>/dev/null | grep -q "$version"; then
+  if command -v "$cmd" >/dev/null 2>&1 && "$cmd" --version 2>/dev/null | grep -q "$version" &&
+    (($(server_opt_level "$cmd") >= SERVER_OPT_LEVEL)); then
     return 0
   fi
-  say "installing $cmd $version from crates.io (first run only; several minutes) ..."
+  say "installing $cmd $version (opt-level $SERVER_OPT_LEVEL) from crates.io (first run only; several minutes, log: $LOGS/install-$cmd.log) ..."
   local started=$SECONDS
-  # The servers build in their own target dir so they never share a lock with the workspace build.
-  CARGO_TARGET_DIR=$STATE/cargo-install-target cargo install "$cmd" --version "$version" --locked "$@" \
-    >"$LOGS/install-$cmd.log" 2>&1 || die "cargo install $cmd failed, see $LOGS/install-$cmd.log"
-  rm -rf "$STATE/cargo-install-target"
+  # Each server builds in its own target dir: the installs run side by side, and none ever waits
+  # on the workspace build's lock.
+  CARGO_TARGET_DIR=$STATE/cargo-install-$cmd \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=$SERVER_OPT_LEVEL CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install "$cmd" --version "$version" --locked --force "$@" >"$LOGS/install-$cmd.log" 2>&1 ||
+    die "cargo install $cmd failed, see $LOGS/install-$cmd.log"
+  echo "$SERVER_OPT_LEVEL" >"$CARGO_BIN/.adclick-opt-level-$cmd"
+  rm -rf "$STATE/cargo-install-$cmd"
   say "installed $cmd $version in $((SECONDS - started))s"
+}
+
+# need_benchmark_servers CMD...: refuses to benchmark against servers built below opt-level 3 (a
+# slower broker would be measured as part of adclick), naming the command that rebuilds them.
+need_benchmark_servers() {
+  local cmd
+  for cmd in "$@"; do
+    (($(server_opt_level "$cmd") >= 3)) ||
+      die "$cmd was built at opt-level $(server_opt_level "$cmd") for tests; benchmarks need opt-level 3: ADCLICK_SERVER_OPT_LEVEL=3 deploy/local/install, then deploy/local/down and up"
+  done
 }
