@@ -136,7 +136,7 @@ server_opt_level() {
 
 # need_cargo_binary CMD VERSION CARGO-INSTALL-ARGS...: installs a server from crates.io once: a
 # CMD on the PATH that reports VERSION is kept as it is, unless it was built at a lower opt-level
-# than SERVER_OPT_LEVEL asks for.
+# than SERVER_OPT_LEVEL asks for. INSTALL_NICE: the build's niceness (default 0).
 need_cargo_binary() {
   local cmd=$1 version=$2
   shift 2
@@ -151,6 +151,7 @@ need_cargo_binary() {
   CARGO_TARGET_DIR=$STATE/cargo-install-$cmd \
     CARGO_PROFILE_RELEASE_OPT_LEVEL=$SERVER_OPT_LEVEL CARGO_PROFILE_RELEASE_DEBUG=false \
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    nice -n "${INSTALL_NICE:-0}" \
     cargo install "$cmd" --version "$version" --locked --force "$@" >"$LOGS/install-$cmd.log" 2>&1 ||
     die "cargo install $cmd failed, see $LOGS/install-$cmd.log"
   echo "$SERVER_OPT_LEVEL" >"$CARGO_BIN/.adclick-opt-level-$cmd"
