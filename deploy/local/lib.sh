@@ -122,9 +122,10 @@ need_debian_packages() {
 # The release profile the local stack's servers are built with: cargo's own release profile (no
 # LTO, 16 codegen units, no debug info: neither tansu nor garage publishes a profile of its own,
 # so these only guard against one that a later version might bring) at opt-level 0 by default.
-# They are local test servers and their build is most of a first run's time: at opt-level 0 it
-# takes less than half the CPU of opt-level 3, and the servers still serve the tests with room
-# to spare; the benchmarks want ADCLICK_SERVER_OPT_LEVEL=3 (BENCHMARKS.md "first run" has both).
+# They are local test servers and their build is most of a first run's time: at opt-level 0 (with
+# SQLite's C at 3, which `install` asks for) it takes about 40 % of the CPU of opt-level 3, and
+# the servers still serve the tests with room to spare; the benchmarks want
+# ADCLICK_SERVER_OPT_LEVEL=3 (BENCHMARKS.md "first run" has both).
 SERVER_OPT_LEVEL=${ADCLICK_SERVER_OPT_LEVEL:-0}
 
 # server_opt_level CMD: the opt-level the installed CMD was built with (need_cargo_binary notes it
