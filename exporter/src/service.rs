@@ -32,8 +32,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
 use crate::archive::{self, ArchiveBuffer, ArchiveTarget, SealedObject};
-use crate::checkpoint::{Checkpoint, CheckpointStore};
-use crate::config::ExporterConfig;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::config::{ExporterConfig, InvalidConfig};
 use crate::metrics::{Metrics, PartitionLabels, ReasonLabels};
 use crate::partition::{Applied, ClosedMinute, PartitionState, Rules};
 use crate::record::{self, EventTimeBounds, Poison, Record};
@@ -42,19 +42,22 @@ use crate::series::{self, OpenMinuteSeries};
 /// Why the exporter stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("Kafka: {0}")]
+    #[error("invalid configuration")]
+    Config(#[source] InvalidConfig),
+    #[error("Kafka")]
     Kafka(#[from] KafkaError),
     #[error("topic {0} does not exist or has no partitions")]
     NoTopic(String),
-    #[error("remote_write: {0}")]
-    RemoteWrite(String),
-    #[error("checkpoint of partition {partition} at offset {offset}: {reason}")]
+    #[error("remote_write configuration")]
+    RemoteWriteConfig(#[source] adclick_remote_write::ConfigError),
+    #[error("remote_write")]
+    RemoteWrite(#[source] adclick_remote_write::PushError),
+    #[error("checkpoint of partition {partition} at offset {offset}")]
     Checkpoint {
         partition: i32,
         offset: i64,
-        reason: String,
+        #[source]
+        source: CheckpointError,
     },
 }
 
@@ -224,9 +227,7 @@ pub async fn run(
     deps: Deps,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ExportError> {
-    config
-        .validate()
-        .map_err(|e| ExportError::Config(e.to_string()))?;
+    config.validate().map_err(ExportError::Config)?;
     let mut exporter = Exporter::new(config, deps).await?;
     let result = exporter.run_loop(shutdown).await;
     exporter.finish().await;
@@ -290,7 +291,7 @@ impl Exporter {
         consumer.subscribe(&[&kafka.topic])?;
 
         let queue = Queue::from_config(&config.remote_write, remote_write_metrics)
-            .map_err(|e| ExportError::RemoteWrite(e.to_string()))?;
+            .map_err(ExportError::RemoteWriteConfig)?;
         let store = CheckpointStore::new(
             s3.clone(),
             &bucket,
@@ -450,7 +451,7 @@ impl Exporter {
                     return Err(ExportError::Checkpoint {
                         partition,
                         offset,
-                        reason: e.to_string(),
+                        source: e,
                     });
                 }
             },
@@ -603,7 +604,7 @@ impl Exporter {
                 self.queue
                     .push(&labels, Sample::new(end, *value as f64))
                     .await
-                    .map_err(|e| ExportError::RemoteWrite(e.to_string()))?;
+                    .map_err(ExportError::RemoteWrite)?;
             }
             self.metrics
                 .samples_written
@@ -699,7 +700,7 @@ impl Exporter {
                 } else {
                     self.queue.push(&labels, sample).await
                 };
-                pushed.map_err(|e| ExportError::RemoteWrite(e.to_string()))?;
+                pushed.map_err(ExportError::RemoteWrite)?;
                 written += 1;
             }
         }

@@ -65,10 +65,11 @@ pub use service::{Listeners, Service, Settings, run};
 pub enum Error {
     #[error("invalid [ingest] configuration: {0}")]
     Config(String),
-    #[error("opening the spill in {dir}: {source}")]
+    #[error("opening the spill in {dir}")]
     Spill { dir: String, source: std::io::Error },
-    #[error("creating the Kafka producer: {0}")]
-    Kafka(String),
+    #[cfg(feature = "service")]
+    #[error("creating the Kafka producer")]
+    Kafka(#[source] rdkafka::error::KafkaError),
     /// Redis refused ingest for a reason retrying cannot fix (login, TLS certificate).
     #[error(
         "Redis refused the connection: {0} (see [ingest] redis_username, redis_password and \

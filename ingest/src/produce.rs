@@ -89,7 +89,7 @@ impl Producer {
         for (k, v) in &kafka.properties {
             config.set(k, v);
         }
-        let inner: FutureProducer = config.create().map_err(|e| Error::Kafka(e.to_string()))?;
+        let inner: FutureProducer = config.create().map_err(Error::Kafka)?;
         metrics.broker_up.set(1);
         Ok(Producer {
             inner,
@@ -295,6 +295,8 @@ mod tests {
             Metrics::new(&mut Registry::default()),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("no.such.property"), "{err}");
+        assert!(matches!(err, Error::Kafka(_)), "{err:?}");
+        let cause = std::error::Error::source(&err).expect("librdkafka's error kept as the source");
+        assert!(cause.to_string().contains("no.such.property"), "{cause}");
     }
 }
