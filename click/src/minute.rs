@@ -7,6 +7,14 @@
 /// Milliseconds in one minute.
 pub const MINUTE_MS: i64 = 60_000;
 
+/// Milliseconds since the epoch, now: the wall clock every adclick process compares event times
+/// with (0 for a clock set before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// One UTC minute, identified by its index since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Minute(pub i64);

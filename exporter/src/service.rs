@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adclick_click::KafkaSettings;
+use adclick_click::{KafkaSettings, now_ms};
 use adclick_remote_write::{Queue, Sample, stale};
 use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
@@ -984,10 +984,4 @@ where
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

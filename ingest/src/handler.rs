@@ -20,9 +20,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use adclick_click::Verifier;
 use adclick_click::token::unix_now_secs;
 use adclick_click::wire::{Click, ClickFlag};
+use adclick_click::{Verifier, now_ms};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -187,12 +187,6 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> Recorded {
             Recorded::Lost
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

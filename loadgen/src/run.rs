@@ -199,9 +199,5 @@ fn progress_bar(visible: bool) -> ProgressBar {
     bar
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// Milliseconds since the epoch, now (the one clock of every adclick crate).
+pub use adclick_click::now_ms;

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use adclick_click::now_ms;
 use adclick_objstore::StoreError;
 use adclick_tsdb::{BlockError, Ulid};
 use aws_sdk_s3::Client;
@@ -124,12 +125,6 @@ pub enum RollupError {
     Local(String, std::io::Error),
     #[error("writing the rollup's metrics to {url}: {message}")]
     Metrics { url: String, message: String },
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs the rollup of `options.day`; writes the JSON report to `[rollup] report_dir` and returns
