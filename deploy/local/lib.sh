@@ -126,7 +126,9 @@ need_debian_packages() {
 # SQLite's C at 3, which `install` asks for) it takes about 40 % of the CPU of opt-level 3, and
 # the servers still serve the tests with room to spare; the benchmarks want
 # ADCLICK_SERVER_OPT_LEVEL=3 (BENCHMARKS.md "first run" has both).
-SERVER_OPT_LEVEL=${ADCLICK_SERVER_OPT_LEVEL:-0}
+# Default 3: with servers at 0, tests failed now and then (clicks waited over 5 s on the shared
+# broker; an exporter restart waited minutes for its producer id) — BENCHMARKS.md "first run".
+SERVER_OPT_LEVEL=${ADCLICK_SERVER_OPT_LEVEL:-3}
 
 # server_opt_level CMD: the opt-level the installed CMD was built with (need_cargo_binary notes it
 # beside the binary); 3, cargo's release default, for one installed otherwise.
