@@ -121,13 +121,11 @@ need_debian_packages() {
 
 # The release profile the local stack's servers are built with: cargo's own release profile (no
 # LTO, 16 codegen units, no debug info: neither tansu nor garage publishes a profile of its own,
-# so these only guard against one that a later version might bring) at opt-level 0 by default.
-# They are local test servers and their build is most of a first run's time: at opt-level 0 (with
-# SQLite's C at 3, which `install` asks for) it takes about 40 % of the CPU of opt-level 3, and
-# the servers still serve the tests with room to spare; the benchmarks want
-# ADCLICK_SERVER_OPT_LEVEL=3 (BENCHMARKS.md "first run" has both).
-# Default 3: with servers at 0, tests failed now and then (clicks waited over 5 s on the shared
-# broker; an exporter restart waited minutes for its producer id) — BENCHMARKS.md "first run".
+# so these only guard against one that a later version might bring) at SERVER_OPT_LEVEL, 3 by
+# default. Their build is most of a first run's time: ADCLICK_SERVER_OPT_LEVEL=0 (with SQLite's C
+# still at 3, which `install` asks for) takes about 40 % of the CPU, but against such a broker
+# tests failed now and then (clicks waited over 5 s on it; an exporter restart waited minutes for
+# its producer id), and benchmarks refuse it. BENCHMARKS.md "first run" has the figures.
 SERVER_OPT_LEVEL=${ADCLICK_SERVER_OPT_LEVEL:-3}
 
 # server_opt_level CMD: the opt-level the installed CMD was built with (need_cargo_binary notes it
