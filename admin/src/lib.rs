@@ -4,6 +4,8 @@
 //!   else in the classic text format (curl, `promtool check metrics`).
 //! - `GET /healthz`: 200 while the process serves at all (liveness).
 //! - `GET /readyz`: 200 while the service's own readiness check passes, else 503 with the reason.
+//!
+//! And, for the same operator's logs, [`ErrorChain`]: an error with all its causes on one line.
 
 use std::sync::Arc;
 
@@ -13,6 +15,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
+
+mod chain;
+pub use chain::ErrorChain;
 
 /// Content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use adclick_click::archive::{self, object_key};
+use adclick_objstore::StoreError;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -163,21 +163,13 @@ impl ArchiveBuffer {
 
 /// Uploads one object. Retries are the caller's: an object is immutable, so putting it again
 /// is always safe.
-pub async fn upload(
-    s3: &Client,
-    bucket: &str,
-    object: &SealedObject,
-) -> Result<(), aws_sdk_s3::Error> {
-    s3.put_object()
-        .bucket(bucket)
-        .key(&object.key)
-        .content_type("application/x-adclick-clicks")
-        .body(ByteStream::from(object.body.clone()))
-        .send()
-        .await
-        .map_err(aws_sdk_s3::Error::from)?;
-    Ok(())
+pub async fn upload(s3: &Client, bucket: &str, object: &SealedObject) -> Result<(), StoreError> {
+    let body = object.body.clone();
+    adclick_objstore::put_typed(s3, bucket, &object.key, body, CONTENT_TYPE).await
 }
+
+/// What a browser of the bucket is told an archive object is.
+const CONTENT_TYPE: &str = "application/x-adclick-clicks";
 
 #[cfg(test)]
 mod tests {

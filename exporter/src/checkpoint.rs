@@ -20,8 +20,8 @@
 
 use adclick_click::Minute;
 use adclick_click::minute::MINUTE_MS;
+use adclick_objstore::StoreError;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::ArchiveBuffer;
@@ -105,8 +105,8 @@ impl Checkpoint {
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("object store: {0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("checkpoint {key} is not valid JSON of version 1: {source}")]
     Corrupt {
         key: String,
@@ -148,15 +148,8 @@ impl CheckpointStore {
 
     pub async fn put(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let body = serde_json::to_vec_pretty(checkpoint).expect("serialisable");
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(checkpoint))
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
+        let key = self.key(checkpoint);
+        adclick_objstore::put_typed(&self.s3, &self.bucket, &key, body, "application/json").await?;
         Ok(())
     }
 
@@ -170,57 +163,18 @@ impl CheckpointStore {
         let of_offset = format!("{}{offset:020}", self.partition_prefix(topic, partition));
         // `{offset}-{count_from}.json` sorts by `count_from`; `{offset}.json` (version 1) after
         // them, and a partition has one or the other for an offset.
-        let Some(key) = self.list(&of_offset).await?.into_iter().max() else {
+        let Some((key, _)) = adclick_objstore::list(&self.s3, &self.bucket, &of_offset)
+            .await?
+            .pop()
+        else {
             return Ok(None);
         };
-        let got = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await;
-        let object = match got {
-            Ok(o) => o,
-            Err(e) => {
-                let e = aws_sdk_s3::Error::from(e);
-                return match e {
-                    aws_sdk_s3::Error::NoSuchKey(_) => Ok(None),
-                    e => Err(CheckpointError::Store(e.to_string())),
-                };
-            }
+        let Some(bytes) = adclick_objstore::get(&self.s3, &self.bucket, &key).await? else {
+            return Ok(None);
         };
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| CheckpointError::Store(e.to_string()))?
-            .into_bytes();
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|source| CheckpointError::Corrupt { key, source })
-    }
-
-    /// Object keys starting with `prefix`.
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, CheckpointError> {
-        let mut keys = vec![];
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(String::from)),
-            );
-        }
-        Ok(keys)
     }
 
     /// Deletes the partition's checkpoints older than `newest` but the `keep` newest of them
@@ -228,22 +182,16 @@ impl CheckpointStore {
     pub async fn prune(&self, newest: &Checkpoint, keep: usize) -> Result<usize, CheckpointError> {
         let prefix = self.partition_prefix(&newest.topic, newest.partition);
         let newest_kept = self.key(newest);
-        let mut older: Vec<String> = self
-            .list(&prefix)
+        // In name order: oldest first.
+        let older: Vec<String> = adclick_objstore::list(&self.s3, &self.bucket, &prefix)
             .await?
             .into_iter()
+            .map(|(key, _)| key)
             .filter(|k| k.as_str() < newest_kept.as_str())
             .collect();
-        older.sort();
         let doomed = older.len().saturating_sub(keep);
         for key in &older[..doomed] {
-            self.s3
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| CheckpointError::Store(aws_sdk_s3::Error::from(e).to_string()))?;
+            adclick_objstore::delete(&self.s3, &self.bucket, key).await?;
         }
         Ok(doomed)
     }

@@ -67,6 +67,22 @@ pub enum Error {
     Config(String),
     #[error("opening the spill in {dir}")]
     Spill { dir: String, source: std::io::Error },
+    #[error("the task opening the spill ended before it finished")]
+    SpillTask(#[source] tokio::task::JoinError),
+    /// `[ingest.redis_tls]`'s files could not be used.
+    #[cfg(feature = "service")]
+    #[error("[ingest.redis_tls]")]
+    RedisTls(#[source] adclick_tls::TlsError),
+    /// A Redis URL (`redis_url`, an entry of `redis_cluster_nodes`) the client cannot use.
+    #[cfg(feature = "service")]
+    #[error("[ingest] {setting} {url}")]
+    RedisUrl {
+        setting: &'static str,
+        /// Shown without its password.
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
     #[cfg(feature = "service")]
     #[error("creating the Kafka producer")]
     Kafka(#[source] rdkafka::error::KafkaError),

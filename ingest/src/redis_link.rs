@@ -24,7 +24,6 @@
 //! client has learnt the new slot map (cluster-node-timeout plus a refresh, seconds); claims of
 //! the other masters' slots go on as before.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -70,7 +69,7 @@ impl Connector {
         let tls = settings
             .tls
             .load()
-            .map_err(|e| Error::Config(format!("redis_tls: {e}")))?;
+            .map_err(Error::RedisTls)?;
         let certificates = TlsCertificates {
             client_tls: tls.identity.map(|id| redis::ClientTlsConfig {
                 client_cert: id.cert_pem,
@@ -79,22 +78,27 @@ impl Connector {
             root_cert: tls.ca_pem,
         };
         let uses_tls_files = certificates.client_tls.is_some() || certificates.root_cert.is_some();
-        let bad = |what: &str, url: &RedisUrl, e: &dyn fmt::Display| {
-            Error::Config(format!("{what} {url:?}: {e}"))
+        let bad = |what: &str, url: &RedisUrl, reason: &str| {
+            Error::Config(format!("{what} {url:?}: {reason}"))
+        };
+        let unusable = |setting: &'static str, url: &RedisUrl, source| Error::RedisUrl {
+            setting,
+            url: format!("{url:?}"),
+            source,
         };
         if settings.cluster_nodes.is_empty() {
             let mut info = settings
                 .url
                 .as_str()
                 .into_connection_info()
-                .map_err(|e| bad("redis_url", &settings.url, &e))?;
+                .map_err(|e| unusable("redis_url", &settings.url, e))?;
             apply_login(&mut info.redis, settings);
             let secure = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
             if uses_tls_files && !secure {
                 return Err(bad(
                     "redis_url",
                     &settings.url,
-                    &"redis_tls is set but the URL is not rediss://",
+                    "redis_tls is set but the URL is not rediss://",
                 ));
             }
             let client = if secure {
@@ -102,7 +106,7 @@ impl Connector {
             } else {
                 redis::Client::open(info)
             }
-            .map_err(|e| bad("redis_url", &settings.url, &e))?;
+            .map_err(|e| unusable("redis_url", &settings.url, e))?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(CONNECT_TIMEOUT)
                 // Reconnect quickly after an outage: the first attempts are what matter.
@@ -122,13 +126,13 @@ impl Connector {
                 let info = node
                     .as_str()
                     .into_connection_info()
-                    .map_err(|e| bad("redis_cluster_nodes", node, &e))?;
+                    .map_err(|e| unusable("redis_cluster_nodes", node, e))?;
                 let this = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
                 if secure.is_some_and(|s| s != this) {
                     return Err(bad(
                         "redis_cluster_nodes",
                         node,
-                        &"mixes redis:// and rediss:// nodes",
+                        "mixes redis:// and rediss:// nodes",
                     ));
                 }
                 secure = Some(this);
@@ -163,7 +167,11 @@ impl Connector {
             }
             let client = builder
                 .build()
-                .map_err(|e| Error::Config(format!("redis_cluster_nodes: {e}")))?;
+                .map_err(|source| Error::RedisUrl {
+                    setting: "redis_cluster_nodes",
+                    url: format!("{:?}", settings.cluster_nodes),
+                    source,
+                })?;
             Ok(Connector::Cluster(client))
         }
     }

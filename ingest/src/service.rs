@@ -69,7 +69,7 @@ impl Service {
         let (spill, recovered) =
             tokio::task::spawn_blocking(move || Spill::open(&spill_dir, max, segment, m))
                 .await
-                .map_err(|e| Error::Config(format!("spill open task: {e}")))?
+                .map_err(Error::SpillTask)?
                 .map_err(|source| Error::Spill {
                     dir: config.spill_dir.display().to_string(),
                     source,

@@ -182,10 +182,22 @@ pub async fn put(
     key: &str,
     body: Vec<u8>,
 ) -> Result<(), StoreError> {
+    put_typed(client, bucket, key, body, "application/octet-stream").await
+}
+
+/// Writes an object from memory with its `Content-Type` (what a browser of the bucket sees).
+pub async fn put_typed(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> Result<(), StoreError> {
     client
         .put_object()
         .bucket(bucket)
         .key(key)
+        .content_type(content_type)
         .body(ByteStream::from(body))
         .send()
         .await
