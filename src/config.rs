@@ -35,7 +35,7 @@ pub struct Config {
     /// `adclick rollup`; keys and defaults in `adclick_rollup::config`.
     pub rollup: adclick_rollup::RollupConfig,
     /// The object store of the raw archive, the exporter's checkpoints and the rollup's blocks.
-    pub s3: adclick_exporter::S3Config,
+    pub s3: adclick_objstore::S3Config,
     /// How the services log (to stderr).
     pub log: LogConfig,
 }
@@ -307,7 +307,7 @@ mod tests {
         c.rollup.validate().unwrap();
         let defaults = adclick_rollup::RollupConfig::default();
         assert_eq!(format!("{:?}", c.rollup), format!("{defaults:?}"));
-        let defaults = adclick_exporter::S3Config::default();
+        let defaults = adclick_objstore::S3Config::default();
         assert_eq!(format!("{:?}", c.s3), format!("{defaults:?}"));
     }
 

@@ -36,7 +36,6 @@ pub mod service;
 pub mod window;
 
 pub use adclick_click::KafkaSettings;
-pub use adclick_objstore::S3Config;
 pub use config::ExporterConfig;
 pub use metrics::Metrics;
 pub use service::{Deps, ExportError, registry, run, serve};

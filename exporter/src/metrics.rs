@@ -50,6 +50,8 @@ pub struct Metrics {
     pub remembered_impressions: Family<PartitionLabels, Gauge>,
     pub remembered_bytes: Family<PartitionLabels, Gauge>,
     pub dedup_forgotten: Family<ReasonLabels, Counter>,
+    /// The remote_write client's (`adclick_remote_write_*`), registered with these.
+    pub remote_write: adclick_remote_write::Metrics,
 }
 
 impl Metrics {
@@ -57,7 +59,9 @@ impl Metrics {
         Metrics::default()
     }
 
+    /// Registers the exporter's metrics and its remote_write client's.
     pub fn register(&self, registry: &mut Registry) {
+        self.remote_write.register(registry);
         let r = registry.sub_registry_with_prefix("adclick_exporter");
         r.register(
             "records",

@@ -47,7 +47,6 @@ pub fn run(args: ExportArgs, config: &Config) -> Result<()> {
             s3: config.s3.client().await.context("[s3.tls]")?,
             bucket: config.s3.bucket.clone(),
             metrics: Metrics::new(),
-            remote_write_metrics: adclick_remote_write::Metrics::new(),
         };
         adclick_exporter::serve(admin, exporter, deps, shutdown_signal()).await?;
         Ok(())

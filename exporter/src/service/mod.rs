@@ -69,8 +69,8 @@ pub struct Deps {
     pub kafka: KafkaSettings,
     pub s3: aws_sdk_s3::Client,
     pub bucket: String,
+    /// The exporter's metrics, its remote_write client's among them.
     pub metrics: Metrics,
-    pub remote_write_metrics: adclick_remote_write::Metrics,
 }
 
 /// One owned partition.
@@ -117,10 +117,9 @@ struct Exporter {
 
 /// The registry behind the admin listener's /metrics: the exporter's metrics and the
 /// remote_write client's.
-pub fn registry(metrics: &Metrics, remote_write: &adclick_remote_write::Metrics) -> Registry {
+pub fn registry(metrics: &Metrics) -> Registry {
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    remote_write.register(&mut registry);
     registry
 }
 
@@ -131,7 +130,7 @@ pub async fn serve(
     deps: Deps,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ExportError> {
-    let registry = Arc::new(registry(&deps.metrics, &deps.remote_write_metrics));
+    let registry = Arc::new(registry(&deps.metrics));
     let owned = deps.metrics.partitions_owned.clone();
     // Ready once it owns partitions: until then it counts nothing (a group bigger than the
     // partition count leaves some members idle, which is fine but worth seeing).

@@ -32,7 +32,6 @@ impl Exporter {
             s3,
             bucket,
             metrics,
-            remote_write_metrics,
         } = deps;
         let context = Context {
             topic: kafka.topic.clone(),
@@ -56,7 +55,7 @@ impl Exporter {
         side_writes::ensure_topic(&producer_config, &config.dead_letter_topic, &consumer).await?;
         consumer.subscribe(&[&kafka.topic])?;
 
-        let queue = Queue::from_config(&config.remote_write, remote_write_metrics)
+        let queue = Queue::from_config(&config.remote_write, metrics.remote_write.clone())
             .map_err(ExportError::RemoteWriteConfig)?;
         let store = CheckpointStore::new(
             s3.clone(),

@@ -52,7 +52,6 @@ impl RunningExporter {
     pub async fn start(scope: &TestScope, topic: &str, config: ExporterConfig) -> RunningExporter {
         logs();
         let metrics = Metrics::new();
-        let remote_write = adclick_remote_write::Metrics::new();
         let deps = Deps {
             kafka: KafkaSettings {
                 brokers: scope.stack.kafka_brokers().to_string(),
@@ -62,15 +61,14 @@ impl RunningExporter {
             s3: scope.stack.s3_client().await,
             bucket: scope.stack.var("S3_BUCKET").to_string(),
             metrics: metrics.clone(),
-            remote_write_metrics: remote_write.clone(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(adclick_exporter::run(config, deps, async move {
             let _ = stopped.await;
         }));
         RunningExporter {
+            remote_write: metrics.remote_write.clone(),
             metrics,
-            remote_write,
             stop: Some(stop),
             task,
         }
