@@ -105,7 +105,10 @@ impl Exporter {
         })
     }
 
-    pub(super) async fn run_loop(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), ExportError> {
+    pub(super) async fn run_loop(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ExportError> {
         tokio::pin!(shutdown);
         let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -439,5 +442,4 @@ impl Exporter {
                 .set(remembered.heap_bytes() as i64);
         }
     }
-
 }

@@ -21,7 +21,6 @@ use crate::archive::{self, SealedObject};
 use crate::record::{self, Poison};
 
 impl Exporter {
-
     pub(super) async fn spawn_upload(&mut self, object: SealedObject) {
         // Bound the memory held by objects waiting for the store.
         self.durability.retain(|t| !t.is_finished());
