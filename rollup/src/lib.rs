@@ -12,7 +12,8 @@
 //! | [`publish`] | upload in Thanos' order, removal of a failed upload, deletion marks on reruns |
 //! | [`reconcile`] | the stream path's counts from Prometheus' API, compared per ad and campaign |
 //! | [`report`] | the JSON report, the human summary, the metrics an alert reads |
-//! | [`run`] | one rollup from start to exit code |
+//! | [`run`](mod@run) | one rollup from start to exit code: its steps in order |
+//! | [`outcome`] | how a run ended and its exit code, decided from what the steps found |
 //! | [`config`] | the `[rollup]` section |
 //!
 //! The day's boundaries follow the stream contract: a sample is stamped with the END of its
@@ -23,6 +24,7 @@
 pub mod block;
 pub mod config;
 pub mod day;
+pub mod outcome;
 pub mod publish;
 pub mod reconcile;
 pub mod report;
@@ -32,4 +34,5 @@ pub mod settle;
 
 pub use config::RollupConfig;
 pub use day::Day;
-pub use run::{Deps, Outcome, RollupError, RunOptions, run};
+pub use outcome::Outcome;
+pub use run::{Deps, RollupError, RunOptions, run};

@@ -1,39 +1,26 @@
-//! One rollup of one day, from listing the archive to the exit code.
-//!
-//! | exit | outcome | published? |
-//! |---|---|---|
-//! | 0 | `clean`: the block is complete and the stream agrees (or reconciliation is off) | yes |
-//! | 1 | an error stopped the run (message on stderr); any partial upload was removed | no |
-//! | 3 | `corrupt`: archive objects could not be read; they are listed, nothing is written | no |
-//! | 4 | `mismatch`: the block is complete; the stream path disagrees (see the report) | yes |
-//! | 5 | `empty`: no clicks for the day in the archive | no |
-//! | 6 | `unreconciled`: the block is complete; Prometheus could not be read to compare | yes |
-//! | 7 | `corrupt-skipped`: `--skip-corrupt` — complete except the corrupt objects' clicks | yes |
-//!
-//! Why a corrupt object stops the day: the block is the billing truth, and a block without an
-//! object's clicks is silently wrong for every ad in it. The exporter's objects are immutable
-//! and replays rewrite them byte for byte, so the usual fix is to restore the object (from a
-//! bucket version or replica, or by replaying the partition from Kafka if it is still retained)
-//! and rerun. When an object is lost for good, `--skip-corrupt` publishes what is left and the
-//! report names what is missing.
+//! One rollup of one day, from listing the archive to the exit code: the steps in order — list
+//! the archive, read and settle it, write the block, publish it, reconcile it with the stream,
+//! report — and [`crate::outcome`] decides how the run ended from what they found.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use adclick_click::now_ms;
 use adclick_objstore::StoreError;
-use adclick_tsdb::{BlockError, Ulid};
+use adclick_tsdb::{BlockError, Ulid, WrittenBlock};
 use aws_sdk_s3::Client;
 use indicatif::{ProgressBar, ProgressStyle};
+use tempfile::TempDir;
 
 use crate::block;
 use crate::config::{InvalidConfig, RollupConfig};
 use crate::day::Day;
-use crate::publish::{BlockBucket, PublishError};
-use crate::reconcile;
+use crate::outcome::{self, Findings, Outcome, Stream};
+use crate::publish::{BlockBucket, ExistingBlock, PublishError};
+use crate::reconcile::{self, ReconcileError, Reconciliation};
 use crate::report::{BlockReport, Report, ScanReport};
-use crate::scan::{self, ArchiveLocation};
-use crate::settle::Settlement;
+use crate::scan::{self, ArchiveLocation, ScanPlan};
+use crate::settle::{SettledDay, Settlement};
 
 /// What a run was asked to do.
 #[derive(Debug, Clone)]
@@ -53,6 +40,11 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Whether the block goes to the bucket (not only to a temporary or `--out-dir` directory).
+    fn uploads(&self) -> bool {
+        !self.dry_run && self.out_dir.is_none()
+    }
+
     pub fn for_day(day: Day) -> RunOptions {
         RunOptions {
             day,
@@ -73,41 +65,6 @@ pub struct Deps {
     /// The clicks topic (archive objects are named by it).
     pub topic: String,
     pub http: reqwest::Client,
-}
-
-/// How a run ended, when it ended with a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Clean,
-    Corrupt,
-    Mismatch,
-    Empty,
-    Unreconciled,
-    CorruptSkipped,
-}
-
-impl Outcome {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Clean => 0,
-            Outcome::Corrupt => 3,
-            Outcome::Mismatch => 4,
-            Outcome::Empty => 5,
-            Outcome::Unreconciled => 6,
-            Outcome::CorruptSkipped => 7,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Clean => "clean",
-            Outcome::Corrupt => "corrupt",
-            Outcome::Mismatch => "mismatch",
-            Outcome::Empty => "empty",
-            Outcome::Unreconciled => "unreconciled",
-            Outcome::CorruptSkipped => "corrupt-skipped",
-        }
-    }
 }
 
 /// Why a run stopped without a report (exit 1).
@@ -135,210 +92,310 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<Report, RollupError> {
     config.validate()?;
-    let day = options.day;
     let started_at_ms = now_ms();
-    let location = ArchiveLocation {
-        bucket: &deps.bucket,
-        prefix: &config.archive_prefix,
-        topic: &deps.topic,
+    let rollup = Rollup {
+        config,
+        deps,
+        options,
+        day: options.day,
     };
-    let hours = scan::hours_to_read(
-        day,
-        config.dedup_lookback_ms,
-        config.read_before_ms,
-        config.read_after_ms,
-    );
-    let plan = scan::plan(&deps.s3, &location, hours).await?;
-    tracing::info!(%day, objects = plan.objects.len(), bytes = plan.bytes, "archive listed");
-
-    let bar = if options.progress {
-        let bar = ProgressBar::new(plan.bytes);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(format!("reading {} objects", plan.objects.len()));
-        bar
-    } else {
-        ProgressBar::hidden()
+    let plan = rollup.list().await?;
+    let (scan, settled) = rollup.read_and_settle(plan).await?;
+    let mut found = Findings {
+        corrupt_objects: scan.corrupt_objects.len(),
+        skip_corrupt: options.skip_corrupt,
+        clicks: settled.stats.clicks,
+        stream: None,
     };
-    let mut scan_report = ScanReport {
-        hours_first_ms: plan.hours_ms.0,
-        hours_end_ms: plan.hours_ms.1,
-        objects: plan.objects.len() as u64,
-        bytes: plan.bytes,
-        foreign_objects: plan.foreign.clone(),
-        ..ScanReport::default()
-    };
-    let mut settlement = Settlement::new(day, config.dedup_lookback_ms);
-    scan::read_all(&deps.s3, &deps.bucket, plan.objects, config.fetch_concurrency, |read| {
-        bar.inc(read.object.size);
-        scan_report.overlapping_records += read.overlapping;
-        if let Some(corrupt) = read.corrupt {
-            tracing::error!(object = %corrupt.key, reason = %corrupt.reason, "corrupt archive object");
-            scan_report.corrupt_objects.push(corrupt);
-        }
-        for click in &read.clicks {
-            settlement.add(click);
-        }
-    })
-    .await?;
-    bar.finish_and_clear();
-    scan_report
-        .corrupt_objects
-        .sort_by(|a, b| a.key.cmp(&b.key));
-    let settled = settlement.finish();
-
     let mut report = Report {
-        day: day.to_string(),
-        day_start_ms: day.start_ms(),
+        day: rollup.day.to_string(),
+        day_start_ms: rollup.day.start_ms(),
         outcome: "",
         exit_code: 0,
         started_at_ms,
         finished_at_ms: 0,
         dry_run: options.dry_run,
-        scan: scan_report,
+        scan,
         settle: settled.stats,
         block: None,
         reconciliation: None,
         reconcile_error: None,
     };
-    let corrupt = !report.scan.corrupt_objects.is_empty();
-    let outcome = if corrupt && !options.skip_corrupt {
-        Outcome::Corrupt
-    } else if settled.stats.clicks == 0 {
-        Outcome::Empty
-    } else {
-        let bucket = BlockBucket {
-            s3: &deps.s3,
-            bucket: &deps.bucket,
-            prefix: &config.blocks_prefix,
+    // What the archive holds decides whether the block is written; what the stream says can
+    // only change what the outcome says about it.
+    if outcome::decide(&found).publishes() {
+        report.block = Some(rollup.write_and_publish(&settled).await?);
+        match rollup.reconcile(&settled).await {
+            Ok(None) => {}
+            Ok(Some(reconciliation)) => {
+                found.stream = Some(if reconciliation.is_clean() {
+                    Stream::Agrees
+                } else {
+                    Stream::Disagrees
+                });
+                report.reconciliation = Some(reconciliation);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reconciliation failed");
+                found.stream = Some(Stream::Unreadable);
+                report.reconcile_error = Some(e.to_string());
+            }
+        }
+    }
+    let outcome = outcome::decide(&found);
+    report.outcome = outcome.as_str();
+    report.exit_code = outcome.exit_code();
+    report.finished_at_ms = now_ms();
+
+    rollup.write_report(&report)?;
+    if !options.dry_run && !config.metrics_remote_write_url.is_empty() {
+        push_metrics(config, &report, outcome).await?;
+    }
+    Ok(report)
+}
+
+/// One run's inputs, shared by its steps.
+struct Rollup<'a> {
+    config: &'a RollupConfig,
+    deps: &'a Deps,
+    options: &'a RunOptions,
+    day: Day,
+}
+
+/// A block on local disk, and the temporary directory that holds it unless `--out-dir` does.
+struct LocalBlock {
+    block: WrittenBlock,
+    // Removed on drop: kept until the block is uploaded.
+    _scratch: Option<TempDir>,
+}
+
+impl Rollup<'_> {
+    /// Lists the archive objects that can hold clicks of the day.
+    async fn list(&self) -> Result<ScanPlan, RollupError> {
+        let config = self.config;
+        let location = ArchiveLocation {
+            bucket: &self.deps.bucket,
+            prefix: &config.archive_prefix,
+            topic: &self.deps.topic,
         };
-        let publish = !options.dry_run && options.out_dir.is_none();
-        let replaced = if publish {
+        let hours = scan::hours_to_read(
+            self.day,
+            config.dedup_lookback_ms,
+            config.read_before_ms,
+            config.read_after_ms,
+        );
+        let plan = scan::plan(&self.deps.s3, &location, hours).await?;
+        tracing::info!(day = %self.day, objects = plan.objects.len(), bytes = plan.bytes, "archive listed");
+        Ok(plan)
+    }
+
+    /// Reads the planned objects and settles their clicks as each arrives, so that no object's
+    /// clicks are held longer than it takes to count them.
+    async fn read_and_settle(
+        &self,
+        plan: ScanPlan,
+    ) -> Result<(ScanReport, SettledDay), RollupError> {
+        let bar = progress_bar(self.options.progress, &plan);
+        let mut scan_report = ScanReport {
+            hours_first_ms: plan.hours_ms.0,
+            hours_end_ms: plan.hours_ms.1,
+            objects: plan.objects.len() as u64,
+            bytes: plan.bytes,
+            foreign_objects: plan.foreign.clone(),
+            ..ScanReport::default()
+        };
+        let mut settlement = Settlement::new(self.day, self.config.dedup_lookback_ms);
+        scan::read_all(
+            &self.deps.s3,
+            &self.deps.bucket,
+            plan.objects,
+            self.config.fetch_concurrency,
+            |read| {
+                bar.inc(read.object.size);
+                scan_report.overlapping_records += read.overlapping;
+                if let Some(corrupt) = read.corrupt {
+                    tracing::error!(object = %corrupt.key, reason = %corrupt.reason, "corrupt archive object");
+                    scan_report.corrupt_objects.push(corrupt);
+                }
+                for click in &read.clicks {
+                    settlement.add(click);
+                }
+            },
+        )
+        .await?;
+        bar.finish_and_clear();
+        // Objects arrive in no particular order; the report should not depend on it.
+        scan_report
+            .corrupt_objects
+            .sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((scan_report, settlement.finish()))
+    }
+
+    /// Writes the day's block and, unless the run keeps it local, publishes it in place of the
+    /// blocks earlier runs published for the day.
+    async fn write_and_publish(&self, settled: &SettledDay) -> Result<BlockReport, RollupError> {
+        let bucket = BlockBucket {
+            s3: &self.deps.s3,
+            bucket: &self.deps.bucket,
+            prefix: &self.config.blocks_prefix,
+        };
+        let uploads = self.options.uploads();
+        // Found before writing: the new block names their sources as its own.
+        let replaced = if uploads {
             bucket
-                .overlapping(&config.external_labels, day.start_ms(), day.end_ms())
+                .overlapping(
+                    &self.config.external_labels,
+                    self.day.start_ms(),
+                    self.day.end_ms(),
+                )
                 .await?
         } else {
             vec![]
         };
-        let replaced_sources: Vec<Ulid> = replaced
-            .iter()
-            .flat_map(|b| b.sources.iter().copied())
-            .collect();
-        let scratch;
-        let parent = match &options.out_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| RollupError::Local(dir.display().to_string(), e))?;
-                dir.clone()
-            }
-            None => {
-                scratch = tempfile::Builder::new()
-                    .prefix("adclick-rollup-")
-                    .tempdir()
-                    .map_err(|e| RollupError::Local("temporary directory".into(), e))?;
-                scratch.path().to_path_buf()
-            }
-        };
         // Not `unwrap_or_default`: the default ULID is the nil one.
-        let ulid = match options.ulid {
+        let ulid = match self.options.ulid {
             Some(ulid) => ulid,
             None => Ulid::new(),
         };
-        let written = {
-            let extra = config.labels.clone();
-            let external = config.external_labels.clone();
-            let settled = &settled;
-            tokio::task::block_in_place(|| {
-                block::write(
-                    &parent,
-                    day,
-                    settled,
-                    &extra,
-                    &external,
-                    ulid,
-                    &replaced_sources,
-                )
-            })?
-        };
-        let meta = &written.meta;
-        let bytes: u64 = meta.thanos.files.iter().filter_map(|f| f.size_bytes).sum();
-        let mut location = options
-            .out_dir
-            .as_ref()
-            .map(|_| written.dir.display().to_string());
-        if publish {
-            bucket.upload(&written.dir, meta).await?;
-            for old in &replaced {
-                bucket
-                    .mark_for_deletion(&old.ulid, &ulid, now_ms() / 1000)
-                    .await?;
-            }
-            location = Some(format!(
+        let local = self.write_block(settled, ulid, &replaced)?;
+        let meta = &local.block.meta;
+        let location = if uploads {
+            self.publish(&bucket, &local.block, &replaced, ulid).await?;
+            Some(format!(
                 "s3://{}/{}{}/",
-                deps.bucket, config.blocks_prefix, ulid
-            ));
-        }
-        report.block = Some(BlockReport {
+                self.deps.bucket, self.config.blocks_prefix, ulid
+            ))
+        } else {
+            self.options
+                .out_dir
+                .as_ref()
+                .map(|_| local.block.dir.display().to_string())
+        };
+        Ok(BlockReport {
             ulid: ulid.to_string(),
             min_time_ms: meta.min_time_ms,
             max_time_ms: meta.max_time_ms,
             series: meta.stats.num_series,
             samples: meta.stats.num_samples,
             chunks: meta.stats.num_chunks,
-            bytes,
+            bytes: meta.thanos.files.iter().filter_map(|f| f.size_bytes).sum(),
             location,
             replaced,
-        });
-        if config.prometheus_url.is_empty() {
-            Outcome::Clean
-        } else {
-            match reconcile::stream_day(&deps.http, &config.prometheus_url, day, &config.labels)
-                .await
-            {
-                Ok(stream) => {
-                    let r = reconcile::compare(&settled, &stream, config.report_max_rows);
-                    let clean = r.is_clean();
-                    report.reconciliation = Some(r);
-                    match (corrupt, clean) {
-                        (true, _) => Outcome::CorruptSkipped,
-                        (false, true) => Outcome::Clean,
-                        (false, false) => Outcome::Mismatch,
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reconciliation failed");
-                    report.reconcile_error = Some(e.to_string());
-                    if corrupt {
-                        Outcome::CorruptSkipped
-                    } else {
-                        Outcome::Unreconciled
-                    }
-                }
-            }
-        }
-    };
-    let outcome = if corrupt && options.skip_corrupt && outcome == Outcome::Clean {
-        Outcome::CorruptSkipped
-    } else {
-        outcome
-    };
-    report.outcome = outcome.as_str();
-    report.exit_code = outcome.exit_code();
-    report.finished_at_ms = now_ms();
-
-    let dir = PathBuf::from(&config.report_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| RollupError::Local(dir.display().to_string(), e))?;
-    let path = dir.join(format!("rollup-{day}.json"));
-    let json = serde_json::to_vec_pretty(&report).expect("serialisable");
-    std::fs::write(&path, json).map_err(|e| RollupError::Local(path.display().to_string(), e))?;
-
-    if !options.dry_run && !config.metrics_remote_write_url.is_empty() {
-        push_metrics(config, &report, outcome).await?;
+        })
     }
-    Ok(report)
+
+    /// Writes the block under `--out-dir`, or under a temporary directory.
+    fn write_block(
+        &self,
+        settled: &SettledDay,
+        ulid: Ulid,
+        replaced: &[ExistingBlock],
+    ) -> Result<LocalBlock, RollupError> {
+        let (parent, scratch) = match &self.options.out_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| RollupError::Local(dir.display().to_string(), e))?;
+                (dir.clone(), None)
+            }
+            None => {
+                let scratch = tempfile::Builder::new()
+                    .prefix("adclick-rollup-")
+                    .tempdir()
+                    .map_err(|e| RollupError::Local("temporary directory".into(), e))?;
+                (scratch.path().to_path_buf(), Some(scratch))
+            }
+        };
+        let sources: Vec<Ulid> = replaced
+            .iter()
+            .flat_map(|b| b.sources.iter().copied())
+            .collect();
+        let config = self.config;
+        // Seconds of CPU and file work: the runtime moves this worker's other tasks meanwhile.
+        let block = tokio::task::block_in_place(|| {
+            block::write(
+                &parent,
+                self.day,
+                settled,
+                &config.labels,
+                &config.external_labels,
+                ulid,
+                &sources,
+            )
+        })?;
+        Ok(LocalBlock {
+            block,
+            _scratch: scratch,
+        })
+    }
+
+    /// Uploads the block, then marks the blocks it replaces for deletion: only once it is
+    /// complete, so that the day is never without a block.
+    async fn publish(
+        &self,
+        bucket: &BlockBucket<'_>,
+        block: &WrittenBlock,
+        replaced: &[ExistingBlock],
+        ulid: Ulid,
+    ) -> Result<(), RollupError> {
+        bucket.upload(&block.dir, &block.meta).await?;
+        for old in replaced {
+            bucket
+                .mark_for_deletion(&old.ulid, &ulid, now_ms() / 1000)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Compares the settled day with what the stream path wrote; `None` when reconciliation is
+    /// off (no `prometheus_url`).
+    async fn reconcile(
+        &self,
+        settled: &SettledDay,
+    ) -> Result<Option<Reconciliation>, ReconcileError> {
+        let config = self.config;
+        if config.prometheus_url.is_empty() {
+            return Ok(None);
+        }
+        let stream = reconcile::stream_day(
+            &self.deps.http,
+            &config.prometheus_url,
+            self.day,
+            &config.labels,
+        )
+        .await?;
+        Ok(Some(reconcile::compare(
+            settled,
+            &stream,
+            config.report_max_rows,
+        )))
+    }
+
+    /// Writes the JSON report to `[rollup] report_dir`.
+    fn write_report(&self, report: &Report) -> Result<(), RollupError> {
+        let dir = PathBuf::from(&self.config.report_dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RollupError::Local(dir.display().to_string(), e))?;
+        let path = dir.join(format!("rollup-{}.json", self.day));
+        let json = serde_json::to_vec_pretty(report).expect("serialisable");
+        std::fs::write(&path, json).map_err(|e| RollupError::Local(path.display().to_string(), e))
+    }
+}
+
+/// A bar of the bytes read, or a hidden one when no terminal watches.
+fn progress_bar(show: bool, plan: &ScanPlan) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(plan.bytes);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("reading {} objects", plan.objects.len()));
+    bar
 }
 
 async fn push_metrics(
@@ -359,10 +416,7 @@ async fn push_metrics(
         adclick_remote_write::Metrics::new(),
     )
     .map_err(|e| failed(e.to_string()))?;
-    let success = matches!(
-        outcome,
-        Outcome::Clean | Outcome::Mismatch | Outcome::Unreconciled | Outcome::CorruptSkipped
-    );
+    let success = outcome.publishes();
     let mut labels: BTreeMap<String, String> = config.labels.clone();
     labels.insert("job".into(), "adclick-rollup".into());
     let labels: Vec<(String, String)> = labels.into_iter().collect();

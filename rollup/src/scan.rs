@@ -13,7 +13,7 @@
 //!
 //! A corrupt object (bad checksum, truncated, a record that is not a valid click, contents that
 //! disagree with the name) is never read as if it were fine: it is listed with its name and the
-//! reason, and the run decides ([`crate::run`]).
+//! reason, and the run decides ([`crate::outcome`]).
 //!
 //! [`RollupConfig::read_before_ms`]: crate::RollupConfig::read_before_ms
 //! [`RollupConfig::read_after_ms`]: crate::RollupConfig::read_after_ms
