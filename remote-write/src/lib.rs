@@ -5,7 +5,9 @@
 //! | module | concept |
 //! |---|---|
 //! | [`proto`] | the wire messages, generated from `proto/prometheus/` |
-//! | [`request`] | [`Labels`], [`RequestBuilder`], [`Request`]: valid, or refused by series |
+//! | [`labels`] | [`Labels`]: a label set the specification allows, encoded and hashed once |
+//! | [`request`] | [`RequestBuilder`], [`Request`], [`Sample`]: valid, or refused by series |
+//! | [`invalid`] | [`InvalidSeries`]: a refused series written out, and its [`Problem`] |
 //! | [`encode`] | a request as an HTTP body: protobuf, then the snappy block format |
 //! | [`stale`] | the stale marker that ends a series (NaN `0x7ff0000000000002`) |
 //! | [`config`] | the TOML section: URL, timeout, auth, custom and tenant headers, queue |
@@ -17,6 +19,8 @@
 
 pub mod config;
 pub mod encode;
+pub mod invalid;
+pub mod labels;
 pub mod metrics;
 pub mod proto;
 pub mod queue;
@@ -26,7 +30,9 @@ pub mod stale;
 
 pub use config::{BasicAuth, Config, ConfigError, QueueConfig};
 pub use encode::{Encoded, Encoder};
+pub use invalid::{InvalidSeries, Problem};
+pub use labels::Labels;
 pub use metrics::Metrics;
 pub use queue::{PushError, Queue, Report, TryPushError};
-pub use request::{InvalidSeries, Labels, Problem, Request, RequestBuilder, Sample};
+pub use request::{Request, RequestBuilder, Sample};
 pub use send::{AttemptError, Delivery, SendError, Sender};

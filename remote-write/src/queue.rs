@@ -23,8 +23,10 @@ use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError, QueueConfig};
 use crate::encode::Encoder;
+use crate::invalid::{InvalidSeries, Problem};
+use crate::labels::Labels;
 use crate::metrics::{FailReason, Metrics};
-use crate::request::{InvalidSeries, Labels, Problem, RequestBuilder, Sample};
+use crate::request::{RequestBuilder, Sample};
 use crate::send::{SendError, Sender};
 use crate::stale;
 
