@@ -7,6 +7,8 @@
 //! event time, 10k ads, 2 hot salted ads, 5% out of order, 0.5% beyond the lateness); the default
 //! is a smaller run of the same shape that CI can afford.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 mod secure_kafka;
 
 use std::collections::{BTreeMap, HashMap};

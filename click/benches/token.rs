@@ -1,5 +1,7 @@
 //! Throughput of signing and verifying impression tokens (`cargo bench -p adclick-click --bench token`).
 
+#![allow(clippy::unwrap_used)] // A benchmark: a panic with the failed call is how it stops.
+
 use std::hint::black_box;
 
 use adclick_click::token::{Claims, TokenKey, Url, Verifier};

@@ -16,6 +16,8 @@
 //! `secs`, and `cpu_secs` / `cpu_us_per_msg`: user + system CPU of the whole process (every
 //! librdkafka thread) over the same interval, from `/proc/self/stat`.
 
+#![allow(clippy::unwrap_used)] // An example: a panic with the failed call is how it stops.
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,8 @@
 //! generation being filled): ids remembered, heap bytes per id (the structure's own count and
 //! the process RSS growth), ns per click for the horizon and for the baseline set.
 
+#![allow(clippy::unwrap_used)] // An example: a panic with the failed call is how it stops.
+
 use std::time::Instant;
 
 use adclick_exporter::remembered::{Horizon, Remembered, Seen};

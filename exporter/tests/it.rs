@@ -1,6 +1,8 @@
 //! The exporter against the local stack (tansu, Prometheus, garage): exact counts, replays after
 //! a crash, poison, the archive, and what a 1-minute graph shows between clicks.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 mod util;
 
 use std::collections::{BTreeMap, HashSet};

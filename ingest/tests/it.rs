@@ -1,6 +1,8 @@
 //! ingest against the stack's real Redis and Kafka (and a private tansu broker where a test kills
 //! one): every test has its own topic, Redis key prefix and spill folder.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 mod browser;
 mod redis_connections;
 mod util;

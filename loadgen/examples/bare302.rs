@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release -p adclick-loadgen --example bare302 -- 127.0.0.1:8099`
 
+#![allow(clippy::unwrap_used)] // An example: a panic with the failed call is how it stops.
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 

@@ -1,6 +1,8 @@
 //! loadgen against real receivers: a small local HTTP server that verifies tokens like ingest
 //! does, and the stack's Kafka broker. Both recount what arrived and compare with the truth.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

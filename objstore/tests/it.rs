@@ -2,6 +2,8 @@
 //! deleted; and an `https://` endpoint whose certificate a private CA signed (a TLS terminator
 //! in front of garage), reached only with `[s3.tls] ca_file`.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 use adclick_objstore::{S3Config, delete, get, list, list_dirs, put};
 use adclick_testsupport::{Stack, TestPki, TlsTerminator};
 

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p adclick-remote-write --bench encode`; throughput is in samples (elements).
 
+#![allow(clippy::unwrap_used)] // A benchmark: a panic with the failed call is how it stops.
+
 use adclick_remote_write::{Encoder, Labels, Request, RequestBuilder, Sample};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;

@@ -18,6 +18,8 @@
 //! Series use the metric `adclick_rw_bench_clicks` and a `run` label of their own, so they never
 //! mix with real click counts.
 
+#![allow(clippy::unwrap_used)] // An example: a panic with the failed call is how it stops.
+
 use std::time::{Duration, Instant};
 
 use adclick_remote_write::{Config, Labels, Metrics, Queue, Sample};

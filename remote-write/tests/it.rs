@@ -6,6 +6,8 @@
 //!   Prometheus without a window; needs `deploy/local/up`.
 //! - `properties`: valid series survive build → encode → decode; invalid ones are refused.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 mod util;
 
 mod receiver {

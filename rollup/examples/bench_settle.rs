@@ -5,6 +5,8 @@
 //! `cargo run --release -p adclick-rollup --example bench_settle -- [clicks]`
 //! Prints wall times per stage and the peak RSS (VmHWM) before and after settling.
 
+#![allow(clippy::unwrap_used)] // An example: a panic with the failed call is how it stops.
+
 use std::time::Instant;
 
 use adclick_click::archive;

@@ -42,8 +42,12 @@ pub enum PublishError {
     Store(#[from] StoreError),
     #[error("meta.json of block {ulid} is not a block meta: {reason}")]
     BadMeta { ulid: String, reason: String },
-    #[error("block directory {0}: {1}")]
-    Local(String, std::io::Error),
+    #[error("block directory {dir}")]
+    Local {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `deletion-mark.json`.
@@ -122,7 +126,10 @@ impl BlockBucket<'_> {
         for rel in &order {
             let path = dir.join(rel);
             let size = std::fs::metadata(&path)
-                .map_err(|e| PublishError::Local(path.display().to_string(), e))?
+                .map_err(|source| PublishError::Local {
+                    dir: path.display().to_string(),
+                    source,
+                })?
                 .len();
             let key = self.key(&ulid, rel);
             if let Err(e) = adclick_objstore::put_file(self.s3, self.bucket, &key, &path).await {

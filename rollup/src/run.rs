@@ -72,16 +72,34 @@ pub struct Deps {
 pub enum RollupError {
     #[error(transparent)]
     Config(#[from] InvalidConfig),
-    #[error("reading the archive: {0}")]
+    #[error("reading the archive")]
     Archive(#[from] StoreError),
-    #[error("writing the block: {0}")]
+    #[error("writing the block")]
     Block(#[from] BlockError),
-    #[error("publishing the block: {0}")]
+    #[error("publishing the block")]
     Publish(#[from] PublishError),
-    #[error("{0}: {1}")]
-    Local(String, std::io::Error),
-    #[error("writing the rollup's metrics to {url}: {message}")]
-    Metrics { url: String, message: String },
+    #[error("{what}")]
+    Local {
+        /// The local file or directory.
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the rollup's metrics to {url}")]
+    Metrics {
+        url: String,
+        #[source]
+        source: MetricsError,
+    },
+}
+
+/// Why the rollup's own metrics did not reach Prometheus.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error(transparent)]
+    Config(#[from] adclick_remote_write::ConfigError),
+    #[error(transparent)]
+    Send(#[from] adclick_remote_write::SendError),
 }
 
 /// Runs the rollup of `options.day`; writes the JSON report to `[rollup] report_dir` and returns
@@ -294,14 +312,20 @@ impl Rollup<'_> {
         let (parent, scratch) = match &self.options.out_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
-                    .map_err(|e| RollupError::Local(dir.display().to_string(), e))?;
+                    .map_err(|source| RollupError::Local {
+                        what: dir.display().to_string(),
+                        source,
+                    })?;
                 (dir.clone(), None)
             }
             None => {
                 let scratch = tempfile::Builder::new()
                     .prefix("adclick-rollup-")
                     .tempdir()
-                    .map_err(|e| RollupError::Local("temporary directory".into(), e))?;
+                    .map_err(|source| RollupError::Local {
+                        what: "temporary directory".into(),
+                        source,
+                    })?;
                 (scratch.path().to_path_buf(), Some(scratch))
             }
         };
@@ -374,10 +398,16 @@ impl Rollup<'_> {
     fn write_report(&self, report: &Report) -> Result<(), RollupError> {
         let dir = PathBuf::from(&self.config.report_dir);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| RollupError::Local(dir.display().to_string(), e))?;
+            .map_err(|source| RollupError::Local {
+                        what: dir.display().to_string(),
+                        source,
+                    })?;
         let path = dir.join(format!("rollup-{}.json", self.day));
         let json = serde_json::to_vec_pretty(report).expect("serialisable");
-        std::fs::write(&path, json).map_err(|e| RollupError::Local(path.display().to_string(), e))
+        std::fs::write(&path, json).map_err(|source| RollupError::Local {
+            what: path.display().to_string(),
+            source,
+        })
     }
 }
 
@@ -404,9 +434,9 @@ async fn push_metrics(
     outcome: Outcome,
 ) -> Result<(), RollupError> {
     let url = config.metrics_remote_write_url.clone();
-    let failed = |message: String| RollupError::Metrics {
+    let failed = |source: MetricsError| RollupError::Metrics {
         url: url.clone(),
-        message,
+        source,
     };
     let sender = adclick_remote_write::Sender::new(
         &adclick_remote_write::Config {
@@ -415,7 +445,7 @@ async fn push_metrics(
         },
         adclick_remote_write::Metrics::new(),
     )
-    .map_err(|e| failed(e.to_string()))?;
+    .map_err(|e| failed(e.into()))?;
     let success = outcome.publishes();
     let mut labels: BTreeMap<String, String> = config.labels.clone();
     labels.insert("job".into(), "adclick-rollup".into());
@@ -424,6 +454,6 @@ async fn push_metrics(
     sender
         .send(&request)
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(e.into()))?;
     Ok(())
 }

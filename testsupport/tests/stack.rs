@@ -1,6 +1,8 @@
 //! Smoke tests of the local stack: one real round trip through each server adclick talks to.
 //! They fail (never skip) when the stack is down; `deploy/local/test` brings it up first.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -11,6 +11,8 @@
 //! fsyncs, rename); promtool's covers its whole run, which includes parsing the text. The
 //! samples are deterministic: the same ads and counts every run.
 
+#![allow(clippy::unwrap_used)] // An example: a panic with the failed call is how it stops.
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -2,6 +2,8 @@
 //! a stock Prometheus, reruns, corrupt objects, the object store dying mid-upload.
 //! (The end-to-end run from Kafka through the exporter is in the exporter's tests.)
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -7,6 +7,8 @@
 //! - `prometheus`: a stock Prometheus started on a data dir holding a block answers PromQL
 //!   over it exactly.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 mod prometheus;
 mod promtool;
 mod support;
