@@ -80,18 +80,22 @@
 //! assert_eq!(verified.key_id, "k1");
 //! ```
 
-use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use thiserror::Error;
 
 pub use url::Url;
 
 use crate::wire::IMPRESSION_ID_LEN;
+
+mod bytes;
+mod keys;
+
+use bytes::{Reader, put_varint};
+pub use keys::{KeyError, KeyIdError, TokenKey, validate_key_id};
 
 /// Clock-skew allowance when configuration gives none, in seconds.
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 30;
@@ -288,98 +292,6 @@ pub enum Malformed {
 impl From<Malformed> for TokenError {
     fn from(malformed: Malformed) -> TokenError {
         TokenError::Malformed(malformed)
-    }
-}
-
-/// Why a key id is not acceptable.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum KeyIdError {
-    #[error("length {0} is not in 1..={MAX_KEY_ID_LEN}")]
-    Length(usize),
-    #[error("contains a character other than ASCII letters, digits, `-`, `_`, `.`")]
-    Characters,
-}
-
-/// Why a key or key set cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum KeyError {
-    #[error("key id `{id}`: {reason}")]
-    BadKeyId { id: String, reason: KeyIdError },
-    #[error("key `{id}`: secret is not hex")]
-    SecretNotHex { id: String },
-    #[error("key `{id}`: secret is {len} bytes, at least {MIN_SECRET_LEN} are required")]
-    SecretTooShort { id: String, len: usize },
-    #[error("key id `{0}` given twice")]
-    DuplicateKeyId(String),
-    #[error("no token keys configured")]
-    NoKeys,
-    #[error("signing key id `{0}` is not among the keys")]
-    UnknownSigningKey(String),
-}
-
-/// Checks a key id's syntax.
-pub fn validate_key_id(id: &[u8]) -> Result<(), KeyIdError> {
-    if id.is_empty() || id.len() > MAX_KEY_ID_LEN {
-        return Err(KeyIdError::Length(id.len()));
-    }
-    if !id
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(KeyIdError::Characters);
-    }
-    Ok(())
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// One HMAC key and its id. The secret is not kept: the keyed MAC state is, which is cloned per
-/// token so the key schedule is computed once.
-#[derive(Clone)]
-pub struct TokenKey {
-    id: String,
-    keyed_mac: HmacSha256,
-}
-
-impl TokenKey {
-    /// A key from its id and raw secret (at least [`MIN_SECRET_LEN`] bytes).
-    pub fn new(id: &str, secret: &[u8]) -> Result<TokenKey, KeyError> {
-        validate_key_id(id.as_bytes()).map_err(|reason| KeyError::BadKeyId {
-            id: id.to_string(),
-            reason,
-        })?;
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(KeyError::SecretTooShort {
-                id: id.to_string(),
-                len: secret.len(),
-            });
-        }
-        let keyed_mac =
-            HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
-        Ok(TokenKey {
-            id: id.to_string(),
-            keyed_mac,
-        })
-    }
-
-    /// A key from its id and hex-encoded secret, as configuration gives it.
-    pub fn from_hex(id: &str, secret_hex: &str) -> Result<TokenKey, KeyError> {
-        let secret = hex::decode(secret_hex.trim())
-            .map_err(|_| KeyError::SecretNotHex { id: id.to_string() })?;
-        TokenKey::new(id, &secret)
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl fmt::Debug for TokenKey {
-    // Only the id: a secret must not reach a log through `{:?}`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
     }
 }
 
@@ -635,59 +547,6 @@ fn url_refusal(url: &Url) -> Option<UrlRefusal> {
         return Some(UrlRefusal::Credentials);
     }
     None
-}
-
-/// Appends `value` as an unsigned LEB128 varint.
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-/// Reads the binary token front to back; every read is bounds-checked.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self, field: &'static str) -> Result<u8, Malformed> {
-        let (&first, rest) = self.rest.split_first().ok_or(Malformed::Truncated(field))?;
-        self.rest = rest;
-        Ok(first)
-    }
-
-    fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], Malformed> {
-        if self.rest.len() < len {
-            return Err(Malformed::Truncated(field));
-        }
-        let (taken, rest) = self.rest.split_at(len);
-        self.rest = rest;
-        Ok(taken)
-    }
-
-    /// A minimal LEB128 varint of at most 64 bits.
-    fn varint(&mut self, field: &'static str) -> Result<u64, Malformed> {
-        let mut value = 0u64;
-        for group in 0..MAX_VARINT_LEN {
-            let byte = self.byte(field)?;
-            // The tenth group holds only bit 63: anything more overflows a u64.
-            if group == MAX_VARINT_LEN - 1 && byte > 1 {
-                return Err(Malformed::BadVarint(field));
-            }
-            value |= u64::from(byte & 0x7f) << (7 * group);
-            if byte & 0x80 == 0 {
-                // A zero last group after the first adds nothing: a longer spelling of a shorter
-                // varint, refused so every value has one encoding.
-                if byte == 0 && group > 0 {
-                    return Err(Malformed::BadVarint(field));
-                }
-                return Ok(value);
-            }
-        }
-        Err(Malformed::BadVarint(field))
-    }
 }
 
 #[cfg(test)]

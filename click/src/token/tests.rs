@@ -2,6 +2,7 @@
 //! claims (round trip, single-byte changes, truncations).
 
 use super::*;
+use crate::token::keys::HmacSha256;
 use proptest::prelude::*;
 
 const SECRET: &[u8; 32] = b"adclick-token-tests-secret-32byt";
