@@ -2,18 +2,21 @@
 //! campaign → ad, every query sums the exporter's `partition` label away, and the provisioning
 //! files point at them.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use adclick_grafana::{
-    VariableSource, builtin_values, dashboard_files, load, panel_queries, parse_variable_query,
-    provisioning_dir, referenced_variables, substitute, validate, variable_queries, variables,
+    Dashboard, VariableSource, builtin_values, dashboard_files, load, panel_queries,
+    parse_variable_query, provisioning_dir, referenced_variables, substitute, validate,
+    variable_queries, variables,
 };
-use serde_json::Value;
 
-fn dashboard(name: &str) -> Value {
+/// `{e:?}` rather than `{e}`: the message names the file, its cause (as `source`) says why.
+fn dashboard(name: &str) -> Dashboard {
     let path = adclick_grafana::dashboards_dir().join(format!("{name}.json"));
-    load(&path).unwrap_or_else(|e| panic!("{e}"))
+    load(&path).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 #[test]
@@ -30,7 +33,7 @@ fn every_dashboard_is_valid() {
     );
     let mut uids = BTreeMap::new();
     for f in &files {
-        let d = load(f).unwrap_or_else(|e| panic!("{e}"));
+        let d = load(f).unwrap_or_else(|e| panic!("{e:?}"));
         let problems = validate(&d);
         assert!(
             problems.is_empty(),
@@ -38,7 +41,7 @@ fn every_dashboard_is_valid() {
             f.display(),
             problems.join("\n  ")
         );
-        let uid = d["uid"].as_str().unwrap().to_string();
+        let uid = d.uid.clone();
         if let Some(other) = uids.insert(uid.clone(), f.clone()) {
             panic!("uid {uid} used by {} and {}", f.display(), other.display());
         }
@@ -89,7 +92,7 @@ fn advertiser_variables_chain_advertiser_campaign_ad() {
             v.name,
             v.query
         );
-        assert_eq!(v.datasource, "${datasource}", "${}", v.name);
+        assert_eq!(v.datasource_uid(), "${datasource}", "${}", v.name);
     }
     let all = variables(&d);
     let ds = all.iter().find(|v| v.name == "datasource").unwrap();
@@ -185,7 +188,7 @@ fn provisioning_points_at_the_dashboards_and_both_datasources() {
     let dir = provisioning_dir();
     let datasources =
         std::fs::read_to_string(dir.join("datasources/adclick.yml")).expect("datasources file");
-    let ds: serde_yaml::Value = serde_yaml::from_str(&datasources).expect("datasources YAML");
+    let ds: yaml_serde::Value = yaml_serde::from_str(&datasources).expect("datasources YAML");
     let list = ds["datasources"].as_sequence().expect("datasources list");
     let uids: Vec<(&str, &str)> = list
         .iter()
@@ -200,7 +203,7 @@ fn provisioning_points_at_the_dashboards_and_both_datasources() {
     );
     let providers =
         std::fs::read_to_string(dir.join("dashboards/adclick.yml")).expect("dashboards file");
-    let p: serde_yaml::Value = serde_yaml::from_str(&providers).expect("providers YAML");
+    let p: yaml_serde::Value = yaml_serde::from_str(&providers).expect("providers YAML");
     assert_eq!(p["providers"][0]["type"].as_str(), Some("file"));
     assert_eq!(
         p["providers"][0]["options"]["path"].as_str(),

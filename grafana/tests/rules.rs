@@ -5,6 +5,8 @@
 //! promtool comes with the stack's Prometheus (`deploy/local/install`); `$PROMTOOL` names
 //! another. A missing promtool fails these tests: they never skip.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,13 +73,13 @@ fn run(args: &[&str], files: &[PathBuf]) -> String {
     said
 }
 
-fn yaml(path: &Path) -> serde_yaml::Value {
+fn yaml(path: &Path) -> yaml_serde::Value {
     let text = std::fs::read_to_string(path).unwrap();
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 struct Rules {
-    alerts: Vec<serde_yaml::Value>,
+    alerts: Vec<yaml_serde::Value>,
     records: Vec<String>,
 }
 

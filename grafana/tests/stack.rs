@@ -24,6 +24,8 @@
 //!
 //! The Thanos datasource is the scratch Prometheus here: the queries are the same on both.
 
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -42,7 +44,6 @@ use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::{GroundTruth, Plan, PlanConfig, RunOptions, Target};
 use adclick_remote_write::{RequestBuilder, Sample, Sender};
 use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, TestScope};
-use serde_json::Value;
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
@@ -187,7 +188,6 @@ async fn start_exporter(
         s3: scope.stack.s3_client().await,
         bucket: scope.stack.s3_bucket().to_string(),
         metrics: Metrics::new(),
-        remote_write_metrics: adclick_remote_write::Metrics::new(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(adclick_exporter::serve(admin, config, deps, async move {
@@ -340,7 +340,7 @@ async fn check_dashboards(
     let rate_interval = Duration::from_secs(60);
     let step = Duration::from_secs(60);
     for file in dashboard_files() {
-        let d: Value = load(&file).unwrap();
+        let d = load(&file).unwrap();
         let dash = file.file_name().unwrap().to_string_lossy().into_owned();
         let mut values = chosen.clone();
         values.extend(builtin_values(now - RANGE_MS, now, step, rate_interval));
@@ -375,7 +375,7 @@ async fn check_dashboards(
                         Ok(other) => Err(adclick_testsupport::PromError(format!(
                             "{other:?} not supported by this test"
                         ))),
-                        Err(e) => Err(adclick_testsupport::PromError(e)),
+                        Err(e) => Err(adclick_testsupport::PromError(e.to_string())),
                     };
                     match got {
                         Err(e) => problems.push(format!("{dash} variable ${}: {e}", v.name)),
