@@ -10,7 +10,7 @@ use adclick_ingest::dedup::Dedup;
 use adclick_ingest::redis_link::RedisSettings;
 use adclick_testsupport::{RedisCluster, RedisSetup, ScratchRedis, Stack, TestPki};
 
-use crate::util::{Ingest, config, kafka, read_topic};
+use crate::support::{Ingest, config, kafka, read_topic};
 use crate::{assert_one_new_per_impression, plan, send};
 
 fn dedup_on(redis: &RedisSettings, prefix: &str) -> Dedup {
@@ -75,7 +75,7 @@ async fn a_wrong_ca_or_password_stops_ingest_at_start() {
         cfg.redis_tls.ca_file = Some(ca);
         adclick_ingest::Service::start(adclick_ingest::Settings {
             config: cfg,
-            verifier: adclick_click::Verifier::new([crate::util::key()], 30).unwrap(),
+            verifier: adclick_click::Verifier::new([crate::support::key()], 30).unwrap(),
             kafka: kafka(scope.stack.kafka_brokers(), &topic),
         })
     };
@@ -174,7 +174,7 @@ async fn a_cluster_losing_a_master_mid_run_fails_open_bounded() {
     let fail_open: f64 = ["timeout", "error", "unavailable"]
         .iter()
         .map(|r| {
-            crate::util::metric_value(
+            crate::support::metric_value(
                 &m,
                 &format!("adclick_ingest_dedup_fail_open_total{{reason=\"{r}\"}}"),
             )

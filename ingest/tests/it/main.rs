@@ -5,7 +5,7 @@
 
 mod browser;
 mod redis_connections;
-mod util;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::GroundTruth;
 use adclick_testsupport::{ScratchTansu, Stack, TansuSetup, TestScope};
-use util::{Ingest, Proxy, ProxyMode, client, closed_port, config, kafka, key, read_topic};
+use support::{Ingest, Proxy, ProxyMode, client, closed_port, config, kafka, key, read_topic};
 
 /// The ad of the tests' own tokens: far outside loadgen's population.
 const MY_AD: u64 = 4_000_000_001;
@@ -63,7 +63,7 @@ async fn send(base: &str, plan: PlanConfig, in_flight: usize) -> GroundTruth {
 }
 
 fn token(url: &str) -> (String, [u8; 16]) {
-    util::signed_token(MY_AD, url)
+    support::signed_token(MY_AD, url)
 }
 
 /// GETs a click; the status and how long the answer took.
@@ -134,17 +134,17 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
     );
     let m = ingest.metrics().await;
     assert_eq!(
-        util::metric_value(&m, "adclick_ingest_duplicates_total"),
+        support::metric_value(&m, "adclick_ingest_duplicates_total"),
         s.duplicates_sent as f64
     );
     assert_eq!(
-        util::metric_value(&m, "adclick_ingest_clicks_accepted_total{path=\"kafka\"}"),
+        support::metric_value(&m, "adclick_ingest_clicks_accepted_total{path=\"kafka\"}"),
         s.clicks as f64
     );
     let invalid: f64 = ["bad_signature", "unknown_key", "expired"]
         .iter()
         .map(|r| {
-            util::metric_value(
+            support::metric_value(
                 &m,
                 &format!("adclick_ingest_invalid_total{{reason=\"{r}\"}}"),
             )

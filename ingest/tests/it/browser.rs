@@ -18,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::sync::mpsc;
 
-use crate::util::{self, Ingest, closed_port, config, kafka, read_topic};
+use crate::support::{self, Ingest, closed_port, config, kafka, read_topic};
 
 /// Where Debian's packages put them (`deploy/local/install` installs both).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -237,7 +237,7 @@ impl Drop for Browser {
 }
 
 fn token(landing: &str) -> (String, [u8; 16]) {
-    util::signed_token(AD, landing)
+    support::signed_token(AD, landing)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +292,7 @@ async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
     // Ingest saw both clicks (the 302 is not cached), and produced the impression once.
     let metrics = ingest.metrics().await;
     assert_eq!(
-        util::metric_value(&metrics, "adclick_ingest_duplicates_total"),
+        support::metric_value(&metrics, "adclick_ingest_duplicates_total"),
         1.0,
         "the second click reached ingest as a repeat"
     );
