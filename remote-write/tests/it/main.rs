@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
 
-mod util;
+mod support;
 
 mod receiver {
     use std::time::Duration;
@@ -21,7 +21,7 @@ mod receiver {
     };
     use prost::Message;
 
-    use crate::util::{Receiver, Reply, canonical, eventually, sender, test_config};
+    use crate::support::{Receiver, Reply, canonical, eventually, sender, test_config};
 
     fn request() -> Request {
         let mut b = RequestBuilder::new();
@@ -293,7 +293,7 @@ mod queue {
         Labels, Metrics, Problem, PushError, Queue, Request, Sample, SendError, TryPushError, stale,
     };
 
-    use crate::util::{Canonical, Receiver, Reply, ad_labels, canonical, test_config};
+    use crate::support::{Canonical, Receiver, Reply, ad_labels, canonical, test_config};
 
     fn queue(url: &str, tweak: impl FnOnce(&mut adclick_remote_write::Config)) -> Queue {
         let mut config = test_config(url);
@@ -517,7 +517,7 @@ mod prometheus {
     use adclick_remote_write::{Labels, Metrics, Queue, RequestBuilder, Sample, SendError, Sender};
     use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, TestScope};
 
-    use crate::util::{ad_labels, grid, minute_ago, sender, test_config, value};
+    use crate::support::{ad_labels, grid, minute_ago, sender, test_config, value};
 
     const METRIC: &str = "adclick_rw_it";
 
@@ -849,7 +849,7 @@ mod properties {
     use proptest::prelude::*;
     use prost::Message;
 
-    use crate::util::canonical;
+    use crate::support::canonical;
 
     type Pairs = Vec<(String, String)>;
 
@@ -967,7 +967,7 @@ mod properties {
             series in prop::collection::vec(valid_series(), 1..8)
         ) {
             let mut builder = RequestBuilder::new();
-            let mut expected = crate::util::Canonical::new();
+            let mut expected = crate::support::Canonical::new();
             for (labels, samples) in &series {
                 // A set of series: a label set drawn twice is kept once.
                 if expected.contains_key(&sorted(labels)) {
