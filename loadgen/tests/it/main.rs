@@ -3,92 +3,26 @@
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod support;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adclick_click::token::{TokenKey, Verifier};
+use adclick_click::token::Verifier;
 use adclick_click::wire::Click;
 use adclick_loadgen::http::HttpTarget;
 use adclick_loadgen::kafka::KafkaTarget;
 use adclick_loadgen::plan::{Plan, PlanConfig};
-use adclick_loadgen::population::AdRef;
-use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
-use adclick_loadgen::shape::TrafficShape;
+use adclick_loadgen::run::{RunOptions, Target, run};
 use adclick_loadgen::tokens::TokenMinter;
-use adclick_loadgen::truth::{TruthKey, count_clicks, read_summary, read_truth};
+use adclick_loadgen::truth::{count_clicks, read_summary, read_truth};
 use adclick_testsupport::Stack;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
-const SECRET: [u8; 32] = [7; 32];
-
-fn key() -> TokenKey {
-    TokenKey::new("k1", &SECRET).unwrap()
-}
-
-/// What the fake ingest saw: first click time per impression, and what it refused.
-#[derive(Default)]
-struct Seen {
-    first: HashMap<[u8; 16], (AdRef, i64)>,
-    refused: u64,
-}
-
-async fn fake_ingest(
-    State((verifier, seen)): State<(Arc<Verifier>, Arc<Mutex<Seen>>)>,
-    Path(token): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> impl IntoResponse {
-    match verifier.verify_now(&token) {
-        Ok(v) => {
-            let c = v.claims;
-            let t: i64 = q
-                .get("t")
-                .and_then(|t| t.parse().ok())
-                .expect("loadgen sends t");
-            let ad = AdRef {
-                advertiser_id: c.advertiser_id,
-                campaign_id: c.campaign_id,
-                ad_id: c.ad_id,
-            };
-            let mut seen = seen.lock().unwrap();
-            seen.first.entry(c.impression_id).or_insert((ad, t));
-            let mut h = HeaderMap::new();
-            h.insert(header::LOCATION, c.landing_url.as_str().parse().unwrap());
-            (StatusCode::FOUND, h).into_response()
-        }
-        Err(e) => {
-            seen.lock().unwrap().refused += 1;
-            (StatusCode::FORBIDDEN, e.to_string()).into_response()
-        }
-    }
-}
-
-fn plan_config(seed: u64, rate: f64, secs: f64) -> PlanConfig {
-    PlanConfig {
-        seed,
-        start_ms: now_ms(),
-        duration_secs: secs,
-        shape: TrafficShape::Steady { rate },
-        duplicate_share: 0.1,
-        duplicate_delay_max_secs: 3.0,
-        late_share: 0.1,
-        too_late_share: 0.05,
-        ..Default::default()
-    }
-}
-
-fn recount(first: impl Iterator<Item = (AdRef, i64)>) -> BTreeMap<TruthKey, u64> {
-    let mut counts = BTreeMap::new();
-    for (ad, t) in first {
-        *counts.entry(TruthKey::of(ad, t)).or_default() += 1;
-    }
-    counts
-}
+use support::{Seen, fake_ingest, key, plan_config, recount};
 
 #[tokio::test]
 async fn http_target_truth_matches_what_a_verifying_server_counted() {

@@ -1,0 +1,80 @@
+//! What loadgen's integration tests share: the token key, a small HTTP server that verifies tokens
+//! like ingest does and records what it saw, the plans the tests send, and recounting a truth.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use adclick_click::token::{TokenKey, Verifier};
+use adclick_loadgen::plan::PlanConfig;
+use adclick_loadgen::population::AdRef;
+use adclick_loadgen::run::now_ms;
+use adclick_loadgen::shape::TrafficShape;
+use adclick_loadgen::truth::TruthKey;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+
+const SECRET: [u8; 32] = [7; 32];
+
+pub fn key() -> TokenKey {
+    TokenKey::new("k1", &SECRET).unwrap()
+}
+
+/// What the fake ingest saw: first click time per impression, and what it refused.
+#[derive(Default)]
+pub struct Seen {
+    pub first: HashMap<[u8; 16], (AdRef, i64)>,
+    pub refused: u64,
+}
+
+pub async fn fake_ingest(
+    State((verifier, seen)): State<(Arc<Verifier>, Arc<Mutex<Seen>>)>,
+    Path(token): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    match verifier.verify_now(&token) {
+        Ok(v) => {
+            let c = v.claims;
+            let t: i64 = q
+                .get("t")
+                .and_then(|t| t.parse().ok())
+                .expect("loadgen sends t");
+            let ad = AdRef {
+                advertiser_id: c.advertiser_id,
+                campaign_id: c.campaign_id,
+                ad_id: c.ad_id,
+            };
+            let mut seen = seen.lock().unwrap();
+            seen.first.entry(c.impression_id).or_insert((ad, t));
+            let mut h = HeaderMap::new();
+            h.insert(header::LOCATION, c.landing_url.as_str().parse().unwrap());
+            (StatusCode::FOUND, h).into_response()
+        }
+        Err(e) => {
+            seen.lock().unwrap().refused += 1;
+            (StatusCode::FORBIDDEN, e.to_string()).into_response()
+        }
+    }
+}
+
+pub fn plan_config(seed: u64, rate: f64, secs: f64) -> PlanConfig {
+    PlanConfig {
+        seed,
+        start_ms: now_ms(),
+        duration_secs: secs,
+        shape: TrafficShape::Steady { rate },
+        duplicate_share: 0.1,
+        duplicate_delay_max_secs: 3.0,
+        late_share: 0.1,
+        too_late_share: 0.05,
+        ..Default::default()
+    }
+}
+
+pub fn recount(first: impl Iterator<Item = (AdRef, i64)>) -> BTreeMap<TruthKey, u64> {
+    let mut counts = BTreeMap::new();
+    for (ad, t) in first {
+        *counts.entry(TruthKey::of(ad, t)).or_default() += 1;
+    }
+    counts
+}
