@@ -4,26 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
 
-use adclick_objstore::{S3Config, delete, get, list, list_dirs, put};
+mod support;
+
+use adclick_objstore::{delete, get, list, list_dirs, put};
 use adclick_testsupport::{Stack, TestPki, TlsTerminator};
 
-/// The stack's garage as `[s3]` describes it; credentials from the standard AWS variables,
-/// as in production.
-fn config(stack: &Stack, endpoint: &str) -> S3Config {
-    // SAFETY: every test of this binary sets the same two values before making a client, and
-    // nothing reads them concurrently with a different expectation.
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", stack.aws_access_key_id());
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", stack.aws_secret_access_key());
-    }
-    S3Config {
-        bucket: stack.s3_bucket().to_string(),
-        region: stack.s3_region().to_string(),
-        endpoint_url: endpoint.to_string(),
-        force_path_style: true,
-        ..S3Config::default()
-    }
-}
+use support::config;
 
 #[tokio::test]
 async fn objects_are_written_listed_read_and_deleted() {
