@@ -44,7 +44,8 @@ pub use stack::{Stack, TestScope};
 pub use tansu::{ScratchTansu, TansuSetup};
 pub use tls_terminator::TlsTerminator;
 
-/// A free TCP port on 127.0.0.1 (for a server a test starts, e.g. an admin listener).
+/// A free TCP port on 127.0.0.1: for a server a test starts (e.g. an admin listener), or, with
+/// nothing started on it, an address that refuses connections (a Redis or broker that is down).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind 127.0.0.1:0")

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use adclick_click::token::{Claims, TokenKey, Url, unix_now_secs};
+use adclick_testsupport::free_port;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
@@ -17,25 +18,15 @@ use crate::{IngestConfig, KafkaSettings, Service, Settings};
 
 const SECRET: [u8; 32] = [0x42; 32];
 
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn service(dir: &std::path::Path) -> Service {
     let config = IngestConfig {
-        redis_url: format!("redis://127.0.0.1:{}", closed_port())
-            .as_str()
-            .into(),
+        redis_url: format!("redis://127.0.0.1:{}", free_port()).as_str().into(),
         spill_dir: dir.to_path_buf(),
         produce_timeout_ms: 20,
         ..IngestConfig::default()
     };
     let kafka = KafkaSettings {
-        brokers: format!("127.0.0.1:{}", closed_port()),
+        brokers: format!("127.0.0.1:{}", free_port()),
         topic: "clicks".into(),
         properties: vec![],
     };

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adclick_testsupport::Stack;
+use adclick_testsupport::{Stack, free_port};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Html;
@@ -18,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::sync::mpsc;
 
-use crate::support::{self, Ingest, closed_port, config, kafka, read_topic};
+use crate::support::{self, Ingest, config, kafka, read_topic};
 
 /// Where Debian's packages put them (`deploy/local/install` installs both).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -141,7 +141,7 @@ impl Browser {
             );
         }
         let profile = tempfile::tempdir().unwrap();
-        let port = closed_port();
+        let port = free_port();
         let log = profile.path().join("chromedriver.log");
         let driver = {
             use std::os::unix::process::CommandExt as _;

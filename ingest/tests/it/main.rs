@@ -18,8 +18,8 @@ use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::GroundTruth;
-use adclick_testsupport::{ScratchTansu, Stack, TansuSetup, TestScope};
-use support::{Ingest, Proxy, ProxyMode, client, closed_port, config, kafka, key, read_topic};
+use adclick_testsupport::{ScratchTansu, Stack, TansuSetup, TestScope, free_port};
+use support::{Ingest, Proxy, ProxyMode, client, config, kafka, key, read_topic};
 
 /// The ad of the tests' own tokens: far outside loadgen's population.
 const MY_AD: u64 = 4_000_000_001;
@@ -248,7 +248,7 @@ async fn unreachable_redis_fails_open_with_the_flag() {
     let topic = scope.kafka_topic(2).await;
     let spill = tempfile::tempdir().unwrap();
     let mut cfg = config(
-        &format!("redis://127.0.0.1:{}", closed_port()),
+        &format!("redis://127.0.0.1:{}", free_port()),
         &scope.redis_prefix(),
         spill.path(),
     );
@@ -437,7 +437,7 @@ async fn without_a_broker_clicks_spill_and_a_restart_replays_them() {
         let cfg = config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path());
         let dead = Ingest::start(
             cfg.clone(),
-            kafka(&format!("127.0.0.1:{}", closed_port()), &topic),
+            kafka(&format!("127.0.0.1:{}", free_port()), &topic),
         )
         .await;
         let http = client();

@@ -46,14 +46,6 @@ pub fn key() -> TokenKey {
     TokenKey::new("k1", &SECRET).unwrap()
 }
 
-pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An ingest configuration for tests: its own spill folder and Redis prefix.
 pub fn config(redis_url: &str, redis_prefix: &str, spill_dir: &Path) -> IngestConfig {
     IngestConfig {

@@ -17,7 +17,7 @@ use adclick_loadgen::plan::{Plan, PlanConfig};
 use adclick_loadgen::run::{RunOptions, Target, run};
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::{count_clicks, read_summary, read_truth};
-use adclick_testsupport::Stack;
+use adclick_testsupport::{Stack, free_port};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -76,11 +76,7 @@ async fn http_target_truth_matches_what_a_verifying_server_counted() {
 #[tokio::test]
 async fn http_target_errors_beyond_the_bound_fail_the_run() {
     // Nothing listens on this port: every send fails, and the run stops early instead of spinning.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let target = Target::Http(
         HttpTarget::new(
             &format!("http://127.0.0.1:{port}"),

@@ -19,6 +19,7 @@ mod receiver {
     use adclick_remote_write::{
         AttemptError, BasicAuth, Delivery, Request, RequestBuilder, Sample, SendError, stale,
     };
+    use adclick_testsupport::free_port;
     use prost::Message;
 
     use crate::support::{Receiver, Reply, canonical, eventually, sender, test_config};
@@ -226,10 +227,7 @@ mod receiver {
 
     #[tokio::test]
     async fn a_refused_connection_is_retried_until_the_receiver_is_up() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let config = test_config(&format!("http://{addr}/api/v1/write"));
         let sender = sender(&config);
         let task = tokio::spawn({

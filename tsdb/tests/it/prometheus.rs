@@ -2,11 +2,12 @@
 //! PromQL over the block's day gives exactly the sums of the samples written.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use adclick_testsupport::free_port;
 use adclick_tsdb::{Sample, Series};
 
 use crate::support::{Rng, ad_series, tool, write};
@@ -24,12 +25,7 @@ impl Prometheus {
     fn start(data_dir: &Path, config_dir: &Path) -> Prometheus {
         let config = config_dir.join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-        // A free port: bind to port 0, read what the kernel chose, release it for Prometheus.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(tool("prometheus"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", data_dir.display()))
