@@ -751,7 +751,7 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
     let redis =
         adclick_testsupport::FaultProxy::start(stack.redis_url().trim_start_matches("redis://"))
             .await;
-    let redis_url = redis.url().replace("http://", "redis://");
+    let redis_url = format!("redis://{}", redis.addr());
     let spill = tempfile::tempdir().unwrap();
     let log = std::env::temp_dir().join(format!("adclick-{}.log", scope.id));
     let (mut ingest, base, ingest_admin) =

@@ -3,21 +3,37 @@
 //! until the test heals it. It stands in for stopping a server the whole stack shares (other
 //! tests use it at the same time) and lets a test stop it at an exact point of a protocol
 //! exchange: when a request carrying a given byte string (e.g. an object name in an HTTP
-//! request line) passes through.
+//! request line) passes through. It can also play a slow server, holding every chunk a while.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, watch};
 
+/// What every connection of a proxy shares: whether the server is "down", the signal that cuts
+/// every connection, the byte string that takes it down, and how long each chunk is held.
+struct Shared {
+    down: AtomicBool,
+    cut: watch::Sender<u64>,
+    trigger: Mutex<Option<Vec<u8>>>,
+    delay_ms: AtomicU64,
+}
+
+impl Shared {
+    fn go_down(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
 /// A running proxy; stops when dropped.
 pub struct FaultProxy {
-    addr: std::net::SocketAddr,
-    down: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
-    trigger: Arc<Mutex<Option<Vec<u8>>>>,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -26,44 +42,37 @@ impl FaultProxy {
     pub async fn start(upstream: &str) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().unwrap();
-        let down = Arc::new(AtomicBool::new(false));
-        let (cut, cut_rx) = watch::channel(0u64);
-        let trigger: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
+        let shared = Arc::new(Shared {
+            down: AtomicBool::new(false),
+            cut: watch::channel(0u64).0,
+            trigger: Mutex::new(None),
+            delay_ms: AtomicU64::new(0),
+        });
         let upstream = upstream.to_string();
         let task = {
-            let down = down.clone();
-            let cut = cut.clone();
-            let trigger = trigger.clone();
+            let shared = shared.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((client, _)) = listener.accept().await else {
                         continue;
                     };
-                    if down.load(Ordering::SeqCst) {
+                    if shared.down.load(Ordering::SeqCst) {
                         drop(client); // refused: the server is "down"
                         continue;
                     }
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         continue;
                     };
-                    tokio::spawn(pipe(
-                        client,
-                        server,
-                        down.clone(),
-                        cut.clone(),
-                        cut_rx.clone(),
-                        trigger.clone(),
-                    ));
+                    tokio::spawn(pipe(client, server, shared.clone()));
                 }
             })
         };
-        FaultProxy {
-            addr,
-            down,
-            cut,
-            trigger,
-            task,
-        }
+        FaultProxy { addr, shared, task }
+    }
+
+    /// Where clients connect: `127.0.0.1:port`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `http://127.0.0.1:port`.
@@ -73,23 +82,30 @@ impl FaultProxy {
 
     /// Goes down when a client sends `needle` (before forwarding it).
     pub async fn go_down_on(&self, needle: &[u8]) {
-        *self.trigger.lock().await = Some(needle.to_vec());
+        *self.shared.trigger.lock().await = Some(needle.to_vec());
     }
 
     /// Goes down now: cuts every connection, refuses new ones.
     pub fn go_down(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        self.cut.send_modify(|n| *n += 1);
+        self.shared.go_down();
     }
 
-    /// Serves again.
+    /// A slow server: holds every chunk, either way, for `delay` before forwarding it.
+    pub fn slow_down(&self, delay: Duration) {
+        self.shared
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Serves again, at full speed.
     pub async fn heal(&self) {
-        *self.trigger.lock().await = None;
-        self.down.store(false, Ordering::SeqCst);
+        *self.shared.trigger.lock().await = None;
+        self.shared.delay_ms.store(0, Ordering::SeqCst);
+        self.shared.down.store(false, Ordering::SeqCst);
     }
 
     pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::SeqCst)
+        self.shared.down.load(Ordering::SeqCst)
     }
 }
 
@@ -100,46 +116,56 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn pipe(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    down: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
-    mut cut_rx: watch::Receiver<u64>,
-    trigger: Arc<Mutex<Option<Vec<u8>>>>,
+/// Forwards one connection both ways until either side closes or the proxy cuts it.
+async fn pipe(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
+    let mut cut = shared.cut.subscribe();
+    cut.mark_unchanged();
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::select! {
+        _ = cut.changed() => {}
+        () = forward(client_read, server_write, &shared, true) => {}
+        () = forward(server_read, client_write, &shared, false) => {}
+    }
+}
+
+/// One direction of a connection; `watched`: the client's requests, where the trigger is sought.
+async fn forward(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    shared: &Shared,
+    watched: bool,
 ) {
-    let (mut cr, mut cw) = client.split();
-    let (mut sr, mut sw) = server.split();
-    let mut up = [0u8; 16 * 1024];
-    let mut downbuf = [0u8; 16 * 1024];
+    let mut buf = [0u8; 16 * 1024];
     // The last bytes of the previous read, so a needle split across reads is still seen.
     let mut tail: Vec<u8> = Vec::new();
-    cut_rx.mark_unchanged();
     loop {
-        tokio::select! {
-            _ = cut_rx.changed() => return,
-            n = cr.read(&mut up) => {
-                let Ok(n) = n else { return };
-                if n == 0 { let _ = sw.shutdown().await; return; }
-                let needle = trigger.lock().await.clone();
-                if let Some(needle) = needle {
-                    let mut window = std::mem::take(&mut tail);
-                    window.extend_from_slice(&up[..n]);
-                    if window.windows(needle.len()).any(|w| w == needle.as_slice()) {
-                        down.store(true, Ordering::SeqCst);
-                        cut.send_modify(|c| *c += 1);
-                        return;
-                    }
-                    let keep = needle.len().saturating_sub(1).min(window.len());
-                    tail = window[window.len() - keep..].to_vec();
+        let Ok(n) = from.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return;
+        }
+        if watched {
+            let needle = shared.trigger.lock().await.clone();
+            if let Some(needle) = needle {
+                let mut window = std::mem::take(&mut tail);
+                window.extend_from_slice(&buf[..n]);
+                if window.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                    shared.go_down();
+                    return;
                 }
-                if sw.write_all(&up[..n]).await.is_err() { return; }
+                let keep = needle.len().saturating_sub(1).min(window.len());
+                tail = window[window.len() - keep..].to_vec();
             }
-            n = sr.read(&mut downbuf) => {
-                let Ok(n) = n else { return };
-                if n == 0 { let _ = cw.shutdown().await; return; }
-                if cw.write_all(&downbuf[..n]).await.is_err() { return; }
-            }
+        }
+        let delay = shared.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
         }
     }
 }

@@ -5,7 +5,7 @@
 //! | [`Stack`] | the addresses and credentials in `.local/stack.env`; fails loudly when the stack is down |
 //! | [`Stack::isolated`] | a [`TestScope`]: names no other test uses (topic, bucket prefix, Redis keys, label values) |
 //! | [`PromApi`] | the PromQL HTTP API, for reading back what a test wrote |
-//! | [`FaultProxy`] | a TCP proxy in front of a stack server that plays its death at a chosen moment |
+//! | [`FaultProxy`] | a TCP proxy in front of a stack server that plays its death at a chosen moment, or its slowness |
 //! | [`promtool`] | the Prometheus tools: `promtool tsdb dump` read back as samples |
 //! | [`ScratchPrometheus`] | a throwaway Prometheus of the stack's binary with a config of the test's own |
 //! | [`wait`] | waiting for a condition: fail when progress stops, not at a fixed time |

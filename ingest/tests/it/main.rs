@@ -18,8 +18,8 @@ use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::GroundTruth;
-use adclick_testsupport::{ScratchTansu, Stack, TansuSetup, TestScope, free_port};
-use support::{Ingest, Proxy, ProxyMode, client, config, kafka, key, read_topic};
+use adclick_testsupport::{FaultProxy, ScratchTansu, Stack, TansuSetup, TestScope, free_port};
+use support::{Ingest, client, config, kafka, key, read_topic};
 
 /// The ad of the tests' own tokens: far outside loadgen's population.
 const MY_AD: u64 = 4_000_000_001;
@@ -290,7 +290,7 @@ async fn slow_redis_never_stalls_redirects_and_dedup_resumes() {
     let scope = Stack::get().isolated("ingest-redis-slow");
     let (topic, _spill, proxy, ingest, http) = ingest_behind_redis_proxy(&scope, 2).await;
 
-    proxy.set(ProxyMode::Slow, Duration::from_millis(300));
+    proxy.slow_down(Duration::from_millis(300));
     let (slow, slow_id) = token("https://shop.example/slow");
     for _ in 0..3 {
         let (status, took) = click(&http, &ingest.base, &slow).await;
@@ -307,7 +307,7 @@ async fn slow_redis_never_stalls_redirects_and_dedup_resumes() {
             >= 3.0
     );
 
-    proxy.set(ProxyMode::Pass, Duration::ZERO);
+    proxy.heal().await;
     // Replies held by the slow proxy drain first; once a repeat is recognised, dedup is back.
     let (fast, _) = token("https://shop.example/fast");
     wait_for_dedup(&http, &ingest, &fast).await;
@@ -340,17 +340,17 @@ async fn slow_redis_never_stalls_redirects_and_dedup_resumes() {
 async fn ingest_behind_redis_proxy(
     scope: &TestScope,
     partitions: i32,
-) -> (String, tempfile::TempDir, Proxy, Ingest, reqwest::Client) {
+) -> (
+    String,
+    tempfile::TempDir,
+    FaultProxy,
+    Ingest,
+    reqwest::Client,
+) {
     let topic = scope.kafka_topic(partitions).await;
     let spill = tempfile::tempdir().unwrap();
-    let redis_addr = scope
-        .stack
-        .redis_url()
-        .trim_start_matches("redis://")
-        .parse()
-        .unwrap();
-    let proxy = Proxy::start(redis_addr).await;
-    let redis_url = format!("redis://{}", proxy.addr);
+    let proxy = FaultProxy::start(scope.stack.redis_url().trim_start_matches("redis://")).await;
+    let redis_url = format!("redis://{}", proxy.addr());
     let mut cfg = config(&redis_url, &scope.redis_prefix(), spill.path());
     // Generous: these tests are about Redis, and a busy CI must not spill to the broker path.
     cfg.produce_timeout_ms = 5_000;
@@ -387,9 +387,9 @@ async fn redis_stopped_mid_run_keeps_redirects_flowing() {
 
     let outage = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        proxy.set(ProxyMode::Down, Duration::ZERO);
+        proxy.go_down();
         tokio::time::sleep(Duration::from_secs(3)).await;
-        proxy.set(ProxyMode::Pass, Duration::ZERO);
+        proxy.heal().await;
     };
     let (truth, ()) = tokio::join!(send(&ingest.base, plan(12, 500.0, 8.0), 32), outage);
     let s = &truth.summary;

@@ -1,13 +1,11 @@
-//! Helpers of ingest's integration tests: ingest instances that can be stopped or killed, a TCP
-//! proxy that delays or cuts Redis, a private Kafka broker that can be killed, reading a topic
-//! back, and loadgen runs.
+//! Helpers of ingest's integration tests: ingest instances that can be stopped or killed, tokens
+//! and configuration, and reading a topic back. (The proxy that slows or cuts Redis is
+//! `adclick_testsupport::FaultProxy`.)
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use adclick_click::token::TokenKey;
@@ -17,8 +15,7 @@ use adclick_testsupport::wait::eventually;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 pub const SECRET: [u8; 32] = [0x33; 32];
 
@@ -248,109 +245,5 @@ pub async fn read_topic(
             "{topic}: only {} of {min_distinct} impressions after {timeout:?}",
             distinct.len()
         );
-    }
-}
-
-/// How the proxy treats traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ProxyMode {
-    Pass = 0,
-    /// Holds every chunk for the delay before forwarding it.
-    Slow = 1,
-    /// Closes every connection and refuses new ones, like a stopped server.
-    Down = 2,
-}
-
-/// A TCP proxy in front of a real server, which can slow it down or take it away.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    mode: Arc<AtomicU8>,
-    delay_ms: Arc<AtomicU64>,
-    epoch: Arc<AtomicU64>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let proxy = Proxy {
-            addr,
-            mode: Arc::new(AtomicU8::new(ProxyMode::Pass as u8)),
-            delay_ms: Arc::new(AtomicU64::new(0)),
-            epoch: Arc::new(AtomicU64::new(0)),
-        };
-        let (mode, delay, epoch) = (
-            proxy.mode.clone(),
-            proxy.delay_ms.clone(),
-            proxy.epoch.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
-                };
-                if mode.load(Ordering::SeqCst) == ProxyMode::Down as u8 {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                let born = epoch.load(Ordering::SeqCst);
-                for (r, w) in [
-                    (
-                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-                    ),
-                    (Box::new(sr), Box::new(cw)),
-                ] {
-                    let (mode, delay, epoch) = (mode.clone(), delay.clone(), epoch.clone());
-                    tokio::spawn(pipe(r, w, mode, delay, epoch, born));
-                }
-            }
-        });
-        proxy
-    }
-
-    pub fn set(&self, mode: ProxyMode, delay: Duration) {
-        self.delay_ms
-            .store(delay.as_millis() as u64, Ordering::SeqCst);
-        if mode == ProxyMode::Down {
-            // Connections made before this epoch close.
-            self.epoch.fetch_add(1, Ordering::SeqCst);
-        }
-        self.mode.store(mode as u8, Ordering::SeqCst);
-    }
-}
-
-async fn pipe(
-    mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-    mut w: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-    mode: Arc<AtomicU8>,
-    delay: Arc<AtomicU64>,
-    epoch: Arc<AtomicU64>,
-    born: u64,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = tokio::select! {
-            n = r.read(&mut buf) => match n { Ok(0) | Err(_) => return, Ok(n) => n },
-            () = tokio::time::sleep(Duration::from_millis(20)) => {
-                if epoch.load(Ordering::SeqCst) != born { return }
-                continue;
-            }
-        };
-        if epoch.load(Ordering::SeqCst) != born {
-            return;
-        }
-        if mode.load(Ordering::SeqCst) == ProxyMode::Slow as u8 {
-            tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
-        }
-        if w.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
     }
 }
