@@ -55,19 +55,22 @@ impl Progress {
 }
 
 /// Polls `done` until it holds; the error says why it gave up: what `done` reports (its `Err`)
-/// stopped changing for `stall`, or six stalls passed in all.
+/// stopped changing for `stall`, or six stalls passed in all. Polls every 10 ms at first, so a
+/// condition that holds soon is seen soon, then less often, up to every 500 ms.
 pub async fn until<F, Fut>(stall: Duration, what: &str, mut done: F) -> Result<(), String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     let mut progress = Progress::new(what, stall);
+    let mut pause = Duration::from_millis(10);
     loop {
         match done().await {
             Ok(()) => return Ok(()),
             Err(state) => progress.observe(&state)?,
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
 

@@ -9,11 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use adclick_click::archive;
-use adclick_testsupport::wait::until;
+use adclick_testsupport::wait::{eventually, until};
 use adclick_testsupport::{PromApi, Stack};
-use support::{
-    RunningExporter, backfill, eventually, plan_config, raw_samples, test_config, total,
-};
+use support::{RunningExporter, backfill, plan_config, raw_samples, test_config, total};
 
 /// What the exporter wrote, summed over partitions: per (ad id or "other" per campaign, minute end).
 type Written = BTreeMap<(String, String, i64), f64>;

@@ -177,5 +177,3 @@ pub async fn total(prom: &PromApi, selector: &str) -> f64 {
         .and_then(|s| s.samples.last())
         .map_or(0.0, |s| s.1)
 }
-
-pub use adclick_testsupport::wait::eventually;

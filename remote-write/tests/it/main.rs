@@ -20,9 +20,10 @@ mod receiver {
         AttemptError, BasicAuth, Delivery, Request, RequestBuilder, Sample, SendError, stale,
     };
     use adclick_testsupport::free_port;
+    use adclick_testsupport::wait::eventually;
     use prost::Message;
 
-    use crate::support::{Receiver, Reply, canonical, eventually, sender, test_config};
+    use crate::support::{GUARD, Receiver, Reply, canonical, sender, test_config};
 
     fn request() -> Request {
         let mut b = RequestBuilder::new();
@@ -234,8 +235,11 @@ mod receiver {
             let sender = sender.clone();
             async move { sender.send(&request()).await }
         });
-        eventually("two refused connections", || {
-            sender.metrics().requests("connect") >= 2
+        eventually(GUARD, "two refused connections", || async {
+            match sender.metrics().requests("connect") {
+                n if n >= 2 => Ok(()),
+                n => Err(format!("{n} refused")),
+            }
         })
         .await;
         assert!(!task.is_finished());

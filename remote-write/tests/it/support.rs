@@ -199,15 +199,6 @@ pub fn sender(config: &Config) -> Sender {
     Sender::new(config, Metrics::new()).unwrap()
 }
 
-/// Polls `condition` until it holds (within [`GUARD`]).
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + GUARD;
-    while !condition() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// A series' identity and samples in a form that compares NaNs by their bits.
 pub type Canonical = BTreeMap<Vec<(String, String)>, Vec<(i64, u64)>>;
 
