@@ -54,6 +54,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Copies what is under `from` into `to` (made when missing), folders and files, recursively:
+/// e.g. blocks a test downloaded into a scratch Prometheus's data directory.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// A small deterministic generator (splitmix64), so a test's random data reproduces.
 pub struct Rng(pub u64);
 

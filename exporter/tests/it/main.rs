@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use adclick_click::archive;
 use adclick_testsupport::wait::{eventually, until};
-use adclick_testsupport::{PromApi, Stack};
+use adclick_testsupport::{PromApi, Stack, copy_dir};
 use support::{RunningExporter, backfill, plan_config, raw_samples, test_config, total};
 
 /// What the exporter wrote, summed over partitions: per (ad id or "other" per campaign, minute end).
@@ -509,10 +509,7 @@ async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
     let blocks = data.path().to_path_buf();
     let scratch = tokio::task::block_in_place(|| {
         adclick_testsupport::ScratchPrometheus::start(&stack, "global: {}\n", |dir| {
-            for entry in std::fs::read_dir(&blocks).unwrap() {
-                let entry = entry.unwrap();
-                copy_tree(&entry.path(), &dir.join(entry.file_name()));
-            }
+            copy_dir(&blocks, dir);
         })
     });
     let last = days.iter().last().unwrap().end_ms() - 1;
@@ -548,18 +545,6 @@ async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
         .await
         .unwrap();
     assert_eq!(written.len(), 1, "{written:?}");
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
 }
 
 /// Prometheus stopped in the middle of the run (`ADCLICK_TEST_SCALE=full`: 2 minutes; CI: 20 s):

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use adclick_rollup::{Day, Outcome, RunOptions};
 use adclick_testsupport::promtool::{self, Point};
-use adclick_testsupport::{FaultProxy, ScratchPrometheus, Stack};
+use adclick_testsupport::{FaultProxy, ScratchPrometheus, Stack, copy_dir};
 use adclick_tsdb::{BlockMeta, Ulid};
 
 use support::*;

@@ -377,16 +377,3 @@ pub fn check_thanos_meta(meta: &BlockMeta, day: Day, ulid: &str) {
     assert!(files.iter().any(|(p, s)| p == "index" && s.unwrap() > 0));
     assert!(files.iter().any(|(p, s)| p == "meta.json" && s.is_none()));
 }
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
