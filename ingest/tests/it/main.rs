@@ -18,8 +18,9 @@ use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::GroundTruth;
+use adclick_testsupport::traffic::token_key;
 use adclick_testsupport::{FaultProxy, ScratchTansu, Stack, TansuSetup, TestScope, free_port};
-use support::{Ingest, client, config, kafka, key, read_topic};
+use support::{Ingest, client, config, kafka, read_topic};
 
 /// The ad of the tests' own tokens: far outside loadgen's population.
 const MY_AD: u64 = 4_000_000_001;
@@ -43,7 +44,7 @@ async fn send(base: &str, plan: PlanConfig, in_flight: usize) -> GroundTruth {
     let target = Target::Http(
         HttpTarget::new(
             base,
-            TokenMinter::new(key()),
+            TokenMinter::new(token_key()),
             Duration::from_secs(10),
             in_flight,
         )

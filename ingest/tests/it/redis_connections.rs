@@ -75,7 +75,8 @@ async fn a_wrong_ca_or_password_stops_ingest_at_start() {
         cfg.redis_tls.ca_file = Some(ca);
         adclick_ingest::Service::start(adclick_ingest::Settings {
             config: cfg,
-            verifier: adclick_click::Verifier::new([crate::support::key()], 30).unwrap(),
+            verifier: adclick_click::Verifier::new([adclick_testsupport::traffic::token_key()], 30)
+                .unwrap(),
             kafka: kafka(scope.stack.kafka_brokers(), &topic),
         })
     };

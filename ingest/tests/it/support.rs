@@ -8,16 +8,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use adclick_click::token::TokenKey;
 use adclick_click::wire::Click;
 use adclick_ingest::{IngestConfig, KafkaSettings, Listeners, Settings};
+use adclick_testsupport::traffic::token_key;
 use adclick_testsupport::wait::eventually;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::net::TcpListener;
-
-pub const SECRET: [u8; 32] = [0x33; 32];
 
 /// A genuine token for `ad_id` (campaign 8, advertiser 9) landing on `url`, valid for an hour,
 /// and its impression id.
@@ -34,13 +32,9 @@ pub fn signed_token(ad_id: u64, url: &str) -> (String, [u8; 16]) {
         expires_at_secs: now + 3600,
     };
     (
-        Signer::new(key()).sign(&claims).unwrap(),
+        Signer::new(token_key()).sign(&claims).unwrap(),
         claims.impression_id,
     )
-}
-
-pub fn key() -> TokenKey {
-    TokenKey::new("k1", &SECRET).unwrap()
 }
 
 /// An ingest configuration for tests: its own spill folder and Redis prefix.
@@ -98,7 +92,7 @@ impl Ingest {
                 addrs_tx
                     .send((public.local_addr().unwrap(), admin.local_addr().unwrap()))
                     .unwrap();
-                let verifier = adclick_click::Verifier::new([key()], 30).unwrap();
+                let verifier = adclick_click::Verifier::new([token_key()], 30).unwrap();
                 let settings = Settings {
                     config,
                     verifier,

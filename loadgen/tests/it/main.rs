@@ -17,16 +17,17 @@ use adclick_loadgen::plan::{Plan, PlanConfig};
 use adclick_loadgen::run::{RunOptions, Target, run};
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::{count_clicks, read_summary, read_truth};
+use adclick_testsupport::traffic::token_key;
 use adclick_testsupport::{Stack, free_port};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
-use support::{Seen, fake_ingest, key, plan_config, recount};
+use support::{Seen, fake_ingest, plan_config, recount};
 
 #[tokio::test]
 async fn http_target_truth_matches_what_a_verifying_server_counted() {
-    let verifier = Arc::new(Verifier::new([key()], 30).unwrap());
+    let verifier = Arc::new(Verifier::new([token_key()], 30).unwrap());
     let seen = Arc::new(Mutex::new(Seen::default()));
     let app = axum::Router::new()
         .route("/click/{token}", axum::routing::get(fake_ingest))
@@ -41,7 +42,13 @@ async fn http_target_truth_matches_what_a_verifying_server_counted() {
         ..plan_config(3, 400.0, 5.0)
     };
     let target = Target::Http(
-        HttpTarget::new(&base, TokenMinter::new(key()), Duration::from_secs(10), 32).unwrap(),
+        HttpTarget::new(
+            &base,
+            TokenMinter::new(token_key()),
+            Duration::from_secs(10),
+            32,
+        )
+        .unwrap(),
     );
     let dir = tempfile::tempdir().unwrap();
     let opts = RunOptions {
@@ -80,7 +87,7 @@ async fn http_target_errors_beyond_the_bound_fail_the_run() {
     let target = Target::Http(
         HttpTarget::new(
             &format!("http://127.0.0.1:{port}"),
-            TokenMinter::new(key()),
+            TokenMinter::new(token_key()),
             Duration::from_secs(2),
             8,
         )

@@ -1,10 +1,10 @@
-//! What loadgen's integration tests share: the token key, a small HTTP server that verifies tokens
+//! What loadgen's integration tests share: a small HTTP server that verifies tokens
 //! like ingest does and records what it saw, the plans the tests send, and recounting a truth.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use adclick_click::token::{TokenKey, Verifier};
+use adclick_click::token::Verifier;
 use adclick_loadgen::plan::PlanConfig;
 use adclick_loadgen::population::AdRef;
 use adclick_loadgen::run::now_ms;
@@ -13,12 +13,6 @@ use adclick_loadgen::truth::TruthKey;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-
-const SECRET: [u8; 32] = [7; 32];
-
-pub fn key() -> TokenKey {
-    TokenKey::new("k1", &SECRET).unwrap()
-}
 
 /// What the fake ingest saw: first click time per impression, and what it refused.
 #[derive(Default)]
