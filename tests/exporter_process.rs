@@ -15,11 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use adclick_loadgen::kafka::KafkaTarget;
-use adclick_loadgen::plan::Lateness;
-use adclick_loadgen::population::PopulationConfig;
-use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::{Plan, PlanConfig, RunOptions, SendKind, Target};
+use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population};
 use adclick_testsupport::wait::Progress;
 use adclick_testsupport::{PromApi, Stack, TestScope, free_port};
 
@@ -228,54 +225,25 @@ async fn the_exporter_process_killed_repeatedly_still_counts_exactly() {
     let stack = Stack::get();
     let scope = stack.isolated("exporter-kill9");
     let topic = scope.kafka_topic(4).await;
-    let now = adclick_loadgen::run::now_ms();
+    let start_ms = adclick_loadgen::run::now_ms() - (scale.minutes + 3) * 60_000;
+    let rate = scale.clicks / (scale.minutes * 60) as f64;
     let config = PlanConfig {
-        seed: 21,
-        start_ms: now - (scale.minutes + 3) * 60_000,
-        duration_secs: (scale.minutes * 60) as f64,
-        shape: TrafficShape::Steady {
-            rate: scale.clicks / (scale.minutes * 60) as f64,
-        },
-        population: PopulationConfig {
-            advertisers: scale.advertisers,
-            campaigns_per_advertiser: 20,
-            ads_per_campaign: 10,
-            zipf_exponent: 1.0,
-            hot_ads: 2,
-            hot_share: 0.1,
-        },
-        duplicate_share: 0.0,
-        allowed_lateness_secs: 10.0,
-        lateness_margin_secs: 3.0,
-        late_share: 0.05,
-        too_late_share: 0.005,
-        too_late_extra_max_secs: 60.0,
-        forged_share: 0.0,
-        expired_share: 0.0,
-        ..PlanConfig::default()
+        population: population(scale.advertisers, 20, 10, 2),
+        ..kafka_backfill(21, start_ms, scale.minutes, rate)
     };
-    let plan = Plan::new(config.clone()).expect("plan");
-    let hot: HashMap<u64, u32> = plan
-        .population()
-        .hot_ads()
-        .iter()
-        .map(|ad| (ad.ad_id, 4))
-        .collect();
+    let fill = backfill(&scope, &topic, config).await;
     // Clicks beyond the lateness are written to adclick_late_clicks, not their own minute.
     let mut too_late: BTreeMap<(u64, i64), u64> = BTreeMap::new();
     let mut too_late_ad: BTreeMap<(u64, i64), u64> = BTreeMap::new();
-    for send in Plan::new(config).expect("plan") {
-        if send.kind == SendKind::Click && send.lateness == Lateness::TooLate {
-            let end = adclick_click::Minute::of(send.event_time_ms).end_ms();
-            *too_late.entry((send.ad.campaign_id, end)).or_insert(0) += 1;
-            *too_late_ad.entry((send.ad.ad_id, end)).or_insert(0) += 1;
-        }
+    for (k, n) in &fill.too_late {
+        *too_late
+            .entry((k.ad.campaign_id, k.minute_end_ms))
+            .or_insert(0) += n;
+        *too_late_ad
+            .entry((k.ad.ad_id, k.minute_end_ms))
+            .or_insert(0) += n;
     }
-    let target =
-        Target::Kafka(KafkaTarget::new(stack.kafka_brokers(), &topic, &[], hot).expect("producer"));
-    let truth = adclick_loadgen::run(plan, &target, &RunOptions::default())
-        .await
-        .expect("backfill");
+    let truth = fill.truth;
     let clicks = truth.summary.clicks;
     let mut expected: BTreeMap<(u64, i64), u64> = BTreeMap::new();
     for (k, n) in truth.counts() {
@@ -764,25 +732,15 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
     // starts in its minute (at least 322 repeats cross one during it, over every start second).
     let run_secs = 90;
     let config = PlanConfig {
-        seed: 33,
         start_ms: adclick_loadgen::run::now_ms() + 2_000,
-        duration_secs: run_secs as f64,
-        shape: TrafficShape::Steady { rate: 150.0 },
-        population: PopulationConfig {
-            advertisers: 3,
-            campaigns_per_advertiser: 4,
-            ads_per_campaign: 10,
-            zipf_exponent: 1.0,
-            hot_ads: 0,
-            hot_share: 0.0,
-        },
+        population: population(3, 4, 10, 0),
         duplicate_share: 0.15,
         duplicate_delay_max_secs: 50.0,
         late_share: 0.0,
         too_late_share: 0.0,
         forged_share: 0.0,
         expired_share: 0.0,
-        ..PlanConfig::default()
+        ..live(33, 150.0, run_secs as f64)
     };
     // Redis is down from 5 s into the run to 10 s before its end.
     let (outage_from, outage_to) = (

@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use adclick_loadgen::http::HttpTarget;
-use adclick_loadgen::population::PopulationConfig;
-use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::{Plan, PlanConfig, RunOptions, Target};
+use adclick_testsupport::traffic::{live, population};
 use adclick_testsupport::{PromApi, ScratchTansu, Stack, TansuSetup, TestPki, TlsTerminator};
 
 use super::{DEMO_KEY_HEX, free_port, start_exporter, start_ingest, wait_exact, wait_ready};
@@ -88,25 +87,14 @@ async fn ingest_to_exporter_over_tls_and_sasl_is_exact() {
     let mut exporter = start_exporter(&scope, &topic, admin_port, &log, &borrowed(&kafka));
 
     let config = PlanConfig {
-        seed: 41,
         start_ms: adclick_loadgen::run::now_ms() + 1_000,
-        duration_secs: 20.0,
-        shape: TrafficShape::Steady { rate: 100.0 },
-        population: PopulationConfig {
-            advertisers: 2,
-            campaigns_per_advertiser: 3,
-            ads_per_campaign: 10,
-            zipf_exponent: 1.0,
-            hot_ads: 0,
-            hot_share: 0.0,
-        },
-        duplicate_share: 0.1,
+        population: population(2, 3, 10, 0),
         duplicate_delay_max_secs: 5.0,
         late_share: 0.0,
         too_late_share: 0.0,
         forged_share: 0.0,
         expired_share: 0.0,
-        ..PlanConfig::default()
+        ..live(41, 100.0, 20.0)
     };
     let key = adclick_click::token::TokenKey::from_hex("k1", DEMO_KEY_HEX).unwrap();
     let target = Target::Http(

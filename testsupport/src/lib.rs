@@ -9,7 +9,7 @@
 //! | [`promtool`] | the Prometheus tools: `promtool tsdb dump` read back as samples |
 //! | [`ScratchPrometheus`] | a throwaway Prometheus of the stack's binary with a config of the test's own |
 //! | [`wait`] | waiting for a condition: fail when progress stops, not at a fixed time |
-//! | [`traffic`] | what tests send: the tests' token key |
+//! | [`traffic`] | what tests send: the token key, loadgen plans, a backfilled topic and its truth |
 //! | [`TestPki`] | a CA, server and client certificates, and a wrong CA, as PEM files |
 //! | [`ScratchProcess`] | a server process of the test's own, logging to a file, killed when dropped |
 //! | [`ScratchRedis`], [`RedisCluster`] | Debian's redis-server over TLS with an ACL user; a cluster whose masters a test kills |

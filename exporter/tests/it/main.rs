@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use adclick_click::archive;
+use adclick_testsupport::traffic::{Backfill, backfill};
 use adclick_testsupport::wait::{eventually, until};
 use adclick_testsupport::{PromApi, Stack, copy_dir};
-use support::{RunningExporter, backfill, plan_config, raw_samples, test_config, total};
+use support::{RunningExporter, plan_config, raw_samples, test_config, total};
 
 /// What the exporter wrote, summed over partitions: per (ad id or "other" per campaign, minute end).
 type Written = BTreeMap<(String, String, i64), f64>;
@@ -38,7 +39,7 @@ async fn written(prom: &PromApi, test_id: &str) -> Written {
 }
 
 /// Checks every written (ad, minute) and (campaign "other", minute) against the ground truth.
-fn check_exact(w: &Written, fill: &support::Backfill) -> Result<(), String> {
+fn check_exact(w: &Written, fill: &Backfill) -> Result<(), String> {
     // Expected per ad and minute: the truth minus what arrives after its minute is final.
     let mut expected: BTreeMap<(String, String, i64), u64> = BTreeMap::new();
     let mut campaign: BTreeMap<(String, i64), u64> = BTreeMap::new();
@@ -230,7 +231,7 @@ async fn a_minute_graph_reads_zero_between_clicks_never_the_previous_count() {
 
 /// Waits for every click of `fill` in Prometheus, then checks every minute exactly. When the
 /// written counts stop moving short of the truth, the failure names the minutes that differ.
-async fn assert_exact(prom: &PromApi, id: &str, fill: &support::Backfill) {
+async fn assert_exact(prom: &PromApi, id: &str, fill: &Backfill) {
     let clicks = fill.truth.summary.clicks as f64;
     let written_all = until(Duration::from_secs(120), "every click written", || async {
         let counted = total(prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;

@@ -1,15 +1,12 @@
-//! Shared by the exporter's integration tests: an exporter of the test's own on the stack, a
-//! backfilled topic with its ground truth, and reading back what the exporter wrote.
-
-use std::collections::{BTreeMap, HashMap};
+//! Shared by the exporter's integration tests: an exporter of the test's own on the stack, the
+//! plan of the topic they backfill (`adclick_testsupport::traffic::backfill` writes it), and
+//! reading back what the exporter wrote.
 
 use adclick_click::minute::MINUTE_MS;
+use adclick_click::now_ms;
 use adclick_exporter::{Deps, ExporterConfig, KafkaSettings, Metrics};
-use adclick_loadgen::kafka::KafkaTarget;
-use adclick_loadgen::plan::Lateness;
-use adclick_loadgen::population::PopulationConfig;
-use adclick_loadgen::shape::TrafficShape;
-use adclick_loadgen::{GroundTruth, Plan, PlanConfig, RunOptions, SendKind, Target, TruthKey};
+use adclick_loadgen::PlanConfig;
+use adclick_testsupport::traffic::{kafka_backfill, population};
 use adclick_testsupport::{PromApi, Series, TestScope};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -90,73 +87,12 @@ impl RunningExporter {
     }
 }
 
-/// A backfilled run: `minutes` of event time ending 3 minutes ago, written straight into Kafka.
-pub struct Backfill {
-    pub truth: GroundTruth,
-    /// Clicks that arrive after their minute is final, per (ad, minute).
-    pub too_late: BTreeMap<TruthKey, u64>,
-    /// Every impression written.
-    pub impressions: Vec<[u8; 16]>,
-}
-
+/// A backfill of `minutes` of event time ending 3 minutes ago: 1000 ads, 2 of them hot.
 pub fn plan_config(seed: u64, minutes: i64, rate: f64) -> PlanConfig {
-    let now = adclick_loadgen::run::now_ms();
+    let start_ms = now_ms() - (minutes + 3) * MINUTE_MS;
     PlanConfig {
-        seed,
-        start_ms: now - (minutes + 3) * MINUTE_MS,
-        duration_secs: (minutes * 60) as f64,
-        shape: TrafficShape::Steady { rate },
-        population: PopulationConfig {
-            advertisers: 10,
-            campaigns_per_advertiser: 5,
-            ads_per_campaign: 20,
-            zipf_exponent: 1.0,
-            hot_ads: 2,
-            hot_share: 0.1,
-        },
-        // The Kafka target stands for ingest's output, repeats already dropped.
-        duplicate_share: 0.0,
-        allowed_lateness_secs: 10.0,
-        lateness_margin_secs: 3.0,
-        late_share: 0.05,
-        too_late_share: 0.005,
-        too_late_extra_max_secs: 60.0,
-        forged_share: 0.0,
-        expired_share: 0.0,
-        ..PlanConfig::default()
-    }
-}
-
-pub async fn backfill(scope: &TestScope, topic: &str, config: PlanConfig) -> Backfill {
-    let plan = Plan::new(config.clone()).expect("plan");
-    let hot_salts: HashMap<u64, u32> = plan
-        .population()
-        .hot_ads()
-        .iter()
-        .map(|ad| (ad.ad_id, 4))
-        .collect();
-    let mut too_late = BTreeMap::new();
-    let mut impressions = vec![];
-    for send in Plan::new(config).expect("plan") {
-        if send.kind == SendKind::Click {
-            impressions.push(send.impression_id);
-            if send.lateness == Lateness::TooLate {
-                *too_late
-                    .entry(TruthKey::of(send.ad, send.event_time_ms))
-                    .or_insert(0) += 1;
-            }
-        }
-    }
-    let target = Target::Kafka(
-        KafkaTarget::new(scope.stack.kafka_brokers(), topic, &[], hot_salts).expect("producer"),
-    );
-    let truth = adclick_loadgen::run(plan, &target, &RunOptions::default())
-        .await
-        .expect("loadgen run");
-    Backfill {
-        truth,
-        too_late,
-        impressions,
+        population: population(10, 5, 20, 2),
+        ..kafka_backfill(seed, start_ms, minutes, rate)
     }
 }
 

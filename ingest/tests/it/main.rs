@@ -14,28 +14,22 @@ use adclick_click::wire::ClickFlag;
 use adclick_loadgen::count_clicks;
 use adclick_loadgen::http::HttpTarget;
 use adclick_loadgen::plan::{Plan, PlanConfig};
-use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
-use adclick_loadgen::shape::TrafficShape;
+use adclick_loadgen::run::{RunOptions, Target, run};
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::truth::GroundTruth;
-use adclick_testsupport::traffic::token_key;
+use adclick_testsupport::traffic::{live, token_key};
 use adclick_testsupport::{FaultProxy, ScratchTansu, Stack, TansuSetup, TestScope, free_port};
 use support::{Ingest, client, config, kafka, read_topic};
 
 /// The ad of the tests' own tokens: far outside loadgen's population.
 const MY_AD: u64 = 4_000_000_001;
 
+/// Live clicks with more forged and expired tokens than loadgen's defaults.
 fn plan(seed: u64, rate: f64, secs: f64) -> PlanConfig {
     PlanConfig {
-        seed,
-        start_ms: now_ms(),
-        duration_secs: secs,
-        shape: TrafficShape::Steady { rate },
-        duplicate_share: 0.1,
-        duplicate_delay_max_secs: 3.0,
         forged_share: 0.005,
         expired_share: 0.005,
-        ..Default::default()
+        ..live(seed, rate, secs)
     }
 }
 

@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex};
 use adclick_click::token::Verifier;
 use adclick_loadgen::plan::PlanConfig;
 use adclick_loadgen::population::AdRef;
-use adclick_loadgen::run::now_ms;
-use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::truth::TruthKey;
+use adclick_testsupport::traffic::live;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
@@ -51,17 +50,12 @@ pub async fn fake_ingest(
     }
 }
 
+/// Live clicks with more late and too-late ones than loadgen's defaults.
 pub fn plan_config(seed: u64, rate: f64, secs: f64) -> PlanConfig {
     PlanConfig {
-        seed,
-        start_ms: now_ms(),
-        duration_secs: secs,
-        shape: TrafficShape::Steady { rate },
-        duplicate_share: 0.1,
-        duplicate_delay_max_secs: 3.0,
         late_share: 0.1,
         too_late_share: 0.05,
-        ..Default::default()
+        ..live(seed, rate, secs)
     }
 }
 
