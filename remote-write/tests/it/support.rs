@@ -248,9 +248,5 @@ pub fn value(i: usize, m: usize) -> f64 {
 
 /// The start of the minute `minutes_ago` minutes before now, in ms.
 pub fn minute_ago(minutes_ago: i64) -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    (now / 60_000 - minutes_ago) * 60_000
+    (adclick_click::now_ms() / 60_000 - minutes_ago) * 60_000
 }

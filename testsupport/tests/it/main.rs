@@ -110,12 +110,7 @@ async fn prometheus_remote_write_one_sample_then_query() {
     .unwrap();
     let labels = Labels::new([("__name__", "adclick_smoke"), ("test", scope.id.as_str())]).unwrap();
     // A whole second a minute ago: inside the head block, and exact in the query's float seconds.
-    let t_ms = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        - 60)
-        * 1000;
+    let t_ms = (adclick_click::now_ms() / 1000 - 60) * 1000;
     let mut request = RequestBuilder::new();
     request.push(&labels, Sample::new(t_ms, 42.5)).unwrap();
     sender
