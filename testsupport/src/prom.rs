@@ -75,6 +75,18 @@ impl PromApi {
         self.get("query_range", &params).await
     }
 
+    /// The sum of every sample of `selector` in the last hour (0 when there is none); panics when
+    /// the query fails.
+    pub async fn sum_last_hour(&self, selector: &str) -> f64 {
+        let r = self
+            .query(&format!("sum(sum_over_time({selector}[1h]))"), None)
+            .await
+            .unwrap_or_else(|e| panic!("querying {selector}: {e}"));
+        r.first()
+            .and_then(|s| s.samples.last())
+            .map_or(0.0, |s| s.1)
+    }
+
     /// Values of a label, optionally restricted by series selectors.
     pub async fn label_values(
         &self,

@@ -12,7 +12,7 @@ use adclick_click::archive;
 use adclick_testsupport::traffic::{Backfill, backfill};
 use adclick_testsupport::wait::{eventually, until};
 use adclick_testsupport::{PromApi, Stack, copy_dir};
-use support::{RunningExporter, plan_config, raw_samples, test_config, total};
+use support::{RunningExporter, plan_config, raw_samples, test_config};
 
 /// What the exporter wrote, summed over partitions: per (ad id or "other" per campaign, minute end).
 type Written = BTreeMap<(String, String, i64), f64>;
@@ -116,8 +116,10 @@ async fn per_minute_counts_equal_the_ground_truth_exactly() {
     let id = scope.id.clone();
     let sel = format!("{{test_id=\"{id}\"}}");
     eventually(Duration::from_secs(120), "every click written", || async {
-        let counted = total(&prom, &format!("adclick_clicks{sel}")).await;
-        let late = total(&prom, &format!("adclick_late_clicks{sel}")).await;
+        let counted = prom.sum_last_hour(&format!("adclick_clicks{sel}")).await;
+        let late = prom
+            .sum_last_hour(&format!("adclick_late_clicks{sel}"))
+            .await;
         if counted + late == clicks {
             Ok(())
         } else {
@@ -126,7 +128,8 @@ async fn per_minute_counts_equal_the_ground_truth_exactly() {
     })
     .await;
     assert_eq!(
-        total(&prom, &format!("adclick_late_clicks{sel}")).await,
+        prom.sum_last_hour(&format!("adclick_late_clicks{sel}"))
+            .await,
         too_late as f64
     );
     check_exact(&written(&prom, &id).await, &fill).unwrap();
@@ -185,8 +188,12 @@ async fn a_minute_graph_reads_zero_between_clicks_never_the_previous_count() {
     let id = scope.id.clone();
     let clicks = fill.truth.summary.clicks as f64;
     eventually(Duration::from_secs(120), "every click written", || async {
-        let counted = total(&prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
-        let late = total(&prom, &format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
+        let counted = prom
+            .sum_last_hour(&format!("adclick_clicks{{test_id=\"{id}\"}}"))
+            .await;
+        let late = prom
+            .sum_last_hour(&format!("adclick_late_clicks{{test_id=\"{id}\"}}"))
+            .await;
         if counted + late == clicks {
             Ok(())
         } else {
@@ -234,8 +241,12 @@ async fn a_minute_graph_reads_zero_between_clicks_never_the_previous_count() {
 async fn assert_exact(prom: &PromApi, id: &str, fill: &Backfill) {
     let clicks = fill.truth.summary.clicks as f64;
     let written_all = until(Duration::from_secs(120), "every click written", || async {
-        let counted = total(prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
-        let late = total(prom, &format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
+        let counted = prom
+            .sum_last_hour(&format!("adclick_clicks{{test_id=\"{id}\"}}"))
+            .await;
+        let late = prom
+            .sum_last_hour(&format!("adclick_late_clicks{{test_id=\"{id}\"}}"))
+            .await;
         if counted + late == clicks {
             Ok(())
         } else {
@@ -431,8 +442,8 @@ async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
     let metrics = exporter.metrics.clone();
     eventually(Duration::from_secs(120), "every record archived and every minute written", || async {
         let archived = metrics.archive_records.get();
-        let counted = total(&prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
-        let late = total(&prom, &format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
+        let counted = prom.sum_last_hour(&format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
+        let late = prom.sum_last_hour(&format!("adclick_late_clicks{{test_id=\"{id}\"}}")).await;
         if archived == sends && counted + late >= truth_total as f64 {
             Ok(())
         } else {
@@ -568,7 +579,9 @@ async fn prometheus_down_mid_run_then_back_is_still_exact() {
     let id = scope.id.clone();
     // Down once the exporter has written something, so the outage falls mid-run.
     eventually(Duration::from_secs(60), "first samples written", || async {
-        let n = total(&prom, &format!("adclick_clicks{{test_id=\"{id}\"}}")).await;
+        let n = prom
+            .sum_last_hour(&format!("adclick_clicks{{test_id=\"{id}\"}}"))
+            .await;
         if n > 0.0 {
             Ok(())
         } else {

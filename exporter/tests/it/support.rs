@@ -102,14 +102,3 @@ pub async fn raw_samples(prom: &PromApi, selector: &str, range: &str) -> Vec<Ser
         .await
         .unwrap_or_else(|e| panic!("querying {selector}: {e}"))
 }
-
-/// Sum of every sample of `selector` in the last hour (0 when there is none).
-pub async fn total(prom: &PromApi, selector: &str) -> f64 {
-    let r = prom
-        .query(&format!("sum(sum_over_time({selector}[1h]))"), None)
-        .await
-        .unwrap_or_else(|e| panic!("querying {selector}: {e}"));
-    r.first()
-        .and_then(|s| s.samples.last())
-        .map_or(0.0, |s| s.1)
-}
