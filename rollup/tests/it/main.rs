@@ -1,6 +1,7 @@
 //! The rollup against the stack: archive objects in garage, blocks read back by promtool and by
 //! a stock Prometheus, reruns, corrupt objects, the object store dying mid-upload.
-//! (The end-to-end run from Kafka through the exporter is in the exporter's tests.)
+//! (The end-to-end run from Kafka through the exporter is a whole-system test:
+//! `tests/it/exporter_rollup.rs` at the root.)
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
 

@@ -10,9 +10,13 @@ use adclick_loadgen::http::HttpTarget;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::{Plan, PlanConfig, RunOptions, Target};
 use adclick_testsupport::traffic::{live, population};
-use adclick_testsupport::{PromApi, ScratchTansu, Stack, TansuSetup, TestPki, TlsTerminator};
+use adclick_testsupport::{
+    PromApi, ScratchTansu, Stack, TansuSetup, TestPki, TlsTerminator, free_port,
+};
 
-use super::{DEMO_KEY_HEX, free_port, start_exporter, start_ingest, wait_exact, wait_ready};
+use crate::support::{
+    DEMO_KEY_HEX, metric_at, start_exporter, start_ingest, wait_exact, wait_ready,
+};
 
 /// The `[kafka]` variables of a client of the secured broker at `brokers`, trusting `ca`.
 fn secured(brokers: &str, ca: &str, password: &str) -> Vec<(&'static str, String)> {
@@ -129,7 +133,7 @@ async fn ingest_to_exporter_over_tls_and_sasl_is_exact() {
     if let Err(e) = exact {
         panic!("{e}; log: {}", log.display());
     }
-    let spilled = super::metric_at(
+    let spilled = metric_at(
         &ingest_admin,
         "adclick_ingest_clicks_accepted_total",
         "path=\"spill\"",

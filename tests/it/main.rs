@@ -1,0 +1,15 @@
+//! Whole-system tests: adclick's services together against the local stack, each for a minute or
+//! more (`.config/nextest.toml` starts them first, at most two driving traffic at once).
+//!
+//! - `exporter_process`: `adclick export` and `adclick ingest` as processes, SIGKILLed and
+//!   restarted, a third-party producer, Redis failing open: every minute exact.
+//! - `secure_kafka`: ingest and the exporter reaching Kafka over TLS and SASL/SCRAM.
+//! - `exporter_rollup`: the exporter's archive settled by the rollup into exact blocks.
+//! - `support`: the processes and an in-process exporter, and waiting for exact counts.
+
+#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
+
+mod exporter_process;
+mod exporter_rollup;
+mod secure_kafka;
+mod support;

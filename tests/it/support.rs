@@ -1,0 +1,255 @@
+//! What the whole-system tests share: `adclick export` and `adclick ingest` started as an
+//! operator starts them (processes configured through `ADCLICK_*` variables), an exporter in this
+//! process, reading back what the exporter wrote, and waiting until it equals the truth.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use adclick_exporter::{Deps, ExportError, ExporterConfig, KafkaSettings, Metrics};
+use adclick_testsupport::wait::Progress;
+use adclick_testsupport::{PromApi, TestScope, free_port};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Starts `adclick export` for this test's topic, group, prefix and label, with `extra`
+/// variables on top (later ones win).
+pub fn start_exporter(
+    scope: &TestScope,
+    topic: &str,
+    admin_port: u16,
+    log: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Child {
+    let stack = &scope.stack;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_adclick"))
+        .arg("export")
+        .env("ADCLICK_KAFKA__BROKERS", stack.kafka_brokers())
+        .env("ADCLICK_KAFKA__CLICKS_TOPIC", topic)
+        .env(
+            "ADCLICK_EXPORTER__GROUP_ID",
+            format!("exporter-{}", scope.id),
+        )
+        .env(
+            "ADCLICK_EXPORTER__ADMIN_LISTEN",
+            format!("127.0.0.1:{admin_port}"),
+        )
+        .env(
+            "ADCLICK_EXPORTER__DEAD_LETTER_TOPIC",
+            format!("dlq-{}", scope.id),
+        )
+        .env("ADCLICK_EXPORTER__IDLE_TICK_MS", "1000")
+        .env("ADCLICK_EXPORTER__COMMIT_INTERVAL_MS", "500")
+        .env("ADCLICK_EXPORTER__TOP_K", "400")
+        .env("ADCLICK_EXPORTER__LABELS__TEST_ID", &scope.id)
+        .env(
+            "ADCLICK_EXPORTER__REMOTE_WRITE__URL",
+            stack.remote_write_url(),
+        )
+        .env("ADCLICK_EXPORTER__ARCHIVE__PREFIX", scope.s3_prefix())
+        .env("ADCLICK_S3__ENDPOINT_URL", stack.s3_endpoint())
+        .env("ADCLICK_S3__BUCKET", stack.s3_bucket())
+        .env("ADCLICK_S3__REGION", stack.s3_region())
+        .env("AWS_ACCESS_KEY_ID", stack.aws_access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", stack.aws_secret_access_key())
+        // Static group membership (KIP-345): a restarted exporter takes its killed predecessor's
+        // place at once instead of waiting for the group to notice it is gone.
+        .env("ADCLICK_EXPORTER__INSTANCE_ID", format!("{}-0", scope.id))
+        .env("ADCLICK_LOG", "info")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting adclick export")
+}
+
+/// The sum of the samples of `metric` whose labels contain `labels`, on the `/metrics` page of
+/// the admin listener at `admin` (0 when it does not answer).
+pub async fn metric_at(admin: &str, metric: &str, labels: &str) -> f64 {
+    let Ok(r) = reqwest::get(format!("http://{admin}/metrics")).await else {
+        return 0.0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.split(['{', ' ']).next() == Some(metric) && (labels.is_empty() || l.contains(labels))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Per (campaign, minute end): `adclick_clicks` (own series and other) over the test's series.
+async fn campaign_minutes(prom: &PromApi, id: &str, metric: &str) -> BTreeMap<(u64, i64), u64> {
+    let series = prom
+        .query(&format!("{metric}{{test_id=\"{id}\"}}[2h]"), None)
+        .await
+        .unwrap_or_else(|e| panic!("querying {metric}: {e}"));
+    let mut out = BTreeMap::new();
+    for s in series {
+        let campaign: u64 = s.labels["campaign_id"].parse().unwrap();
+        for (t, v) in s.samples {
+            *out.entry((campaign, t)).or_insert(0) += v as u64;
+        }
+    }
+    out.retain(|_, v| *v != 0);
+    out
+}
+
+/// Waits until the test's `adclick_clicks` per (campaign, minute end) equals `expected` and its
+/// `adclick_late_clicks` add up to `late`. Fails (with the first differences) when the written
+/// counts stop moving for two minutes, six such spells pass, or one of `children` exits.
+pub async fn wait_exact(
+    prom: &PromApi,
+    id: &str,
+    expected: &BTreeMap<(u64, i64), u64>,
+    late: u64,
+    what: &str,
+    children: &mut [&mut Child],
+) -> Result<(), String> {
+    let mut progress = Progress::new(what, Duration::from_secs(120));
+    loop {
+        let written = campaign_minutes(prom, id, "adclick_clicks").await;
+        let written_late: u64 = campaign_minutes(prom, id, "adclick_late_clicks")
+            .await
+            .values()
+            .sum();
+        if written == *expected && written_late == late {
+            return Ok(());
+        }
+        for child in children.iter_mut() {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!("a process under test exited ({status})"));
+            }
+        }
+        let total: u64 = written.values().sum();
+        if let Err(stalled) = progress.observe(&format!("{total} + {written_late} late")) {
+            let differ: Vec<_> = expected
+                .iter()
+                .filter(|(k, v)| written.get(k) != Some(v))
+                .take(5)
+                .map(|(k, v)| (k, v, written.get(k)))
+                .collect();
+            return Err(format!(
+                "{stalled}; first differences (campaign, minute end) → truth, written: {differ:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The local stack's demo key (deploy/adclick.example.toml), which the ingest process verifies.
+pub const DEMO_KEY_HEX: &str = "6164636c69636b2d6c6f63616c2d64656d6f2d6b65792d6f6e652d2d2d2d2d31";
+
+/// Starts `adclick ingest` on free ports for this test's topic, with `redis_url` and `extra`
+/// variables on top (later ones win); returns the process, its public base URL and its admin
+/// address.
+pub fn start_ingest(
+    scope: &TestScope,
+    topic: &str,
+    redis_url: &str,
+    spill: &std::path::Path,
+    log: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (Child, String, String) {
+    let (public, admin) = (free_port(), free_port());
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_adclick"))
+        .arg("ingest")
+        .env("ADCLICK_KAFKA__BROKERS", scope.stack.kafka_brokers())
+        .env("ADCLICK_KAFKA__CLICKS_TOPIC", topic)
+        .env("ADCLICK_INGEST__LISTEN", format!("127.0.0.1:{public}"))
+        .env("ADCLICK_INGEST__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("ADCLICK_INGEST__REDIS_URL", redis_url)
+        .env("ADCLICK_INGEST__REDIS_KEY_PREFIX", scope.redis_prefix())
+        .env("ADCLICK_INGEST__SPILL_DIR", spill)
+        .env("ADCLICK_TOKENS__SIGNING_KEY_ID", "k1")
+        .env("ADCLICK_TOKENS__KEYS__K1", DEMO_KEY_HEX)
+        .env("ADCLICK_LOG", "info")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting adclick ingest");
+    (
+        child,
+        format!("http://127.0.0.1:{public}"),
+        format!("127.0.0.1:{admin}"),
+    )
+}
+
+/// Waits until the service whose admin listener is `admin` (`host:port`) answers `/readyz`.
+pub async fn wait_ready(admin: &str) {
+    adclick_testsupport::wait::eventually(Duration::from_secs(60), "ready", || async {
+        match reqwest::get(format!("http://{admin}/readyz")).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            other => Err(format!("{:?}", other.map(|r| r.status()))),
+        }
+    })
+    .await;
+}
+
+/// An exporter of the test's own, running in this process against the stack.
+pub struct InProcessExporter {
+    pub metrics: Metrics,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ExportError>>,
+}
+
+impl InProcessExporter {
+    /// Starts the exporter on `topic` with `config`; with `admin`, its admin listener (`/metrics`)
+    /// serves there. Its logs go to the test's output when `RUST_LOG` asks for them (e.g.
+    /// `RUST_LOG=adclick_exporter=info`).
+    pub async fn start(
+        scope: &TestScope,
+        topic: &str,
+        config: ExporterConfig,
+        admin: Option<tokio::net::TcpListener>,
+    ) -> InProcessExporter {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let metrics = Metrics::new();
+        let deps = Deps {
+            kafka: KafkaSettings {
+                brokers: scope.stack.kafka_brokers().to_string(),
+                topic: topic.to_string(),
+                properties: vec![],
+            },
+            s3: scope.stack.s3_client().await,
+            bucket: scope.stack.s3_bucket().to_string(),
+            metrics: metrics.clone(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let task = match admin {
+            Some(admin) => tokio::spawn(adclick_exporter::serve(admin, config, deps, stopped)),
+            None => tokio::spawn(adclick_exporter::run(config, deps, stopped)),
+        };
+        InProcessExporter {
+            metrics,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Graceful stop: finish writes, commit what was acknowledged.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().expect("once").send(());
+        self.task
+            .await
+            .expect("exporter task")
+            .expect("exporter ended cleanly");
+    }
+}
