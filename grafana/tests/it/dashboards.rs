@@ -2,22 +2,15 @@
 //! campaign → ad, every query sums the exporter's `partition` label away, and the provisioning
 //! files point at them.
 
-#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use adclick_grafana::{
-    Dashboard, VariableSource, builtin_values, dashboard_files, load, panel_queries,
-    parse_variable_query, provisioning_dir, referenced_variables, substitute, validate,
-    variable_queries, variables,
+    VariableSource, builtin_values, dashboard_files, load, panel_queries, parse_variable_query,
+    provisioning_dir, referenced_variables, substitute, validate, variable_queries, variables,
 };
 
-/// `{e:?}` rather than `{e}`: the message names the file, its cause (as `source`) says why.
-fn dashboard(name: &str) -> Dashboard {
-    let path = adclick_grafana::dashboards_dir().join(format!("{name}.json"));
-    load(&path).unwrap_or_else(|e| panic!("{e:?}"))
-}
+use crate::support::{dashboard, yaml};
 
 #[test]
 fn every_dashboard_is_valid() {
@@ -186,9 +179,7 @@ fn queries_sum_partitions_away_and_pick_a_tier() {
 #[test]
 fn provisioning_points_at_the_dashboards_and_both_datasources() {
     let dir = provisioning_dir();
-    let datasources =
-        std::fs::read_to_string(dir.join("datasources/adclick.yml")).expect("datasources file");
-    let ds: yaml_serde::Value = yaml_serde::from_str(&datasources).expect("datasources YAML");
+    let ds = yaml(&dir.join("datasources/adclick.yml"));
     let list = ds["datasources"].as_sequence().expect("datasources list");
     let uids: Vec<(&str, &str)> = list
         .iter()
@@ -201,9 +192,7 @@ fn provisioning_points_at_the_dashboards_and_both_datasources() {
             ("adclick-thanos", "prometheus")
         ]
     );
-    let providers =
-        std::fs::read_to_string(dir.join("dashboards/adclick.yml")).expect("dashboards file");
-    let p: yaml_serde::Value = yaml_serde::from_str(&providers).expect("providers YAML");
+    let p = yaml(&dir.join("dashboards/adclick.yml"));
     assert_eq!(p["providers"][0]["type"].as_str(), Some("file"));
     assert_eq!(
         p["providers"][0]["options"]["path"].as_str(),

@@ -5,13 +5,13 @@
 //! promtool comes with the stack's Prometheus (`deploy/local/install`); `$PROMTOOL` names
 //! another. A missing promtool fails these tests: they never skip.
 
-#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use adclick_grafana::{files_with_extension, rules_dir};
+
+use crate::support::yaml;
 
 fn promtool() -> String {
     let candidates: Vec<String> = std::env::var("PROMTOOL")
@@ -71,11 +71,6 @@ fn run(args: &[&str], files: &[PathBuf]) -> String {
         args.join(" ")
     );
     said
-}
-
-fn yaml(path: &Path) -> yaml_serde::Value {
-    let text = std::fs::read_to_string(path).unwrap();
-    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 struct Rules {
