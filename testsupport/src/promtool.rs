@@ -1,6 +1,6 @@
-//! The Prometheus tools as tests use them: where `promtool` is, running it, and reading what
-//! `promtool tsdb dump` prints — how tests prove that blocks adclick writes are blocks
-//! Prometheus reads.
+//! The Prometheus tools as tests use them: where `promtool` is (`$PROMTOOL`, else the stack's),
+//! running it, and reading what `promtool tsdb dump` prints — how tests prove that blocks adclick
+//! writes are blocks Prometheus reads.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,6 +16,22 @@ pub fn tool(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// `promtool`: `$PROMTOOL` when set, else the stack's ([`tool`]); panics when it is missing.
+pub fn promtool() -> PathBuf {
+    match std::env::var_os("PROMTOOL") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "$PROMTOOL names {}, which is not a file",
+                path.display()
+            );
+            path
+        }
+        None => tool("promtool"),
+    }
 }
 
 /// Runs a command to completion; panics with its output when it fails.
@@ -62,9 +78,7 @@ pub fn db_dir() -> tempfile::TempDir {
 
 /// Every sample `promtool tsdb dump` prints for the database, sorted.
 pub fn dump(db: &Path) -> Vec<Point> {
-    let output = run(Command::new(tool("promtool"))
-        .args(["tsdb", "dump"])
-        .arg(db));
+    let output = run(Command::new(promtool()).args(["tsdb", "dump"]).arg(db));
     let text = String::from_utf8(output.stdout).unwrap();
     let mut out: Vec<Point> = text.lines().map(parse_dump_line).collect();
     out.sort();

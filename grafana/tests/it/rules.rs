@@ -6,33 +6,13 @@
 //! another. A missing promtool fails these tests: they never skip.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use adclick_grafana::{files_with_extension, rules_dir};
+use adclick_testsupport::promtool::promtool;
 
 use crate::support::yaml;
-
-fn promtool() -> String {
-    let candidates: Vec<String> = std::env::var("PROMTOOL")
-        .into_iter()
-        .chain(std::env::var("PATH").into_iter().flat_map(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("promtool").to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-        }))
-        .chain(["/usr/bin/promtool".to_string()])
-        .collect();
-    candidates
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "promtool not found ($PROMTOOL, PATH, /usr/bin): install the stack's tools \
-                 (deploy/local/install) or set PROMTOOL"
-            )
-        })
-}
 
 fn rule_files() -> Vec<PathBuf> {
     let files = files_with_extension(&rules_dir(), "yml");

@@ -63,7 +63,7 @@ async fn a_day_settles_exactly_into_a_block_promtool_and_prometheus_read() {
 
     // promtool: analyze succeeds, dump lists exactly the expected samples.
     let out = promtool::run(
-        std::process::Command::new(promtool::tool("promtool"))
+        std::process::Command::new(promtool::promtool())
             .args(["tsdb", "analyze"])
             .arg(&db)
             .arg(&block.ulid),

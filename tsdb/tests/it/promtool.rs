@@ -8,7 +8,7 @@ use std::process::Command;
 use adclick_tsdb::{BlockOptions, Label, Sample, Series};
 
 use crate::support::{
-    Rng, ad_series, analyze, assert_dump_equals, db_dir, external_labels, run, tool, write,
+    Rng, ad_series, analyze, assert_dump_equals, db_dir, external_labels, promtool, run, write,
     write_with,
 };
 
@@ -273,7 +273,7 @@ fn chunks_and_series_bytes_equal_promtools_block() {
     let input = work.path().join("input.om");
     std::fs::write(&input, openmetrics).unwrap();
     let promtool_out = work.path().join("promtool");
-    run(Command::new(tool("promtool"))
+    run(Command::new(promtool())
         .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
         .arg(&input)
         .arg(&promtool_out));

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 pub use adclick_testsupport::Rng;
-pub use adclick_testsupport::promtool::{Point, db_dir, dump, run, tool, value_bits};
+pub use adclick_testsupport::promtool::{Point, db_dir, dump, promtool, run, tool, value_bits};
 use adclick_tsdb::{BlockOptions, Label, Sample, Series, Ulid, WrittenBlock, write_block};
 
 /// Every sample of `series`, as [`Point`]s, sorted.
@@ -51,7 +51,7 @@ pub fn write_with(db: &Path, options: BlockOptions, series: Vec<Series>) -> Writ
 /// `promtool tsdb analyze` on the block must succeed; returns its report.
 pub fn analyze(db: &Path, block: &WrittenBlock) -> String {
     let ulid = block.meta.ulid.to_string();
-    let output = run(Command::new(tool("promtool"))
+    let output = run(Command::new(promtool())
         .args(["tsdb", "analyze"])
         .arg(db)
         .arg(&ulid));
