@@ -5,11 +5,14 @@
 //!   restarted, a third-party producer, Redis failing open: every minute exact.
 //! - `secure_kafka`: ingest and the exporter reaching Kafka over TLS and SASL/SCRAM.
 //! - `exporter_rollup`: the exporter's archive settled by the rollup into exact blocks.
+//! - `grafana_stack`: every query of the dashboards returns data from real traffic through
+//!   ingest, the exporter and the recording rules.
 //! - `support`: the processes and an in-process exporter, and waiting for exact counts.
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
 
 mod exporter_process;
 mod exporter_rollup;
+mod grafana_stack;
 mod secure_kafka;
 mod support;

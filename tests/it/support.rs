@@ -200,6 +200,8 @@ pub async fn wait_ready(admin: &str) {
 /// An exporter of the test's own, running in this process against the stack.
 pub struct InProcessExporter {
     pub metrics: Metrics,
+    /// Where its admin listener serves, when it has one.
+    pub admin: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ExportError>>,
 }
@@ -219,6 +221,7 @@ impl InProcessExporter {
             .with_test_writer()
             .try_init();
         let metrics = Metrics::new();
+        let admin_addr = admin.as_ref().map(|a| a.local_addr().unwrap().to_string());
         let deps = Deps {
             kafka: KafkaSettings {
                 brokers: scope.stack.kafka_brokers().to_string(),
@@ -239,6 +242,7 @@ impl InProcessExporter {
         };
         InProcessExporter {
             metrics,
+            admin: admin_addr,
             stop: Some(stop),
             task,
         }
@@ -251,5 +255,12 @@ impl InProcessExporter {
             .await
             .expect("exporter task")
             .expect("exporter ended cleanly");
+    }
+
+    /// Asks it to stop and waits for it at most `within`, however it ends: for a test that has
+    /// checked what it came for.
+    pub async fn stop_within(mut self, within: Duration) {
+        let _ = self.stop.take().expect("once").send(());
+        let _ = tokio::time::timeout(within, self.task).await;
     }
 }

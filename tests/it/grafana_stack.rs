@@ -24,83 +24,43 @@
 //!
 //! The Thanos datasource is the scratch Prometheus here: the queries are the same on both.
 
-#![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
-
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use adclick_click::token::TokenKey;
-use adclick_exporter::{Deps, ExporterConfig, KafkaSettings, Metrics};
+use adclick_click::minute::MINUTE_MS;
+use adclick_exporter::ExporterConfig;
 use adclick_grafana::{
     VariableSource, builtin_values, dashboard_files, load, panel_queries, parse_variable_query,
     rules_dir, substitute, variables,
 };
 use adclick_loadgen::http::HttpTarget;
-use adclick_loadgen::kafka::KafkaTarget;
 use adclick_loadgen::population::PopulationConfig;
 use adclick_loadgen::run::now_ms;
-use adclick_loadgen::shape::TrafficShape;
 use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::{GroundTruth, Plan, PlanConfig, RunOptions, Target};
 use adclick_remote_write::{RequestBuilder, Sample, Sender};
+use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population, token_key};
 use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, TestScope};
 
-const MINUTE_MS: i64 = 60_000;
+use crate::support::InProcessExporter;
+
 const DAY_MS: i64 = 86_400_000;
 /// The dashboard time range the checks use (Grafana's "last 1 hour").
 const RANGE_MS: i64 = 3_600_000;
-const SECRET: [u8; 32] = [0x47; 32];
 
-fn key() -> TokenKey {
-    TokenKey::new("k1", &SECRET).unwrap()
-}
-
-fn population() -> PopulationConfig {
-    PopulationConfig {
-        advertisers: 3,
-        campaigns_per_advertiser: 2,
-        ads_per_campaign: 8,
-        zipf_exponent: 1.0,
-        hot_ads: 1,
-        hot_share: 0.1,
-    }
+/// The traffic's ads: 3 advertisers × 2 campaigns × 8 ads, one of them hot.
+fn ads() -> PopulationConfig {
+    population(3, 2, 8, 1)
 }
 
 /// Clicks written straight into Kafka (ingest's output: repeats already dropped), with late and
-/// too-late clicks so the late series have data.
+/// more too-late clicks than usual, so the late series have data.
 fn backfill_plan(seed: u64, start_ms: i64, minutes: i64, rate: f64) -> PlanConfig {
     PlanConfig {
-        seed,
-        start_ms,
-        duration_secs: (minutes * 60) as f64,
-        shape: TrafficShape::Steady { rate },
-        population: population(),
-        duplicate_share: 0.0,
-        allowed_lateness_secs: 10.0,
-        lateness_margin_secs: 3.0,
-        late_share: 0.05,
+        population: ads(),
         too_late_share: 0.02,
-        too_late_extra_max_secs: 60.0,
-        forged_share: 0.0,
-        expired_share: 0.0,
-        ..PlanConfig::default()
+        ..kafka_backfill(seed, start_ms, minutes, rate)
     }
-}
-
-async fn backfill(scope: &TestScope, topic: &str, config: PlanConfig) -> GroundTruth {
-    let plan = Plan::new(config).expect("plan");
-    let hot_salts: HashMap<u64, u32> = plan
-        .population()
-        .hot_ads()
-        .iter()
-        .map(|ad| (ad.ad_id, 4))
-        .collect();
-    let target = Target::Kafka(
-        KafkaTarget::new(scope.stack.kafka_brokers(), topic, &[], hot_salts).expect("producer"),
-    );
-    adclick_loadgen::run(plan, &target, &RunOptions::default())
-        .await
-        .expect("backfill run")
 }
 
 /// An ingest of the test's own on free ports, in this process.
@@ -125,7 +85,7 @@ async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -
             shutdown_timeout_ms: 5_000,
             ..adclick_ingest::IngestConfig::default()
         },
-        verifier: adclick_click::Verifier::new([key()], 30).unwrap(),
+        verifier: adclick_click::Verifier::new([token_key()], 30).unwrap(),
         kafka: adclick_ingest::KafkaSettings {
             brokers: scope.stack.kafka_brokers().to_string(),
             topic: topic.to_string(),
@@ -152,25 +112,14 @@ async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -
     }
 }
 
-/// An exporter of the test's own, its admin listener (/metrics) on a free port.
-struct RunningExporter {
-    admin: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), adclick_exporter::ExportError>>,
-}
-
-async fn start_exporter(
-    scope: &TestScope,
-    topic: &str,
-    remote_write_url: &str,
-    admin: tokio::net::TcpListener,
-) -> RunningExporter {
+/// The configuration of the test's exporter: a group and archive prefix of its own, writing to
+/// `remote_write_url`; a small top K, so ads fold into "other" every minute.
+fn exporter_config(scope: &TestScope, remote_write_url: &str) -> ExporterConfig {
     let mut config = ExporterConfig {
         group_id: format!("grafana-{}", scope.id),
         idle_tick_ms: 1_000,
         commit_interval_ms: 1_000,
         dead_letter_topic: format!("dlq-{}", scope.id),
-        // Small enough that ads fold into "other" every minute.
         top_k: 8,
         // Yesterday's minutes are written too (the scratch Prometheus takes them).
         max_age_ms: 2 * DAY_MS,
@@ -178,26 +127,7 @@ async fn start_exporter(
     };
     config.remote_write.url = remote_write_url.to_string();
     config.archive.prefix = scope.s3_prefix();
-    let admin_addr = admin.local_addr().unwrap().to_string();
-    let deps = Deps {
-        kafka: KafkaSettings {
-            brokers: scope.stack.kafka_brokers().to_string(),
-            topic: topic.to_string(),
-            properties: vec![],
-        },
-        s3: scope.stack.s3_client().await,
-        bucket: scope.stack.s3_bucket().to_string(),
-        metrics: Metrics::new(),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(adclick_exporter::serve(admin, config, deps, async move {
-        let _ = stopped.await;
-    }));
-    RunningExporter {
-        admin: admin_addr,
-        stop: Some(stop),
-        task,
-    }
+    config
 }
 
 fn prometheus_config(ingest_admin: &str, exporter_admin: &str) -> String {
@@ -550,13 +480,15 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
         &topic,
         backfill_plan(81, now - DAY_MS - 20 * MINUTE_MS, 15, 5.0),
     )
-    .await;
+    .await
+    .truth;
     let today = backfill(
         &scope,
         &topic,
         backfill_plan(82, now - 16 * MINUTE_MS, 12, 10.0),
     )
-    .await;
+    .await
+    .truth;
 
     // 2. ingest, the exporter, and a Prometheus that scrapes them and loads the rules.
     let spill = tempfile::tempdir().unwrap();
@@ -570,37 +502,31 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
             .await
             .unwrap()
     };
-    let exporter = start_exporter(
+    let exporter = InProcessExporter::start(
         &scope,
         &topic,
-        &prometheus.remote_write_url(),
-        exporter_listener,
+        exporter_config(&scope, &prometheus.remote_write_url()),
+        Some(exporter_listener),
     )
     .await;
-    assert_eq!(exporter.admin, exporter_admin);
+    assert_eq!(exporter.admin.as_deref(), Some(exporter_admin.as_str()));
     let prom = prometheus.api();
 
     // Live clicks through ingest for as long as the checks run: the open minute, ingest's
     // counters (duplicates, forged and expired tokens) and the current minutes.
     let live = {
         let plan = PlanConfig {
-            seed: 83,
-            start_ms: now_ms(),
-            duration_secs: 600.0,
-            shape: TrafficShape::Steady { rate: 20.0 },
-            population: population(),
-            duplicate_share: 0.1,
-            duplicate_delay_max_secs: 3.0,
+            population: ads(),
             allowed_lateness_secs: 10.0,
             lateness_margin_secs: 3.0,
             forged_share: 0.05,
             expired_share: 0.05,
-            ..PlanConfig::default()
+            ..live(83, 20.0, 600.0)
         };
         let target = Target::Http(
             HttpTarget::new(
                 &ingest.base,
-                TokenMinter::new(key()),
+                TokenMinter::new(token_key()),
                 Duration::from_secs(10),
                 16,
             )
@@ -672,8 +598,7 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
     }
 
     live.abort();
-    let _ = exporter.stop.map(|s| s.send(()));
-    let _ = tokio::time::timeout(Duration::from_secs(30), exporter.task).await;
+    exporter.stop_within(Duration::from_secs(30)).await;
     let _ = ingest.stop.map(|s| s.send(()));
     let _ = tokio::time::timeout(Duration::from_secs(30), ingest.task).await;
     let log = std::fs::read_to_string(prometheus.log_path()).unwrap_or_default();
