@@ -6,7 +6,7 @@
 //! | [`Stack::isolated`] | a [`TestScope`]: names no other test uses (topic, bucket prefix, Redis keys, label values) |
 //! | [`PromApi`] | the PromQL HTTP API, for reading back what a test wrote |
 //! | [`FaultProxy`] | a TCP proxy in front of a stack server that plays its death at a chosen moment, or its slowness |
-//! | [`promtool`] | the Prometheus tools: `promtool tsdb dump` read back as samples |
+//! | [`promtool`] | the Prometheus tools: where `promtool` is, `promtool tsdb dump` read back as samples |
 //! | [`ScratchPrometheus`] | a throwaway Prometheus of the stack's binary with a config of the test's own |
 //! | [`wait`] | waiting for a condition: fail when progress stops, not at a fixed time |
 //! | [`traffic`] | what tests send: the token key, loadgen plans, a backfilled topic and its truth |
@@ -15,6 +15,7 @@
 //! | [`ScratchRedis`], [`RedisCluster`] | Debian's redis-server over TLS with an ACL user; a cluster whose masters a test kills |
 //! | [`ScratchTansu`] | a private tansu broker requiring SASL/SCRAM, advertising a TLS terminator |
 //! | [`TlsTerminator`] | TLS in front of a plain server, with the test PKI's certificate |
+//! | [`free_port`], [`copy_dir`], [`Rng`] | a port for a test's server (or one nothing answers on), a folder copied, reproducible numbers |
 //!
 //! Every test gets its own names, so tests never depend on each other's state and can run in
 //! parallel against one stack.
