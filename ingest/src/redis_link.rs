@@ -66,10 +66,7 @@ pub type ClaimAnswer = Result<bool, RedisError>;
 impl Connector {
     pub fn new(settings: &RedisSettings) -> Result<Connector, Error> {
         adclick_tls::install_crypto_provider();
-        let tls = settings
-            .tls
-            .load()
-            .map_err(Error::RedisTls)?;
+        let tls = settings.tls.load().map_err(Error::RedisTls)?;
         let certificates = TlsCertificates {
             client_tls: tls.identity.map(|id| redis::ClientTlsConfig {
                 client_cert: id.cert_pem,
@@ -165,13 +162,11 @@ impl Connector {
             if secure {
                 builder = builder.tls(redis::TlsMode::Secure).certs(certificates);
             }
-            let client = builder
-                .build()
-                .map_err(|source| Error::RedisUrl {
-                    setting: "redis_cluster_nodes",
-                    url: format!("{:?}", settings.cluster_nodes),
-                    source,
-                })?;
+            let client = builder.build().map_err(|source| Error::RedisUrl {
+                setting: "redis_cluster_nodes",
+                url: format!("{:?}", settings.cluster_nodes),
+                source,
+            })?;
             Ok(Connector::Cluster(client))
         }
     }
@@ -342,7 +337,9 @@ mod tests {
     fn tls_files_need_a_rediss_url_and_must_exist() {
         let mut s = RedisSettings::for_url("redis://127.0.0.1:6379");
         s.tls.ca_file = Some("/nonexistent/ca.pem".into());
-        let err = Connector::new(&s).err().unwrap().to_string();
+        // The file is named in the cause, which an operator sees with the error.
+        let err = Connector::new(&s).err().unwrap();
+        let err = adclick_admin::ErrorChain(&err).to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
 
         let dir = tempfile::tempdir().unwrap();

@@ -311,11 +311,10 @@ impl Rollup<'_> {
     ) -> Result<LocalBlock, RollupError> {
         let (parent, scratch) = match &self.options.out_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|source| RollupError::Local {
-                        what: dir.display().to_string(),
-                        source,
-                    })?;
+                std::fs::create_dir_all(dir).map_err(|source| RollupError::Local {
+                    what: dir.display().to_string(),
+                    source,
+                })?;
                 (dir.clone(), None)
             }
             None => {
@@ -397,11 +396,10 @@ impl Rollup<'_> {
     /// Writes the JSON report to `[rollup] report_dir`.
     fn write_report(&self, report: &Report) -> Result<(), RollupError> {
         let dir = PathBuf::from(&self.config.report_dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|source| RollupError::Local {
-                        what: dir.display().to_string(),
-                        source,
-                    })?;
+        std::fs::create_dir_all(&dir).map_err(|source| RollupError::Local {
+            what: dir.display().to_string(),
+            source,
+        })?;
         let path = dir.join(format!("rollup-{}.json", self.day));
         let json = serde_json::to_vec_pretty(report).expect("serialisable");
         std::fs::write(&path, json).map_err(|source| RollupError::Local {
@@ -451,9 +449,6 @@ async fn push_metrics(
     labels.insert("job".into(), "adclick-rollup".into());
     let labels: Vec<(String, String)> = labels.into_iter().collect();
     let request = report.metrics(now_ms(), &labels, success);
-    sender
-        .send(&request)
-        .await
-        .map_err(|e| failed(e.into()))?;
+    sender.send(&request).await.map_err(|e| failed(e.into()))?;
     Ok(())
 }
