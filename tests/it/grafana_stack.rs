@@ -40,7 +40,7 @@ use adclick_loadgen::tokens::TokenMinter;
 use adclick_loadgen::{GroundTruth, Plan, PlanConfig, RunOptions, Target};
 use adclick_remote_write::{RequestBuilder, Sample, Sender};
 use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population, token_key};
-use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, TestScope};
+use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, Stoppable, TestScope};
 
 use crate::support::InProcessExporter;
 
@@ -67,8 +67,7 @@ fn backfill_plan(seed: u64, start_ms: i64, minutes: i64, rate: f64) -> PlanConfi
 struct RunningIngest {
     base: String,
     admin: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: Stoppable<Result<(), adclick_ingest::Error>>,
 }
 
 async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -> RunningIngest {
@@ -86,29 +85,13 @@ async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -
             ..adclick_ingest::IngestConfig::default()
         },
         verifier: adclick_click::Verifier::new([token_key()], 30).unwrap(),
-        kafka: adclick_ingest::KafkaSettings {
-            brokers: scope.stack.kafka_brokers().to_string(),
-            topic: topic.to_string(),
-            properties: vec![],
-        },
+        kafka: scope.stack.kafka_settings(topic),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        adclick_ingest::run(
-            adclick_ingest::Listeners { public, admin },
-            settings,
-            async move {
-                let _ = stopped.await;
-            },
-        )
-        .await
-        .expect("ingest ran");
-    });
+    let listeners = adclick_ingest::Listeners { public, admin };
     RunningIngest {
         base,
         admin: admin_addr,
-        stop: Some(stop),
-        task,
+        task: Stoppable::spawn(|stop| adclick_ingest::run(listeners, settings, stop)),
     }
 }
 
@@ -599,8 +582,7 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
 
     live.abort();
     exporter.stop_within(Duration::from_secs(30)).await;
-    let _ = ingest.stop.map(|s| s.send(()));
-    let _ = tokio::time::timeout(Duration::from_secs(30), ingest.task).await;
+    ingest.task.stop_within(Duration::from_secs(30)).await;
     let log = std::fs::read_to_string(prometheus.log_path()).unwrap_or_default();
     drop(prometheus);
 

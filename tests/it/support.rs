@@ -6,11 +6,9 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use adclick_exporter::{Deps, ExportError, ExporterConfig, KafkaSettings, Metrics};
+use adclick_exporter::{Deps, ExportError, ExporterConfig, Metrics};
 use adclick_testsupport::wait::Progress;
-use adclick_testsupport::{PromApi, TestScope, free_port};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use adclick_testsupport::{PromApi, Stoppable, TestScope, free_port, logs};
 
 /// Starts `adclick export` for this test's topic, group, prefix and label, with `extra`
 /// variables on top (later ones win).
@@ -202,8 +200,7 @@ pub struct InProcessExporter {
     pub metrics: Metrics,
     /// Where its admin listener serves, when it has one.
     pub admin: Option<String>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ExportError>>,
+    task: Stoppable<Result<(), ExportError>>,
 }
 
 impl InProcessExporter {
@@ -216,51 +213,36 @@ impl InProcessExporter {
         config: ExporterConfig,
         admin: Option<tokio::net::TcpListener>,
     ) -> InProcessExporter {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
+        logs();
         let metrics = Metrics::new();
         let admin_addr = admin.as_ref().map(|a| a.local_addr().unwrap().to_string());
         let deps = Deps {
-            kafka: KafkaSettings {
-                brokers: scope.stack.kafka_brokers().to_string(),
-                topic: topic.to_string(),
-                properties: vec![],
-            },
+            kafka: scope.stack.kafka_settings(topic),
             s3: scope.stack.s3_client().await,
             bucket: scope.stack.s3_bucket().to_string(),
             metrics: metrics.clone(),
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let stopped = async move {
-            let _ = stopped.await;
-        };
         let task = match admin {
-            Some(admin) => tokio::spawn(adclick_exporter::serve(admin, config, deps, stopped)),
-            None => tokio::spawn(adclick_exporter::run(config, deps, stopped)),
+            Some(admin) => {
+                Stoppable::spawn(|stop| adclick_exporter::serve(admin, config, deps, stop))
+            }
+            None => Stoppable::spawn(|stop| adclick_exporter::run(config, deps, stop)),
         };
         InProcessExporter {
             metrics,
             admin: admin_addr,
-            stop: Some(stop),
             task,
         }
     }
 
     /// Graceful stop: finish writes, commit what was acknowledged.
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().expect("once").send(());
-        self.task
-            .await
-            .expect("exporter task")
-            .expect("exporter ended cleanly");
+    pub async fn stop(self) {
+        self.task.stop().await.expect("exporter ended cleanly");
     }
 
     /// Asks it to stop and waits for it at most `within`, however it ends: for a test that has
     /// checked what it came for.
-    pub async fn stop_within(mut self, within: Duration) {
-        let _ = self.stop.take().expect("once").send(());
-        let _ = tokio::time::timeout(within, self.task).await;
+    pub async fn stop_within(self, within: Duration) {
+        self.task.stop_within(within).await;
     }
 }

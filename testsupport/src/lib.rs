@@ -12,6 +12,8 @@
 //! | [`traffic`] | what tests send: the token key, loadgen plans, a backfilled topic and its truth |
 //! | [`TestPki`] | a CA, server and client certificates, and a wrong CA, as PEM files |
 //! | [`ScratchProcess`] | a server process of the test's own, logging to a file, killed when dropped |
+//! | [`Stoppable`] | a service run as a task of the test's process, stopped gracefully or crashed |
+//! | [`logs`] | the services' logs on the test's output when `RUST_LOG` asks for them |
 //! | [`ScratchRedis`], [`RedisCluster`] | Debian's redis-server over TLS with an ACL user; a cluster whose masters a test kills |
 //! | [`ScratchTansu`] | a private tansu broker requiring SASL/SCRAM, advertising a TLS terminator |
 //! | [`TlsTerminator`] | TLS in front of a plain server, with the test PKI's certificate |
@@ -33,6 +35,7 @@ mod redis;
 mod scratch;
 mod stack;
 mod tansu;
+mod task;
 mod tls_terminator;
 pub mod traffic;
 pub mod wait;
@@ -45,7 +48,17 @@ pub use redis::{RedisCluster, RedisSetup, ScratchRedis};
 pub use scratch::ScratchPrometheus;
 pub use stack::{Stack, TestScope};
 pub use tansu::{ScratchTansu, TansuSetup};
+pub use task::{StopSignal, Stoppable};
 pub use tls_terminator::TlsTerminator;
+
+/// The logs of what a test runs in its own process on the test's output, when `RUST_LOG` asks
+/// for them (e.g. `RUST_LOG=adclick_exporter=info`); once per test process.
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
 
 /// A free TCP port on 127.0.0.1: for a server a test starts (e.g. an admin listener), or, with
 /// nothing started on it, an address that refuses connections (a Redis or broker that is down).

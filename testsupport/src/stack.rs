@@ -73,6 +73,10 @@ impl Stack {
     pub fn kafka_brokers(&self) -> &str {
         self.var("KAFKA_BROKERS")
     }
+    /// How a client of the stack's broker reaches `topic` (plain, no extra properties).
+    pub fn kafka_settings(&self, topic: &str) -> adclick_click::KafkaSettings {
+        adclick_click::KafkaSettings::new(self.kafka_brokers(), topic)
+    }
     pub fn redis_url(&self) -> &str {
         self.var("REDIS_URL")
     }

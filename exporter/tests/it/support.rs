@@ -4,28 +4,16 @@
 
 use adclick_click::minute::MINUTE_MS;
 use adclick_click::now_ms;
-use adclick_exporter::{Deps, ExporterConfig, KafkaSettings, Metrics};
+use adclick_exporter::{Deps, ExportError, ExporterConfig, Metrics};
 use adclick_loadgen::PlanConfig;
 use adclick_testsupport::traffic::{kafka_backfill, population};
-use adclick_testsupport::{PromApi, Series, TestScope};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use adclick_testsupport::{PromApi, Series, Stoppable, TestScope, logs};
 
 /// An exporter running in this process against the stack.
 pub struct RunningExporter {
     pub metrics: Metrics,
     pub remote_write: adclick_remote_write::Metrics,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), adclick_exporter::ExportError>>,
-}
-
-/// The exporter's logs on the test's output when `RUST_LOG` asks for them
-/// (e.g. `RUST_LOG=adclick_exporter=info`).
-pub fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    task: Stoppable<Result<(), ExportError>>,
 }
 
 /// The configuration tests run with: the test's own group, archive prefix and `test_id` label,
@@ -50,40 +38,26 @@ impl RunningExporter {
         logs();
         let metrics = Metrics::new();
         let deps = Deps {
-            kafka: KafkaSettings {
-                brokers: scope.stack.kafka_brokers().to_string(),
-                topic: topic.to_string(),
-                properties: vec![],
-            },
+            kafka: scope.stack.kafka_settings(topic),
             s3: scope.stack.s3_client().await,
-            bucket: scope.stack.var("S3_BUCKET").to_string(),
+            bucket: scope.stack.s3_bucket().to_string(),
             metrics: metrics.clone(),
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(adclick_exporter::run(config, deps, async move {
-            let _ = stopped.await;
-        }));
         RunningExporter {
             remote_write: metrics.remote_write.clone(),
             metrics,
-            stop: Some(stop),
-            task,
+            task: Stoppable::spawn(|stop| adclick_exporter::run(config, deps, stop)),
         }
     }
 
     /// Graceful stop: finish writes, commit what was acknowledged.
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().expect("once").send(());
-        self.task
-            .await
-            .expect("exporter task")
-            .expect("exporter ended cleanly");
+    pub async fn stop(self) {
+        self.task.stop().await.expect("exporter ended cleanly");
     }
 
     /// A crash: the loop stops where it is, nothing more is written or committed by it.
     pub async fn crash(self) {
-        self.task.abort();
-        let _ = self.task.await;
+        self.task.crash().await;
     }
 }
 
