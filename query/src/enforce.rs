@@ -1,0 +1,96 @@
+//! The entry points: a PromQL query, a series selector, and the caller's own series.
+
+use promql_parser::parser::Expr;
+
+use crate::bounds;
+use crate::parse::parse;
+use crate::policy::{ADVERTISER_LABEL, Policy};
+use crate::refusal::Refusal;
+use crate::rewrite::Rewrite;
+use crate::verify;
+
+/// The query to forward for `advertiser_id` (`/api/v1/query`, `/api/v1/query_range`): `query`
+/// with `advertiser_id="<id>"` on every vector and matrix selector, wherever it stands (functions,
+/// aggregations and their parameters, subqueries, binary operations, parentheses, unary minus,
+/// under `@` and `offset`), printed by promql-parser. Or why it is refused (see [`Refusal`]).
+///
+/// In order: the length and the nesting of the raw text are bounded (before parsing); the query
+/// is parsed; every node is walked, refusing what cannot be enforced and adding the matcher to
+/// every selector; the result is printed, parsed again and checked (`verify`).
+///
+/// Selector-free expressions (`1+1`, Grafana's health check; `vector(1)`, `time()`) read no
+/// series and pass unchanged but for promql-parser's spacing (`1 + 1`).
+pub fn enforce(query: &str, advertiser_id: u64, policy: &Policy) -> Result<String, Refusal> {
+    bounds::check(query, policy.limits())?;
+    let mut expr = parse(query)?;
+    let id = advertiser_id.to_string();
+    Rewrite { id: &id, policy }.expr(&mut expr)?;
+    let printed = expr.to_string();
+    verify::query(&printed, &id, policy)?;
+    Ok(printed)
+}
+
+/// The series selector to forward for `advertiser_id`, for a `match[]` parameter of
+/// `/api/v1/series`, `/api/v1/labels` and `/api/v1/label/<name>/values`: `selector` with
+/// `advertiser_id="<id>"`, under the same rules as [`enforce`]. Only a plain series selector is
+/// accepted (a metric name with optional matchers, no `offset` or `@`), as Prometheus requires
+/// there. A request with several `match[]` passes each through this; one without any must not be
+/// forwarded as it is (Prometheus would answer for every series): send [`own_series`] instead.
+pub fn enforce_match(
+    selector: &str,
+    advertiser_id: u64,
+    policy: &Policy,
+) -> Result<String, Refusal> {
+    bounds::check(selector, policy.limits())?;
+    let expr = parse(selector)?;
+    let mut vs = match expr {
+        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => vs,
+        // Listed without a wildcard, as in `rewrite`: a new variant fails to compile.
+        Expr::VectorSelector(_)
+        | Expr::Aggregate(_)
+        | Expr::Unary(_)
+        | Expr::Binary(_)
+        | Expr::Paren(_)
+        | Expr::Subquery(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Call(_)
+        | Expr::Extension(_) => {
+            return Err(Refusal::NotASeriesSelector {
+                selector: selector.to_string(),
+            });
+        }
+    };
+    let id = advertiser_id.to_string();
+    Rewrite { id: &id, policy }.selector(&mut vs)?;
+    let printed = vs.to_string();
+    verify::series_selector(&printed, &id, policy)?;
+    Ok(printed)
+}
+
+/// One series selector per allowed metric, restricted to `advertiser_id`
+/// (`adclick_clicks{advertiser_id="42"}`): the `match[]` parameters to send for a `series`,
+/// `labels` or `label/<name>/values` request that came without any, so that the answer holds only
+/// the caller's series and label values.
+pub fn own_series(advertiser_id: u64, policy: &Policy) -> Vec<String> {
+    policy
+        .metrics()
+        .map(|m| format!("{m}{{{ADVERTISER_LABEL}=\"{advertiser_id}\"}}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_series_are_valid_enforced_selectors() {
+        let policy = Policy::default();
+        let all = own_series(42, &policy);
+        assert_eq!(all.len(), policy.metrics().count());
+        for s in &all {
+            assert_eq!(enforce_match(s, 42, &policy).as_ref(), Ok(s));
+        }
+    }
+}
