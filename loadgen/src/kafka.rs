@@ -75,10 +75,7 @@ impl KafkaTarget {
         if !matches!(send.kind, SendKind::Click | SendKind::Duplicate) {
             return Outcome::Wrong(format!("{:?} cannot be written to Kafka", send.kind));
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let click = Self::click(send, now_ms);
+        let click = Self::click(send, adclick_click::now_ms());
         let shards = self.hot_salts.get(&send.ad.ad_id).copied();
         let key = kafka_key(send.ad.ad_id, shards.map(|n| salt(&send.impression_id, n)));
         let payload = click.encode_to_vec();

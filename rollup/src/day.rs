@@ -29,10 +29,7 @@ impl Day {
 
     /// Yesterday, in UTC, from the system clock: what a daily job settles by default.
     pub fn yesterday() -> Day {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        Day(Day::of(now).0 - 1)
+        Day(Day::of(adclick_click::now_ms()).0 - 1)
     }
 
     /// The block's first millisecond (inclusive).
