@@ -34,6 +34,8 @@ pub struct Config {
     pub exporter: adclick_exporter::ExporterConfig,
     /// `adclick rollup`; keys and defaults in `adclick_rollup::config`.
     pub rollup: adclick_rollup::RollupConfig,
+    /// `adclick query`; keys and defaults in `adclick_query::QueryConfig`.
+    pub query: adclick_query::QueryConfig,
     /// The object store of the raw archive, the exporter's checkpoints and the rollup's blocks.
     pub s3: adclick_objstore::S3Config,
     /// How the services log (to stderr).
@@ -309,6 +311,30 @@ mod tests {
         assert_eq!(format!("{:?}", c.rollup), format!("{defaults:?}"));
         let defaults = adclick_objstore::S3Config::default();
         assert_eq!(format!("{:?}", c.s3), format!("{defaults:?}"));
+        assert_eq!(c.query, adclick_query::QueryConfig::default());
+        c.query.policy().unwrap();
+    }
+
+    #[test]
+    fn query_keys_are_overridable_from_the_environment() {
+        let c = load_str(
+            "[query]\nlisten = \"0.0.0.0:9200\"\n",
+            &[
+                ("ADCLICK_QUERY__PROMETHEUS_URL", "http://prometheus:9090"),
+                ("ADCLICK_QUERY__MAX_NESTING", "32"),
+                ("ADCLICK_QUERY__API_KEYS_FILE", "/etc/adclick/query-keys"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.query.listen, "0.0.0.0:9200");
+        assert_eq!(c.query.prometheus_url, "http://prometheus:9090");
+        assert_eq!(c.query.limits().max_nesting, 32);
+        assert_eq!(
+            c.query.api_keys_file,
+            std::path::PathBuf::from("/etc/adclick/query-keys")
+        );
+        let err = load_str("[query]\nlissten = \"x\"\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("lissten"), "{err:#}");
     }
 
     #[test]

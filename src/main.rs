@@ -39,6 +39,8 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Serve the click endpoint: verify, dedup, durable produce, redirect.
     Ingest(cmd::ingest::IngestArgs),
+    /// Serve the query gateway: advertisers' PromQL, restricted to their own clicks, forwarded to Prometheus.
+    Query(cmd::query::QueryArgs),
     /// Settle one UTC day from the raw archive into a Thanos block and reconcile it with the stream.
     Rollup(cmd::rollup::RollupArgs),
     /// Send planned click traffic (HTTP or Kafka) and write its ground truth.
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
         }
         Command::Export(args) => cmd::export::run(args, &config),
         Command::Ingest(args) => cmd::ingest::run(args, &config),
+        Command::Query(args) => cmd::query::run(args, &config),
         Command::Rollup(args) => {
             let code = cmd::rollup::run(args, &config)?;
             std::process::exit(code)

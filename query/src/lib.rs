@@ -1,6 +1,9 @@
-//! The query gateway's core (issue #21): an advertiser's PromQL, parsed and rewritten so that it
-//! reads only that advertiser's clicks — or refused, naming why. Pure: text in, text out, no HTTP,
-//! no I/O; the `adclick query` service, its authentication, REST and limits are built on top.
+//! The query gateway (issue #21): an advertiser's PromQL, parsed and rewritten so that it reads
+//! only that advertiser's clicks — or refused, naming why — and the HTTP service `adclick query`
+//! built on that core: API keys, the Prometheus HTTP API enforced and forwarded, an admin
+//! listener. The core (`policy` … `enforce`) is pure, text in, text out; the service modules
+//! (`config` … `service`) do the HTTP. JWTs, key reload, per-caller limits, REST and Thanos
+//! routing are later slices.
 //!
 //! | module | concept | items |
 //! |---|---|---|
@@ -11,6 +14,16 @@
 //! | `rewrite` | the walk over every node of the AST, aggregation parameters included, that refuses what cannot be enforced and puts `advertiser_id="<id>"` on every vector and matrix selector | (crate-internal) |
 //! | `verify` | defence in depth: the rewritten query printed, parsed again and checked selector by selector | (crate-internal) |
 //! | `enforce` | the entry points: a query (`/api/v1/query`, `query_range`), a series selector (`match[]` of `series`, `labels`, `label/<name>/values`), and the caller's own series when no `match[]` is given | [`enforce`], [`enforce_match`], [`own_series`] |
+//! | `config` | the `[query]` section: listeners, upstream, limits, keys file | [`QueryConfig`] |
+//! | `keys` | the API keys file: `sha256(key)` hex → advertiser id or `operator`, compared in constant time | [`ApiKeys`], [`KeysError`], [`key_digest_hex`] |
+//! | `caller` | who is asking: the key of `Authorization: Bearer` or of basic auth's password, and the caller it names | [`Caller`], [`presented_key`], [`authenticate`] |
+//! | `params` | a request's parameters (query string, then a POST's form body), repeats kept | [`Params`], [`ParamError`] |
+//! | `envelope` | the answers the gateway gives itself, as Prometheus' error JSON, leaking nothing internal | [`ApiError`] |
+//! | `upstream` | the Prometheus behind: requests forwarded, its answers passed back as they are | [`Upstream`], [`UpstreamError`], [`UpstreamConfigError`] |
+//! | `metrics` | requests by endpoint and outcome (no advertiser label) | [`Metrics`] |
+//! | `state` | what every request needs: keys, policy, upstream, metrics | [`AppState`], [`StateError`] |
+//! | `gateway` | the router: the Prometheus HTTP API endpoints, authenticated, enforced, forwarded | [`app`] |
+//! | `service` | the listeners served until shutdown | [`run`], [`Listeners`], [`ServeError`] |
 //!
 //! ```
 //! use adclick_query::{Policy, Refusal, enforce};
@@ -31,13 +44,33 @@
 //! matcher would vanish — such selectors are refused.
 
 mod bounds;
+mod caller;
+mod config;
 mod enforce;
+mod envelope;
+mod gateway;
+mod keys;
+mod metrics;
+mod params;
 mod parse;
 mod policy;
 mod refusal;
 mod rewrite;
+mod service;
+mod state;
+mod upstream;
 mod verify;
 
+pub use caller::{Caller, authenticate, presented_key};
+pub use config::QueryConfig;
 pub use enforce::{enforce, enforce_match, own_series};
+pub use envelope::ApiError;
+pub use gateway::app;
+pub use keys::{ApiKeys, KeysError, key_digest_hex};
+pub use metrics::Metrics;
+pub use params::{ParamError, Params};
 pub use policy::{ADVERTISER_LABEL, Limits, Policy, PolicyError, RAW_SERIES, RECORDED_SERIES};
 pub use refusal::Refusal;
+pub use service::{Listeners, ServeError, run};
+pub use state::{AppState, StateError};
+pub use upstream::{Upstream, UpstreamConfigError, UpstreamError};

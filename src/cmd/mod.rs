@@ -4,6 +4,7 @@ pub mod check_truth;
 pub mod export;
 pub mod ingest;
 pub mod loadgen;
+pub mod query;
 pub mod rollup;
 pub mod token;
 

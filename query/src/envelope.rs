@@ -1,0 +1,142 @@
+//! Why the gateway answers a request itself, as Prometheus' error envelope
+//! (`{"status":"error","errorType":…,"error":…}`) with a status, never naming anything internal
+//! (the upstream's address, the keys file, another advertiser).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::params::ParamError;
+use crate::refusal::Refusal;
+use crate::upstream::UpstreamError;
+
+/// An answer the gateway gives instead of the upstream's.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No key, a key of a scheme it does not read, or a key it does not know: all alike, so the
+    /// answer does not help guessing.
+    #[error("authentication required")]
+    Unauthorized,
+    /// The query or a `match[]` cannot be enforced (see [`Refusal::status`]).
+    #[error("refused")]
+    Refused(#[source] Refusal),
+    #[error("bad parameter")]
+    BadParam(#[source] ParamError),
+    /// `/api/v1/label/<name>/values` with a name that is no label name.
+    #[error("invalid label name")]
+    InvalidLabelName,
+    #[error("not found")]
+    NotFound,
+    /// The upstream did not answer (in time); what went wrong stays in the gateway's log.
+    #[error("upstream")]
+    Upstream(#[source] UpstreamError),
+}
+
+impl ApiError {
+    /// The `outcome` label of the request counter.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Refused(_) => "refused",
+            ApiError::BadParam(_) | ApiError::InvalidLabelName => "bad_request",
+            ApiError::NotFound => "not_found",
+            ApiError::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
+            ApiError::Upstream(_) => "upstream_unavailable",
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required".into(),
+            ),
+            ApiError::Refused(refusal) => {
+                let status = StatusCode::from_u16(refusal.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let kind = if status.is_server_error() {
+                    "internal"
+                } else {
+                    "bad_data"
+                };
+                (status, kind, refusal.to_string())
+            }
+            ApiError::BadParam(e) => (StatusCode::BAD_REQUEST, "bad_data", e.to_string()),
+            ApiError::InvalidLabelName => (
+                StatusCode::BAD_REQUEST,
+                "bad_data",
+                "invalid label name".into(),
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "not found".into()),
+            ApiError::Upstream(UpstreamError::Timeout(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Prometheus did not answer in time".into(),
+            ),
+            ApiError::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "unavailable",
+                "Prometheus is unavailable".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, error) = self.parts();
+        let body = Envelope {
+            status: "error",
+            error_type: kind,
+            error: &error,
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Prometheus' error JSON, its fields in Prometheus' order.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    status: &'static str,
+    #[serde(rename = "errorType")]
+    error_type: &'static str,
+    error: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(e: ApiError) -> (StatusCode, String) {
+        let r = e.into_response();
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn envelopes() {
+        assert_eq!(
+            body(ApiError::Unauthorized).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"{"status":"error","errorType":"unauthorized","error":"authentication required"}"#
+                    .to_string()
+            )
+        );
+        let (status, text) = body(ApiError::Refused(Refusal::MetricNotAllowed {
+            name: "up".into(),
+        }))
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            text.contains(r#""errorType":"bad_data""#) && text.contains("`up`"),
+            "{text}"
+        );
+        let (status, _) = body(ApiError::Refused(Refusal::Unverified {
+            detail: "x".into(),
+        }))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

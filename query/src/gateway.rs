@@ -1,0 +1,438 @@
+//! The gateway's Prometheus HTTP API: each request authenticated, its query or `match[]`
+//! selectors enforced for an advertiser (an operator's forwarded as they are), forwarded to the
+//! upstream, and the upstream's answer passed back.
+//!
+//! | path | methods | what is enforced |
+//! |---|---|---|
+//! | `/api/v1/query`, `/api/v1/query_range` | GET, POST form | `query` (exactly one) through [`enforce`]; every other parameter as it is |
+//! | `/api/v1/series`, `/api/v1/labels` | GET, POST form | each `match[]` through [`enforce_match`]; none: [`own_series`] |
+//! | `/api/v1/label/{name}/values` | GET | as `series`; `name` must be a label name |
+//! | `/api/v1/status/buildinfo` | GET | nothing (no series in it) |
+//! | anything else | | 404 (401 first without a valid key) |
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::caller::{Caller, authenticate};
+use crate::enforce::{enforce, enforce_match, own_series};
+use crate::envelope::ApiError;
+use crate::params::Params;
+use crate::state::AppState;
+
+/// The largest request body read (a form of parameters); axum answers 413 beyond.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The gateway's API endpoints, as the request counter names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Query,
+    QueryRange,
+    Series,
+    Labels,
+    LabelValues,
+    BuildInfo,
+    Other,
+}
+
+impl Endpoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Query => "query",
+            Endpoint::QueryRange => "query_range",
+            Endpoint::Series => "series",
+            Endpoint::Labels => "labels",
+            Endpoint::LabelValues => "label_values",
+            Endpoint::BuildInfo => "buildinfo",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
+/// The parts of a request every endpoint reads.
+struct Incoming {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Incoming {
+    fn params(&self) -> Params {
+        Params::from_request(&self.method, self.uri.query(), &self.headers, &self.body)
+    }
+}
+
+/// The gateway's router, for `axum::serve` or, in tests, `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query_handler).post(query_handler))
+        .route(
+            "/api/v1/query_range",
+            get(query_range_handler).post(query_range_handler),
+        )
+        .route("/api/v1/series", get(series_handler).post(series_handler))
+        .route("/api/v1/labels", get(labels_handler).post(labels_handler))
+        .route("/api/v1/label/{name}/values", get(label_values_handler))
+        .route("/api/v1/status/buildinfo", get(buildinfo_handler))
+        .fallback(fallback)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn query_handler(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    handle(&state, Endpoint::Query, &incoming, None).await
+}
+
+async fn query_range_handler(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    handle(&state, Endpoint::QueryRange, &incoming, None).await
+}
+
+async fn series_handler(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    handle(&state, Endpoint::Series, &incoming, None).await
+}
+
+async fn labels_handler(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    handle(&state, Endpoint::Labels, &incoming, None).await
+}
+
+async fn label_values_handler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    handle(&state, Endpoint::LabelValues, &incoming, Some(&name)).await
+}
+
+async fn buildinfo_handler(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    handle(&state, Endpoint::BuildInfo, &incoming, None).await
+}
+
+async fn fallback(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    handle(&state, Endpoint::Other, &incoming, None).await
+}
+
+/// Answers one request and counts it by endpoint and outcome.
+async fn handle(
+    state: &AppState,
+    endpoint: Endpoint,
+    incoming: &Incoming,
+    label: Option<&str>,
+) -> Response {
+    let result = match authenticate(&incoming.headers, &state.keys) {
+        None => Err(ApiError::Unauthorized),
+        Some(caller) => forward(state, endpoint, incoming, caller, label).await,
+    };
+    let outcome = match &result {
+        Ok(r) if r.status().is_success() => "ok",
+        Ok(_) => "upstream_error",
+        Err(e) => e.outcome(),
+    };
+    state.metrics.count(endpoint.as_str(), outcome);
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            if let ApiError::Upstream(e) = &error {
+                tracing::warn!(endpoint = endpoint.as_str(), error = %adclick_admin::ErrorChain(e), "upstream request failed");
+            }
+            error.into_response()
+        }
+    }
+}
+
+/// The request as the caller may make it, sent upstream.
+async fn forward(
+    state: &AppState,
+    endpoint: Endpoint,
+    incoming: &Incoming,
+    caller: Caller,
+    label: Option<&str>,
+) -> Result<Response, ApiError> {
+    let params = incoming.params();
+    let advertiser = match caller {
+        Caller::Advertiser(id) => Some(id),
+        Caller::Operator => None,
+    };
+    let upstream = &state.upstream;
+    let answer = match endpoint {
+        Endpoint::Query | Endpoint::QueryRange => {
+            let query = params.single("query").map_err(ApiError::BadParam)?;
+            let params = match advertiser {
+                Some(id) => {
+                    let enforced = enforce(query, id, &state.policy).map_err(ApiError::Refused)?;
+                    params.replace("query", [enforced])
+                }
+                None => params,
+            };
+            let path = if endpoint == Endpoint::Query {
+                "query"
+            } else {
+                "query_range"
+            };
+            upstream.post_form(path, &params).await
+        }
+        Endpoint::Series | Endpoint::Labels => {
+            let params = restrict_matches(state, &params, advertiser)?;
+            let path = if endpoint == Endpoint::Series {
+                "series"
+            } else {
+                "labels"
+            };
+            upstream.post_form(path, &params).await
+        }
+        Endpoint::LabelValues => {
+            let name = label.unwrap_or_default();
+            if !is_label_name(name) {
+                return Err(ApiError::InvalidLabelName);
+            }
+            let params = restrict_matches(state, &params, advertiser)?;
+            upstream.get(&format!("label/{name}/values"), &params).await
+        }
+        Endpoint::BuildInfo => upstream.get("status/buildinfo", &params).await,
+        Endpoint::Other => return Err(ApiError::NotFound),
+    };
+    answer.map_err(ApiError::Upstream)
+}
+
+/// For an advertiser, `params` with each `match[]` enforced, or with the advertiser's own
+/// series as `match[]` when none was given; for an operator, `params` as they are.
+fn restrict_matches(
+    state: &AppState,
+    params: &Params,
+    advertiser: Option<u64>,
+) -> Result<Params, ApiError> {
+    const MATCH: &str = "match[]";
+    let Some(id) = advertiser else {
+        return Ok(params.clone());
+    };
+    let given: Vec<&str> = params.all(MATCH).collect();
+    let matches = if given.is_empty() {
+        own_series(id, &state.policy)
+    } else {
+        given
+            .into_iter()
+            .map(|m| enforce_match(m, id, &state.policy))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::Refused)?
+    };
+    Ok(params.replace(MATCH, matches))
+}
+
+/// A classic label name, `[a-zA-Z_][a-zA-Z0-9_]*`: safe to put in the upstream's path as it is.
+fn is_label_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QueryConfig;
+    use crate::keys::{ApiKeys, key_digest_hex};
+    use crate::metrics::Metrics;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// A gateway whose upstream refuses connections: whatever reaches it fails.
+    fn gateway() -> (Router, Metrics, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = QueryConfig {
+            prometheus_url: format!("http://127.0.0.1:{port}"),
+            ..QueryConfig::default()
+        };
+        let keys = ApiKeys::parse(&format!(
+            "{} 42\n{} operator\n",
+            key_digest_hex("key-42"),
+            key_digest_hex("key-op")
+        ))
+        .unwrap();
+        let metrics = Metrics::new();
+        let state = AppState::new(&config, keys, metrics.clone()).unwrap();
+        (app(state), metrics, port)
+    }
+
+    async fn call(app: &Router, request: Request<Body>) -> (StatusCode, String) {
+        let r = app.clone().oneshot(request).await.unwrap();
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    fn get(uri: &str, key: Option<&str>) -> Request<Body> {
+        let mut b = Request::get(uri);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn no_key_or_an_unknown_one_is_401_everywhere() {
+        let (app, metrics, _) = gateway();
+        let expected =
+            r#"{"status":"error","errorType":"unauthorized","error":"authentication required"}"#;
+        for uri in [
+            "/api/v1/query?query=1",
+            "/api/v1/labels",
+            "/api/v1/nope",
+            "/",
+        ] {
+            for key in [None, Some("key-43")] {
+                assert_eq!(
+                    call(&app, get(uri, key)).await,
+                    (StatusCode::UNAUTHORIZED, expected.to_string()),
+                    "{uri} {key:?}"
+                );
+            }
+        }
+        assert_eq!(metrics.requests("query", "unauthorized"), 2);
+    }
+
+    #[tokio::test]
+    async fn what_is_answered_before_the_upstream() {
+        let (app, metrics, _) = gateway();
+        let (status, body) = call(&app, get("/api/v1/query?query=up", Some("key-42"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(
+            body.starts_with(r#"{"status":"error","errorType":"bad_data","error":"#),
+            "{body}"
+        );
+        let (status, body) = call(
+            &app,
+            get(
+                "/api/v1/query?query=adclick_clicks&query=up",
+                Some("key-op"),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("more than once"), "{body}");
+        let (status, _) = call(&app, get("/api/v1/query_range?start=1", Some("key-42"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = call(&app, get("/api/v1/series?match%5B%5D=up", Some("key-42"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = call(&app, get("/api/v1/label/a-b/values", Some("key-42"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, body) = call(&app, get("/api/v1/query_exemplars", Some("key-42"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            body,
+            r#"{"status":"error","errorType":"not_found","error":"not found"}"#
+        );
+        assert_eq!(metrics.requests("query", "refused"), 1);
+        assert_eq!(metrics.requests("other", "not_found"), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_502_without_its_address() {
+        let (app, metrics, port) = gateway();
+        for (uri, key) in [
+            ("/api/v1/query?query=adclick_clicks", "key-42"),
+            ("/api/v1/query?query=up", "key-op"),
+            ("/api/v1/label/ad_id/values", "key-42"),
+            ("/api/v1/status/buildinfo", "key-42"),
+        ] {
+            let (status, body) = call(&app, get(uri, Some(key))).await;
+            assert_eq!(status, StatusCode::BAD_GATEWAY, "{uri}: {body}");
+            assert!(body.contains(r#""errorType":"unavailable""#), "{body}");
+            assert!(
+                !body.contains(&port.to_string()) && !body.contains("127.0.0.1"),
+                "{body}"
+            );
+        }
+        assert_eq!(metrics.requests("query", "upstream_unavailable"), 2);
+    }
+
+    #[test]
+    fn label_names() {
+        assert!(is_label_name("advertiser_id") && is_label_name("__name__"));
+        assert!(!is_label_name("") && !is_label_name("1a") && !is_label_name("a/../b"));
+    }
+}
