@@ -12,7 +12,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -60,6 +60,30 @@ struct Incoming {
     body: Bytes,
 }
 
+/// Every endpoint's one extractor: what `handle` reads of a request. The body (a form) is read
+/// within the router's body limit; axum's rejection (413, …) is the answer otherwise.
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Incoming, Response> {
+        let (parts, body) = request.into_parts();
+        let (method, uri, headers) = (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+        );
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Incoming {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
 impl Incoming {
     fn params(&self) -> Params {
         Params::from_request(&self.method, self.uri.query(), &self.headers, &self.body)
@@ -83,113 +107,35 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn query_handler(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
+async fn query_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::Query, &incoming, None).await
 }
 
-async fn query_range_handler(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
+async fn query_range_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::QueryRange, &incoming, None).await
 }
 
-async fn series_handler(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
+async fn series_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::Series, &incoming, None).await
 }
 
-async fn labels_handler(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
+async fn labels_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::Labels, &incoming, None).await
 }
 
 async fn label_values_handler(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
     handle(&state, Endpoint::LabelValues, &incoming, Some(&name)).await
 }
 
-async fn buildinfo_handler(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
+async fn buildinfo_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::BuildInfo, &incoming, None).await
 }
 
-async fn fallback(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
+async fn fallback(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::Other, &incoming, None).await
 }
 
