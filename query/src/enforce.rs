@@ -5,8 +5,10 @@ use promql_parser::parser::Expr;
 use crate::bounds;
 use crate::parse::parse;
 use crate::policy::{ADVERTISER_LABEL, Policy};
+use crate::reach::{self, Reach};
 use crate::refusal::Refusal;
 use crate::rewrite::Rewrite;
+use crate::tier::{self, Holds, Tier};
 use crate::verify;
 
 /// The query to forward for `advertiser_id` (`/api/v1/query`, `/api/v1/query_range`): `query`
@@ -20,14 +22,11 @@ use crate::verify;
 ///
 /// Selector-free expressions (`1+1`, Grafana's health check; `vector(1)`, `time()`) read no
 /// series and pass unchanged but for promql-parser's spacing (`1 + 1`).
+///
+/// `tier` matchers are left as they are; the gateway uses [`prepare_query`] to also make them
+/// right for the upstream it picks.
 pub fn enforce(query: &str, advertiser_id: u64, policy: &Policy) -> Result<String, Refusal> {
-    bounds::check(query, policy.limits())?;
-    let mut expr = parse(query)?;
-    let id = advertiser_id.to_string();
-    Rewrite { id: &id, policy }.expr(&mut expr)?;
-    let printed = expr.to_string();
-    verify::query(&printed, &id, policy)?;
-    Ok(printed)
+    prepare_query(query, Some(advertiser_id), policy)?.render(policy, None)
 }
 
 /// The series selector to forward for `advertiser_id`, for a `match[]` parameter of
@@ -41,6 +40,51 @@ pub fn enforce_match(
     advertiser_id: u64,
     policy: &Policy,
 ) -> Result<String, Refusal> {
+    prepare_match(selector, Some(advertiser_id), policy)?.render(policy, None)
+}
+
+/// A query or series selector, checked and (for an advertiser) restricted, waiting to be printed
+/// for the upstream that will answer it.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    expr: Expr,
+    kind: Kind,
+    /// The advertiser it is restricted to; None for an operator's, forwarded unrestricted.
+    advertiser: Option<String>,
+    /// The tier its selectors name (see `tier`), None when they name none.
+    pub tier: Option<Tier>,
+    /// How far back it reads.
+    pub reach: Reach,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Query,
+    SeriesSelector,
+}
+
+/// A query, bounded and parsed; for `Some(advertiser_id)` restricted as [`enforce`] says, for
+/// None (an operator) left as it is. Its tier and reach are read for the route.
+pub fn prepare_query(
+    query: &str,
+    advertiser_id: Option<u64>,
+    policy: &Policy,
+) -> Result<Prepared, Refusal> {
+    bounds::check(query, policy.limits())?;
+    let mut expr = parse(query)?;
+    let advertiser = advertiser_id.map(|id| id.to_string());
+    if let Some(id) = &advertiser {
+        Rewrite { id, policy }.expr(&mut expr)?;
+    }
+    Prepared::new(expr, Kind::Query, advertiser)
+}
+
+/// A `match[]` series selector, as [`prepare_query`] and under the rules of [`enforce_match`].
+pub fn prepare_match(
+    selector: &str,
+    advertiser_id: Option<u64>,
+    policy: &Policy,
+) -> Result<Prepared, Refusal> {
     bounds::check(selector, policy.limits())?;
     let expr = parse(selector)?;
     let mut vs = match expr {
@@ -62,11 +106,45 @@ pub fn enforce_match(
             });
         }
     };
-    let id = advertiser_id.to_string();
-    Rewrite { id: &id, policy }.selector(&mut vs)?;
-    let printed = vs.to_string();
-    verify::series_selector(&printed, &id, policy)?;
-    Ok(printed)
+    let advertiser = advertiser_id.map(|id| id.to_string());
+    if let Some(id) = &advertiser {
+        Rewrite { id, policy }.selector(&mut vs)?;
+    }
+    Prepared::new(Expr::VectorSelector(vs), Kind::SeriesSelector, advertiser)
+}
+
+impl Prepared {
+    fn new(expr: Expr, kind: Kind, advertiser: Option<String>) -> Result<Prepared, Refusal> {
+        Ok(Prepared {
+            tier: tier::query_tier(&expr)?,
+            reach: reach::reach(&expr),
+            expr,
+            kind,
+            advertiser,
+        })
+    }
+
+    /// The text to forward: with `Some((tier, upstream))` its tier matchers first made right for
+    /// an upstream holding `upstream` (`tier::place`; `tier` must be [`Prepared::tier`] when that
+    /// is set); printed, and for an advertiser parsed again and checked (`verify`) against `policy`
+    /// (the one it was prepared with).
+    pub fn render(
+        mut self,
+        policy: &Policy,
+        placement: Option<(Tier, Holds)>,
+    ) -> Result<String, Refusal> {
+        if let Some((tier, upstream)) = placement {
+            tier::place(&mut self.expr, tier, upstream)?;
+        }
+        let printed = self.expr.to_string();
+        if let Some(id) = &self.advertiser {
+            match self.kind {
+                Kind::Query => verify::query(&printed, id, policy)?,
+                Kind::SeriesSelector => verify::series_selector(&printed, id, policy)?,
+            }
+        }
+        Ok(printed)
+    }
 }
 
 /// One series selector per allowed metric, restricted to `advertiser_id`

@@ -2,9 +2,11 @@
 //! (`{"status":"error","errorType":…,"error":…}`) with a status, never naming anything internal
 //! (the upstream's address, the keys file, another advertiser).
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::limits::LimitError;
 use crate::params::ParamError;
 use crate::refusal::Refusal;
 use crate::upstream::UpstreamError;
@@ -26,6 +28,9 @@ pub enum ApiError {
     InvalidLabelName,
     #[error("not found")]
     NotFound,
+    /// Over a per-caller limit: 429 with `Retry-After` (rate, concurrency) or 422 naming it.
+    #[error("over a limit")]
+    Limited(#[source] LimitError),
     /// The upstream did not answer (in time); what went wrong stays in the gateway's log.
     #[error("upstream")]
     Upstream(#[source] UpstreamError),
@@ -39,6 +44,8 @@ impl ApiError {
             ApiError::Refused(_) => "refused",
             ApiError::BadParam(_) | ApiError::InvalidLabelName => "bad_request",
             ApiError::NotFound => "not_found",
+            ApiError::Limited(e) if e.retry_after().is_some() => "rate_limited",
+            ApiError::Limited(_) => "over_limit",
             ApiError::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
             ApiError::Upstream(_) => "upstream_unavailable",
         }
@@ -68,15 +75,21 @@ impl ApiError {
                 "invalid label name".into(),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "not found".into()),
+            ApiError::Limited(e) if e.retry_after().is_some() => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                e.to_string(),
+            ),
+            ApiError::Limited(e) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_data", e.to_string()),
             ApiError::Upstream(UpstreamError::Timeout(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",
-                "Prometheus did not answer in time".into(),
+                "the upstream did not answer in time".into(),
             ),
             ApiError::Upstream(_) => (
                 StatusCode::BAD_GATEWAY,
                 "unavailable",
-                "Prometheus is unavailable".into(),
+                "the upstream is unavailable".into(),
             ),
         }
     }
@@ -84,13 +97,23 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::Limited(e) => e.retry_after(),
+            _ => None,
+        };
         let (status, kind, error) = self.parts();
         let body = Envelope {
             status: "error",
             error_type: kind,
             error: &error,
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -1,14 +1,18 @@
-//! The gateway's Prometheus HTTP API: each request authenticated, its query or `match[]`
-//! selectors enforced for an advertiser (an operator's forwarded as they are), forwarded to the
-//! upstream, and the upstream's answer passed back.
+//! The gateway's router: each request authenticated, let in by the caller's limits, answered
+//! (`forward`), counted and written to the audit log.
 //!
 //! | path | methods | what is enforced |
 //! |---|---|---|
-//! | `/api/v1/query`, `/api/v1/query_range` | GET, POST form | `query` (exactly one) through [`enforce`]; every other parameter as it is |
-//! | `/api/v1/series`, `/api/v1/labels` | GET, POST form | each `match[]` through [`enforce_match`]; none: [`own_series`] |
+//! | `/api/v1/query`, `/api/v1/query_range` | GET, POST form | `query` (exactly one) through [`crate::prepare_query`]; routed (`route`); `timeout` capped |
+//! | `/api/v1/series`, `/api/v1/labels` | GET, POST form | each `match[]` through [`crate::prepare_match`]; none: [`crate::own_series`] |
 //! | `/api/v1/label/{name}/values` | GET | as `series`; `name` must be a label name |
 //! | `/api/v1/status/buildinfo` | GET | nothing (no series in it) |
-//! | anything else | | 404 (401 first without a valid key) |
+//! | anything else | | 404 (401 first without a valid credential) |
+//!
+//! The audit log is one line per request at INFO, target `adclick_query::audit`: caller,
+//! endpoint, method, query (or `match[]`), outcome, status, upstream, duration.
+
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,18 +21,21 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::caller::{Caller, authenticate};
-use crate::enforce::{enforce, enforce_match, own_series};
+use crate::caller::Caller;
 use crate::envelope::ApiError;
+use crate::forward::forward;
 use crate::params::Params;
 use crate::state::AppState;
 
 /// The largest request body read (a form of parameters); axum answers 413 beyond.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// The most of a query the audit log keeps (the rest is counted, not written).
+const AUDIT_QUERY_BYTES: usize = 2048;
+
 /// The gateway's API endpoints, as the request counter names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     Query,
     QueryRange,
     Series,
@@ -53,11 +60,11 @@ impl Endpoint {
 }
 
 /// The parts of a request every endpoint reads.
-struct Incoming {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Incoming {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// Every endpoint's one extractor: what `handle` reads of a request. The body (a form) is read
@@ -85,7 +92,7 @@ impl<S: Send + Sync> FromRequest<S> for Incoming {
 }
 
 impl Incoming {
-    fn params(&self) -> Params {
+    pub(crate) fn params(&self) -> Params {
         Params::from_request(&self.method, self.uri.query(), &self.headers, &self.body)
     }
 }
@@ -139,123 +146,86 @@ async fn fallback(State(state): State<AppState>, incoming: Incoming) -> Response
     handle(&state, Endpoint::Other, &incoming, None).await
 }
 
-/// Answers one request and counts it by endpoint and outcome.
+/// Answers one request: authenticated, admitted by the caller's limits, forwarded; counted,
+/// timed and written to the audit log.
 async fn handle(
     state: &AppState,
     endpoint: Endpoint,
     incoming: &Incoming,
     label: Option<&str>,
 ) -> Response {
-    let result = match authenticate(&incoming.headers, &state.keys) {
-        None => Err(ApiError::Unauthorized),
-        Some(caller) => forward(state, endpoint, incoming, caller, label).await,
+    let started = Instant::now();
+    let credentials = state.credentials.current();
+    let authenticated = credentials.authenticate(&incoming.headers);
+    let result = match authenticated {
+        Err(_) => Err(ApiError::Unauthorized),
+        Ok(caller) => match state.limits.admit(caller) {
+            Err(e) => Err(ApiError::Limited(e)),
+            // The permit is held until the answer is read from the upstream.
+            Ok(_permit) => forward(state, endpoint, incoming, caller, label).await,
+        },
     };
-    let outcome = match &result {
-        Ok(r) if r.status().is_success() => "ok",
-        Ok(_) => "upstream_error",
-        Err(e) => e.outcome(),
+    let (outcome, upstream) = match &result {
+        Ok(answer) if answer.response.status().is_success() => ("ok", answer.upstream),
+        Ok(answer) => ("upstream_error", answer.upstream),
+        Err(e) => (e.outcome(), None),
     };
-    state.metrics.count(endpoint.as_str(), outcome);
-    match result {
-        Ok(response) => response,
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .answered(endpoint.as_str(), outcome, elapsed.as_secs_f64());
+    let response = match result {
+        Ok(answer) => answer.response,
         Err(error) => {
             if let ApiError::Upstream(e) = &error {
                 tracing::warn!(endpoint = endpoint.as_str(), error = %adclick_admin::ErrorChain(e), "upstream request failed");
             }
             error.into_response()
         }
-    }
-}
-
-/// The request as the caller may make it, sent upstream.
-async fn forward(
-    state: &AppState,
-    endpoint: Endpoint,
-    incoming: &Incoming,
-    caller: Caller,
-    label: Option<&str>,
-) -> Result<Response, ApiError> {
+    };
+    let caller = match authenticated {
+        Ok(Caller::Advertiser(id)) => format!("advertiser:{id}"),
+        Ok(Caller::Operator) => "operator".to_string(),
+        Err(rejected) => format!("unauthenticated ({})", rejected.as_str()),
+    };
     let params = incoming.params();
-    let advertiser = match caller {
-        Caller::Advertiser(id) => Some(id),
-        Caller::Operator => None,
-    };
-    let upstream = &state.upstream;
-    let answer = match endpoint {
-        Endpoint::Query | Endpoint::QueryRange => {
-            let query = params.single("query").map_err(ApiError::BadParam)?;
-            let params = match advertiser {
-                Some(id) => {
-                    let enforced = enforce(query, id, &state.policy).map_err(ApiError::Refused)?;
-                    params.replace("query", [enforced])
-                }
-                None => params,
-            };
-            let path = if endpoint == Endpoint::Query {
-                "query"
-            } else {
-                "query_range"
-            };
-            upstream.post_form(path, &params).await
-        }
-        Endpoint::Series | Endpoint::Labels => {
-            let params = restrict_matches(state, &params, advertiser)?;
-            let path = if endpoint == Endpoint::Series {
-                "series"
-            } else {
-                "labels"
-            };
-            upstream.post_form(path, &params).await
-        }
-        Endpoint::LabelValues => {
-            let name = label.unwrap_or_default();
-            if !is_label_name(name) {
-                return Err(ApiError::InvalidLabelName);
-            }
-            let params = restrict_matches(state, &params, advertiser)?;
-            upstream.get(&format!("label/{name}/values"), &params).await
-        }
-        Endpoint::BuildInfo => upstream.get("status/buildinfo", &params).await,
-        Endpoint::Other => return Err(ApiError::NotFound),
-    };
-    answer.map_err(ApiError::Upstream)
+    let asked: Vec<&str> = params
+        .all("query")
+        .chain(params.all("match[]"))
+        .map(|q| truncate(q, AUDIT_QUERY_BYTES))
+        .collect();
+    tracing::info!(
+        target: "adclick_query::audit",
+        caller,
+        endpoint = endpoint.as_str(),
+        method = %incoming.method,
+        query = ?asked,
+        outcome,
+        status = response.status().as_u16(),
+        upstream = upstream.map_or("-", |t| t.as_str()),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }
 
-/// For an advertiser, `params` with each `match[]` enforced, or with the advertiser's own
-/// series as `match[]` when none was given; for an operator, `params` as they are.
-fn restrict_matches(
-    state: &AppState,
-    params: &Params,
-    advertiser: Option<u64>,
-) -> Result<Params, ApiError> {
-    const MATCH: &str = "match[]";
-    let Some(id) = advertiser else {
-        return Ok(params.clone());
-    };
-    let given: Vec<&str> = params.all(MATCH).collect();
-    let matches = if given.is_empty() {
-        own_series(id, &state.policy)
-    } else {
-        given
-            .into_iter()
-            .map(|m| enforce_match(m, id, &state.policy))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(ApiError::Refused)?
-    };
-    Ok(params.replace(MATCH, matches))
-}
-
-/// A classic label name, `[a-zA-Z_][a-zA-Z0-9_]*`: safe to put in the upstream's path as it is.
-fn is_label_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+/// The first `max` bytes of `s` at most, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::QueryConfig;
+    use crate::credentials::Credentials;
     use crate::keys::{ApiKeys, key_digest_hex};
     use crate::metrics::Metrics;
     use axum::body::Body;
@@ -280,7 +250,7 @@ mod tests {
         ))
         .unwrap();
         let metrics = Metrics::new();
-        let state = AppState::new(&config, keys, metrics.clone()).unwrap();
+        let state = AppState::new(&config, Credentials::from_keys(keys), metrics.clone()).unwrap();
         (app(state), metrics, port)
     }
 
@@ -374,11 +344,5 @@ mod tests {
             );
         }
         assert_eq!(metrics.requests("query", "upstream_unavailable"), 2);
-    }
-
-    #[test]
-    fn label_names() {
-        assert!(is_label_name("advertiser_id") && is_label_name("__name__"));
-        assert!(!is_label_name("") && !is_label_name("1a") && !is_label_name("a/../b"));
     }
 }

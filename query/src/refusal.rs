@@ -60,6 +60,17 @@ pub enum Refusal {
     #[error("{what} is not supported")]
     Unsupported { what: String },
 
+    /// A `tier` matcher other than `="rollup"`, `="stream"` or `!="rollup"`: it could select
+    /// both tiers, and their sum counts every click twice (see `tier`).
+    #[error(
+        "`{matcher}`: tier may only be matched with tier=\"rollup\", tier=\"stream\" or tier!=\"rollup\""
+    )]
+    TierMatcher { matcher: String },
+
+    /// Selectors of one query naming different tiers: one query is answered by one upstream.
+    #[error("the query's selectors name different tiers; query one tier at a time")]
+    MixedTiers,
+
     /// A `match[]` parameter that is not a plain series selector.
     #[error("`{selector}` is not a series selector (a metric name with optional label matchers)")]
     NotASeriesSelector { selector: String },
@@ -89,7 +100,9 @@ impl Refusal {
             | Refusal::Parse(_)
             | Refusal::OrMatchers { .. }
             | Refusal::Unsupported { .. }
-            | Refusal::NotASeriesSelector { .. } => 400,
+            | Refusal::NotASeriesSelector { .. }
+            | Refusal::TierMatcher { .. }
+            | Refusal::MixedTiers => 400,
             Refusal::Unverified { .. } => 500,
         }
     }

@@ -2,14 +2,15 @@
 //! /readyz), until the shutdown future completes; then in-flight requests finish.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::config::QueryConfig;
+use crate::credentials::{Credentials, CredentialsError, watch};
 use crate::gateway::app;
-use crate::keys::{ApiKeys, KeysError};
 use crate::metrics::Metrics;
 use crate::state::{AppState, StateError};
 
@@ -25,48 +26,100 @@ pub struct Listeners {
 /// Why the gateway did not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("[query] api_keys_file is not set: without keys nobody can be let in")]
-    NoKeysFile,
-    #[error("[query] api_keys_file")]
-    Keys(#[source] KeysError),
+    #[error("loading the credentials")]
+    Credentials(#[source] CredentialsError),
     #[error("invalid configuration")]
     State(#[source] StateError),
     #[error("serving the API")]
     Serve(#[source] std::io::Error),
 }
 
+/// How often the upstreams are asked whether they are ready (for `/readyz`).
+const READINESS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Serves the gateway for `config` on `listeners` until `shutdown` completes, then lets the
-/// requests in flight finish (each is bounded by `upstream_timeout_ms`) and returns.
+/// requests in flight finish (each is bounded by `upstream_timeout_ms`) and returns. Meanwhile
+/// the credentials are reloaded when their files change or on SIGHUP, and `/readyz` says whether
+/// the upstreams answer their own readiness checks.
 pub async fn run(
     listeners: Listeners,
     config: QueryConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if config.api_keys_file.as_os_str().is_empty() {
-        return Err(ServeError::NoKeysFile);
+    let credentials = Credentials::load(&config).map_err(ServeError::Credentials)?;
+    let key_count = credentials.key_count();
+    if key_count == 0 {
+        tracing::warn!("the API keys file lists no key: only JWTs (if configured) are let in");
     }
-    let keys = ApiKeys::load(&config.api_keys_file).map_err(ServeError::Keys)?;
-    if keys.is_empty() {
-        tracing::warn!("the API keys file lists no key: every request will be answered 401");
-    }
-    let key_count = keys.len();
     let metrics = Metrics::new();
-    let state = AppState::new(&config, keys, metrics.clone()).map_err(ServeError::State)?;
+    let state = AppState::new(&config, credentials, metrics.clone()).map_err(ServeError::State)?;
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    let admin_app = adclick_admin::app(Arc::new(registry), Arc::new(|| Ok(())));
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ready = Arc::new(Mutex::new(Err("not checked yet".to_string())));
+    let background = [
+        tokio::spawn(watch_readiness(
+            state.clone(),
+            Arc::clone(&ready),
+            stop.clone().cancelled_owned(),
+        )),
+        tokio::spawn({
+            let limits = state.limits.clone();
+            watch(
+                config.clone(),
+                state.credentials.clone(),
+                metrics,
+                move || limits.forget_quiet_callers(),
+                stop.clone().cancelled_owned(),
+            )
+        }),
+    ];
+    let readiness: adclick_admin::Readiness =
+        Arc::new(move || ready.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    let admin_app = adclick_admin::app(Arc::new(registry), readiness);
     let admin = tokio::spawn(async move { axum::serve(listeners.admin, admin_app).await });
     tracing::info!(
         listen = %display_addr(&listeners.api),
         keys = key_count,
+        history = !config.history_url.is_empty(),
         "query gateway serving"
     );
     let result = axum::serve(listeners.api, app(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Serve);
+    stop.cancel();
+    for task in background {
+        let _ = task.await;
+    }
     admin.abort();
     result
+}
+
+/// Asks every upstream whether it is ready, every [`READINESS_INTERVAL`], into `ready` (what
+/// `/readyz` answers; the reason names which upstream, never its address).
+async fn watch_readiness(
+    state: AppState,
+    ready: Arc<Mutex<Result<(), String>>>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let mut now = Ok(());
+        if !state.live.ready().await {
+            now = Err("the live Prometheus is not ready".to_string());
+        } else if let Some(history) = &state.history {
+            if !history.ready().await {
+                now = Err("the history upstream is not ready".to_string());
+            }
+        }
+        *ready.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(READINESS_INTERVAL) => {}
+        }
+    }
 }
 
 fn display_addr(listener: &TcpListener) -> String {
@@ -126,7 +179,13 @@ mod tests {
         let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let r = run(Listeners { api, admin }, QueryConfig::default(), async {}).await;
-        assert!(matches!(r, Err(ServeError::NoKeysFile)), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(ServeError::Credentials(CredentialsError::NoKeysFile))
+            ),
+            "{r:?}"
+        );
         let missing = QueryConfig {
             api_keys_file: "/nonexistent/adclick-keys".into(),
             ..QueryConfig::default()
@@ -134,6 +193,9 @@ mod tests {
         let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let r = run(Listeners { api, admin }, missing, async {}).await;
-        assert!(matches!(r, Err(ServeError::Keys(_))), "{r:?}");
+        assert!(
+            matches!(r, Err(ServeError::Credentials(CredentialsError::Keys(_)))),
+            "{r:?}"
+        );
     }
 }

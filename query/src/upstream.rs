@@ -101,6 +101,13 @@ impl Upstream {
         relay(self.client.get(url).send().await?).await
     }
 
+    /// Whether the upstream answers its readiness check (`/-/ready`, which Prometheus and
+    /// Thanos Query both serve) with 2xx.
+    pub async fn ready(&self) -> bool {
+        let url = format!("{}/-/ready", self.base);
+        matches!(self.client.get(url).send().await, Ok(r) if r.status().is_success())
+    }
+
     fn url(&self, endpoint: &str) -> String {
         format!("{}/api/v1/{endpoint}", self.base)
     }

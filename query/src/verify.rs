@@ -9,6 +9,7 @@ use promql_parser::parser::{Expr, VectorSelector};
 use crate::parse::parse;
 use crate::policy::{ADVERTISER_LABEL, METRIC_NAME_LABEL, Policy};
 use crate::refusal::Refusal;
+use crate::walk::selectors;
 
 /// Checks a printed query.
 pub(crate) fn query(printed: &str, id: &str, policy: &Policy) -> Result<(), Refusal> {
@@ -72,34 +73,6 @@ fn selector(vs: &VectorSelector, id: &str, policy: &Policy) -> Result<(), Refusa
         _ => Err(unverified(format!(
             "`{vs}` does not carry exactly one {ADVERTISER_LABEL}=\"{id}\""
         ))),
-    }
-}
-
-/// Calls `f` on every vector selector of `expr`, those of matrix selectors and of aggregation
-/// parameters included. Every variant is matched, without a wildcard, as in `rewrite`.
-fn selectors(
-    expr: &Expr,
-    f: &mut dyn FnMut(&VectorSelector) -> Result<(), Refusal>,
-) -> Result<(), Refusal> {
-    match expr {
-        Expr::Aggregate(agg) => {
-            if let Some(param) = &agg.param {
-                selectors(param, f)?;
-            }
-            selectors(&agg.expr, f)
-        }
-        Expr::Unary(unary) => selectors(&unary.expr, f),
-        Expr::Binary(binary) => {
-            selectors(&binary.lhs, f)?;
-            selectors(&binary.rhs, f)
-        }
-        Expr::Paren(paren) => selectors(&paren.expr, f),
-        Expr::Subquery(subquery) => selectors(&subquery.expr, f),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
-        Expr::VectorSelector(vs) => f(vs),
-        Expr::MatrixSelector(ms) => f(&ms.vs),
-        Expr::Call(call) => call.args.args.iter().try_for_each(|a| selectors(a, f)),
-        Expr::Extension(_) => Err(unverified("an extension node".into())),
     }
 }
 

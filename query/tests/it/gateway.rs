@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use adclick_query::{ApiKeys, AppState, Metrics, QueryConfig, app, key_digest_hex};
+use adclick_query::{ApiKeys, AppState, Credentials, Metrics, QueryConfig, app, key_digest_hex};
 use adclick_remote_write::{RequestBuilder, Sample, Sender};
 use adclick_testsupport::Stack;
 use axum::Router;
@@ -78,9 +78,11 @@ async fn fixture(test: &str) -> Fixture {
     .unwrap();
     let config = QueryConfig {
         prometheus_url: stack.prometheus_url().to_string(),
+        // Every request of the test at once: no rate limit to trip over.
+        requests_per_second: 0,
         ..QueryConfig::default()
     };
-    let state = AppState::new(&config, keys, Metrics::new()).unwrap();
+    let state = AppState::new(&config, Credentials::from_keys(keys), Metrics::new()).unwrap();
     Fixture {
         app: app(state),
         a,

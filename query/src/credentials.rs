@@ -1,0 +1,256 @@
+//! Who may ask, and its reload: the API keys (and the JWT verifier) loaded together from their
+//! files, swapped whole when a file changes or on SIGHUP, so keys are added and revoked without a
+//! restart. A reload that fails keeps the credentials in force and says why in the log and in
+//! `adclick_query_credential_reloads_total{outcome="failed"}`.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::http::HeaderMap;
+
+use crate::caller::{Caller, presented_key};
+use crate::config::QueryConfig;
+use crate::keys::{ApiKeys, KeysError};
+use crate::metrics::Metrics;
+
+/// Everything that tells a caller: the keys file's keys.
+#[derive(Debug)]
+pub struct Credentials {
+    keys: ApiKeys,
+    /// The files read and how they looked just before (a change since means a reload).
+    sources: Vec<(PathBuf, Stamp)>,
+}
+
+/// Why the credentials cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("[query] api_keys_file is not set: without keys nobody can be let in")]
+    NoKeysFile,
+    #[error("[query] api_keys_file")]
+    Keys(#[source] KeysError),
+}
+
+/// Why a request was not let in: for the log only (every one is answered with the same 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// No `Authorization` header of a scheme the gateway reads.
+    NoCredential,
+    /// A key no entry of the keys file has.
+    UnknownKey,
+}
+
+impl Rejected {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejected::NoCredential => "no credential",
+            Rejected::UnknownKey => "unknown key",
+        }
+    }
+}
+
+impl Credentials {
+    /// Reads the files `config` names.
+    pub fn load(config: &QueryConfig) -> Result<Credentials, CredentialsError> {
+        if config.api_keys_file.as_os_str().is_empty() {
+            return Err(CredentialsError::NoKeysFile);
+        }
+        let sources = Credentials::files(config)
+            .into_iter()
+            .map(|f| {
+                let s = stamp(&f);
+                (f, s)
+            })
+            .collect();
+        let keys = ApiKeys::load(&config.api_keys_file).map_err(CredentialsError::Keys)?;
+        Ok(Credentials { keys, sources })
+    }
+
+    /// Credentials of these keys alone (tests, embedding).
+    pub fn from_keys(keys: ApiKeys) -> Credentials {
+        Credentials {
+            keys,
+            sources: Vec::new(),
+        }
+    }
+
+    /// Whether a file these credentials were read from has changed since.
+    fn changed(&self) -> bool {
+        self.sources.iter().any(|(f, s)| stamp(f) != *s)
+    }
+
+    /// The caller a request's `Authorization` names.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Rejected> {
+        let presented = presented_key(headers).ok_or(Rejected::NoCredential)?;
+        self.keys.caller(&presented).ok_or(Rejected::UnknownKey)
+    }
+
+    /// The number of API keys (for the log).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The files these credentials come from, watched for changes.
+    fn files(config: &QueryConfig) -> Vec<PathBuf> {
+        vec![config.api_keys_file.clone()]
+    }
+}
+
+/// The credentials in force; cheap to clone, swapped whole by a reload.
+#[derive(Debug, Clone)]
+pub struct SharedCredentials(Arc<RwLock<Arc<Credentials>>>);
+
+impl SharedCredentials {
+    pub fn new(credentials: Credentials) -> SharedCredentials {
+        SharedCredentials(Arc::new(RwLock::new(Arc::new(credentials))))
+    }
+
+    /// The credentials now (a request keeps the ones it started with).
+    pub fn current(&self) -> Arc<Credentials> {
+        Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn replace(&self, credentials: Credentials) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(credentials);
+    }
+}
+
+/// What a file looked like when last read: changed when any of it differs.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Reloads `shared` from `config`'s files when one of them changes (checked every
+/// `reload_interval_ms`) or on SIGHUP, until `shutdown` completes. `on_reload` is called after
+/// each successful reload (the limits forget quiet callers then).
+pub async fn watch(
+    config: QueryConfig,
+    shared: SharedCredentials,
+    metrics: Metrics,
+    on_reload: impl Fn() + Send,
+    shutdown: impl Future<Output = ()>,
+) {
+    // A file that failed to load is not tried again until it changes again.
+    let mut failed: Option<Vec<Stamp>> = None;
+    let files = Credentials::files(&config);
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP cannot be caught: credentials reload on file change only");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(config.reload_interval_ms.max(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        let cause = tokio::select! {
+            () = &mut shutdown => return,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => "SIGHUP",
+            _ = tick.tick() => {
+                let now: Vec<Stamp> = files.iter().map(|f| stamp(f)).collect();
+                if !shared.current().changed() || failed.as_ref() == Some(&now) {
+                    continue;
+                }
+                "a file changed"
+            }
+        };
+        failed = None;
+        match Credentials::load(&config) {
+            Ok(credentials) => {
+                tracing::info!(
+                    cause,
+                    keys = credentials.key_count(),
+                    "credentials reloaded"
+                );
+                shared.replace(credentials);
+                metrics.reloaded("ok");
+                on_reload();
+            }
+            Err(e) => {
+                tracing::error!(cause, error = %adclick_admin::ErrorChain(&e), "credentials not reloaded; the previous ones stay in force");
+                metrics.reloaded("failed");
+                failed = Some(files.iter().map(|f| stamp(f)).collect());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::key_digest_hex;
+    use axum::http::HeaderValue;
+    use axum::http::header::AUTHORIZATION;
+
+    fn bearer(key: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        h
+    }
+
+    #[tokio::test]
+    async fn a_changed_keys_file_is_reloaded_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, format!("{} 1\n", key_digest_hex("old"))).unwrap();
+        let config = QueryConfig {
+            api_keys_file: file.clone(),
+            reload_interval_ms: 100,
+            ..QueryConfig::default()
+        };
+        let shared = SharedCredentials::new(Credentials::load(&config).unwrap());
+        let metrics = Metrics::new();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let watcher = tokio::spawn(watch(
+            config,
+            shared.clone(),
+            metrics.clone(),
+            || {},
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        assert_eq!(
+            shared.current().authenticate(&bearer("old")),
+            Ok(Caller::Advertiser(1))
+        );
+        // Revoke "old", add "new" (a different length, so the change shows even within one
+        // tick of the file system's clock).
+        std::fs::write(&file, format!("{} 2\n# rotated\n", key_digest_hex("new"))).unwrap();
+        adclick_testsupport::wait::eventually(Duration::from_secs(5), "the new key", || {
+            let ok = shared.current().authenticate(&bearer("new")) == Ok(Caller::Advertiser(2));
+            async move { ok.then_some(()).ok_or_else(|| "not yet".to_string()) }
+        })
+        .await;
+        assert_eq!(
+            shared.current().authenticate(&bearer("old")),
+            Err(Rejected::UnknownKey)
+        );
+        std::fs::write(&file, "not a keys file\n").unwrap();
+        adclick_testsupport::wait::eventually(Duration::from_secs(5), "a failed reload", || {
+            let ok = metrics.reloads("failed") == 1;
+            async move { ok.then_some(()).ok_or_else(|| "not yet".to_string()) }
+        })
+        .await;
+        assert_eq!(
+            shared.current().authenticate(&bearer("new")),
+            Ok(Caller::Advertiser(2))
+        );
+        assert_eq!(metrics.reloads("ok"), 1);
+        stop.send(()).unwrap();
+        watcher.await.unwrap();
+    }
+}

@@ -1,0 +1,208 @@
+//! One request of an authenticated caller, answered: its query or `match[]` selectors prepared
+//! (restricted for an advertiser), its time range checked against the caller's limits, routed to
+//! the live or the history upstream, made right for that upstream's tiers, and forwarded.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::response::Response;
+
+use crate::caller::Caller;
+use crate::enforce::{Prepared, own_series, prepare_match, prepare_query};
+use crate::envelope::ApiError;
+use crate::gateway::{Endpoint, Incoming};
+use crate::params::{ParamError, Params};
+use crate::refusal::Refusal;
+use crate::route::Target;
+use crate::state::AppState;
+use crate::tier::Tier;
+
+const MATCH: &str = "match[]";
+
+/// The upstream's answer and which upstream gave it.
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    pub(crate) upstream: Option<Target>,
+}
+
+/// The request as `caller` may make it, sent upstream.
+pub(crate) async fn forward(
+    state: &AppState,
+    endpoint: Endpoint,
+    incoming: &Incoming,
+    caller: Caller,
+    label: Option<&str>,
+) -> Result<Answer, ApiError> {
+    let params = incoming.params();
+    let advertiser = match caller {
+        Caller::Advertiser(id) => Some(id),
+        Caller::Operator => None,
+    };
+    let now = now_ms();
+    let (target, path, params, get_only) = match endpoint {
+        Endpoint::Query | Endpoint::QueryRange => {
+            let (target, params) = query(state, endpoint, &params, advertiser, now)?;
+            let path = if endpoint == Endpoint::Query {
+                "query"
+            } else {
+                "query_range"
+            };
+            (target, path.to_string(), params, false)
+        }
+        Endpoint::Series | Endpoint::Labels | Endpoint::LabelValues => {
+            let path = match (endpoint, label) {
+                (Endpoint::Series, _) => "series".to_string(),
+                (Endpoint::Labels, _) => "labels".to_string(),
+                (_, Some(name)) if is_label_name(name) => format!("label/{name}/values"),
+                (_, _) => return Err(ApiError::InvalidLabelName),
+            };
+            let (target, params) = metadata(state, &params, advertiser, now)?;
+            (target, path, params, endpoint == Endpoint::LabelValues)
+        }
+        Endpoint::BuildInfo => (Target::Live, "status/buildinfo".into(), params, true),
+        Endpoint::Other => return Err(ApiError::NotFound),
+    };
+    let upstream = state.upstream(target);
+    let response = if get_only {
+        upstream.get(&path, &params).await
+    } else {
+        upstream.post_form(&path, &params).await
+    };
+    Ok(Answer {
+        response: response.map_err(ApiError::Upstream)?,
+        upstream: Some(target),
+    })
+}
+
+/// `/api/v1/query` and `query_range`: the one `query` prepared, its range checked, routed,
+/// rendered for the route; `timeout` capped by the caller's limit.
+fn query(
+    state: &AppState,
+    endpoint: Endpoint,
+    params: &Params,
+    advertiser: Option<u64>,
+    now: i64,
+) -> Result<(Target, Params), ApiError> {
+    let text = params.single("query").map_err(ApiError::BadParam)?;
+    let prepared = prepare_query(text, advertiser, &state.policy).map_err(ApiError::Refused)?;
+    let (start, end) = if endpoint == Endpoint::Query {
+        let t = params.time_ms("time").map_err(ApiError::BadParam)?;
+        (t.unwrap_or(now), t.unwrap_or(now))
+    } else {
+        let start = required(params.time_ms("start"), "start")?;
+        let end = required(params.time_ms("end"), "end")?;
+        let step = required(params.duration("step"), "step")?;
+        if end < start {
+            return Err(ApiError::BadParam(ParamError::Invalid {
+                name: "end",
+                expected: "a time after start",
+            }));
+        }
+        state
+            .limits
+            .check_points(start, end, step)
+            .map_err(ApiError::Limited)?;
+        (start, end)
+    };
+    let reads_from = prepared.reach.from_ms(start);
+    state
+        .limits
+        .check_range(reads_from, end)
+        .map_err(ApiError::Limited)?;
+    let route = state.routing.route(prepared.tier, reads_from, now);
+    let rendered = prepared
+        .render(&state.policy, Some((route.tier, route.holds)))
+        .map_err(ApiError::Refused)?;
+    let asked = params.duration("timeout").map_err(ApiError::BadParam)?;
+    let timeout = state.limits.timeout(asked);
+    let params = params
+        .replace("query", [rendered])
+        .replace("timeout", [seconds(timeout)]);
+    Ok((route.target, params))
+}
+
+/// `series`, `labels`, `label/<name>/values`: every `match[]` prepared (an advertiser without
+/// any gets its own series), routed by their tier and `start`, rendered for the route.
+fn metadata(
+    state: &AppState,
+    params: &Params,
+    advertiser: Option<u64>,
+    now: i64,
+) -> Result<(Target, Params), ApiError> {
+    let given: Vec<String> = params.all(MATCH).map(str::to_string).collect();
+    let selectors = match (given.is_empty(), advertiser) {
+        (true, Some(id)) => own_series(id, &state.policy),
+        (true, None) | (false, _) => given,
+    };
+    let prepared = selectors
+        .iter()
+        .map(|s| prepare_match(s, advertiser, &state.policy))
+        .collect::<Result<Vec<Prepared>, Refusal>>()
+        .map_err(ApiError::Refused)?;
+    let tier = common_tier(&prepared).map_err(ApiError::Refused)?;
+    let start = params.time_ms("start").map_err(ApiError::BadParam)?;
+    let route = state.routing.route(tier, start.unwrap_or(now), now);
+    if prepared.is_empty() {
+        // An operator's request without match[]: as it is.
+        return Ok((route.target, params.clone()));
+    }
+    let rendered = prepared
+        .into_iter()
+        .map(|p| p.render(&state.policy, Some((route.tier, route.holds))))
+        .collect::<Result<Vec<String>, Refusal>>()
+        .map_err(ApiError::Refused)?;
+    Ok((route.target, params.replace(MATCH, rendered)))
+}
+
+/// The tier the selectors name together (refused when two name different ones).
+fn common_tier(prepared: &[Prepared]) -> Result<Option<Tier>, Refusal> {
+    let mut found = None;
+    for tier in prepared.iter().filter_map(|p| p.tier) {
+        match found {
+            None => found = Some(tier),
+            Some(t) if t == tier => {}
+            Some(_) => return Err(Refusal::MixedTiers),
+        }
+    }
+    Ok(found)
+}
+
+fn required<T>(value: Result<Option<T>, ParamError>, name: &'static str) -> Result<T, ApiError> {
+    value
+        .map_err(ApiError::BadParam)?
+        .ok_or(ApiError::BadParam(ParamError::Missing(name)))
+}
+
+/// A duration as Prometheus' `timeout` parameter reads it: seconds.
+fn seconds(d: Duration) -> String {
+    format!("{}", d.as_secs_f64())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A classic label name, `[a-zA-Z_][a-zA-Z0-9_]*`: safe to put in the upstream's path as it is.
+fn is_label_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names() {
+        assert!(is_label_name("advertiser_id") && is_label_name("__name__"));
+        assert!(!is_label_name("") && !is_label_name("1a") && !is_label_name("a/../b"));
+    }
+
+    #[test]
+    fn timeouts_in_seconds() {
+        assert_eq!(seconds(Duration::from_secs(20)), "20");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5");
+    }
+}
