@@ -1,9 +1,9 @@
 //! The query gateway (issue #21): an advertiser's PromQL, parsed and rewritten so that it reads
 //! only that advertiser's clicks — or refused, naming why — and the HTTP service `adclick query`
 //! built on that core: API keys, the Prometheus HTTP API enforced and forwarded, an admin
-//! listener. The core (`policy` … `enforce`) is pure, text in, text out; the service modules
-//! (`config` … `service`) do the HTTP. JWTs, key reload, per-caller limits, REST and Thanos
-//! routing are later slices.
+//! listener. The core (`policy` … `rest`) is pure, text in, text out; the service modules
+//! (`config` … `service`) do the HTTP. JWTs, key reload, per-caller limits, the REST handler
+//! (its core, `rest`, is here) and Thanos routing are later slices.
 //!
 //! | module | concept | items |
 //! |---|---|---|
@@ -14,6 +14,7 @@
 //! | `rewrite` | the walk over every node of the AST, aggregation parameters included, that refuses what cannot be enforced and puts `advertiser_id="<id>"` on every vector and matrix selector | (crate-internal) |
 //! | `verify` | defence in depth: the rewritten query printed, parsed again and checked selector by selector | (crate-internal) |
 //! | `enforce` | the entry points: a query (`/api/v1/query`, `query_range`), a series selector (`match[]` of `series`, `labels`, `label/<name>/values`), and the caller's own series when no `match[]` is given | [`enforce`], [`enforce_match`], [`own_series`] |
+//! | `rest` | `GET /v1/clicks`' pure core: its parameters checked, the exact per-bucket sums planned as `query_range` calls (final, late, billing; enforced by the handler), their matrices rendered as JSON or CSV rows | [`ClicksRequest`], [`PlannedQuery`], [`Figure`], [`render`], [`Rendered`], [`RestError`], [`Step`], [`By`], [`Format`], [`AdId`], [`PROMETHEUS_MAX_POINTS`] |
 //! | `config` | the `[query]` section: listeners, upstream, limits, keys file | [`QueryConfig`] |
 //! | `keys` | the API keys file: `sha256(key)` hex → advertiser id or `operator`, compared in constant time | [`ApiKeys`], [`KeysError`], [`key_digest_hex`] |
 //! | `caller` | who is asking: the key of `Authorization: Bearer` or of basic auth's password, and the caller it names | [`Caller`], [`presented_key`], [`authenticate`] |
@@ -59,6 +60,7 @@ mod parse;
 mod policy;
 mod reach;
 mod refusal;
+mod rest;
 mod rewrite;
 mod route;
 mod service;
@@ -82,6 +84,10 @@ pub use policy::{ADVERTISER_LABEL, Limits, Policy, PolicyError, RAW_SERIES, RECO
 pub use reach::{LOOKBACK_DELTA, Reach};
 pub use refusal::Refusal;
 pub use route::{HistoryKind, Route, Routing, Target};
+pub use rest::{
+    AdId, By, ClicksRequest, Figure, Format, PROMETHEUS_MAX_POINTS, PlannedQuery, Rendered,
+    RestError, Step, render,
+};
 pub use service::{Listeners, ServeError, run};
 pub use state::{AppState, StateError};
 pub use tier::{Holds, TIER_LABEL, Tier};
