@@ -2,8 +2,8 @@
 //! only that advertiser's clicks — or refused, naming why — and the HTTP service `adclick query`
 //! built on that core: API keys, the Prometheus HTTP API enforced and forwarded, an admin
 //! listener. The core (`policy` … `enforce`) is pure, text in, text out; the service modules
-//! (`config` … `service`) do the HTTP. JWTs, key reload, per-caller limits, REST and Thanos
-//! routing are later slices.
+//! (`config` … `service`) do the HTTP. JWT verification (`jwt`) is here, not yet wired into the
+//! gateway; key reload, per-caller limits, REST and Thanos routing are later slices.
 //!
 //! | module | concept | items |
 //! |---|---|---|
@@ -17,6 +17,7 @@
 //! | `config` | the `[query]` section: listeners, upstream, limits, keys file | [`QueryConfig`] |
 //! | `keys` | the API keys file: `sha256(key)` hex → advertiser id or `operator`, compared in constant time | [`ApiKeys`], [`KeysError`], [`key_digest_hex`] |
 //! | `caller` | who is asking: the key of `Authorization: Bearer` or of basic auth's password, and the caller it names | [`Caller`], [`presented_key`], [`authenticate`] |
+//! | `jwt` | JSON Web Tokens as credentials: the `[query.jwt]` section (one algorithm, one key), a token verified (signature, `exp`, `nbf`, `aud`, `iss`) and the caller its claims name; not yet asked by the gateway | [`JwtConfig`], [`JwtAlgorithm`], [`JwtVerifier`], [`JwtConfigError`], [`JwtRejection`], [`looks_like_jwt`] |
 //! | `params` | a request's parameters (query string, then a POST's form body), repeats kept | [`Params`], [`ParamError`] |
 //! | `envelope` | the answers the gateway gives itself, as Prometheus' error JSON, leaking nothing internal | [`ApiError`] |
 //! | `upstream` | the Prometheus behind: requests forwarded, its answers passed back as they are | [`Upstream`], [`UpstreamError`], [`UpstreamConfigError`] |
@@ -49,6 +50,7 @@ mod config;
 mod enforce;
 mod envelope;
 mod gateway;
+mod jwt;
 mod keys;
 mod metrics;
 mod params;
@@ -66,6 +68,7 @@ pub use config::QueryConfig;
 pub use enforce::{enforce, enforce_match, own_series};
 pub use envelope::ApiError;
 pub use gateway::app;
+pub use jwt::{JwtAlgorithm, JwtConfig, JwtConfigError, JwtRejection, JwtVerifier, looks_like_jwt};
 pub use keys::{ApiKeys, KeysError, key_digest_hex};
 pub use metrics::Metrics;
 pub use params::{ParamError, Params};
