@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::jwt::JwtConfig;
 use crate::limits::LimitSettings;
 use crate::policy::{Limits, Policy, PolicyError, RAW_SERIES, RECORDED_SERIES};
 use crate::route::{HistoryKind, Routing};
@@ -61,6 +62,8 @@ pub struct QueryConfig {
     /// The API keys file (see [`crate::ApiKeys`]): `sha256(key)` in hex, then an advertiser id or
     /// `operator`, one key per line. Required: without keys nobody can be let in.
     pub api_keys_file: PathBuf,
+    /// JSON Web Tokens as credentials (`[query.jwt]`); off without a `key_file`.
+    pub jwt: JwtConfig,
 }
 
 impl Default for QueryConfig {
@@ -83,6 +86,7 @@ impl Default for QueryConfig {
             max_points: 11_000,
             reload_interval_ms: 5_000,
             api_keys_file: PathBuf::new(),
+            jwt: JwtConfig::default(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Who may ask, and its reload: the API keys (and the JWT verifier) loaded together from their
+//! Who may ask, and its reload: the API keys and the JWT verifier loaded together from their
 //! files, swapped whole when a file changes or on SIGHUP, so keys are added and revoked without a
 //! restart. A reload that fails keeps the credentials in force and says why in the log and in
 //! `adclick_query_credential_reloads_total{outcome="failed"}`.
@@ -12,13 +12,16 @@ use axum::http::HeaderMap;
 
 use crate::caller::{Caller, presented_key};
 use crate::config::QueryConfig;
+use crate::jwt::{JwtConfigError, JwtVerifier, looks_like_jwt};
 use crate::keys::{ApiKeys, KeysError};
 use crate::metrics::Metrics;
 
-/// Everything that tells a caller: the keys file's keys.
+/// Everything that tells a caller: the keys file's keys and, when `[query.jwt]` is set, the
+/// verifier of JSON Web Tokens.
 #[derive(Debug)]
 pub struct Credentials {
     keys: ApiKeys,
+    jwt: Option<JwtVerifier>,
     /// The files read and how they looked just before (a change since means a reload).
     sources: Vec<(PathBuf, Stamp)>,
 }
@@ -26,34 +29,35 @@ pub struct Credentials {
 /// Why the credentials cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("[query] api_keys_file is not set: without keys nobody can be let in")]
+    #[error(
+        "neither [query] api_keys_file nor [query.jwt] key_file is set: nobody could be let in"
+    )]
     NoKeysFile,
     #[error("[query] api_keys_file")]
     Keys(#[source] KeysError),
+    #[error("[query.jwt]")]
+    Jwt(#[source] JwtConfigError),
 }
 
 /// Why a request was not let in: for the log only (every one is answered with the same 401).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
     /// No `Authorization` header of a scheme the gateway reads.
+    #[error("no credential")]
     NoCredential,
-    /// A key no entry of the keys file has.
+    /// A key no entry of the keys file has (and not a JWT, or JWTs are not configured).
+    #[error("unknown key")]
     UnknownKey,
-}
-
-impl Rejected {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejected::NoCredential => "no credential",
-            Rejected::UnknownKey => "unknown key",
-        }
-    }
+    /// A JWT the verifier refused.
+    #[error("JWT refused: {0}")]
+    Jwt(String),
 }
 
 impl Credentials {
     /// Reads the files `config` names.
     pub fn load(config: &QueryConfig) -> Result<Credentials, CredentialsError> {
-        if config.api_keys_file.as_os_str().is_empty() {
+        let no_keys_file = config.api_keys_file.as_os_str().is_empty();
+        if no_keys_file && config.jwt.key_file.as_os_str().is_empty() {
             return Err(CredentialsError::NoKeysFile);
         }
         let sources = Credentials::files(config)
@@ -63,14 +67,20 @@ impl Credentials {
                 (f, s)
             })
             .collect();
-        let keys = ApiKeys::load(&config.api_keys_file).map_err(CredentialsError::Keys)?;
-        Ok(Credentials { keys, sources })
+        let keys = if no_keys_file {
+            ApiKeys::default()
+        } else {
+            ApiKeys::load(&config.api_keys_file).map_err(CredentialsError::Keys)?
+        };
+        let jwt = JwtVerifier::load(&config.jwt).map_err(CredentialsError::Jwt)?;
+        Ok(Credentials { keys, jwt, sources })
     }
 
     /// Credentials of these keys alone (tests, embedding).
     pub fn from_keys(keys: ApiKeys) -> Credentials {
         Credentials {
             keys,
+            jwt: None,
             sources: Vec::new(),
         }
     }
@@ -80,10 +90,19 @@ impl Credentials {
         self.sources.iter().any(|(f, s)| stamp(f) != *s)
     }
 
-    /// The caller a request's `Authorization` names.
+    /// The caller a request's `Authorization` names: an API key first; a credential shaped
+    /// like a JWT is then verified, when JWTs are configured.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Rejected> {
         let presented = presented_key(headers).ok_or(Rejected::NoCredential)?;
-        self.keys.caller(&presented).ok_or(Rejected::UnknownKey)
+        if let Some(caller) = self.keys.caller(&presented) {
+            return Ok(caller);
+        }
+        match &self.jwt {
+            Some(verifier) if looks_like_jwt(&presented) => verifier
+                .verify(&presented)
+                .map_err(|e| Rejected::Jwt(e.to_string())),
+            Some(_) | None => Err(Rejected::UnknownKey),
+        }
     }
 
     /// The number of API keys (for the log).
@@ -93,7 +112,11 @@ impl Credentials {
 
     /// The files these credentials come from, watched for changes.
     fn files(config: &QueryConfig) -> Vec<PathBuf> {
-        vec![config.api_keys_file.clone()]
+        [&config.api_keys_file, &config.jwt.key_file]
+            .into_iter()
+            .filter(|f| !f.as_os_str().is_empty())
+            .cloned()
+            .collect()
     }
 }
 

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::limits::LimitError;
 use crate::params::ParamError;
 use crate::refusal::Refusal;
+use crate::rest::RestError;
 use crate::upstream::UpstreamError;
 
 /// An answer the gateway gives instead of the upstream's.
@@ -28,6 +29,12 @@ pub enum ApiError {
     InvalidLabelName,
     #[error("not found")]
     NotFound,
+    /// `/v1/clicks` asked by an operator: its answers are one advertiser's.
+    #[error("advertisers only")]
+    AdvertiserOnly,
+    /// `/v1/clicks`' parameters, or an upstream answer it cannot read.
+    #[error("clicks")]
+    Rest(#[source] RestError),
     /// Over a per-caller limit: 429 with `Retry-After` (rate, concurrency) or 422 naming it.
     #[error("over a limit")]
     Limited(#[source] LimitError),
@@ -44,6 +51,10 @@ impl ApiError {
             ApiError::Refused(_) => "refused",
             ApiError::BadParam(_) | ApiError::InvalidLabelName => "bad_request",
             ApiError::NotFound => "not_found",
+            ApiError::AdvertiserOnly => "refused",
+            ApiError::Rest(e) if e.status() == 422 => "over_limit",
+            ApiError::Rest(e) if e.status() < 500 => "bad_request",
+            ApiError::Rest(_) => "upstream_error",
             ApiError::Limited(e) if e.retry_after().is_some() => "rate_limited",
             ApiError::Limited(_) => "over_limit",
             ApiError::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
@@ -75,6 +86,21 @@ impl ApiError {
                 "invalid label name".into(),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "not found".into()),
+            ApiError::AdvertiserOnly => (
+                StatusCode::FORBIDDEN,
+                "bad_data",
+                "/v1/clicks answers for an advertiser's key; operators query PromQL".into(),
+            ),
+            ApiError::Rest(e) => {
+                let status =
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let kind = if status.is_server_error() {
+                    "internal"
+                } else {
+                    "bad_data"
+                };
+                (status, kind, e.to_string())
+            }
             ApiError::Limited(e) if e.retry_after().is_some() => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",

@@ -59,6 +59,12 @@ pub(crate) async fn forward(
             (target, path, params, endpoint == Endpoint::LabelValues)
         }
         Endpoint::BuildInfo => (Target::Live, "status/buildinfo".into(), params, true),
+        Endpoint::Clicks => {
+            return match advertiser {
+                Some(id) => crate::clicks::clicks(state, incoming, id).await,
+                None => Err(ApiError::AdvertiserOnly),
+            };
+        }
         Endpoint::Other => return Err(ApiError::NotFound),
     };
     let upstream = state.upstream(target);

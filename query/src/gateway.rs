@@ -7,6 +7,7 @@
 //! | `/api/v1/series`, `/api/v1/labels` | GET, POST form | each `match[]` through [`crate::prepare_match`]; none: [`crate::own_series`] |
 //! | `/api/v1/label/{name}/values` | GET | as `series`; `name` must be a label name |
 //! | `/api/v1/status/buildinfo` | GET | nothing (no series in it) |
+//! | `/v1/clicks` | GET | the REST endpoint (`clicks`): its planned queries as `query` |
 //! | anything else | | 404 (401 first without a valid credential) |
 //!
 //! The audit log is one line per request at INFO, target `adclick_query::audit`: caller,
@@ -42,6 +43,7 @@ pub(crate) enum Endpoint {
     Labels,
     LabelValues,
     BuildInfo,
+    Clicks,
     Other,
 }
 
@@ -54,6 +56,7 @@ impl Endpoint {
             Endpoint::Labels => "labels",
             Endpoint::LabelValues => "label_values",
             Endpoint::BuildInfo => "buildinfo",
+            Endpoint::Clicks => "clicks",
             Endpoint::Other => "other",
         }
     }
@@ -109,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/labels", get(labels_handler).post(labels_handler))
         .route("/api/v1/label/{name}/values", get(label_values_handler))
         .route("/api/v1/status/buildinfo", get(buildinfo_handler))
+        .route("/v1/clicks", get(clicks_handler))
         .fallback(fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -142,6 +146,10 @@ async fn buildinfo_handler(State(state): State<AppState>, incoming: Incoming) ->
     handle(&state, Endpoint::BuildInfo, &incoming, None).await
 }
 
+async fn clicks_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
+    handle(&state, Endpoint::Clicks, &incoming, None).await
+}
+
 async fn fallback(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::Other, &incoming, None).await
 }
@@ -157,12 +165,12 @@ async fn handle(
     let started = Instant::now();
     let credentials = state.credentials.current();
     let authenticated = credentials.authenticate(&incoming.headers);
-    let result = match authenticated {
+    let result = match &authenticated {
         Err(_) => Err(ApiError::Unauthorized),
-        Ok(caller) => match state.limits.admit(caller) {
+        Ok(caller) => match state.limits.admit(*caller) {
             Err(e) => Err(ApiError::Limited(e)),
             // The permit is held until the answer is read from the upstream.
-            Ok(_permit) => forward(state, endpoint, incoming, caller, label).await,
+            Ok(_permit) => forward(state, endpoint, incoming, *caller, label).await,
         },
     };
     let (outcome, upstream) = match &result {
@@ -186,12 +194,16 @@ async fn handle(
     let caller = match authenticated {
         Ok(Caller::Advertiser(id)) => format!("advertiser:{id}"),
         Ok(Caller::Operator) => "operator".to_string(),
-        Err(rejected) => format!("unauthenticated ({})", rejected.as_str()),
+        Err(rejected) => format!("unauthenticated ({rejected})"),
     };
     let params = incoming.params();
-    let asked: Vec<&str> = params
-        .all("query")
-        .chain(params.all("match[]"))
+    let asked: Vec<&str> = if endpoint == Endpoint::Clicks {
+        incoming.uri.query().into_iter().collect()
+    } else {
+        params.all("query").chain(params.all("match[]")).collect()
+    };
+    let asked: Vec<&str> = asked
+        .into_iter()
         .map(|q| truncate(q, AUDIT_QUERY_BYTES))
         .collect();
     tracing::info!(
@@ -222,127 +234,4 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::QueryConfig;
-    use crate::credentials::Credentials;
-    use crate::keys::{ApiKeys, key_digest_hex};
-    use crate::metrics::Metrics;
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use tower::ServiceExt;
-
-    /// A gateway whose upstream refuses connections: whatever reaches it fails.
-    fn gateway() -> (Router, Metrics, u16) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = QueryConfig {
-            prometheus_url: format!("http://127.0.0.1:{port}"),
-            ..QueryConfig::default()
-        };
-        let keys = ApiKeys::parse(&format!(
-            "{} 42\n{} operator\n",
-            key_digest_hex("key-42"),
-            key_digest_hex("key-op")
-        ))
-        .unwrap();
-        let metrics = Metrics::new();
-        let state = AppState::new(&config, Credentials::from_keys(keys), metrics.clone()).unwrap();
-        (app(state), metrics, port)
-    }
-
-    async fn call(app: &Router, request: Request<Body>) -> (StatusCode, String) {
-        let r = app.clone().oneshot(request).await.unwrap();
-        let status = r.status();
-        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
-    }
-
-    fn get(uri: &str, key: Option<&str>) -> Request<Body> {
-        let mut b = Request::get(uri);
-        if let Some(k) = key {
-            b = b.header("authorization", format!("Bearer {k}"));
-        }
-        b.body(Body::empty()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn no_key_or_an_unknown_one_is_401_everywhere() {
-        let (app, metrics, _) = gateway();
-        let expected =
-            r#"{"status":"error","errorType":"unauthorized","error":"authentication required"}"#;
-        for uri in [
-            "/api/v1/query?query=1",
-            "/api/v1/labels",
-            "/api/v1/nope",
-            "/",
-        ] {
-            for key in [None, Some("key-43")] {
-                assert_eq!(
-                    call(&app, get(uri, key)).await,
-                    (StatusCode::UNAUTHORIZED, expected.to_string()),
-                    "{uri} {key:?}"
-                );
-            }
-        }
-        assert_eq!(metrics.requests("query", "unauthorized"), 2);
-    }
-
-    #[tokio::test]
-    async fn what_is_answered_before_the_upstream() {
-        let (app, metrics, _) = gateway();
-        let (status, body) = call(&app, get("/api/v1/query?query=up", Some("key-42"))).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-        assert!(
-            body.starts_with(r#"{"status":"error","errorType":"bad_data","error":"#),
-            "{body}"
-        );
-        let (status, body) = call(
-            &app,
-            get(
-                "/api/v1/query?query=adclick_clicks&query=up",
-                Some("key-op"),
-            ),
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(body.contains("more than once"), "{body}");
-        let (status, _) = call(&app, get("/api/v1/query_range?start=1", Some("key-42"))).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        let (status, _) = call(&app, get("/api/v1/series?match%5B%5D=up", Some("key-42"))).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        let (status, _) = call(&app, get("/api/v1/label/a-b/values", Some("key-42"))).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        let (status, body) = call(&app, get("/api/v1/query_exemplars", Some("key-42"))).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(
-            body,
-            r#"{"status":"error","errorType":"not_found","error":"not found"}"#
-        );
-        assert_eq!(metrics.requests("query", "refused"), 1);
-        assert_eq!(metrics.requests("other", "not_found"), 1);
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_upstream_is_502_without_its_address() {
-        let (app, metrics, port) = gateway();
-        for (uri, key) in [
-            ("/api/v1/query?query=adclick_clicks", "key-42"),
-            ("/api/v1/query?query=up", "key-op"),
-            ("/api/v1/label/ad_id/values", "key-42"),
-            ("/api/v1/status/buildinfo", "key-42"),
-        ] {
-            let (status, body) = call(&app, get(uri, Some(key))).await;
-            assert_eq!(status, StatusCode::BAD_GATEWAY, "{uri}: {body}");
-            assert!(body.contains(r#""errorType":"unavailable""#), "{body}");
-            assert!(
-                !body.contains(&port.to_string()) && !body.contains("127.0.0.1"),
-                "{body}"
-            );
-        }
-        assert_eq!(metrics.requests("query", "upstream_unavailable"), 2);
-    }
-}
+mod tests;

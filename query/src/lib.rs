@@ -4,6 +4,9 @@
 //! listener. The core (`policy` … `rest`) is pure, text in, text out; the service modules
 //! (`config` … `service`) do the HTTP. JWTs, key reload, per-caller limits, the REST handler
 //! (its core, `rest`, is here) and Thanos routing are later slices.
+//! listener. The core (`policy` … `enforce`) is pure, text in, text out; the service modules
+//! (`config` … `service`) do the HTTP. JWT verification (`jwt`) is here, not yet wired into the
+//! gateway; key reload, per-caller limits, REST and Thanos routing are later slices.
 //!
 //! | module | concept | items |
 //! |---|---|---|
@@ -18,6 +21,7 @@
 //! | `config` | the `[query]` section: listeners, upstream, limits, keys file | [`QueryConfig`] |
 //! | `keys` | the API keys file: `sha256(key)` hex → advertiser id or `operator`, compared in constant time | [`ApiKeys`], [`KeysError`], [`key_digest_hex`] |
 //! | `caller` | who is asking: the key of `Authorization: Bearer` or of basic auth's password, and the caller it names | [`Caller`], [`presented_key`], [`authenticate`] |
+//! | `jwt` | JSON Web Tokens as credentials: the `[query.jwt]` section (one algorithm, one key), a token verified (signature, `exp`, `nbf`, `aud`, `iss`) and the caller its claims name; not yet asked by the gateway | [`JwtConfig`], [`JwtAlgorithm`], [`JwtVerifier`], [`JwtConfigError`], [`JwtRejection`], [`looks_like_jwt`] |
 //! | `params` | a request's parameters (query string, then a POST's form body), repeats kept | [`Params`], [`ParamError`] |
 //! | `envelope` | the answers the gateway gives itself, as Prometheus' error JSON, leaking nothing internal | [`ApiError`] |
 //! | `upstream` | the Prometheus behind: requests forwarded, its answers passed back as they are | [`Upstream`], [`UpstreamError`], [`UpstreamConfigError`] |
@@ -46,12 +50,14 @@
 
 mod bounds;
 mod caller;
+mod clicks;
 mod config;
 mod credentials;
 mod enforce;
 mod envelope;
 mod forward;
 mod gateway;
+mod jwt;
 mod keys;
 mod limits;
 mod metrics;
@@ -76,6 +82,7 @@ pub use credentials::{Credentials, CredentialsError, Rejected, SharedCredentials
 pub use enforce::{Prepared, enforce, enforce_match, own_series, prepare_match, prepare_query};
 pub use envelope::ApiError;
 pub use gateway::app;
+pub use jwt::{JwtAlgorithm, JwtConfig, JwtConfigError, JwtRejection, JwtVerifier, looks_like_jwt};
 pub use keys::{ApiKeys, KeysError, key_digest_hex};
 pub use limits::{LimitError, LimitSettings, Limits as CallerLimits, Permit};
 pub use metrics::Metrics;
@@ -83,11 +90,11 @@ pub use params::{ParamError, Params};
 pub use policy::{ADVERTISER_LABEL, Limits, Policy, PolicyError, RAW_SERIES, RECORDED_SERIES};
 pub use reach::{LOOKBACK_DELTA, Reach};
 pub use refusal::Refusal;
-pub use route::{HistoryKind, Route, Routing, Target};
 pub use rest::{
     AdId, By, ClicksRequest, Figure, Format, PROMETHEUS_MAX_POINTS, PlannedQuery, Rendered,
     RestError, Step, render,
 };
+pub use route::{HistoryKind, Route, Routing, Target};
 pub use service::{Listeners, ServeError, run};
 pub use state::{AppState, StateError};
 pub use tier::{Holds, TIER_LABEL, Tier};

@@ -91,6 +91,28 @@ impl Upstream {
         relay(request.send().await?).await
     }
 
+    /// POSTs `params` as a form to `/api/v1/<endpoint>`; the answer's status and body, for the
+    /// gateway to read itself.
+    pub async fn post_form_raw(
+        &self,
+        endpoint: &str,
+        params: &Params,
+    ) -> Result<(StatusCode, axum::body::Bytes), UpstreamError> {
+        let answer = self
+            .client
+            .post(self.url(endpoint))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(params.encode())
+            .send()
+            .await?;
+        let status =
+            StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        Ok((status, answer.bytes().await?))
+    }
+
     /// GETs `/api/v1/<endpoint>?<params>` (for endpoints Prometheus serves on GET only).
     pub async fn get(&self, endpoint: &str, params: &Params) -> Result<Response, UpstreamError> {
         let mut url = self.url(endpoint);

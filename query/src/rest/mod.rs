@@ -154,8 +154,9 @@ impl RestError {
             | RestError::Invalid { .. }
             | RestError::Misaligned { .. }
             | RestError::Order { .. }
-            | RestError::TooManyPoints { .. }
             | RestError::TooManyValues { .. } => 400,
+            // Over the caller's limit, as the PromQL endpoints answer it.
+            RestError::TooManyPoints { .. } => 422,
             RestError::Upstream { .. } => 502,
             RestError::Encode(_) => 500,
         }

@@ -239,10 +239,14 @@ impl ClicksRequest {
 
 /// The one value of `name`, if given.
 fn optional<'a>(params: &'a Params, name: &'static str) -> Result<Option<&'a str>, RestError> {
-    match params.single(name) {
-        Ok(v) => Ok(Some(v)),
-        Err(ParamError::Missing(_)) => Ok(None),
+    match params.optional(name) {
+        Ok(v) => Ok(v),
         Err(ParamError::Repeated(param)) => Err(RestError::Repeated { param }),
+        // `optional` fails only on a repeat; these are listed so that a new way to fail is
+        // handled here, not dropped.
+        Err(ParamError::Missing(param) | ParamError::Invalid { name: param, .. }) => {
+            Err(invalid(param, "", "one value"))
+        }
     }
 }
 
