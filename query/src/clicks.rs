@@ -48,7 +48,10 @@ pub(crate) async fn clicks(
         let prepared = prepare_query(&planned.query, Some(advertiser_id), &state.policy)
             .map_err(ApiError::Refused)?;
         let reads_from = prepared.reach.from_ms(planned.start_ms);
-        let route = state.routing.route(prepared.tier, reads_from, now);
+        let route = state
+            .routing
+            .route(prepared.tiers, reads_from, now)
+            .map_err(ApiError::Refused)?;
         if planned.figure == Figure::Billing && route.target != Target::History {
             // No history upstream: no settled figures to give; rendered as null.
             continue;

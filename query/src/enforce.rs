@@ -8,7 +8,7 @@ use crate::policy::{ADVERTISER_LABEL, Policy};
 use crate::reach::{self, Reach};
 use crate::refusal::Refusal;
 use crate::rewrite::Rewrite;
-use crate::tier::{self, Holds, Tier};
+use crate::tier::{self, Holds, Tier, Tiers};
 use crate::verify;
 
 /// The query to forward for `advertiser_id` (`/api/v1/query`, `/api/v1/query_range`): `query`
@@ -51,8 +51,8 @@ pub struct Prepared {
     kind: Kind,
     /// The advertiser it is restricted to; None for an operator's, forwarded unrestricted.
     advertiser: Option<String>,
-    /// The tier its selectors name (see `tier`), None when they name none.
-    pub tier: Option<Tier>,
+    /// The tiers its selectors name (see `tier`).
+    pub tiers: Tiers,
     /// How far back it reads.
     pub reach: Reach,
 }
@@ -116,7 +116,7 @@ pub fn prepare_match(
 impl Prepared {
     fn new(expr: Expr, kind: Kind, advertiser: Option<String>) -> Result<Prepared, Refusal> {
         Ok(Prepared {
-            tier: tier::query_tier(&expr)?,
+            tiers: tier::query_tiers(&expr)?,
             reach: reach::reach(&expr),
             expr,
             kind,
@@ -125,8 +125,7 @@ impl Prepared {
     }
 
     /// The text to forward: with `Some((tier, upstream))` its tier matchers first made right for
-    /// an upstream holding `upstream` (`tier::place`; `tier` must be [`Prepared::tier`] when that
-    /// is set); printed, and for an advertiser parsed again and checked (`verify`) against `policy`
+    /// an upstream holding `upstream` (`tier::place`; `tier` is the route's); printed, and for an advertiser parsed again and checked (`verify`) against `policy`
     /// (the one it was prepared with).
     pub fn render(
         mut self,

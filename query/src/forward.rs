@@ -14,7 +14,7 @@ use crate::params::{ParamError, Params};
 use crate::refusal::Refusal;
 use crate::route::Target;
 use crate::state::AppState;
-use crate::tier::Tier;
+use crate::tier::Tiers;
 
 const MATCH: &str = "match[]";
 
@@ -114,7 +114,10 @@ fn query(
         .limits
         .check_range(reads_from, end)
         .map_err(ApiError::Limited)?;
-    let route = state.routing.route(prepared.tier, reads_from, now);
+    let route = state
+        .routing
+        .route(prepared.tiers, reads_from, now)
+        .map_err(ApiError::Refused)?;
     let rendered = prepared
         .render(&state.policy, Some((route.tier, route.holds)))
         .map_err(ApiError::Refused)?;
@@ -144,9 +147,15 @@ fn metadata(
         .map(|s| prepare_match(s, advertiser, &state.policy))
         .collect::<Result<Vec<Prepared>, Refusal>>()
         .map_err(ApiError::Refused)?;
-    let tier = common_tier(&prepared).map_err(ApiError::Refused)?;
+    let tiers = prepared
+        .iter()
+        .try_fold(Tiers::Unnamed, |all, p| all.and(p.tiers))
+        .map_err(ApiError::Refused)?;
     let start = params.time_ms("start").map_err(ApiError::BadParam)?;
-    let route = state.routing.route(tier, start.unwrap_or(now), now);
+    let route = state
+        .routing
+        .route(tiers, start.unwrap_or(now), now)
+        .map_err(ApiError::Refused)?;
     if prepared.is_empty() {
         // An operator's request without match[]: as it is.
         return Ok((route.target, params.clone()));
@@ -157,19 +166,6 @@ fn metadata(
         .collect::<Result<Vec<String>, Refusal>>()
         .map_err(ApiError::Refused)?;
     Ok((route.target, params.replace(MATCH, rendered)))
-}
-
-/// The tier the selectors name together (refused when two name different ones).
-fn common_tier(prepared: &[Prepared]) -> Result<Option<Tier>, Refusal> {
-    let mut found = None;
-    for tier in prepared.iter().filter_map(|p| p.tier) {
-        match found {
-            None => found = Some(tier),
-            Some(t) if t == tier => {}
-            Some(_) => return Err(Refusal::MixedTiers),
-        }
-    }
-    Ok(found)
 }
 
 fn required<T>(value: Result<Option<T>, ParamError>, name: &'static str) -> Result<T, ApiError> {

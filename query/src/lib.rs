@@ -97,5 +97,5 @@ pub use rest::{
 pub use route::{HistoryKind, Route, Routing, Target};
 pub use service::{Listeners, ServeError, run};
 pub use state::{AppState, StateError};
-pub use tier::{Holds, TIER_LABEL, Tier};
+pub use tier::{Holds, TIER_LABEL, Tier, Tiers};
 pub use upstream::{Upstream, UpstreamConfigError, UpstreamError};

@@ -67,8 +67,11 @@ pub enum Refusal {
     )]
     TierMatcher { matcher: String },
 
-    /// Selectors of one query naming different tiers: one query is answered by one upstream.
-    #[error("the query's selectors name different tiers; query one tier at a time")]
+    /// Selectors naming different tiers where no upstream can answer them together: beside a
+    /// selector naming none, in `match[]` of one request, or without a Thanos history upstream.
+    #[error(
+        "the selectors name different tiers: only a query whose every selector names its tier, sent where Thanos answers it, may mix them"
+    )]
     MixedTiers,
 
     /// A `match[]` parameter that is not a plain series selector.

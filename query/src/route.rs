@@ -7,6 +7,7 @@
 //! | `tier="rollup"` | history | history |
 //! | `tier="stream"` or `tier!="rollup"` | live | history if it is Thanos (which serves the stream's old blocks), else live |
 //! | no tier | live, as the stream tier | history, as the rollup tier |
+//! | both tiers, every selector naming its own | history if it is Thanos, else refused | the same |
 //!
 //! Without a history upstream everything goes to the live Prometheus, where `tier="rollup"`
 //! truthfully matches nothing.
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::tier::{Holds, Tier};
+use crate::refusal::Refusal;
+use crate::tier::{Holds, Tier, Tiers};
 
 /// What the history upstream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -64,9 +66,22 @@ pub struct Route {
 }
 
 impl Routing {
-    /// The route of a query naming `tier` (None: no tier) whose earliest read is `reads_from_ms`,
-    /// at `now_ms`.
-    pub fn route(&self, tier: Option<Tier>, reads_from_ms: i64, now_ms: i64) -> Route {
+    /// The route of a query naming `tiers` whose earliest read is `reads_from_ms`, at `now_ms`;
+    /// refused when it names both tiers and there is no Thanos to answer it.
+    pub fn route(&self, tiers: Tiers, reads_from_ms: i64, now_ms: i64) -> Result<Route, Refusal> {
+        let tier = match tiers {
+            Tiers::Unnamed => None,
+            Tiers::One(tier) => Some(tier),
+            // Every selector names its tier: placing adds nothing, Thanos matches each.
+            Tiers::Both if self.history == Some(HistoryKind::Thanos) => {
+                return Ok(Route {
+                    target: Target::History,
+                    tier: Tier::Rollup,
+                    holds: Holds::BothTiers,
+                });
+            }
+            Tiers::Both => return Err(Refusal::MixedTiers),
+        };
         let retention_ms = i64::try_from(self.live_retention.as_millis()).unwrap_or(i64::MAX);
         let live_only = reads_from_ms >= now_ms.saturating_sub(retention_ms);
         let live = |tier| Route {
@@ -82,7 +97,7 @@ impl Routing {
                 HistoryKind::Prometheus => Holds::Only(Tier::Rollup),
             },
         };
-        match (tier, self.history) {
+        Ok(match (tier, self.history) {
             (Some(Tier::Rollup), Some(kind)) => history(Tier::Rollup, kind),
             (Some(Tier::Stream), Some(HistoryKind::Thanos)) if !live_only => {
                 history(Tier::Stream, HistoryKind::Thanos)
@@ -90,7 +105,7 @@ impl Routing {
             (None, Some(kind)) if !live_only => history(Tier::Rollup, kind),
             (Some(tier), _) => live(tier),
             (None, _) => live(Tier::Stream),
-        }
+        })
     }
 }
 
@@ -109,7 +124,8 @@ mod tests {
     }
 
     fn target(r: &Routing, tier: Option<Tier>, days_back: i64) -> (Target, Tier, Holds) {
-        let route = r.route(tier, NOW - days_back * DAY_MS, NOW);
+        let tiers = tier.map_or(Tiers::Unnamed, Tiers::One);
+        let route = r.route(tiers, NOW - days_back * DAY_MS, NOW).unwrap();
         (route.target, route.tier, route.holds)
     }
 
@@ -138,5 +154,13 @@ mod tests {
         let none = routing(None);
         assert_eq!(target(&none, Some(Rollup), 1), (Live, Rollup, live));
         assert_eq!(target(&none, None, 300), (Live, Stream, live));
+        // Both tiers: Thanos only.
+        let both_at = |r: &Routing| r.route(Tiers::Both, NOW - DAY_MS, NOW);
+        assert_eq!(
+            both_at(&thanos).map(|r| (r.target, r.holds)),
+            Ok((History, Holds::BothTiers))
+        );
+        assert_eq!(both_at(&prometheus), Err(Refusal::MixedTiers));
+        assert_eq!(both_at(&none), Err(Refusal::MixedTiers));
     }
 }

@@ -15,8 +15,9 @@
 //! | none | decided by the route (`route`): the stream while the range is live, else the rollup |
 //!
 //! Any other matcher on `tier` (`=~`, `!~`, another value) could select both tiers at once, and
-//! adding them would count every click twice: refused, as is a query whose selectors name
-//! different tiers.
+//! adding them would count every click twice: refused. A query whose selectors name different
+//! tiers (the dashboard's "settled minus live") is answered only by Thanos, which holds both, and
+//! only when every one of its selectors names its tier.
 
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{Expr, VectorSelector};
@@ -74,27 +75,56 @@ fn selector_tier(vs: &VectorSelector) -> Result<Option<Tier>, Refusal> {
     }
 }
 
-/// The tier `expr`'s selectors name: None when none names one; refused when two name different
-/// tiers or one names them in a way that could select both.
-pub(crate) fn query_tier(expr: &Expr) -> Result<Option<Tier>, Refusal> {
-    let mut found: Option<Tier> = None;
+/// The tiers a query's selectors name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tiers {
+    /// None names a tier: the route decides.
+    Unnamed,
+    /// Those that name one name this one (the others read it too).
+    One(Tier),
+    /// Some name the stream, some the rollup, and every selector names one.
+    Both,
+}
+
+impl Tiers {
+    /// The tiers of several selectors together (`match[]` of one request).
+    pub fn and(self, other: Tiers) -> Result<Tiers, Refusal> {
+        match (self, other) {
+            (Tiers::Unnamed, t) | (t, Tiers::Unnamed) => Ok(t),
+            (Tiers::One(a), Tiers::One(b)) if a == b => Ok(Tiers::One(a)),
+            // Series metadata of two tiers at once: one upstream answers a request.
+            _ => Err(Refusal::MixedTiers),
+        }
+    }
+}
+
+/// The tiers `expr`'s selectors name; refused when one names them in a way that could select
+/// both, or when two name different tiers and another names none.
+pub(crate) fn query_tiers(expr: &Expr) -> Result<Tiers, Refusal> {
+    let (mut stream, mut rollup, mut unnamed) = (false, false, false);
     selectors(expr, &mut |vs| {
-        match (found, selector_tier(vs)?) {
-            (_, None) => {}
-            (None, Some(t)) => found = Some(t),
-            (Some(a), Some(b)) if a == b => {}
-            (Some(_), Some(_)) => return Err(Refusal::MixedTiers),
+        match selector_tier(vs)? {
+            None => unnamed = true,
+            Some(Tier::Stream) => stream = true,
+            Some(Tier::Rollup) => rollup = true,
         }
         Ok(())
     })?;
-    Ok(found)
+    match (stream, rollup, unnamed) {
+        (false, false, _) => Ok(Tiers::Unnamed),
+        (true, false, _) => Ok(Tiers::One(Tier::Stream)),
+        (false, true, _) => Ok(Tiers::One(Tier::Rollup)),
+        (true, true, false) => Ok(Tiers::Both),
+        (true, true, true) => Err(Refusal::MixedTiers),
+    }
 }
 
-/// Makes every selector of `expr` (whose tier is `tier`, checked by [`query_tier`]) say that tier
-/// as `upstream` understands it: to Thanos, a selector without a tier matcher gets one (without
-/// it Thanos would add both tiers); to a Prometheus holding `tier`, matchers naming it are
-/// removed (it has no such label, they would match nothing). A Prometheus holding the other tier
-/// keeps them, and truthfully answers nothing.
+/// Makes every selector of `expr` (whose tiers were checked by [`query_tiers`]; `tier` is the
+/// route's) say its tier as `upstream` understands it: to Thanos, a selector without a tier
+/// matcher gets one (without it Thanos would add both tiers); to a Prometheus holding `tier`,
+/// `tier="<it>"` is removed (it has no such label: the matcher would match nothing), while
+/// `tier!="rollup"` stays (it matches every series of a Prometheus without the label). A
+/// Prometheus holding the other tier keeps them, and truthfully answers nothing.
 pub(crate) fn place(expr: &mut Expr, tier: Tier, upstream: Holds) -> Result<(), Refusal> {
     selectors_mut(expr, &mut |vs| {
         let named = selector_tier(vs)?;
@@ -105,7 +135,9 @@ pub(crate) fn place(expr: &mut Expr, tier: Tier, upstream: Holds) -> Result<(), 
             }),
             Holds::BothTiers => {}
             Holds::Only(held) if named == Some(held) => {
-                vs.matchers.matchers.retain(|m| m.name != TIER_LABEL);
+                vs.matchers
+                    .matchers
+                    .retain(|m| !(m.name == TIER_LABEL && m.op == MatchOp::Equal));
             }
             Holds::Only(_) => {}
         }
@@ -118,20 +150,25 @@ mod tests {
     use super::*;
     use crate::parse::parse;
 
-    fn tier_of(q: &str) -> Result<Option<Tier>, Refusal> {
-        query_tier(&parse(q).unwrap())
+    fn tier_of(q: &str) -> Result<Tiers, Refusal> {
+        query_tiers(&parse(q).unwrap())
     }
 
     #[test]
     fn the_dashboards_matchers_name_a_tier() {
-        assert_eq!(tier_of(r#"a{tier="rollup"}"#), Ok(Some(Tier::Rollup)));
-        assert_eq!(tier_of(r#"a{tier="stream"}"#), Ok(Some(Tier::Stream)));
+        assert_eq!(tier_of(r#"a{tier="rollup"}"#), Ok(Tiers::One(Tier::Rollup)));
+        assert_eq!(tier_of(r#"a{tier="stream"}"#), Ok(Tiers::One(Tier::Stream)));
         assert_eq!(
             tier_of(r#"sum(a{tier!="rollup"}) / sum(b)"#),
-            Ok(Some(Tier::Stream))
+            Ok(Tiers::One(Tier::Stream))
         );
-        assert_eq!(tier_of("a + 1"), Ok(None));
-        assert_eq!(tier_of("1 + 1"), Ok(None));
+        assert_eq!(tier_of("a + 1"), Ok(Tiers::Unnamed));
+        assert_eq!(tier_of("1 + 1"), Ok(Tiers::Unnamed));
+        // The advertiser dashboard's "settled minus live".
+        assert_eq!(
+            tier_of(r#"sum(a{tier="rollup"}) - sum(a{tier!="rollup"})"#),
+            Ok(Tiers::Both)
+        );
     }
 
     #[test]
@@ -150,13 +187,16 @@ mod tests {
             );
         }
         assert_eq!(
-            tier_of(r#"a{tier="rollup"} - a{tier="stream"}"#),
+            tier_of(r#"a{tier="rollup"} - a{tier="stream"} + a"#),
             Err(Refusal::MixedTiers)
         );
         assert_eq!(
-            tier_of(r#"topk(scalar(a{tier="stream"}), a{tier="rollup"})"#),
+            tier_of(r#"topk(scalar(a{tier="stream"}), a{tier="rollup"} or b)"#),
             Err(Refusal::MixedTiers)
         );
+        let one = Tiers::One(Tier::Rollup);
+        assert_eq!(Tiers::Unnamed.and(one), Ok(one));
+        assert_eq!(one.and(Tiers::One(Tier::Stream)), Err(Refusal::MixedTiers));
     }
 
     fn placed(q: &str, tier: Tier, upstream: Holds) -> String {
@@ -178,8 +218,12 @@ mod tests {
         );
         let live = Holds::Only(Tier::Stream);
         assert_eq!(
-            placed(r#"sum(a{tier!="rollup", x="1"})"#, Tier::Stream, live),
+            placed(r#"sum(a{tier="stream", x="1"})"#, Tier::Stream, live),
             r#"sum(a{x="1"})"#
+        );
+        assert_eq!(
+            placed(r#"sum(a{tier!="rollup"})"#, Tier::Stream, live),
+            r#"sum(a{tier!="rollup"})"#
         );
         assert_eq!(
             placed(r#"a{tier="rollup"}"#, Tier::Rollup, live),
