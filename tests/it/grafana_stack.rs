@@ -43,6 +43,7 @@ use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population, t
 use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, Stoppable, TestScope};
 
 use crate::support::InProcessExporter;
+use crate::through_gateway::{self, DashboardQuery, QueryKind};
 
 const DAY_MS: i64 = 86_400_000;
 /// The dashboard time range the checks use (Grafana's "last 1 hour").
@@ -237,19 +238,30 @@ fn busiest(truth: &GroundTruth) -> (String, String, String) {
     (advertiser.to_string(), campaign.to_string(), ad.to_string())
 }
 
+/// An advertiser of `truth` other than `advertiser`.
+fn other_advertiser(truth: &GroundTruth, advertiser: &str) -> String {
+    truth
+        .counts()
+        .keys()
+        .map(|k| k.ad.advertiser_id.to_string())
+        .find(|a| a != advertiser)
+        .expect("the traffic has more than one advertiser")
+}
+
 fn has_data(series: &[adclick_testsupport::Series]) -> bool {
     series.iter().any(|s| !s.samples.is_empty())
 }
 
 /// Runs every variable and panel query of every dashboard; the problems, empty when every query
-/// returned data.
+/// returned data, a report, and the queries as they were run.
 async fn check_dashboards(
     prom: &PromApi,
     chosen: &BTreeMap<String, String>,
     now: i64,
-) -> (Vec<String>, Vec<String>) {
+) -> (Vec<String>, Vec<String>, Vec<DashboardQuery>) {
     let mut problems = vec![];
     let mut report = vec![];
+    let mut ran = vec![];
     let rate_interval = Duration::from_secs(60);
     let step = Duration::from_secs(60);
     for file in dashboard_files() {
@@ -297,6 +309,12 @@ async fn check_dashboards(
                             v.name
                         )),
                         Ok(vals) => {
+                            ran.push(DashboardQuery {
+                                dashboard: dash.clone(),
+                                what: format!("variable ${}", v.name),
+                                expr: query.clone(),
+                                kind: QueryKind::Variable,
+                            });
                             // The value the checks use must be one Grafana would offer.
                             if let Some(want) = chosen.get(&v.name) {
                                 if !vals.contains(want) {
@@ -338,6 +356,16 @@ async fn check_dashboards(
                     continue;
                 }
             };
+            ran.push(DashboardQuery {
+                dashboard: dash.clone(),
+                what: what.clone(),
+                expr: expr.clone(),
+                kind: if q.instant {
+                    QueryKind::Instant
+                } else {
+                    QueryKind::Range
+                },
+            });
             let result = if q.instant {
                 prom.query(&expr, Some(now)).await
             } else {
@@ -364,7 +392,7 @@ async fn check_dashboards(
             }
         }
     }
-    (problems, report)
+    (problems, report, ran)
 }
 
 /// The recording rules on this real data: every value recorded after `since_ms` equals the raw
@@ -536,9 +564,9 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
     .collect();
     let started = Instant::now();
     let timeout = Duration::from_secs(300);
-    let (mut problems, mut report);
+    let (mut problems, mut report, mut ran);
     loop {
-        (problems, report) = check_dashboards(&prom, &chosen, now_ms()).await;
+        (problems, report, ran) = check_dashboards(&prom, &chosen, now_ms()).await;
         if problems.is_empty() || started.elapsed() > timeout {
             break;
         }
@@ -580,6 +608,21 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
         }
     }
 
+    // 6. The advertiser dashboard through the query gateway: what direct Prometheus answers for
+    // the advertiser, and nothing of another's.
+    let mut gateway_report = String::new();
+    if problems.is_empty() {
+        let other = other_advertiser(&today, &chosen["advertiser"]);
+        gateway_report = through_gateway::compare(
+            &prometheus,
+            &ran,
+            &chosen["advertiser"],
+            &other,
+            &mut problems,
+        )
+        .await;
+    }
+
     live.abort();
     exporter.stop_within(Duration::from_secs(30)).await;
     ingest.task.stop_within(Duration::from_secs(30)).await;
@@ -595,7 +638,7 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
     );
     eprintln!(
         "every dashboard query returned data after {took:?} with {chosen:?}:\n  {}\n\
-         {rules_checked} recorded values equal the raw sums over their windows",
+         {rules_checked} recorded values equal the raw sums over their windows\n{gateway_report}",
         report.join("\n  ")
     );
 }

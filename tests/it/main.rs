@@ -6,7 +6,8 @@
 //! - `secure_kafka`: ingest and the exporter reaching Kafka over TLS and SASL/SCRAM.
 //! - `exporter_rollup`: the exporter's archive settled by the rollup into exact blocks.
 //! - `grafana_stack`: every query of the dashboards returns data from real traffic through
-//!   ingest, the exporter and the recording rules.
+//!   ingest, the exporter and the recording rules; then `through_gateway`: the advertiser
+//!   dashboard through the query gateway answers as Prometheus does for that advertiser only.
 //! - `support`: the processes and an in-process exporter, and waiting for exact counts.
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
@@ -16,3 +17,4 @@ mod exporter_rollup;
 mod grafana_stack;
 mod secure_kafka;
 mod support;
+mod through_gateway;

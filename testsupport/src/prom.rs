@@ -41,6 +41,24 @@ impl PromApi {
         }
     }
 
+    /// A client of the API at `base` that presents `key` as `Authorization: Bearer <key>` (the
+    /// query gateway's credential).
+    pub fn with_key(base: &str, key: &str) -> PromApi {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        PromApi {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+        }
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }
