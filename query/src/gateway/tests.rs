@@ -238,7 +238,10 @@ async fn clicks_is_for_advertisers_and_checks_its_parameters_first() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body.contains("from=") && body.contains("whole hour"), "{body}");
+    assert!(
+        body.contains("from=") && body.contains("whole hour"),
+        "{body}"
+    );
     let (status, body) = call(
         &app,
         get("/v1/clicks?from=2026-12-01&campain_id=1", Some("key-42")),
