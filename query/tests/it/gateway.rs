@@ -39,13 +39,7 @@ async fn fixture(test: &str) -> Fixture {
         .unwrap()
         .as_millis() as i64;
     // Ids of this test run's own (from the scope's unique id), far above the stack's plans.
-    let a = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        scope.id.hash(&mut h);
-        8_000_000_000_000 + (h.finish() % 1_000_000_000_000) * 2
-    };
-    let b = a + 1;
+    let (a, b) = crate::support::advertiser_pair(&scope.id);
     let first = (now_ms / 1000 - 180) * 1000;
     let mut builder = RequestBuilder::new();
     for (advertiser, scale) in [(a, 1.0), (b, 100.0)] {

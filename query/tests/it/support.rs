@@ -1,5 +1,6 @@
 //! What the tests share: the two advertisers, running `enforce` and reading its output back as a
-//! tree, with a selector walk of the tests' own (independent of the crate's).
+//! tree, with a selector walk of the tests' own (independent of the crate's); for the tests
+//! against a Prometheus, two advertiser ids of a test run's own.
 
 use adclick_query::{ADVERTISER_LABEL, Policy, Refusal, enforce};
 use promql_parser::label::MatchOp;
@@ -9,6 +10,16 @@ use promql_parser::parser::{Expr, VectorSelector, parse};
 pub const A: u64 = 1001;
 /// Another advertiser, whose series A must never see.
 pub const B: u64 = 2002;
+
+/// Two advertiser ids (a, a + 1) of the test run whose scope id is `scope_id`, derived from it and
+/// far above the stack's plans, so that a run never reads another's series.
+pub fn advertiser_pair(scope_id: &str) -> (u64, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    scope_id.hash(&mut h);
+    let a = 8_000_000_000_000 + (h.finish() % 1_000_000_000_000) * 2;
+    (a, a + 1)
+}
 
 /// `query` enforced for A, which must be accepted: returns the output and its selectors, each
 /// checked to carry `advertiser_id="1001"` exactly once, an allowed name and no `or` groups. The
