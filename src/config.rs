@@ -323,6 +323,8 @@ mod tests {
                 ("ADCLICK_QUERY__PROMETHEUS_URL", "http://prometheus:9090"),
                 ("ADCLICK_QUERY__MAX_NESTING", "32"),
                 ("ADCLICK_QUERY__API_KEYS_FILE", "/etc/adclick/query-keys"),
+                ("ADCLICK_QUERY__JWT__KEY_FILE", "/etc/adclick/jwt.pem"),
+                ("ADCLICK_QUERY__HISTORY_KIND", "prometheus"),
             ],
         )
         .unwrap();
@@ -333,6 +335,11 @@ mod tests {
             c.query.api_keys_file,
             std::path::PathBuf::from("/etc/adclick/query-keys")
         );
+        assert_eq!(
+            c.query.jwt.key_file,
+            std::path::PathBuf::from("/etc/adclick/jwt.pem")
+        );
+        assert_eq!(c.query.history_kind, adclick_query::HistoryKind::Prometheus);
         let err = load_str("[query]\nlissten = \"x\"\n", &[]).unwrap_err();
         assert!(format!("{err:#}").contains("lissten"), "{err:#}");
     }

@@ -7,7 +7,7 @@ use base64::Engine as _;
 
 use crate::keys::ApiKeys;
 
-/// An authenticated caller. API keys name one today; JWTs (a later slice) will name one too.
+/// An authenticated caller, named by an API key or a JWT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// Sees only series with `advertiser_id="<id>"`: every query is enforced.

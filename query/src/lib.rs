@@ -1,12 +1,9 @@
 //! The query gateway (issue #21): an advertiser's PromQL, parsed and rewritten so that it reads
 //! only that advertiser's clicks — or refused, naming why — and the HTTP service `adclick query`
-//! built on that core: API keys, the Prometheus HTTP API enforced and forwarded, an admin
-//! listener. The core (`policy` … `rest`) is pure, text in, text out; the service modules
-//! (`config` … `service`) do the HTTP. JWTs, key reload, per-caller limits, the REST handler
-//! (its core, `rest`, is here) and Thanos routing are later slices.
-//! listener. The core (`policy` … `enforce`) is pure, text in, text out; the service modules
-//! (`config` … `service`) do the HTTP. JWT verification (`jwt`) is here, not yet wired into the
-//! gateway; key reload, per-caller limits, REST and Thanos routing are later slices.
+//! built on that core: API keys and JWTs (reloaded without a restart), the Prometheus HTTP API
+//! and the REST `/v1/clicks` enforced, routed between the live Prometheus and the history
+//! upstream (Thanos), limited per caller, audited, and an admin listener. The core (`policy` …
+//! `rest`) is pure, text in, text out; the service modules (`config` … `service`) do the HTTP.
 //!
 //! | module | concept | items |
 //! |---|---|---|
@@ -16,19 +13,27 @@
 //! | `parse` | promql-parser behind a guard: its panics (a duration such as `[1e30]`) become a refusal | (crate-internal) |
 //! | `rewrite` | the walk over every node of the AST, aggregation parameters included, that refuses what cannot be enforced and puts `advertiser_id="<id>"` on every vector and matrix selector | (crate-internal) |
 //! | `verify` | defence in depth: the rewritten query printed, parsed again and checked selector by selector | (crate-internal) |
-//! | `enforce` | the entry points: a query (`/api/v1/query`, `query_range`), a series selector (`match[]` of `series`, `labels`, `label/<name>/values`), and the caller's own series when no `match[]` is given | [`enforce`], [`enforce_match`], [`own_series`] |
-//! | `rest` | `GET /v1/clicks`' pure core: its parameters checked, the exact per-bucket sums planned as `query_range` calls (final, late, billing; enforced by the handler), their matrices rendered as JSON or CSV rows | [`ClicksRequest`], [`PlannedQuery`], [`Figure`], [`render`], [`Rendered`], [`RestError`], [`Step`], [`By`], [`Format`], [`AdId`], [`PROMETHEUS_MAX_POINTS`] |
-//! | `config` | the `[query]` section: listeners, upstream, limits, keys file | [`QueryConfig`] |
+//! | `walk` | every vector selector of a query, by one exhaustive walk (read-only and mutable) | (crate-internal) |
+//! | `tier` | which tier a query reads (`tier="rollup"`, `tier="stream"`, `tier!="rollup"`, none, or both), refusing matchers that could add both; its matchers made right for the upstream that answers | [`Tier`], [`Tiers`], [`Holds`], [`TIER_LABEL`] |
+//! | `reach` | how far back a query reads: lookback, ranges, offsets, subqueries, `@` | [`Reach`], [`LOOKBACK_DELTA`] |
+//! | `enforce` | the entry points: a query (`/api/v1/query`, `query_range`), a series selector (`match[]` of `series`, `labels`, `label/<name>/values`), the caller's own series when no `match[]` is given; `Prepared`, a checked query waiting for its route | [`enforce`], [`enforce_match`], [`own_series`], [`prepare_query`], [`prepare_match`], [`Prepared`] |
+//! | `route` | live Prometheus or history upstream, by the query's tiers and reach | [`Routing`], [`Route`], [`Target`], [`HistoryKind`] |
+//! | `rest` | `GET /v1/clicks`' pure core: its parameters checked, the exact per-bucket sums planned as `query_range` calls (final, late, billing), their matrices rendered as JSON or CSV rows | [`ClicksRequest`], [`PlannedQuery`], [`Figure`], [`render`], [`Rendered`], [`RestError`], [`Step`], [`By`], [`Format`], [`AdId`], [`PROMETHEUS_MAX_POINTS`] |
+//! | `config` | the `[query]` section: listeners, upstreams, routing, limits, credentials files | [`QueryConfig`] |
 //! | `keys` | the API keys file: `sha256(key)` hex → advertiser id or `operator`, compared in constant time | [`ApiKeys`], [`KeysError`], [`key_digest_hex`] |
-//! | `caller` | who is asking: the key of `Authorization: Bearer` or of basic auth's password, and the caller it names | [`Caller`], [`presented_key`], [`authenticate`] |
-//! | `jwt` | JSON Web Tokens as credentials: the `[query.jwt]` section (one algorithm, one key), a token verified (signature, `exp`, `nbf`, `aud`, `iss`) and the caller its claims name; not yet asked by the gateway | [`JwtConfig`], [`JwtAlgorithm`], [`JwtVerifier`], [`JwtConfigError`], [`JwtRejection`], [`looks_like_jwt`] |
-//! | `params` | a request's parameters (query string, then a POST's form body), repeats kept | [`Params`], [`ParamError`] |
+//! | `jwt` | JSON Web Tokens: the `[query.jwt]` section (one algorithm, one key), a token verified (signature, `exp`, `nbf`, `aud`, `iss`) and the caller its claims name | [`JwtConfig`], [`JwtAlgorithm`], [`JwtVerifier`], [`JwtConfigError`], [`JwtRejection`], [`looks_like_jwt`] |
+//! | `caller` | the credential of `Authorization: Bearer` or of basic auth's password, and the caller it names | [`Caller`], [`presented_key`], [`authenticate`] |
+//! | `credentials` | keys and JWT verifier together, swapped whole by a reload (file change or SIGHUP) | [`Credentials`], [`SharedCredentials`], [`CredentialsError`], [`Rejected`], [`watch`] |
+//! | `limits` | per caller: token bucket, queries in flight, longest range, most points, timeout | [`CallerLimits`], [`LimitSettings`], [`LimitError`], [`Permit`] |
+//! | `params` | a request's parameters (query string, then a POST's form body), repeats kept; times and durations as Prometheus reads them | [`Params`], [`ParamError`] |
 //! | `envelope` | the answers the gateway gives itself, as Prometheus' error JSON, leaking nothing internal | [`ApiError`] |
-//! | `upstream` | the Prometheus behind: requests forwarded, its answers passed back as they are | [`Upstream`], [`UpstreamError`], [`UpstreamConfigError`] |
-//! | `metrics` | requests by endpoint and outcome (no advertiser label) | [`Metrics`] |
-//! | `state` | what every request needs: keys, policy, upstream, metrics | [`AppState`], [`StateError`] |
-//! | `gateway` | the router: the Prometheus HTTP API endpoints, authenticated, enforced, forwarded | [`app`] |
-//! | `service` | the listeners served until shutdown | [`run`], [`Listeners`], [`ServeError`] |
+//! | `upstream` | a Prometheus-API upstream: requests forwarded, its answers passed back as they are, its readiness | [`Upstream`], [`UpstreamError`], [`UpstreamConfigError`] |
+//! | `metrics` | requests by endpoint and outcome, latency, credential reloads (no advertiser label) | [`Metrics`] |
+//! | `state` | what every request needs: credentials, policy, upstreams, routing, limits, metrics | [`AppState`], [`StateError`] |
+//! | `gateway` | the router: each request authenticated, admitted, answered, counted, audited | [`app`] |
+//! | `forward` | one request of the Prometheus HTTP API: prepared, range-checked, routed, forwarded | (crate-internal) |
+//! | `clicks` | `/v1/clicks`: planned, prepared, routed, asked, rendered | (crate-internal) |
+//! | `service` | the listeners served until shutdown, with the reload and readiness tasks | [`run`], [`Listeners`], [`ServeError`] |
 //!
 //! ```
 //! use adclick_query::{Policy, Refusal, enforce};

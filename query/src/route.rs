@@ -47,7 +47,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// The `upstream` label of the gateway's metrics and audit log.
+    /// How the audit log names it.
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Live => "live",

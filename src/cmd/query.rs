@@ -22,6 +22,9 @@ pub struct QueryArgs {
     /// The Prometheus queries are forwarded to [default: [query] prometheus_url].
     #[arg(long)]
     prometheus_url: Option<String>,
+    /// The history upstream, Thanos Query or a rollup-only Prometheus [default: [query] history_url].
+    #[arg(long)]
+    history_url: Option<String>,
     /// The API keys file [default: [query] api_keys_file].
     #[arg(long)]
     api_keys_file: Option<std::path::PathBuf>,
@@ -38,6 +41,9 @@ pub fn run(args: QueryArgs, config: &Config) -> Result<()> {
     }
     if let Some(url) = args.prometheus_url {
         query.prometheus_url = url;
+    }
+    if let Some(url) = args.history_url {
+        query.history_url = url;
     }
     if let Some(file) = args.api_keys_file {
         query.api_keys_file = file;

@@ -214,3 +214,42 @@ fn provisioning_points_at_the_dashboards_and_both_datasources() {
         }
     }
 }
+
+/// An advertiser's Grafana: both datasource uids the Advertiser dashboard uses point at the
+/// query gateway with the advertiser's key as basic auth's password, kept in secureJsonData.
+#[test]
+fn the_gateway_provisioning_sends_both_datasources_through_the_gateway() {
+    let dir = provisioning_dir().join("gateway");
+    let ds = yaml(&dir.join("datasources/adclick.yml"));
+    let list = ds["datasources"].as_sequence().expect("datasources list");
+    let mut uids = vec![];
+    for d in list {
+        uids.push(d["uid"].as_str().unwrap());
+        assert_eq!(d["url"].as_str(), Some("${ADCLICK_QUERY_URL}"), "{d:?}");
+        assert_eq!(d["basicAuth"].as_bool(), Some(true), "{d:?}");
+        assert_eq!(
+            d["secureJsonData"]["basicAuthPassword"].as_str(),
+            Some("${ADCLICK_QUERY_KEY}"),
+            "{d:?}"
+        );
+        assert_eq!(d["jsonData"]["httpMethod"].as_str(), Some("POST"), "{d:?}");
+    }
+    let advertiser = dashboard_files()
+        .into_iter()
+        .find(|f| f.ends_with("advertiser.json"))
+        .unwrap();
+    let d = load(&advertiser).unwrap();
+    for q in panel_queries(&d) {
+        if !q.datasource.starts_with('$') {
+            assert!(
+                uids.contains(&q.datasource.as_str()),
+                "panel {} uses datasource {} that the gateway provisioning lacks",
+                q.panel_id,
+                q.datasource
+            );
+        }
+    }
+    assert!(uids.contains(&"adclick-prometheus") && uids.contains(&"adclick-thanos"));
+    let p = yaml(&dir.join("dashboards/adclick.yml"));
+    assert_eq!(p["providers"][0]["type"].as_str(), Some("file"));
+}
