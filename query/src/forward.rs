@@ -39,15 +39,39 @@ pub(crate) async fn forward(
     };
     let now = now_ms();
     let (target, path, params, get_only) = match endpoint {
-        Endpoint::Query | Endpoint::QueryRange => {
+        Endpoint::Query | Endpoint::QueryRange | Endpoint::Exemplars => {
             let (target, params) = query(state, endpoint, &params, advertiser, now)?;
-            let path = if endpoint == Endpoint::Query {
-                "query"
-            } else {
-                "query_range"
+            let path = match endpoint {
+                Endpoint::Query => "query",
+                Endpoint::QueryRange => "query_range",
+                _ => "query_exemplars",
             };
             (target, path.to_string(), params, false)
         }
+        Endpoint::Metadata => match advertiser {
+            Some(_) => return metric_metadata(state, &params).await,
+            None => (Target::Live, "metadata".into(), params, true),
+        },
+        // Rules and alerts are the platform's, and an alert's labels may name any advertiser:
+        // an advertiser is told there are none (what Grafana's datasource shows as "no rules").
+        Endpoint::Rules | Endpoint::Alerts => match advertiser {
+            Some(_) => {
+                let empty = if endpoint == Endpoint::Rules {
+                    r#"{"status":"success","data":{"groups":[]}}"#
+                } else {
+                    r#"{"status":"success","data":{"alerts":[]}}"#
+                };
+                return Ok(local_answer(empty.into()));
+            }
+            None => {
+                let path = if endpoint == Endpoint::Rules {
+                    "rules"
+                } else {
+                    "alerts"
+                };
+                (Target::Live, path.into(), params, true)
+            }
+        },
         Endpoint::Series | Endpoint::Labels | Endpoint::LabelValues => {
             let path = match (endpoint, label) {
                 (Endpoint::Series, _) => "series".to_string(),
@@ -93,6 +117,10 @@ fn query(
     let (start, end) = if endpoint == Endpoint::Query {
         let t = params.time_ms("time").map_err(ApiError::BadParam)?;
         (t.unwrap_or(now), t.unwrap_or(now))
+    } else if endpoint == Endpoint::Exemplars {
+        let start = required(params.time_ms("start"), "start")?;
+        let end = required(params.time_ms("end"), "end")?;
+        (start, end.max(start))
     } else {
         let start = required(params.time_ms("start"), "start")?;
         let end = required(params.time_ms("end"), "end")?;
@@ -127,6 +155,52 @@ fn query(
         .replace("query", [rendered])
         .replace("timeout", [seconds(timeout)]);
     Ok((route.target, params))
+}
+
+/// `/api/v1/metadata` for an advertiser: the live Prometheus' answer with only the metrics the
+/// policy allows (metadata is a metric's type and help, never a series' labels).
+async fn metric_metadata(state: &AppState, params: &Params) -> Result<Answer, ApiError> {
+    let metric = params.optional("metric").map_err(ApiError::BadParam)?;
+    if metric.is_some_and(|m| !state.policy.allows(m)) {
+        return Ok(local_answer(r#"{"status":"success","data":{}}"#.into()));
+    }
+    let forwarded = Params(
+        params
+            .0
+            .iter()
+            .filter(|(k, _)| k == "metric" || k == "limit")
+            .cloned()
+            .collect(),
+    );
+    let (status, body) = state
+        .live
+        .get_raw("metadata", &forwarded)
+        .await
+        .map_err(ApiError::Upstream)?;
+    let mut answer: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) if status.is_success() => v,
+        // An error (or something else): no metadata rather than an unfiltered body.
+        _ => return Ok(local_answer(r#"{"status":"success","data":{}}"#.into())),
+    };
+    if let Some(data) = answer.get_mut("data").and_then(|d| d.as_object_mut()) {
+        data.retain(|name, _| state.policy.allows(name));
+    } else {
+        answer = serde_json::json!({"status": "success", "data": {}});
+    }
+    Ok(local_answer(answer.to_string()))
+}
+
+/// A success the gateway answers itself, as JSON.
+fn local_answer(body: String) -> Answer {
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Answer {
+        response,
+        upstream: None,
+    }
 }
 
 /// `series`, `labels`, `label/<name>/values`: every `match[]` prepared (an advertiser without

@@ -7,6 +7,9 @@
 //! | `/api/v1/series`, `/api/v1/labels` | GET, POST form | each `match[]` through [`crate::prepare_match`]; none: [`crate::own_series`] |
 //! | `/api/v1/label/{name}/values` | GET | as `series`; `name` must be a label name |
 //! | `/api/v1/status/buildinfo` | GET | nothing (no series in it) |
+//! | `/api/v1/query_exemplars` | GET, POST form | as `query_range` (no step) |
+//! | `/api/v1/metadata` | GET | an advertiser gets the allowed metrics' entries only |
+//! | `/api/v1/rules`, `/api/v1/alerts` | GET | an advertiser gets none (the platform's; alerts' labels may name anyone) |
 //! | `/v1/clicks` | GET | the REST endpoint (`clicks`): its planned queries as `query` |
 //! | anything else | | 404 (401 first without a valid credential) |
 //!
@@ -43,6 +46,10 @@ pub(crate) enum Endpoint {
     Labels,
     LabelValues,
     BuildInfo,
+    Exemplars,
+    Metadata,
+    Rules,
+    Alerts,
     Clicks,
     Other,
 }
@@ -56,6 +63,10 @@ impl Endpoint {
             Endpoint::Labels => "labels",
             Endpoint::LabelValues => "label_values",
             Endpoint::BuildInfo => "buildinfo",
+            Endpoint::Exemplars => "query_exemplars",
+            Endpoint::Metadata => "metadata",
+            Endpoint::Rules => "rules",
+            Endpoint::Alerts => "alerts",
             Endpoint::Clicks => "clicks",
             Endpoint::Other => "other",
         }
@@ -112,6 +123,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/labels", get(labels_handler).post(labels_handler))
         .route("/api/v1/label/{name}/values", get(label_values_handler))
         .route("/api/v1/status/buildinfo", get(buildinfo_handler))
+        .route(
+            "/api/v1/query_exemplars",
+            get(exemplars_handler).post(exemplars_handler),
+        )
+        .route("/api/v1/metadata", get(metadata_handler))
+        .route("/api/v1/rules", get(rules_handler))
+        .route("/api/v1/alerts", get(alerts_handler))
         .route("/v1/clicks", get(clicks_handler))
         .fallback(fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -144,6 +162,22 @@ async fn label_values_handler(
 
 async fn buildinfo_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
     handle(&state, Endpoint::BuildInfo, &incoming, None).await
+}
+
+async fn exemplars_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
+    handle(&state, Endpoint::Exemplars, &incoming, None).await
+}
+
+async fn metadata_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
+    handle(&state, Endpoint::Metadata, &incoming, None).await
+}
+
+async fn rules_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
+    handle(&state, Endpoint::Rules, &incoming, None).await
+}
+
+async fn alerts_handler(State(state): State<AppState>, incoming: Incoming) -> Response {
+    handle(&state, Endpoint::Alerts, &incoming, None).await
 }
 
 async fn clicks_handler(State(state): State<AppState>, incoming: Incoming) -> Response {

@@ -55,24 +55,31 @@ pub enum Holds {
     Only(Tier),
 }
 
-/// The tier one selector names, if any.
+/// The tier one selector names, if any. Several tier matchers must each name a tier, and the
+/// same one (`tier="stream", tier!="rollup"`); a contradiction would match nothing anywhere but
+/// says nothing clear about what was meant, so it is refused too.
 fn selector_tier(vs: &VectorSelector) -> Result<Option<Tier>, Refusal> {
-    let mut matchers = vs.matchers.matchers.iter().filter(|m| m.name == TIER_LABEL);
-    let (Some(m), None) = (matchers.next(), matchers.next()) else {
-        return match vs.matchers.matchers.iter().find(|m| m.name == TIER_LABEL) {
-            None => Ok(None),
-            Some(m) => Err(Refusal::TierMatcher {
-                matcher: m.to_string(),
-            }),
+    let mut named = None;
+    for m in vs.matchers.matchers.iter().filter(|m| m.name == TIER_LABEL) {
+        let tier = match (&m.op, m.value.as_str()) {
+            (MatchOp::Equal, "rollup") => Tier::Rollup,
+            (MatchOp::Equal, "stream") | (MatchOp::NotEqual, "rollup") => Tier::Stream,
+            _ => {
+                return Err(Refusal::TierMatcher {
+                    matcher: m.to_string(),
+                });
+            }
         };
-    };
-    match (&m.op, m.value.as_str()) {
-        (MatchOp::Equal, "rollup") => Ok(Some(Tier::Rollup)),
-        (MatchOp::Equal, "stream") | (MatchOp::NotEqual, "rollup") => Ok(Some(Tier::Stream)),
-        _ => Err(Refusal::TierMatcher {
-            matcher: m.to_string(),
-        }),
+        match named {
+            Some(other) if other != tier => {
+                return Err(Refusal::TierMatcher {
+                    matcher: m.to_string(),
+                });
+            }
+            _ => named = Some(tier),
+        }
     }
+    Ok(named)
 }
 
 /// The tiers a query's selectors name.
@@ -163,6 +170,10 @@ mod tests {
             Ok(Tiers::One(Tier::Stream))
         );
         assert_eq!(tier_of("a + 1"), Ok(Tiers::Unnamed));
+        assert_eq!(
+            tier_of(r#"a{tier!="rollup", tier="stream", tier!="rollup"}"#),
+            Ok(Tiers::One(Tier::Stream))
+        );
         assert_eq!(tier_of("1 + 1"), Ok(Tiers::Unnamed));
         // The advertiser dashboard's "settled minus live".
         assert_eq!(
@@ -179,7 +190,7 @@ mod tests {
             r#"a{tier!~"x"}"#,
             r#"a{tier!="stream"}"#,
             r#"a{tier="other"}"#,
-            r#"a{tier="rollup", tier="rollup"}"#,
+            r#"a{tier="rollup", tier!="rollup"}"#,
         ] {
             assert!(
                 matches!(tier_of(q), Err(Refusal::TierMatcher { .. })),

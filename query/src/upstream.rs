@@ -113,6 +113,24 @@ impl Upstream {
         Ok((status, answer.bytes().await?))
     }
 
+    /// GETs `/api/v1/<endpoint>?<params>`; the answer's status and body, for the gateway to
+    /// read itself.
+    pub async fn get_raw(
+        &self,
+        endpoint: &str,
+        params: &Params,
+    ) -> Result<(StatusCode, axum::body::Bytes), UpstreamError> {
+        let mut url = self.url(endpoint);
+        if !params.0.is_empty() {
+            url.push('?');
+            url.push_str(&params.encode());
+        }
+        let answer = self.client.get(url).send().await?;
+        let status =
+            StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        Ok((status, answer.bytes().await?))
+    }
+
     /// GETs `/api/v1/<endpoint>?<params>` (for endpoints Prometheus serves on GET only).
     pub async fn get(&self, endpoint: &str, params: &Params) -> Result<Response, UpstreamError> {
         let mut url = self.url(endpoint);

@@ -99,7 +99,7 @@ async fn what_is_answered_before_the_upstream() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = call(&app, get("/api/v1/label/a-b/values", Some("key-42"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, body) = call(&app, get("/api/v1/query_exemplars", Some("key-42"))).await;
+    let (status, body) = call(&app, get("/api/v1/status/config", Some("key-42"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         body,

@@ -340,6 +340,69 @@ async fn an_advertiser_sees_only_its_own_series_through_every_endpoint() {
     assert!(ok(s, &body)["version"].is_string(), "{body}");
 }
 
+/// What Grafana's Prometheus datasource asks besides queries: metric metadata (only the allowed
+/// metrics' entries; the stack's Prometheus has `up`'s and its own), rules and alerts (none for
+/// an advertiser; the operator gets Prometheus' own), exemplars (enforced like a range query).
+#[tokio::test]
+async fn what_grafana_asks_besides_queries() {
+    let f = fixture("gateway-grafana-extras").await;
+    let (s, body) = call(&f.app, Via::Get, "/api/v1/metadata", &[], Some(KEY_A)).await;
+    let data = ok(s, &body).as_object().unwrap().clone();
+    let policy = adclick_query::Policy::default();
+    assert!(data.keys().all(|m| policy.allows(m)), "{:?}", data.keys());
+    // The operator gets Prometheus' own metrics' entries too (what the advertiser must not).
+    let (s, body) = call(&f.app, Via::Get, "/api/v1/metadata", &[], Some(KEY_OP)).await;
+    let all = ok(s, &body).as_object().unwrap().clone();
+    assert!(
+        all.contains_key("prometheus_build_info"),
+        "{:?}",
+        all.keys().take(5).collect::<Vec<_>>()
+    );
+    let (s, body) = call(
+        &f.app,
+        Via::Get,
+        "/api/v1/metadata",
+        &[("metric", "prometheus_build_info")],
+        Some(KEY_A),
+    )
+    .await;
+    assert_eq!(ok(s, &body), &serde_json::json!({}), "{body}");
+    for (path, field) in [("/api/v1/rules", "groups"), ("/api/v1/alerts", "alerts")] {
+        let (s, body) = call(&f.app, Via::Get, path, &[], Some(KEY_A)).await;
+        assert_eq!(ok(s, &body)[field], serde_json::json!([]), "{path}: {body}");
+        let (s, body) = call(&f.app, Via::Get, path, &[], Some(KEY_OP)).await;
+        assert!(ok(s, &body)[field].is_array(), "{path}: {body}");
+    }
+    let end = f.time.clone();
+    let start = format!("{}", end.parse::<i64>().unwrap() - 600);
+    let (s, body) = call(
+        &f.app,
+        Via::Post,
+        "/api/v1/query_exemplars",
+        &[
+            ("query", "adclick_clicks"),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+        ],
+        Some(KEY_A),
+    )
+    .await;
+    assert!(ok(s, &body).is_array(), "{body}");
+    let (s, body) = call(
+        &f.app,
+        Via::Post,
+        "/api/v1/query_exemplars",
+        &[
+            ("query", "up"),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+        ],
+        Some(KEY_A),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+}
+
 #[tokio::test]
 async fn get_and_post_give_the_same_answer() {
     let f = fixture("gateway-get-post").await;
@@ -474,7 +537,7 @@ async fn refusals_and_missing_keys_are_answered_in_prometheus_envelope() {
     )
     .await;
     assert_eq!(ok(s, &body)["result"][1], "2", "{body}");
-    let (s, body) = call(&f.app, Via::Get, "/api/v1/metadata", &[], Some(KEY_A)).await;
+    let (s, body) = call(&f.app, Via::Get, "/api/v1/status/config", &[], Some(KEY_A)).await;
     assert_eq!(
         (s, body["errorType"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
