@@ -8,16 +8,14 @@
 //! not hold the minute samples) and without partial responses (`partial_response=false`: a
 //! store that does not answer would otherwise drop its clicks silently).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::body::Body;
+use axum::http::HeaderValue;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 
 use crate::enforce::prepare_query;
 use crate::envelope::ApiError;
-use crate::forward::Answer;
+use crate::forward::{Answer, json_response, now_ms};
 use crate::gateway::Incoming;
 use crate::rest::{ClicksRequest, Figure, PROMETHEUS_MAX_POINTS, render};
 use crate::route::{HistoryKind, Target};
@@ -98,19 +96,4 @@ pub(crate) async fn clicks(
         response,
         upstream: used,
     })
-}
-
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::caller::Caller;
@@ -192,15 +193,21 @@ async fn metric_metadata(state: &AppState, params: &Params) -> Result<Answer, Ap
 
 /// A success the gateway answers itself, as JSON.
 fn local_answer(body: String) -> Answer {
+    Answer {
+        response: json_response(StatusCode::OK, body.into_bytes()),
+        upstream: None,
+    }
+}
+
+/// A JSON body with `status`.
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
     );
-    Answer {
-        response,
-        upstream: None,
-    }
+    response
 }
 
 /// `series`, `labels`, `label/<name>/values`: every `match[]` prepared (an advertiser without
@@ -253,7 +260,7 @@ fn seconds(d: Duration) -> String {
     format!("{}", d.as_secs_f64())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use axum::response::Response;
 
@@ -74,21 +74,13 @@ impl Upstream {
         })
     }
 
-    /// POSTs `params` as a form to `/api/v1/<endpoint>`.
+    /// POSTs `params` as a form to `/api/v1/<endpoint>`; its answer passed back.
     pub async fn post_form(
         &self,
         endpoint: &str,
         params: &Params,
     ) -> Result<Response, UpstreamError> {
-        let request = self
-            .client
-            .post(self.url(endpoint))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(params.encode());
-        relay(request.send().await?).await
+        relay(self.post_request(endpoint, params).send().await?).await
     }
 
     /// POSTs `params` as a form to `/api/v1/<endpoint>`; the answer's status and body, for the
@@ -97,48 +89,42 @@ impl Upstream {
         &self,
         endpoint: &str,
         params: &Params,
-    ) -> Result<(StatusCode, axum::body::Bytes), UpstreamError> {
-        let answer = self
-            .client
+    ) -> Result<(StatusCode, Bytes), UpstreamError> {
+        raw(self.post_request(endpoint, params).send().await?).await
+    }
+
+    /// GETs `/api/v1/<endpoint>?<params>` (for endpoints Prometheus serves on GET only); its
+    /// answer passed back.
+    pub async fn get(&self, endpoint: &str, params: &Params) -> Result<Response, UpstreamError> {
+        relay(self.get_request(endpoint, params).send().await?).await
+    }
+
+    /// GETs `/api/v1/<endpoint>?<params>`; the answer's status and body.
+    pub async fn get_raw(
+        &self,
+        endpoint: &str,
+        params: &Params,
+    ) -> Result<(StatusCode, Bytes), UpstreamError> {
+        raw(self.get_request(endpoint, params).send().await?).await
+    }
+
+    fn post_request(&self, endpoint: &str, params: &Params) -> reqwest::RequestBuilder {
+        self.client
             .post(self.url(endpoint))
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
             .body(params.encode())
-            .send()
-            .await?;
-        let status =
-            StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        Ok((status, answer.bytes().await?))
     }
 
-    /// GETs `/api/v1/<endpoint>?<params>`; the answer's status and body, for the gateway to
-    /// read itself.
-    pub async fn get_raw(
-        &self,
-        endpoint: &str,
-        params: &Params,
-    ) -> Result<(StatusCode, axum::body::Bytes), UpstreamError> {
+    fn get_request(&self, endpoint: &str, params: &Params) -> reqwest::RequestBuilder {
         let mut url = self.url(endpoint);
         if !params.0.is_empty() {
             url.push('?');
             url.push_str(&params.encode());
         }
-        let answer = self.client.get(url).send().await?;
-        let status =
-            StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        Ok((status, answer.bytes().await?))
-    }
-
-    /// GETs `/api/v1/<endpoint>?<params>` (for endpoints Prometheus serves on GET only).
-    pub async fn get(&self, endpoint: &str, params: &Params) -> Result<Response, UpstreamError> {
-        let mut url = self.url(endpoint);
-        if !params.0.is_empty() {
-            url.push('?');
-            url.push_str(&params.encode());
-        }
-        relay(self.client.get(url).send().await?).await
+        self.client.get(url)
     }
 
     /// Whether the upstream answers its readiness check (`/-/ready`, which Prometheus and
@@ -155,18 +141,23 @@ impl Upstream {
 
 /// The upstream's answer as the gateway's: its status, content type and body.
 async fn relay(answer: reqwest::Response) -> Result<Response, UpstreamError> {
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = answer
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
-    let body = answer.bytes().await?;
+    let (status, body) = raw(answer).await?;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     if let Some(ct) = content_type {
         response.headers_mut().insert(CONTENT_TYPE, ct);
     }
     Ok(response)
+}
+
+/// The upstream's status and body.
+async fn raw(answer: reqwest::Response) -> Result<(StatusCode, Bytes), UpstreamError> {
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok((status, answer.bytes().await?))
 }
 
 #[cfg(test)]
