@@ -128,11 +128,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let (status, kind, error) = self.parts();
-        let body = Envelope {
-            status: "error",
-            error_type: kind,
-            error: &error,
-        };
+        let body = Envelope::error(kind, &error);
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response
@@ -145,11 +141,27 @@ impl IntoResponse for ApiError {
 
 /// Prometheus' error JSON, its fields in Prometheus' order.
 #[derive(serde::Serialize)]
-struct Envelope<'a> {
+pub(crate) struct Envelope<'a> {
     status: &'static str,
     #[serde(rename = "errorType")]
-    error_type: &'static str,
+    error_type: &'a str,
     error: &'a str,
+}
+
+impl<'a> Envelope<'a> {
+    pub(crate) fn error(error_type: &'a str, error: &'a str) -> Envelope<'a> {
+        Envelope {
+            status: "error",
+            error_type,
+            error,
+        }
+    }
+
+    /// The JSON text.
+    pub(crate) fn to_json(&self) -> String {
+        // A struct of strings always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

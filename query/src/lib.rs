@@ -28,6 +28,7 @@
 //! | `params` | a request's parameters (query string, then a POST's form body), repeats kept; times and durations as Prometheus reads them | [`Params`], [`ParamError`] |
 //! | `envelope` | the answers the gateway gives itself, as Prometheus' error JSON, leaking nothing internal | [`ApiError`] |
 //! | `upstream` | a Prometheus-API upstream: requests forwarded, its answers passed back as they are, its readiness | [`Upstream`], [`UpstreamError`], [`UpstreamConfigError`] |
+//! | `scrub` | upstream error text and warnings with addresses and URLs taken out | (crate-internal) |
 //! | `metrics` | requests by endpoint and outcome, latency, credential reloads (no advertiser label) | [`Metrics`] |
 //! | `state` | what every request needs: credentials, policy, upstreams, routing, limits, metrics | [`AppState`], [`StateError`] |
 //! | `gateway` | the router: each request authenticated, admitted, answered, counted, audited | [`app`] |
@@ -74,6 +75,7 @@ mod refusal;
 mod rest;
 mod rewrite;
 mod route;
+mod scrub;
 mod service;
 mod state;
 mod tier;

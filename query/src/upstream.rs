@@ -1,5 +1,6 @@
-//! The Prometheus behind the gateway: requests forwarded to its HTTP API, its answers (status,
-//! content type, body) passed back as they are.
+//! A Prometheus-API upstream behind the gateway (Prometheus, Thanos Query): requests forwarded to
+//! its HTTP API, its answers (status, content type, body) passed back, their error text and
+//! warnings scrubbed of addresses (`scrub`).
 
 use std::time::Duration;
 
@@ -139,7 +140,7 @@ impl Upstream {
     }
 }
 
-/// The upstream's answer as the gateway's: its status, content type and body.
+/// The upstream's answer as the gateway's: its status, content type and (scrubbed) body.
 async fn relay(answer: reqwest::Response) -> Result<Response, UpstreamError> {
     let content_type = answer
         .headers()
@@ -154,10 +155,11 @@ async fn relay(answer: reqwest::Response) -> Result<Response, UpstreamError> {
     Ok(response)
 }
 
-/// The upstream's status and body.
+/// The upstream's status and body, scrubbed of addresses where it may hold them (`scrub`).
 async fn raw(answer: reqwest::Response) -> Result<(StatusCode, Bytes), UpstreamError> {
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    Ok((status, answer.bytes().await?))
+    let body = answer.bytes().await?;
+    Ok((status, crate::scrub::body(status, body)))
 }
 
 #[cfg(test)]
