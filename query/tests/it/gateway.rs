@@ -5,16 +5,16 @@
 //! GET and POST.
 
 use std::collections::BTreeSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use adclick_query::{ApiKeys, AppState, Credentials, Metrics, QueryConfig, app, key_digest_hex};
-use adclick_remote_write::{RequestBuilder, Sample, Sender};
 use adclick_testsupport::Stack;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
+
+use crate::support::{Written, url_encode, write_samples};
 
 const KEY_A: &str = "gateway-test-key-a";
 const KEY_B: &str = "gateway-test-key-b";
@@ -29,40 +29,16 @@ struct Fixture {
     time: String,
 }
 
-/// Writes three minutes of samples for A (1, 2, 3) and for B (100, 200, 300), labelled with the
-/// scope's id, and builds a gateway in front of the stack's Prometheus.
+/// A's and B's samples (`support::write_samples`), and a gateway in front of the stack's
+/// Prometheus.
 async fn fixture(test: &str) -> Fixture {
     let stack = Stack::get();
-    let scope = stack.isolated(test);
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    // Ids of this test run's own (from the scope's unique id), far above the stack's plans.
-    let (a, b) = crate::support::advertiser_pair(&scope.id);
-    let first = (now_ms / 1000 - 180) * 1000;
-    let mut builder = RequestBuilder::new();
-    for (advertiser, scale) in [(a, 1.0), (b, 100.0)] {
-        let samples = (0..3).map(|i| Sample::new(first + i * 60_000, scale * (i + 1) as f64));
-        builder
-            .series(
-                [
-                    ("__name__", "adclick_clicks".to_string()),
-                    ("advertiser_id", advertiser.to_string()),
-                    ("campaign_id", "1".to_string()),
-                    ("ad_id", "1".to_string()),
-                    ("test_id", scope.id.clone()),
-                ],
-                samples,
-            )
-            .unwrap();
-    }
-    let sender = Sender::new(
-        &adclick_remote_write::Config::for_url(stack.remote_write_url()),
-        adclick_remote_write::Metrics::new(),
-    )
-    .unwrap();
-    sender.send(&builder.build()).await.unwrap();
+    let Written {
+        a,
+        b,
+        test_id,
+        time,
+    } = write_samples(test).await;
     let keys = ApiKeys::parse(&format!(
         "{} {a}\n{} {b}\n{} operator\n",
         key_digest_hex(KEY_A),
@@ -81,8 +57,8 @@ async fn fixture(test: &str) -> Fixture {
         app: app(state),
         a,
         b,
-        test_id: scope.id,
-        time: format!("{}", (first + 120_000) / 1000 + 1),
+        test_id,
+        time,
     }
 }
 
@@ -127,31 +103,6 @@ async fn call(
     let json = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{path}: {status}, not JSON ({e}): {bytes:?}"));
     (status, json)
-}
-
-fn url_encode(params: &[(&str, &str)]) -> String {
-    let mut s = String::new();
-    for (k, v) in params {
-        if !s.is_empty() {
-            s.push('&');
-        }
-        s.push_str(&encode_component(k));
-        s.push('=');
-        s.push_str(&encode_component(v));
-    }
-    s
-}
-
-fn encode_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The `advertiser_id` of every series of a query, series or label answer's `data`.

@@ -1,8 +1,14 @@
 //! What the tests share: the two advertisers, running `enforce` and reading its output back as a
-//! tree, with a selector walk of the tests' own (independent of the crate's); for the tests
-//! against a Prometheus, two advertiser ids of a test run's own.
+//! tree, with a selector walk of the tests' own (independent of the crate's); and, for the tests
+//! against the stack, two advertisers' samples written to its Prometheus, parameters encoded as
+//! a form, and HTTP answers read whole (from reqwest, or off a socket for requests sent as raw
+//! bytes); two advertiser ids of a test run's own.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use adclick_query::{ADVERTISER_LABEL, Policy, Refusal, enforce};
+use adclick_remote_write::{RequestBuilder, Sample, Sender};
+use adclick_testsupport::Stack;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector, parse};
 
@@ -113,4 +119,190 @@ pub fn matcher(vs: &VectorSelector, label: &str) -> Option<(String, String)> {
         .iter()
         .find(|m| m.name == label)
         .map(|m| (m.op.to_string(), m.value.clone()))
+}
+
+/// Two advertisers' samples of one test run in the stack's Prometheus (see [`write_samples`]).
+pub struct Written {
+    /// The caller's advertiser id: this run's own, used by no other test.
+    pub a: u64,
+    /// The other advertiser (`a + 1`), whose samples must never reach A.
+    pub b: u64,
+    /// The `test_id` label on both advertisers' series.
+    pub test_id: String,
+    /// The evaluation time of instant queries, Unix seconds: just after the last sample.
+    pub time: String,
+}
+
+/// Writes three minutes of `adclick_clicks` samples for an advertiser A (1, 2, 3) and another,
+/// B (100, 200, 300), both `campaign_id="1", ad_id="1"` and labelled with the scope's id, into
+/// the stack's Prometheus by remote_write.
+pub async fn write_samples(test: &str) -> Written {
+    let stack = Stack::get();
+    let scope = stack.isolated(test);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (a, b) = advertiser_pair(&scope.id);
+    let first = (now_ms / 1000 - 180) * 1000;
+    let mut builder = RequestBuilder::new();
+    for (advertiser, scale) in [(a, 1.0), (b, 100.0)] {
+        let samples = (0..3).map(|i| Sample::new(first + i * 60_000, scale * (i + 1) as f64));
+        builder
+            .series(
+                [
+                    ("__name__", "adclick_clicks".to_string()),
+                    ("advertiser_id", advertiser.to_string()),
+                    ("campaign_id", "1".to_string()),
+                    ("ad_id", "1".to_string()),
+                    ("test_id", scope.id.clone()),
+                ],
+                samples,
+            )
+            .unwrap();
+    }
+    let sender = Sender::new(
+        &adclick_remote_write::Config::for_url(stack.remote_write_url()),
+        adclick_remote_write::Metrics::new(),
+    )
+    .unwrap();
+    sender.send(&builder.build()).await.unwrap();
+    Written {
+        a,
+        b,
+        test_id: scope.id,
+        time: format!("{}", (first + 120_000) / 1000 + 1),
+    }
+}
+
+/// `application/x-www-form-urlencoded` text of `params`, every byte but the unreserved ones
+/// percent-encoded.
+pub fn url_encode(params: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (k, v) in params {
+        if !s.is_empty() {
+            s.push('&');
+        }
+        s.push_str(&encode_component(k));
+        s.push('=');
+        s.push_str(&encode_component(v));
+    }
+    s
+}
+
+pub fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// An HTTP answer as a test reads it: status, headers (names lower-cased), body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    /// reqwest's response, read whole.
+    pub async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect();
+        let body = response.text().await.unwrap();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {}", self.status, self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut values = self.headers.iter().filter(|(k, _)| k == name);
+        values.next().map(|(_, v)| v.as_str())
+    }
+
+    /// A refusal: `status`, Prometheus' error envelope, `reason` in its message.
+    pub fn refused(&self, status: u16, reason: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let v = self.json();
+        assert_eq!(v["status"], "error", "{v}");
+        assert!(
+            v["errorType"].as_str().is_some_and(|t| !t.is_empty()),
+            "{v}"
+        );
+        let error = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+        assert!(error.contains(reason), "{reason:?} not in {error:?}");
+    }
+}
+
+/// Sends `bytes` as they are on a new connection to `addr`, and reads every HTTP/1.1 answer
+/// until the server closes it: for requests no client would send as written.
+pub async fn exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<Answer> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut read = Vec::new();
+    let within = std::time::Duration::from_secs(20);
+    tokio::time::timeout(within, stream.read_to_end(&mut read))
+        .await
+        .expect("no answer within 20 s")
+        .unwrap();
+    parse_answers(&read)
+}
+
+/// The HTTP/1.1 answers in `bytes`, one after another (Content-Length or chunked bodies).
+fn parse_answers(mut bytes: &[u8]) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let mut rest = &bytes[end + 4..];
+        let mut body = Vec::new();
+        if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+                let size = std::str::from_utf8(&rest[..eol]).unwrap().trim();
+                let size = usize::from_str_radix(size, 16).unwrap();
+                body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+                rest = &rest[eol + 2 + size + 2..];
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let len = header("content-length").map_or(rest.len(), |v| v.parse().unwrap());
+            body.extend_from_slice(&rest[..len]);
+            rest = &rest[len..];
+        }
+        answers.push(Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).to_string(),
+        });
+        bytes = rest;
+    }
+    answers
 }
