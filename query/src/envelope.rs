@@ -29,6 +29,13 @@ pub enum ApiError {
     InvalidLabelName,
     #[error("not found")]
     NotFound,
+    /// A path of the API asked with a method it is not served on (Grafana retries a POST
+    /// answered 405 as a GET).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body could not be read: over the body limit (413) or broken (400).
+    #[error("unreadable body")]
+    Body(StatusCode),
     /// `/v1/clicks` asked by an operator: its answers are one advertiser's.
     #[error("advertisers only")]
     AdvertiserOnly,
@@ -51,6 +58,7 @@ impl ApiError {
             ApiError::Refused(_) => "refused",
             ApiError::BadParam(_) | ApiError::InvalidLabelName => "bad_request",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed | ApiError::Body(_) => "bad_request",
             ApiError::AdvertiserOnly => "refused",
             ApiError::Rest(e) if e.status() == 422 => "over_limit",
             ApiError::Rest(e) if e.status() < 500 => "bad_request",
@@ -86,6 +94,21 @@ impl ApiError {
                 "invalid label name".into(),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "not found".into()),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "bad_data",
+                "this method is not allowed here".into(),
+            ),
+            ApiError::Body(status) if *status == StatusCode::PAYLOAD_TOO_LARGE => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_data",
+                "the request body is larger than 1 MiB".into(),
+            ),
+            ApiError::Body(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad_data",
+                "the request body could not be read".into(),
+            ),
             ApiError::AdvertiserOnly => (
                 StatusCode::FORBIDDEN,
                 "bad_data",

@@ -19,6 +19,25 @@ use crate::tier::Tiers;
 
 const MATCH: &str = "match[]";
 
+/// The parameters forwarded with a query: Prometheus' own and Thanos' (`dedup`,
+/// `partial_response`, `max_source_resolution`). Others are dropped: `lookback_delta`
+/// (Prometheus 2.43+, Thanos) would read further back than the range limit checked, and a
+/// parameter a later upstream learns must be looked at here before it is forwarded.
+const QUERY_PARAMS: [&str; 9] = [
+    "query",
+    "time",
+    "start",
+    "end",
+    "step",
+    "timeout",
+    "dedup",
+    "partial_response",
+    "max_source_resolution",
+];
+
+/// The parameters forwarded with `series`, `labels` and `label/<name>/values`.
+const METADATA_PARAMS: [&str; 6] = [MATCH, "start", "end", "limit", "dedup", "partial_response"];
+
 /// The upstream's answer and which upstream gave it.
 pub(crate) struct Answer {
     pub(crate) response: Response,
@@ -90,6 +109,7 @@ pub(crate) async fn forward(
                 None => Err(ApiError::AdvertiserOnly),
             };
         }
+        Endpoint::WrongMethod => return Err(ApiError::MethodNotAllowed),
         Endpoint::Other => return Err(ApiError::NotFound),
     };
     let upstream = state.upstream(target);
@@ -153,6 +173,7 @@ fn query(
     let asked = params.duration("timeout").map_err(ApiError::BadParam)?;
     let timeout = state.limits.timeout(asked);
     let params = params
+        .only(&QUERY_PARAMS)
         .replace("query", [rendered])
         .replace("timeout", [seconds(timeout)]);
     Ok((route.target, params))
@@ -237,9 +258,10 @@ fn metadata(
         .routing
         .route(tiers, start.unwrap_or(now), now)
         .map_err(ApiError::Refused)?;
+    let params = params.only(&METADATA_PARAMS);
     if prepared.is_empty() {
         // An operator's request without match[]: as it is.
-        return Ok((route.target, params.clone()));
+        return Ok((route.target, params));
     }
     let rendered = prepared
         .into_iter()

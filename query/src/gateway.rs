@@ -21,11 +21,12 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::caller::Caller;
+use crate::credentials::Rejected;
 use crate::envelope::ApiError;
 use crate::forward::forward;
 use crate::params::Params;
@@ -51,6 +52,8 @@ pub(crate) enum Endpoint {
     Rules,
     Alerts,
     Clicks,
+    /// A path of the API asked with a method it is not served on.
+    WrongMethod,
     Other,
 }
 
@@ -68,7 +71,7 @@ impl Endpoint {
             Endpoint::Rules => "rules",
             Endpoint::Alerts => "alerts",
             Endpoint::Clicks => "clicks",
-            Endpoint::Other => "other",
+            Endpoint::WrongMethod | Endpoint::Other => "other",
         }
     }
 }
@@ -78,29 +81,43 @@ pub(crate) struct Incoming {
     pub(crate) method: Method,
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
+    /// Who is asking, decided from the headers before anything else is read.
+    pub(crate) authenticated: Result<Caller, Rejected>,
+    /// The form body; empty when the request is not authenticated (never read then).
     pub(crate) body: Bytes,
+    /// Why the body could not be read (413 over the body limit), answered instead.
+    unread: Option<StatusCode>,
 }
 
-/// Every endpoint's one extractor: what `handle` reads of a request. The body (a form) is read
-/// within the router's body limit; axum's rejection (413, …) is the answer otherwise.
-impl<S: Send + Sync> FromRequest<S> for Incoming {
-    type Rejection = Response;
+/// Every endpoint's one extractor: the caller from the headers, then, for an authenticated
+/// request only, the body within the router's body limit (an unauthenticated one costs the
+/// gateway no body read).
+impl FromRequest<AppState> for Incoming {
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request(request: Request, state: &S) -> Result<Incoming, Response> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Incoming, Self::Rejection> {
         let (parts, body) = request.into_parts();
+        let authenticated = state.credentials.current().authenticate(&parts.headers);
         let (method, uri, headers) = (
             parts.method.clone(),
             parts.uri.clone(),
             parts.headers.clone(),
         );
-        let body = Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let (body, unread) = if authenticated.is_ok() {
+            match Bytes::from_request(Request::from_parts(parts, body), state).await {
+                Ok(body) => (body, None),
+                Err(rejection) => (Bytes::new(), Some(rejection.status())),
+            }
+        } else {
+            (Bytes::new(), None)
+        };
         Ok(Incoming {
             method,
             uri,
             headers,
+            authenticated,
             body,
+            unread,
         })
     }
 }
@@ -132,6 +149,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts", get(alerts_handler))
         .route("/v1/clicks", get(clicks_handler))
         .fallback(fallback)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -188,6 +206,10 @@ async fn fallback(State(state): State<AppState>, incoming: Incoming) -> Response
     handle(&state, Endpoint::Other, &incoming, None).await
 }
 
+async fn wrong_method(State(state): State<AppState>, incoming: Incoming) -> Response {
+    handle(&state, Endpoint::WrongMethod, &incoming, None).await
+}
+
 /// Answers one request: authenticated, admitted by the caller's limits, forwarded; counted,
 /// timed and written to the audit log.
 async fn handle(
@@ -197,10 +219,13 @@ async fn handle(
     label: Option<&str>,
 ) -> Response {
     let started = Instant::now();
-    let credentials = state.credentials.current();
-    let authenticated = credentials.authenticate(&incoming.headers);
-    let result = match &authenticated {
+    let authenticated = &incoming.authenticated;
+    let result = match authenticated {
         Err(_) => Err(ApiError::Unauthorized),
+        Ok(_) if endpoint == Endpoint::WrongMethod => Err(ApiError::MethodNotAllowed),
+        Ok(_) if incoming.unread.is_some() => Err(ApiError::Body(
+            incoming.unread.unwrap_or(StatusCode::BAD_REQUEST),
+        )),
         Ok(caller) => match state.limits.admit(*caller) {
             Err(e) => Err(ApiError::Limited(e)),
             // The permit is held until the answer is read from the upstream.

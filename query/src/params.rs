@@ -118,6 +118,17 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// These parameters with only those named in `names`, in order.
+    pub fn only(&self, names: &[&str]) -> Params {
+        Params(
+            self.0
+                .iter()
+                .filter(|(k, _)| names.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// These parameters without any named `name`, then `name` with each of `values`.
     pub fn replace(&self, name: &str, values: impl IntoIterator<Item = String>) -> Params {
         let mut pairs: Vec<(String, String)> =

@@ -252,3 +252,22 @@ async fn clicks_is_for_advertisers_and_checks_its_parameters_first() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(metrics.requests("clicks", "bad_request"), 2);
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_405_in_the_envelope_with_allow() {
+    let (app, metrics, _) = gateway();
+    let request = Request::put("/api/v1/query?query=1")
+        .header("authorization", "Bearer key-42")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains("not allowed"));
+    assert_eq!(allow.as_deref(), Some("GET,HEAD,POST"));
+    assert_eq!(metrics.requests("other", "bad_request"), 1);
+}
