@@ -271,3 +271,55 @@ async fn a_wrong_method_is_405_in_the_envelope_with_allow() {
     assert_eq!(allow.as_deref(), Some("GET,HEAD,POST"));
     assert_eq!(metrics.requests("other", "bad_request"), 1);
 }
+
+/// A writer into a shared buffer, for capturing log lines.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_audit_line_per_request_naming_caller_query_and_outcome() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (app, _, _) = gateway();
+    call(&app, get("/api/v1/query?query=up", Some("key-42"))).await;
+    call(&app, get("/api/v1/labels", Some("no-such-key"))).await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let audit: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["target"] == "adclick_query::audit")
+        .collect();
+    assert_eq!(audit.len(), 2, "{text}");
+    let f = &audit[0]["fields"];
+    assert_eq!(f["caller"], "advertiser:42", "{f}");
+    assert_eq!(f["endpoint"], "query");
+    assert_eq!(f["query"], r#"["up"]"#);
+    assert_eq!(
+        (f["outcome"].as_str(), f["status"].as_u64()),
+        (Some("refused"), Some(403))
+    );
+    assert!(f["duration_ms"].as_f64().is_some(), "{f}");
+    let f = &audit[1]["fields"];
+    assert_eq!(f["caller"], "unauthenticated (unknown key)", "{f}");
+    assert_eq!(
+        (f["outcome"].as_str(), f["status"].as_u64()),
+        (Some("unauthorized"), Some(401))
+    );
+    // The key itself is never written.
+    assert!(!text.contains("no-such-key"), "{text}");
+}
