@@ -41,6 +41,39 @@
 //! `https://bank.example@evil.example/` reads as a bank's address to a person and is not one, and
 //! no landing page needs credentials in its URL.
 //!
+//! # Format, version 2
+//!
+//! Version 2 adds two optional claims: who clicked (a user hash) and what the click costs (a
+//! price). Its binary token is version 1's fields 2–11, unchanged, behind the version byte `0x02`,
+//! then an extension field, then the tag:
+//!
+//! | # | field | size | content |
+//! |---|---|---|---|
+//! | 1 | version | 1 byte | `0x02` |
+//! | 2–11 | as version 1 | | key id length, key id, impression id, ad, campaign and advertiser ids, issued at, lifetime, landing URL length, landing URL |
+//! | 12 | presence | 1 byte | bit 0 (`0x01`): field 13 follows; bit 1 (`0x02`): field 14 follows; at least one of the two set, no other bit set |
+//! | 13 | user hash | 8 bytes, only if bit 0 | big-endian `u64`, non-zero: the placement side's salted hash of the user or device identity, as click.proto's `user_hash` defines it (the first 8 bytes of SHA-256(salt ‖ id)); never a raw id |
+//! | 14 | price | varint, only if bit 1 | the click's price in micro-units (millionths) of the campaign's currency: 2.50 in the campaign's currency is `2500000`; 0 is a price (a free click), not its absence |
+//! | 15 | tag | 32 bytes | HMAC-SHA256 as in version 1, over fields 1–14 (every byte before the tag) |
+//!
+//! Nothing follows the tag, and nothing may lie between the last field present and the tag.
+//! Everything else is read as in version 1: the tag is the last 32 bytes and is checked before
+//! field 4 onwards is read; the validity window and the landing URL's rules are the same.
+//!
+//! Why it is built so:
+//!
+//! - **Version 1 stays.** A signer writes version 1 whenever neither claim is present, so every
+//!   token without them is byte for byte what it was, and verifiers read both versions. A
+//!   version 2 token whose presence byte is `0x00` is refused: one set of claims has one token.
+//! - **Unknown presence bits are refused, not skipped.** A later version may put a field behind
+//!   a new bit; a verifier that skipped the bit would read that field's bytes as the next field it
+//!   knows, or count a click whose terms it cannot see. It refuses the token instead, so a
+//!   version 2 verifier never misreads a later version's token.
+//! - **Roll out verifiers before signers.** A version 1 verifier refuses a version 2 token
+//!   outright (unsupported version), so every verifier must read version 2 before any signer
+//!   issues it. The version byte and the extension are under the tag: a version 2 token cannot be
+//!   turned into a version 1 token, or lose its price, without the key.
+//!
 //! # Size
 //!
 //! A token is `ceil(4 n / 3)` characters for `n` binary bytes, and `n = 56 + K + L + v`, where
@@ -48,8 +81,15 @@
 //! characters**: key id `k1`, an ad id in the millions (4 varint bytes), a campaign id in the
 //! hundred thousands (3), an advertiser id in the thousands (2), a current issue time (5), a one-day
 //! lifetime (3) and a 50-byte landing URL; that is 70 bytes around the URL, so about 93 characters
-//! plus 4/3 of the URL's length. The longest accepted is [`MAX_TOKEN_LEN`]
-//! characters; verification refuses longer input before decoding it.
+//! plus 4/3 of the URL's length.
+//!
+//! Version 2 adds the presence byte, 8 bytes for a user hash and the price's varint:
+//! `n = 57 + K + L + v + 8 u + p`, where `u` and `p` are 1 when the user hash and the price are
+//! present (0 otherwise) and `v` also counts the price's varint bytes beyond one. The typical
+//! token with a user hash and a price of 0.25 (`250000`, 3 varint bytes) is **132 bytes, 176
+//! characters**. The longest accepted is [`MAX_TOKEN_LEN`] characters (a version 2 token with
+//! both claims and every field at its longest); verification refuses longer input before
+//! decoding it.
 //!
 //! # Keys
 //!
@@ -73,11 +113,18 @@
 //!     landing_url: Url::parse("https://shop.example/spring-sale").unwrap(),
 //!     issued_at_secs: 1_790_000_000,
 //!     expires_at_secs: 1_790_086_400,
+//!     user_hash: None,
+//!     price_micros: None,
 //! };
-//! let token = signer.sign(&claims).unwrap();
+//! let token = signer.sign(&claims).unwrap(); // version 1: neither optional claim
 //! let verified = verifier.verify(&token, 1_790_000_100).unwrap();
 //! assert_eq!(verified.claims, claims);
 //! assert_eq!(verified.key_id, "k1");
+//!
+//! // Version 2: who clicked (the placement side's salted hash) and the click's price.
+//! let priced = Claims { user_hash: Some(0x5eed_0f_a11ce), price_micros: Some(250_000), ..claims };
+//! let token = signer.sign(&priced).unwrap();
+//! assert_eq!(verifier.verify(&token, 1_790_000_100).unwrap().claims, priced);
 //! ```
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -85,22 +132,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
-use thiserror::Error;
 
 pub use url::Url;
 
 use crate::wire::IMPRESSION_ID_LEN;
 
 mod bytes;
+mod error;
+mod ext;
 mod keys;
 
 use bytes::{Reader, put_varint};
+pub use error::{InvalidClaims, Malformed, TokenError};
+use ext::Extension;
+pub use ext::{MAX_EXTENSION_BYTES, USER_HASH_LEN};
 pub use keys::{KeyError, KeyIdError, TokenKey, validate_key_id};
 
 /// Clock-skew allowance when configuration gives none, in seconds.
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 30;
-/// The only format version this build reads and writes.
-pub const VERSION: u8 = 1;
+/// Format version 1: no optional claims. Written for claims without user hash and price.
+pub const VERSION_1: u8 = 1;
+/// Format version 2: version 1 and an extension with a user hash, a price or both.
+pub const VERSION_2: u8 = 2;
 /// Longest key id, in bytes.
 pub const MAX_KEY_ID_LEN: usize = 16;
 /// Shortest secret, in bytes: HMAC-SHA256's own output size, below which a key is weaker than the tag.
@@ -116,8 +169,8 @@ const MAX_URL_LEN_VARINT_LEN: usize = 2;
 /// Shortest binary token: one-byte key id, one-byte varints, empty URL (refused later, but the
 /// structural minimum is what bounds reading).
 pub const MIN_TOKEN_BYTES: usize = 1 + 1 + 1 + IMPRESSION_ID_LEN + 5 + 1 + TAG_LEN;
-/// Longest binary token, give or take one byte: issue time and lifetime cannot both take ten varint
-/// bytes, as their sum fits a `u64`.
+/// Longest binary token, give or take one byte: a version 2 token with both optional claims.
+/// (Issue time and lifetime cannot both take ten varint bytes, as their sum fits a `u64`.)
 pub const MAX_TOKEN_BYTES: usize = 1
     + 1
     + MAX_KEY_ID_LEN
@@ -125,6 +178,7 @@ pub const MAX_TOKEN_BYTES: usize = 1
     + 5 * MAX_VARINT_LEN
     + MAX_URL_LEN_VARINT_LEN
     + MAX_URL_LEN
+    + MAX_EXTENSION_BYTES
     + TAG_LEN;
 /// Longest token text, in characters (unpadded base64 of [`MAX_TOKEN_BYTES`]).
 pub const MAX_TOKEN_LEN: usize = (MAX_TOKEN_BYTES * 4).div_ceil(3);
@@ -143,18 +197,38 @@ pub struct Claims {
     pub issued_at_secs: u64,
     /// Unix time, seconds, from which the token is no longer valid (not before `issued_at_secs`).
     pub expires_at_secs: u64,
+    /// Who clicked, when the placement side knows (version 2): its salted hash of the user or
+    /// device identity, as click.proto's `user_hash` defines it; never a raw id. Non-zero (0 is
+    /// click.proto's "unknown", which a token says with `None`).
+    pub user_hash: Option<u64>,
+    /// What the click costs, in micro-units of the campaign's currency (version 2).
+    pub price_micros: Option<u64>,
 }
 
 impl Claims {
+    /// The format version a signer writes these claims in: 2 when they carry a user hash or a
+    /// price, else 1.
+    pub fn version(&self) -> u8 {
+        if self.user_hash.is_none() && self.price_micros.is_none() {
+            VERSION_1
+        } else {
+            VERSION_2
+        }
+    }
+
     /// Seconds between issue and expiry, as encoded (zero if the claims are inconsistent).
     pub fn lifetime_secs(&self) -> u64 {
         self.expires_at_secs.saturating_sub(self.issued_at_secs)
     }
 
-    /// Checks what a signer promises: non-zero ids, a signable URL, expiry not before issue.
+    /// Checks what a signer promises: non-zero ids and user hash, a signable URL, expiry not
+    /// before issue.
     pub fn validate(&self) -> Result<(), InvalidClaims> {
         if let Some(field) = zero_id_field(self.ad_id, self.campaign_id, self.advertiser_id) {
             return Err(InvalidClaims::ZeroId(field));
+        }
+        if self.user_hash == Some(0) {
+            return Err(InvalidClaims::ZeroId("user hash"));
         }
         if let Some(refusal) = url_refusal(&self.landing_url) {
             return Err(match refusal {
@@ -188,113 +262,6 @@ pub fn unix_now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Why claims cannot be signed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum InvalidClaims {
-    #[error("{0} is zero")]
-    ZeroId(&'static str),
-    #[error("landing URL scheme `{0}` is not http or https")]
-    BadUrlScheme(String),
-    #[error("landing URL carries a user name or password")]
-    UrlCredentials,
-    #[error("landing URL is {0} bytes, longer than {MAX_URL_LEN}")]
-    UrlTooLong(usize),
-    #[error("expires at {expires_at_secs}, before it is issued at {issued_at_secs}")]
-    ExpiresBeforeIssued {
-        issued_at_secs: u64,
-        expires_at_secs: u64,
-    },
-}
-
-/// Why a token is refused. Each reason is its own variant; [`TokenError::reason`] names it for
-/// metrics and logs.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TokenError {
-    /// Longer than [`MAX_TOKEN_LEN`]: refused before any decoding.
-    #[error("token is {0} bytes long, more than {MAX_TOKEN_LEN}")]
-    TooLong(usize),
-    /// Not a token of this format; says what is wrong.
-    #[error("malformed token: {0}")]
-    Malformed(Malformed),
-    /// Well formed, signed with a key id this verifier does not hold.
-    #[error("token signed with unknown key id `{0}`")]
-    UnknownKey(String),
-    /// The tag does not match: forged or altered.
-    #[error("token signature does not match")]
-    BadSignature,
-    #[error("token expired at {expires_at_secs} (now {now_secs}, skew allowance {skew_secs} s)")]
-    Expired {
-        expires_at_secs: u64,
-        now_secs: u64,
-        skew_secs: u64,
-    },
-    #[error(
-        "token issued at {issued_at_secs}, in the future (now {now_secs}, skew allowance {skew_secs} s)"
-    )]
-    NotYetValid {
-        issued_at_secs: u64,
-        now_secs: u64,
-        skew_secs: u64,
-    },
-    /// Signed, but the landing URL is not http or https.
-    #[error("landing URL scheme `{0}` is not http or https")]
-    BadUrlScheme(String),
-    /// Signed, but the landing URL carries a user name or password.
-    #[error("landing URL carries a user name or password")]
-    UrlCredentials,
-}
-
-impl TokenError {
-    /// A short stable name of the reason (`malformed`, `expired`, …) for metric labels.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::TooLong(_) => "too_long",
-            Self::Malformed(_) => "malformed",
-            Self::UnknownKey(_) => "unknown_key",
-            Self::BadSignature => "bad_signature",
-            Self::Expired { .. } => "expired",
-            Self::NotYetValid { .. } => "not_yet_valid",
-            Self::BadUrlScheme(_) => "bad_url_scheme",
-            Self::UrlCredentials => "url_credentials",
-        }
-    }
-}
-
-/// What makes a token malformed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum Malformed {
-    #[error("not unpadded URL-safe base64")]
-    NotBase64,
-    #[error("{0} bytes, shorter than any token ({MIN_TOKEN_BYTES})")]
-    TooShort(usize),
-    #[error("format version {0}, this build reads version {VERSION}")]
-    UnsupportedVersion(u8),
-    #[error("key id: {0}")]
-    KeyId(KeyIdError),
-    #[error("ends inside the {0}")]
-    Truncated(&'static str),
-    #[error("{0} is not a minimal LEB128 varint of at most 64 bits")]
-    BadVarint(&'static str),
-    #[error("{0} is zero")]
-    ZeroId(&'static str),
-    #[error("issue time plus lifetime overflows")]
-    ExpiryOverflow,
-    #[error("landing URL length {0} is not in 1..={MAX_URL_LEN}")]
-    UrlLength(u64),
-    #[error("landing URL is not UTF-8")]
-    UrlNotUtf8,
-    #[error("landing URL does not parse: {0}")]
-    UrlUnparsable(url::ParseError),
-    #[error("{0} unexpected bytes between the landing URL and the tag")]
-    TrailingBytes(usize),
-}
-
-impl From<Malformed> for TokenError {
-    fn from(malformed: Malformed) -> TokenError {
-        TokenError::Malformed(malformed)
-    }
-}
-
 /// Signs tokens with one key.
 #[derive(Debug, Clone)]
 pub struct Signer {
@@ -310,14 +277,21 @@ impl Signer {
         self.key.id()
     }
 
-    /// The token for `claims`, after checking them ([`Claims::validate`]).
+    /// The token for `claims`, after checking them ([`Claims::validate`]): version 1 when they
+    /// carry neither user hash nor price, so such tokens are exactly what they were before
+    /// version 2; version 2 otherwise.
     pub fn sign(&self, claims: &Claims) -> Result<String, InvalidClaims> {
         claims.validate()?;
         let url = claims.landing_url.as_str().as_bytes();
         let key_id = self.key.id.as_bytes();
-        let mut binary =
-            Vec::with_capacity(MIN_TOKEN_BYTES + key_id.len() + url.len() + 4 * MAX_VARINT_LEN);
-        binary.push(VERSION);
+        let extension = Extension {
+            user_hash: claims.user_hash,
+            price_micros: claims.price_micros,
+        };
+        let mut binary = Vec::with_capacity(
+            MIN_TOKEN_BYTES + key_id.len() + url.len() + 4 * MAX_VARINT_LEN + MAX_EXTENSION_BYTES,
+        );
+        binary.push(claims.version());
         // Key id length fits a byte: TokenKey::new checked it is at most MAX_KEY_ID_LEN.
         binary.push(key_id.len() as u8);
         binary.extend_from_slice(key_id);
@@ -333,6 +307,9 @@ impl Signer {
             put_varint(&mut binary, value);
         }
         binary.extend_from_slice(url);
+        if claims.version() == VERSION_2 {
+            extension.put(&mut binary);
+        }
         let mut mac = self.key.keyed_mac.clone();
         mac.update(&binary);
         binary.extend_from_slice(&mac.finalize().into_bytes());
@@ -409,8 +386,9 @@ impl Verifier {
 
     /// Verifies `token` (text, as in the click URL) at Unix second `now_secs`.
     ///
-    /// Checks, in order: length, base64, version, key id, tag, the fields' encoding, the landing
-    /// URL, then issue and expiry times; the first failure is the one reported. Never panics.
+    /// Checks, in order: length, base64, version (1 or 2), key id, tag, the fields' encoding
+    /// (version 2's extension included), the landing URL, then issue and expiry times; the first
+    /// failure is the one reported. Never panics.
     pub fn verify(&self, token: impl AsRef<[u8]>, now_secs: u64) -> Result<Verified, TokenError> {
         let text = token.as_ref();
         // Bound the work before decoding: a long path costs one comparison.
@@ -429,7 +407,7 @@ impl Verifier {
 
         let mut reader = Reader { rest: signed };
         let version = reader.byte("version")?;
-        if version != VERSION {
+        if version != VERSION_1 && version != VERSION_2 {
             return Err(Malformed::UnsupportedVersion(version).into());
         }
         let key_id_len = reader.byte("key id length")?;
@@ -448,7 +426,7 @@ impl Verifier {
             .map_err(|_| TokenError::BadSignature)?;
 
         // Only now, with the bytes known to come from a key holder, read the claims.
-        let claims = read_claims(&mut reader)?;
+        let claims = read_claims(&mut reader, version)?;
         if let Some(refusal) = url_refusal(&claims.landing_url) {
             return Err(match refusal {
                 UrlRefusal::Scheme(scheme) => TokenError::BadUrlScheme(scheme),
@@ -482,8 +460,8 @@ impl Verifier {
     }
 }
 
-/// Reads fields 4–11 (after the key id) and checks nothing follows them.
-fn read_claims(reader: &mut Reader<'_>) -> Result<Claims, Malformed> {
+/// Reads fields 4–11 (after the key id), version 2's extension, and checks nothing follows.
+fn read_claims(reader: &mut Reader<'_>, version: u8) -> Result<Claims, Malformed> {
     let impression_id: [u8; IMPRESSION_ID_LEN] = reader
         .take(IMPRESSION_ID_LEN, "impression id")?
         .try_into()
@@ -505,6 +483,11 @@ fn read_claims(reader: &mut Reader<'_>) -> Result<Claims, Malformed> {
         _ => return Err(Malformed::UrlLength(url_len)),
     };
     let url_bytes = reader.take(url_len, "landing URL")?;
+    let extension = if version == VERSION_2 {
+        Extension::read(reader)?
+    } else {
+        Extension::default()
+    };
     if !reader.rest.is_empty() {
         return Err(Malformed::TrailingBytes(reader.rest.len()));
     }
@@ -518,6 +501,8 @@ fn read_claims(reader: &mut Reader<'_>) -> Result<Claims, Malformed> {
         landing_url,
         issued_at_secs,
         expires_at_secs,
+        user_hash: extension.user_hash,
+        price_micros: extension.price_micros,
     })
 }
 
@@ -551,3 +536,5 @@ fn url_refusal(url: &Url) -> Option<UrlRefusal> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;

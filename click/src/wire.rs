@@ -137,6 +137,7 @@ mod tests {
             receive_time_ms: 1_795_000_000_456,
             user_hash: 0xdead_beef_cafe_f00d,
             flags: 0,
+            price_micros: 2_500_000,
         };
         c.set_flag(ClickFlag::DedupUnchecked);
         c.set_flag(ClickFlag::Replayed);

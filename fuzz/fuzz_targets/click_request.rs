@@ -55,9 +55,12 @@ enum Token {
         https: bool,
         issued_ago_secs: u16,
         lifetime_secs: u32,
+        /// Version 2's optional claims (a zero user hash is not signable: skipped).
+        user_hash: Option<u64>,
+        price_micros: Option<u64>,
     },
-    /// Bytes after a valid version and key id, sealed with a valid tag.
-    Sealed(Vec<u8>),
+    /// Bytes after a valid version (1 or, with `v2`, 2) and key id, sealed with a valid tag.
+    Sealed { v2: bool, body: Vec<u8> },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -87,9 +90,10 @@ fn key() -> TokenKey {
     TokenKey::new(KEY_ID, SECRET).expect("valid key")
 }
 
-/// `body` after a version-1 header naming the harness's key, with its valid tag, as token text.
-fn seal(body: &[u8]) -> String {
-    let mut binary = vec![1, KEY_ID.len() as u8];
+/// `body` after a version 1 (or 2) header naming the harness's key, with its valid tag, as token
+/// text.
+fn seal(v2: bool, body: &[u8]) -> String {
+    let mut binary = vec![if v2 { 2 } else { 1 }, KEY_ID.len() as u8];
     binary.extend_from_slice(KEY_ID.as_bytes());
     binary.extend_from_slice(body);
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
@@ -102,7 +106,7 @@ fn seal(body: &[u8]) -> String {
 fn token_text(token: &Token, now_secs: u64) -> Option<(String, Option<Claims>)> {
     Some(match token {
         Token::Raw(text) => (text.clone(), None),
-        Token::Sealed(body) => (seal(body), None),
+        Token::Sealed { v2, body } => (seal(*v2, body), None),
         Token::Signed {
             impression_id,
             ad_id,
@@ -112,6 +116,8 @@ fn token_text(token: &Token, now_secs: u64) -> Option<(String, Option<Claims>)> 
             https,
             issued_ago_secs,
             lifetime_secs,
+            user_hash,
+            price_micros,
         } => {
             let scheme = if *https { "https" } else { "http" };
             let issued_at_secs = now_secs.saturating_sub(u64::from(*issued_ago_secs));
@@ -123,6 +129,8 @@ fn token_text(token: &Token, now_secs: u64) -> Option<(String, Option<Claims>)> 
                 landing_url: Url::parse(&format!("{scheme}://{url}")).ok()?,
                 issued_at_secs,
                 expires_at_secs: issued_at_secs + u64::from(*lifetime_secs),
+                user_hash: *user_hash,
+                price_micros: *price_micros,
             };
             let text = Signer::new(key()).sign(&claims).ok()?;
             (text, Some(claims))

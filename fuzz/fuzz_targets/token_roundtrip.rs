@@ -23,6 +23,9 @@ struct Input {
     key_id: String,
     secret: [u8; 32],
     clock_skew_secs: u16,
+    /// Version 2's optional claims: with either, the token is version 2.
+    user_hash: Option<u64>,
+    price_micros: Option<u64>,
 }
 
 fuzz_target!(|input: Input| {
@@ -51,6 +54,8 @@ fuzz_target!(|input: Input| {
         landing_url,
         issued_at_secs: input.issued_at_secs,
         expires_at_secs: input.issued_at_secs.wrapping_add(input.lifetime_secs),
+        user_hash: input.user_hash,
+        price_micros: input.price_micros,
     };
     let token = match (signer.sign(&claims), claims.validate()) {
         (Ok(token), Ok(())) => token,

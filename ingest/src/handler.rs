@@ -111,9 +111,13 @@ async fn click(state: &Arc<AppState>, click_request: &ClickRequest) -> Result<Re
         advertiser_id: claims.advertiser_id,
         event_time_ms: decision.event_time_ms,
         receive_time_ms: now.receive_ms,
-        // No user identity reaches ingest yet; 0 is the contract's "unknown".
-        user_hash: 0,
+        // A version 2 token's user hash is already the placement side's salted hash (click.proto's
+        // definition): copied as it is, never hashed again, so it still matches the placement
+        // side's records. Without one, 0 is the contract's "unknown".
+        user_hash: claims.user_hash.unwrap_or(0),
         flags: 0,
+        // Signed with the impression, so a click cannot name its own price.
+        price_micros: claims.price_micros.unwrap_or(0),
     };
     let recorded = state
         .tracker

@@ -63,6 +63,7 @@ impl KafkaTarget {
             receive_time_ms,
             user_hash: send.user_hash,
             flags: 0,
+            price_micros: send.price_micros.unwrap_or(0),
         };
         click.set_flag(ClickFlag::Synthetic);
         if send.kind == SendKind::Duplicate || send.duplicated_later {

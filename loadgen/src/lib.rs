@@ -7,6 +7,7 @@
 //! | [`population`] | advertisers → campaigns → ads; Zipf skew and hot ads |
 //! | [`shape`] | steady, ramp and burst rates, and the schedule of send instants |
 //! | [`plan`] | every send decided by the seed: duplicates, lateness, forged and expired tokens |
+//! | [`users`] | who clicks and what a click costs: signed into version 2 tokens, off by default |
 //! | [`tokens`] | genuine and forged impression tokens for the HTTP target |
 //! | [`http`] | the HTTP target (ingest's `/click/{token}`) |
 //! | [`kafka`] | the Kafka target (click.proto records) |
@@ -25,6 +26,7 @@ pub mod run;
 pub mod shape;
 pub mod tokens;
 pub mod truth;
+pub mod users;
 
 pub use plan::{Plan, PlanConfig, Send, SendKind};
 pub use run::{RunError, RunOptions, Target, run};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::population::{AdRef, Population, PopulationConfig, PopulationError};
 use crate::shape::{Schedule, TrafficShape};
+use crate::users::{Extras, PriceRange};
 
 /// What to send, and how much of it is noise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,13 @@ pub struct PlanConfig {
     pub expired_share: f64,
     /// Lifetime of genuine tokens.
     pub token_ttl_secs: u64,
+    /// Users who click, each click's drawn uniformly among them and signed into its token
+    /// (version 2) as their salted hash (`users::user_hash`). 0: no population; tokens carry no
+    /// user, and the Kafka target's records a random hash per click, as before.
+    pub users: u64,
+    /// Each click's price, signed into its token (version 2) and written into the Kafka target's
+    /// record. None: unpriced.
+    pub prices: Option<PriceRange>,
 }
 
 impl Default for PlanConfig {
@@ -66,6 +74,8 @@ impl Default for PlanConfig {
             forged_share: 0.001,
             expired_share: 0.001,
             token_ttl_secs: 3600,
+            users: 0,
+            prices: None,
         }
     }
 }
@@ -83,6 +93,8 @@ pub enum PlanError {
     SharesExceedOne,
     #[error("{0} must be positive and finite")]
     Duration(&'static str),
+    #[error("the lowest price, {min_micros}, is above the highest, {max_micros}")]
+    PriceRange { min_micros: u64, max_micros: u64 },
 }
 
 /// How a send's token is forged.
@@ -133,7 +145,13 @@ pub struct Send {
     /// The token's issue time (s since the epoch) and lifetime.
     pub issued_at_secs: i64,
     pub ttl_secs: u64,
+    /// Who clicked, as the click record carries it: one of the plan's `users` when it has any,
+    /// else random per click (then only the Kafka target's records carry it).
     pub user_hash: u64,
+    /// The token carries `user_hash` (the plan has `users`).
+    pub user_in_token: bool,
+    /// The click's price in micro-units (the plan has `prices`), in the token and the record.
+    pub price_micros: Option<u64>,
     /// A duplicate of this impression is planned later in the run.
     pub duplicated_later: bool,
 }
@@ -158,6 +176,8 @@ pub struct Plan {
     config: PlanConfig,
     population: Population,
     rng: ChaCha8Rng,
+    /// Users and prices, from a stream of their own: see `users`.
+    extras: Extras,
     schedule: Schedule,
     /// Duplicates waiting for their time, earliest first.
     pending: BinaryHeap<Reverse<(i64, u64)>>,
@@ -196,9 +216,16 @@ impl Plan {
                 return Err(PlanError::Duration(name));
             }
         }
+        if let Some(p) = config.prices.filter(|p| p.min_micros > p.max_micros) {
+            return Err(PlanError::PriceRange {
+                min_micros: p.min_micros,
+                max_micros: p.max_micros,
+            });
+        }
         let population = Population::new(config.population.clone())?;
         Ok(Plan {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
+            extras: Extras::new(config.seed, config.users, config.prices),
             schedule: Schedule::new(config.shape.clone(), config.duration_secs),
             population,
             pending: BinaryHeap::new(),
@@ -263,6 +290,7 @@ impl Plan {
             (served_secs, c.token_ttl_secs)
         };
         let duplicated_later = kind == SendKind::Click && rng.random::<f64>() < c.duplicate_share;
+        let (population_user, price_micros) = self.extras.draw();
         let send = Send {
             seq: 0,
             at_ms,
@@ -273,7 +301,10 @@ impl Plan {
             event_time_ms,
             issued_at_secs,
             ttl_secs,
-            user_hash,
+            // The random hash is drawn either way, so the main stream stays what it was.
+            user_hash: population_user.unwrap_or(user_hash),
+            user_in_token: population_user.is_some(),
+            price_micros,
             duplicated_later,
         };
         if duplicated_later {

@@ -89,6 +89,7 @@ fn main() {
             receive_time_ms: 0,
             user_hash: next(),
             flags: 0,
+            price_micros: 0,
         };
         batch.push(prost::Message::encode_to_vec(&click));
         offset += 1;

@@ -11,6 +11,7 @@ use adclick_loadgen::plan::{Plan, PlanConfig};
 use adclick_loadgen::population::PopulationConfig;
 use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
 use adclick_loadgen::shape::TrafficShape;
+use adclick_loadgen::users::PriceRange;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
@@ -116,6 +117,14 @@ pub struct LoadgenArgs {
     /// Share of requests with an expired token (http target only; default 0.001, 0 for kafka).
     #[arg(long)]
     expired_share: Option<f64>,
+    /// Users who click, each click's drawn uniformly among them: their salted hashes go into the
+    /// tokens (version 2) and records. 0: none (tokens stay version 1).
+    #[arg(long, default_value_t = 0)]
+    users: u64,
+    /// Price of each click in micro-units of the campaign's currency, signed into its token
+    /// (version 2) and record: one price (250000) or a uniform range (100000-2000000).
+    #[arg(long, value_name = "MICROS[-MICROS]", value_parser = PriceRange::parse)]
+    price_micros: Option<PriceRange>,
     /// Requests / unacknowledged records in flight at most.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
@@ -173,6 +182,8 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         too_late_share: args.too_late_share,
         forged_share: args.forged_share.unwrap_or(noise_default),
         expired_share: args.expired_share.unwrap_or(noise_default),
+        users: args.users,
+        prices: args.price_micros,
         ..PlanConfig::default()
     };
     let plan = Plan::new(plan_config).context("invalid traffic plan")?;

@@ -37,11 +37,23 @@ pub struct TokenArgs {
     /// Issue time, Unix seconds [default: now].
     #[arg(long)]
     issued_at: Option<u64>,
+    /// Who clicked: the placement side's salted hash of the user or device identity (click.proto's
+    /// `user_hash`: first 8 bytes of SHA-256(salt || id)), never a raw id. Non-zero; decimal, or
+    /// hex after `0x`. Makes the token version 2.
+    #[arg(long, value_name = "U64", value_parser = parse_user_hash)]
+    user_hash: Option<u64>,
+    /// The click's price in micro-units of the campaign's currency (2.50 is 2500000). Makes the
+    /// token version 2.
+    #[arg(long, value_name = "U64")]
+    price_micros: Option<u64>,
     /// Verify TOKEN instead of issuing one: print its fields, or why it is refused (exit status 1).
     #[arg(
         long,
         value_name = "TOKEN",
-        conflicts_with_all = ["ad", "campaign", "advertiser", "url", "ttl", "impression_id", "issued_at"]
+        conflicts_with_all = [
+            "ad", "campaign", "advertiser", "url", "ttl", "impression_id", "issued_at",
+            "user_hash", "price_micros",
+        ]
     )]
     verify: Option<String>,
     /// With --verify: the time to verify at, Unix seconds [default: now].
@@ -83,6 +95,8 @@ pub fn run(args: &TokenArgs, tokens: &TokensConfig, out: &mut impl Write) -> Res
         expires_at_secs: issued_at_secs
             .checked_add(args.ttl)
             .context("--issued-at plus --ttl overflows")?,
+        user_hash: args.user_hash,
+        price_micros: args.price_micros,
     };
     let token = signer.sign(&claims).context("cannot sign these claims")?;
     writeln!(out, "{token}")?;
@@ -91,6 +105,7 @@ pub fn run(args: &TokenArgs, tokens: &TokensConfig, out: &mut impl Write) -> Res
 
 fn write_verified(verified: &Verified, out: &mut impl Write) -> Result<()> {
     let claims = &verified.claims;
+    writeln!(out, "version:       {}", claims.version())?;
     writeln!(out, "key id:        {}", verified.key_id)?;
     writeln!(out, "impression id: {}", hex::encode(claims.impression_id))?;
     writeln!(out, "ad id:         {}", claims.ad_id)?;
@@ -104,6 +119,12 @@ fn write_verified(verified: &Verified, out: &mut impl Write) -> Result<()> {
         claims.expires_at_secs,
         claims.lifetime_secs()
     )?;
+    if let Some(user_hash) = claims.user_hash {
+        writeln!(out, "user hash:     {user_hash:#018x}")?;
+    }
+    if let Some(price_micros) = claims.price_micros {
+        writeln!(out, "price:         {price_micros} micro-units")?;
+    }
     Ok(())
 }
 
@@ -122,6 +143,19 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
     count
         .checked_mul(unit_secs)
         .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+/// A non-zero `u64`, decimal or hex after `0x` (hashes are usually written in hex).
+fn parse_user_hash(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    match parsed {
+        Ok(0) => Err("0 means no user hash: leave --user-hash out".into()),
+        Ok(hash) => Ok(hash),
+        Err(e) => Err(format!("`{text}` is not a u64 in decimal or 0x hex: {e}")),
+    }
 }
 
 fn parse_impression_id(text: &str) -> Result<[u8; IMPRESSION_ID_LEN], String> {
@@ -227,6 +261,89 @@ mod tests {
         assert!(
             err.to_string().starts_with("token refused (malformed)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn user_hash_and_price_issue_version_2() {
+        let verifier = tokens_config().verifier().unwrap();
+        let v1 = run_with(ISSUE, &tokens_config()).unwrap();
+        let claims_of = |token: &str| verifier.verify(token.trim(), 1_790_000_000).unwrap().claims;
+        assert_eq!(claims_of(&v1).version(), 1);
+        for (extra, user_hash, price_micros) in [
+            (
+                &["--user-hash=0x0123456789ABCDEF"][..],
+                Some(0x0123_4567_89ab_cdef),
+                None,
+            ),
+            (&["--price-micros=0"][..], None, Some(0)),
+            (
+                &["--user-hash=81985529216486895", "--price-micros=2500000"][..],
+                Some(81_985_529_216_486_895),
+                Some(2_500_000),
+            ),
+        ] {
+            let flags = [ISSUE, extra].concat();
+            let token = run_with(&flags, &tokens_config()).unwrap();
+            let claims = claims_of(&token);
+            assert_eq!(claims.version(), 2, "{extra:?}");
+            assert_eq!(
+                (claims.user_hash, claims.price_micros),
+                (user_hash, price_micros)
+            );
+            // Everything else is the version 1 token's.
+            let as_v1 = adclick_click::Claims {
+                user_hash: None,
+                price_micros: None,
+                ..claims
+            };
+            assert_eq!(as_v1, claims_of(&v1));
+        }
+
+        let flags = [
+            ISSUE,
+            &["--user-hash=0x0123456789abcdef", "--price-micros=250000"],
+        ]
+        .concat();
+        let token = run_with(&flags, &tokens_config()).unwrap();
+        let printed = run_with(
+            &["--verify", token.trim(), "--now=1790000000"],
+            &tokens_config(),
+        )
+        .unwrap();
+        for line in [
+            "version:       2\n",
+            "user hash:     0x0123456789abcdef\n",
+            "price:         250000 micro-units\n",
+        ] {
+            assert!(printed.contains(line), "{line:?} in {printed}");
+        }
+        let printed = run_with(
+            &["--verify", v1.trim(), "--now=1790000000"],
+            &tokens_config(),
+        )
+        .unwrap();
+        assert!(printed.contains("version:       1\n"), "{printed}");
+        assert!(
+            !printed.contains("user hash") && !printed.contains("price"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn user_hashes_are_non_zero_u64s() {
+        assert_eq!(parse_user_hash("42"), Ok(42));
+        assert_eq!(parse_user_hash("0xff"), Ok(255));
+        assert_eq!(parse_user_hash("0XFF"), Ok(255));
+        assert_eq!(parse_user_hash("0xffffffffffffffff"), Ok(u64::MAX));
+        for bad in ["0", "0x0", "", "0x", "-1", "0x1ffffffffffffffff", "ab"] {
+            assert!(parse_user_hash(bad).is_err(), "{bad}");
+        }
+        let flags = [ISSUE, &["--user-hash=0"]].concat();
+        assert!(run_with(&flags, &tokens_config()).is_err());
+        assert!(
+            run_with(&["--verify=x", "--price-micros=1"], &tokens_config()).is_err(),
+            "--verify conflicts"
         );
     }
 

@@ -8,19 +8,19 @@ use proptest::prelude::*;
 const SECRET: &[u8; 32] = b"adclick-token-tests-secret-32byt";
 const OTHER_SECRET: &[u8; 32] = b"adclick-token-tests-other-secret";
 const SKEW: u64 = 30;
-const ISSUED: u64 = 1_790_000_000;
+pub(super) const ISSUED: u64 = 1_790_000_000;
 const DAY: u64 = 86_400;
 
-fn verifier() -> Verifier {
+pub(super) fn verifier() -> Verifier {
     Verifier::new([TokenKey::new("k1", SECRET).unwrap()], SKEW).unwrap()
 }
 
-fn signer() -> Signer {
+pub(super) fn signer() -> Signer {
     verifier().signer("k1").unwrap()
 }
 
 /// The typical token of the module doc: ids of 4, 3 and 2 varint bytes, a 50-byte URL.
-fn typical_claims() -> Claims {
+pub(super) fn typical_claims() -> Claims {
     let url = "https://shop.example.com/spring-sale?utm_source=ad";
     assert_eq!(url.len(), 50);
     Claims {
@@ -31,31 +31,33 @@ fn typical_claims() -> Claims {
         landing_url: Url::parse(url).unwrap(),
         issued_at_secs: ISSUED,
         expires_at_secs: ISSUED + DAY,
+        user_hash: None,
+        price_micros: None,
     }
 }
 
 /// The fields of a binary token, to build bodies the signer refuses to make.
-struct Fields {
-    version: u8,
-    key_id: Vec<u8>,
-    impression_id: Vec<u8>,
-    ad_id: u64,
-    campaign_id: u64,
-    advertiser_id: u64,
-    issued_at_secs: u64,
-    lifetime_secs: u64,
-    url: Vec<u8>,
+pub(super) struct Fields {
+    pub(super) version: u8,
+    pub(super) key_id: Vec<u8>,
+    pub(super) impression_id: Vec<u8>,
+    pub(super) ad_id: u64,
+    pub(super) campaign_id: u64,
+    pub(super) advertiser_id: u64,
+    pub(super) issued_at_secs: u64,
+    pub(super) lifetime_secs: u64,
+    pub(super) url: Vec<u8>,
     /// Overrides the encoded URL length.
-    url_len: Option<u64>,
+    pub(super) url_len: Option<u64>,
     /// Bytes placed after the URL, before the tag.
-    trailing: Vec<u8>,
+    pub(super) trailing: Vec<u8>,
 }
 
 impl Fields {
-    fn typical() -> Fields {
+    pub(super) fn typical() -> Fields {
         let claims = typical_claims();
         Fields {
-            version: VERSION,
+            version: VERSION_1,
             key_id: b"k1".to_vec(),
             impression_id: claims.impression_id.to_vec(),
             ad_id: claims.ad_id,
@@ -69,13 +71,13 @@ impl Fields {
         }
     }
 
-    fn with(edit: impl FnOnce(&mut Fields)) -> Vec<u8> {
+    pub(super) fn with(edit: impl FnOnce(&mut Fields)) -> Vec<u8> {
         let mut fields = Fields::typical();
         edit(&mut fields);
         fields.encode()
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut body = vec![self.version, self.key_id.len() as u8];
         body.extend_from_slice(&self.key_id);
         body.extend_from_slice(&self.impression_id);
@@ -96,7 +98,7 @@ impl Fields {
 }
 
 /// `body` with a valid tag of `SECRET` appended, as text: what a key holder could produce.
-fn seal(body: &[u8]) -> String {
+pub(super) fn seal(body: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(SECRET).unwrap();
     mac.update(body);
     let mut binary = body.to_vec();
@@ -104,11 +106,11 @@ fn seal(body: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(binary)
 }
 
-fn verify_sealed(body: Vec<u8>) -> Result<Verified, TokenError> {
+pub(super) fn verify_sealed(body: Vec<u8>) -> Result<Verified, TokenError> {
     verifier().verify(seal(&body), ISSUED)
 }
 
-fn malformed(result: Result<Verified, TokenError>) -> Malformed {
+pub(super) fn malformed(result: Result<Verified, TokenError>) -> Malformed {
     match result {
         Err(TokenError::Malformed(m)) => m,
         other => panic!("expected a malformed token, got {other:?}"),
@@ -165,15 +167,33 @@ fn the_longest_token_is_within_a_byte_of_the_length_bound() {
         // their sum fits a u64, so the bound is one byte loose.
         issued_at_secs: 1 << 63,
         expires_at_secs: u64::MAX,
+        // Version 2 at its longest: both optional claims, a ten-byte price.
+        user_hash: Some(u64::MAX),
+        price_micros: Some(u64::MAX),
     };
     assert_eq!(claims.landing_url.as_str().len(), MAX_URL_LEN);
-    let token = verifier.signer(&key_id).unwrap().sign(&claims).unwrap();
+    let signer = verifier.signer(&key_id).unwrap();
+    let token = signer.sign(&claims).unwrap();
     assert_eq!(
         URL_SAFE_NO_PAD.decode(&token).unwrap().len(),
         MAX_TOKEN_BYTES - 1
     );
-    assert_eq!(token.len(), MAX_TOKEN_LEN - 1);
+    assert_eq!(token.len(), ((MAX_TOKEN_BYTES - 1) * 4).div_ceil(3));
+    assert!(token.len() < MAX_TOKEN_LEN);
     assert_eq!(verifier.verify(&token, 1 << 63).unwrap().claims, claims);
+
+    // Version 1 at its longest is the extension shorter.
+    let v1 = Claims {
+        user_hash: None,
+        price_micros: None,
+        ..claims
+    };
+    let token = signer.sign(&v1).unwrap();
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(&token).unwrap().len(),
+        MAX_TOKEN_BYTES - 1 - MAX_EXTENSION_BYTES
+    );
+    assert_eq!(verifier.verify(&token, 1 << 63).unwrap().claims, v1);
 }
 
 #[test]
@@ -238,8 +258,10 @@ fn short_input_is_malformed() {
 
 #[test]
 fn other_versions_are_malformed() {
-    let result = verify_sealed(Fields::with(|f| f.version = 2));
-    assert_eq!(malformed(result), Malformed::UnsupportedVersion(2));
+    for version in [0, 3, 0x81, u8::MAX] {
+        let result = verify_sealed(Fields::with(|f| f.version = version));
+        assert_eq!(malformed(result), Malformed::UnsupportedVersion(version));
+    }
 }
 
 #[test]
@@ -257,7 +279,7 @@ fn bad_key_ids_are_malformed() {
         Malformed::KeyId(KeyIdError::Characters)
     );
     // A length byte pointing past the end of the input.
-    let mut binary = vec![VERSION, 200];
+    let mut binary = vec![VERSION_1, 200];
     binary.resize(MIN_TOKEN_BYTES, b'k');
     let result = verifier().verify(URL_SAFE_NO_PAD.encode(&binary), ISSUED);
     assert_eq!(malformed(result), Malformed::Truncated("key id"));
@@ -310,7 +332,7 @@ fn signed_but_truncated_fields_are_malformed() {
         Malformed::Truncated("ad id")
     );
 
-    let mut body = vec![VERSION, 16];
+    let mut body = vec![VERSION_1, 16];
     body.extend_from_slice(&[b'k'; 16]);
     body.extend_from_slice(&[7; 7]);
     let verifier = Verifier::new([TokenKey::new(&"k".repeat(16), SECRET).unwrap()], SKEW).unwrap();
@@ -765,7 +787,7 @@ fn signable_url() -> impl Strategy<Value = Url> {
 }
 
 /// Any claims the signer accepts, the time window included.
-fn signable_claims() -> impl Strategy<Value = Claims> {
+pub(super) fn signable_claims() -> impl Strategy<Value = Claims> {
     (
         any::<[u8; 16]>(),
         1..=u64::MAX,
@@ -774,9 +796,22 @@ fn signable_claims() -> impl Strategy<Value = Claims> {
         signable_url(),
         any::<u64>(),
         any::<u64>(),
+        // Version 1 and each kind of version 2 token.
+        proptest::option::of(1..=u64::MAX),
+        proptest::option::of(any::<u64>()),
     )
         .prop_map(
-            |(impression_id, ad_id, campaign_id, advertiser_id, landing_url, issued, lifetime)| {
+            |(
+                impression_id,
+                ad_id,
+                campaign_id,
+                advertiser_id,
+                landing_url,
+                issued,
+                lifetime,
+                user_hash,
+                price_micros,
+            )| {
                 // Any lifetime that does not overflow.
                 let lifetime = lifetime % (u64::MAX - issued).saturating_add(1).max(1);
                 Claims {
@@ -787,6 +822,8 @@ fn signable_claims() -> impl Strategy<Value = Claims> {
                     landing_url,
                     issued_at_secs: issued,
                     expires_at_secs: issued + lifetime,
+                    user_hash,
+                    price_micros,
                 }
             },
         )
@@ -883,16 +920,19 @@ proptest! {
 
     #[test]
     fn arbitrary_input_never_panics(input in proptest::collection::vec(any::<u8>(), 0..400)) {
-        // As text, as base64 of a binary token, and signed after a valid header: the last reaches
-        // the field reader, which forged input cannot.
+        // As text, as base64 of a binary token, and signed after a valid header of either
+        // version: the last reaches the field reader, which forged input cannot.
         let _ = verifier().verify(&input, ISSUED);
         let _ = verifier().verify(URL_SAFE_NO_PAD.encode(&input), ISSUED);
-        let mut body = vec![VERSION, 2, b'k', b'1'];
-        body.extend_from_slice(&input);
-        if let Ok(verified) = verify_sealed(body) {
-            // Whatever verifies is signable again and verifies to the same claims.
-            let token = signer().sign(&verified.claims).unwrap();
-            prop_assert_eq!(verifier().verify(&token, ISSUED).unwrap(), verified);
+        for version in [VERSION_1, VERSION_2] {
+            let mut body = vec![version, 2, b'k', b'1'];
+            body.extend_from_slice(&input);
+            if let Ok(verified) = verify_sealed(body) {
+                // Whatever verifies is signable again and verifies to the same claims.
+                let token = signer().sign(&verified.claims).unwrap();
+                prop_assert_eq!(verifier().verify(&token, ISSUED).unwrap(), verified);
+            }
         }
     }
+
 }

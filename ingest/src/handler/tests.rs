@@ -51,6 +51,8 @@ fn claims(url: &str) -> Claims {
         landing_url: Url::parse(url).unwrap(),
         issued_at_secs: now - 10,
         expires_at_secs: now + 3600,
+        user_hash: None,
+        price_micros: None,
     }
 }
 
@@ -149,6 +151,42 @@ async fn a_valid_click_redirects_with_no_cache_headers_and_is_spilled_flagged() 
     assert!(click.has_flag(adclick_click::ClickFlag::DedupUnchecked));
     assert!(click.has_flag(adclick_click::ClickFlag::Replayed));
     assert_eq!(records[0].key, b"42");
+    // A version 1 token names no user and no price.
+    assert_eq!((click.user_hash, click.price_micros), (0, 0));
+}
+
+#[tokio::test]
+async fn a_version_2_tokens_user_hash_and_price_reach_the_record_as_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let user_hash = 0x8000_0000_0000_0001;
+    let priced_for = |user_hash, price_micros| Claims {
+        user_hash,
+        price_micros,
+        ..claims("https://shop.example/v2")
+    };
+    for c in [
+        priced_for(Some(user_hash), Some(1_250_000)),
+        priced_for(None, Some(0)),
+        priced_for(Some(user_hash), None),
+    ] {
+        let response = get(&s, &format!("/click/{}", sign(&c))).await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+    let segments = s.state.spill.seal().await.unwrap();
+    let recorded: Vec<(u64, u64)> = segments
+        .iter()
+        .flat_map(|seg| read_segment(&seg.path).unwrap())
+        .map(|r| {
+            let click = adclick_click::Click::decode_valid(&r.value).unwrap();
+            (click.user_hash, click.price_micros)
+        })
+        .collect();
+    // The hash exactly as the placement side made it (not hashed again); an absent one is 0.
+    assert_eq!(
+        recorded,
+        vec![(user_hash, 1_250_000), (0, 0), (user_hash, 0)]
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ pub fn signed_token(ad_id: u64, url: &str) -> (String, [u8; 16]) {
         landing_url: Url::parse(url).unwrap(),
         issued_at_secs: now - 5,
         expires_at_secs: now + 3600,
+        user_hash: None,
+        price_micros: None,
     };
     (
         Signer::new(token_key()).sign(&claims).unwrap(),
