@@ -8,7 +8,10 @@
 //!   `deploy/bench/query-gateway`) and `render` for it; for a variable, `prepare_match` of its
 //!   selector and `render`;
 //! - `api_keys/*`: finding the caller of a key among 2,000 (every entry compared, in constant
-//!   time), and parsing keys files of 2,000 and 20,000 entries (a start or a reload).
+//!   time), and parsing keys files of 2,000 and 20,000 entries (a start or a reload);
+//! - `baseline/regex_new_dotstar`: what promql-parser does for every `=~` matcher it parses,
+//!   `Regex::new("^(?:.*)$")` (Grafana's "All"), measured in the same run to read the figures
+//!   above by.
 //!
 //! The queries are the dashboard's with Grafana's variables substituted: advertiser 10042,
 //! "All" (`.*`) for campaign and ad, top 10, the dashboard's default 6 h range.
@@ -131,6 +134,12 @@ fn gateway_work(c: &mut Criterion) {
     let twenty_thousand = file(20_000);
     group.bench_function("parse_20000", |b| {
         b.iter(|| ApiKeys::parse(black_box(&twenty_thousand)).unwrap())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("baseline");
+    group.bench_function("regex_new_dotstar", |b| {
+        b.iter(|| regex::Regex::new(black_box("^(?:.*)$")).unwrap())
     });
     group.finish();
 }
