@@ -20,7 +20,7 @@
 //! | `route` | live Prometheus or history upstream, by the query's tiers and reach | [`Routing`], [`Route`], [`Target`], [`HistoryKind`] |
 //! | `rest` | `GET /v1/clicks`' pure core: its parameters checked, the exact per-bucket sums planned as `query_range` calls (final, late, billing), their matrices rendered as JSON or CSV rows | [`ClicksRequest`], [`PlannedQuery`], [`Figure`], [`render`], [`Rendered`], [`RestError`], [`Step`], [`By`], [`Format`], [`AdId`], [`PROMETHEUS_MAX_POINTS`] |
 //! | `config` | the `[query]` section: listeners, upstreams, routing, limits, credentials files | [`QueryConfig`] |
-//! | `keys` | the API keys file: `sha256(key)` hex → advertiser id or `operator`, compared in constant time | [`ApiKeys`], [`KeysError`], [`key_digest_hex`] |
+//! | `keys` | the API keys file: `sha256(key)` hex → advertiser id or `operator`, looked up by digest | [`ApiKeys`], [`KeysError`], [`key_digest_hex`] |
 //! | `jwt` | JSON Web Tokens: the `[query.jwt]` section (one algorithm, one key), a token verified (signature, `exp`, `nbf`, `aud`, `iss`) and the caller its claims name | [`JwtConfig`], [`JwtAlgorithm`], [`JwtVerifier`], [`JwtConfigError`], [`JwtRejection`], [`looks_like_jwt`] |
 //! | `caller` | the credential of `Authorization: Bearer` or of basic auth's password, and the caller it names | [`Caller`], [`presented_key`], [`authenticate`] |
 //! | `credentials` | keys and JWT verifier together, swapped whole by a reload (file change or SIGHUP) | [`Credentials`], [`SharedCredentials`], [`CredentialsError`], [`Rejected`], [`watch`] |
