@@ -28,13 +28,13 @@ pub(crate) async fn clicks(
     incoming: &Incoming,
     advertiser_id: u64,
 ) -> Result<Answer, ApiError> {
-    let params = incoming.params();
+    let params = &incoming.params;
     let accept = incoming.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
     let now = now_ms();
     let max_points = usize::try_from(state.limits.settings().max_points)
         .unwrap_or(usize::MAX)
         .min(PROMETHEUS_MAX_POINTS);
-    let request = ClicksRequest::parse(&params, accept, now, max_points).map_err(ApiError::Rest)?;
+    let request = ClicksRequest::parse(params, accept, now, max_points).map_err(ApiError::Rest)?;
     state
         .limits
         .check_range(request.from_ms(), request.to_ms())

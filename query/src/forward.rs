@@ -52,7 +52,7 @@ pub(crate) async fn forward(
     caller: Caller,
     label: Option<&str>,
 ) -> Result<Answer, ApiError> {
-    let params = incoming.params();
+    let params = &incoming.params;
     let advertiser = match caller {
         Caller::Advertiser(id) => Some(id),
         Caller::Operator => None,
@@ -60,7 +60,7 @@ pub(crate) async fn forward(
     let now = now_ms();
     let (target, path, params, get_only) = match endpoint {
         Endpoint::Query | Endpoint::QueryRange | Endpoint::Exemplars => {
-            let (target, params) = query(state, endpoint, &params, advertiser, now)?;
+            let (target, params) = query(state, endpoint, params, advertiser, now)?;
             let path = match endpoint {
                 Endpoint::Query => "query",
                 Endpoint::QueryRange => "query_range",
@@ -69,8 +69,8 @@ pub(crate) async fn forward(
             (target, path.to_string(), params, false)
         }
         Endpoint::Metadata => match advertiser {
-            Some(_) => return metric_metadata(state, &params).await,
-            None => (Target::Live, "metadata".into(), params, true),
+            Some(_) => return metric_metadata(state, params).await,
+            None => (Target::Live, "metadata".into(), params.clone(), true),
         },
         // Rules and alerts are the platform's, and an alert's labels may name any advertiser:
         // an advertiser is told there are none (what Grafana's datasource shows as "no rules").
@@ -89,7 +89,7 @@ pub(crate) async fn forward(
                 } else {
                     "alerts"
                 };
-                (Target::Live, path.into(), params, true)
+                (Target::Live, path.into(), params.clone(), true)
             }
         },
         Endpoint::Series | Endpoint::Labels | Endpoint::LabelValues => {
@@ -99,10 +99,15 @@ pub(crate) async fn forward(
                 (_, Some(name)) if is_label_name(name) => format!("label/{name}/values"),
                 (_, _) => return Err(ApiError::InvalidLabelName),
             };
-            let (target, params) = metadata(state, &params, advertiser, now)?;
+            let (target, params) = metadata(state, params, advertiser, now)?;
             (target, path, params, endpoint == Endpoint::LabelValues)
         }
-        Endpoint::BuildInfo => (Target::Live, "status/buildinfo".into(), params, true),
+        Endpoint::BuildInfo => (
+            Target::Live,
+            "status/buildinfo".into(),
+            params.clone(),
+            true,
+        ),
         Endpoint::Clicks => {
             return match advertiser {
                 Some(id) => crate::clicks::clicks(state, incoming, id).await,

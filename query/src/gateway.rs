@@ -83,10 +83,10 @@ pub(crate) struct Incoming {
     pub(crate) headers: HeaderMap,
     /// Who is asking, decided from the headers before anything else is read.
     pub(crate) authenticated: Result<Caller, Rejected>,
-    /// The form body; empty when the request is not authenticated (never read then).
-    pub(crate) body: Bytes,
     /// Why the body could not be read (413 over the body limit), answered instead.
     unread: Option<StatusCode>,
+    /// The query string's and the form body's parameters, parsed once for the whole request.
+    pub(crate) params: Params,
 }
 
 /// Every endpoint's one extractor: the caller from the headers, then, for an authenticated
@@ -111,20 +111,15 @@ impl FromRequest<AppState> for Incoming {
         } else {
             (Bytes::new(), None)
         };
+        let params = Params::from_request(&method, uri.query(), &headers, &body);
         Ok(Incoming {
             method,
             uri,
             headers,
             authenticated,
-            body,
             unread,
+            params,
         })
-    }
-}
-
-impl Incoming {
-    pub(crate) fn params(&self) -> Params {
-        Params::from_request(&self.method, self.uri.query(), &self.headers, &self.body)
     }
 }
 
@@ -255,7 +250,7 @@ async fn handle(
         Ok(Caller::Operator) => "operator".to_string(),
         Err(rejected) => format!("unauthenticated ({rejected})"),
     };
-    let params = incoming.params();
+    let params = &incoming.params;
     let asked: Vec<&str> = if endpoint == Endpoint::Clicks {
         incoming.uri.query().into_iter().collect()
     } else {
