@@ -224,20 +224,30 @@ mod tests {
         h
     }
 
-    #[tokio::test]
-    async fn a_changed_keys_file_is_reloaded_and_a_broken_one_is_not() {
+    /// A watcher over a keys file in a temp dir that first lets key `first` in as advertiser
+    /// 1, checking every `interval_ms`; stopped by sending on `stop`.
+    struct Watched {
+        _dir: tempfile::TempDir,
+        file: PathBuf,
+        shared: SharedCredentials,
+        metrics: Metrics,
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn watched(first: &str, interval_ms: u64) -> Watched {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keys");
-        std::fs::write(&file, format!("{} 1\n", key_digest_hex("old"))).unwrap();
+        std::fs::write(&file, format!("{} 1\n", key_digest_hex(first))).unwrap();
         let config = QueryConfig {
             api_keys_file: file.clone(),
-            reload_interval_ms: 100,
+            reload_interval_ms: interval_ms,
             ..QueryConfig::default()
         };
         let shared = SharedCredentials::new(Credentials::load(&config).unwrap());
         let metrics = Metrics::new();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let watcher = tokio::spawn(watch(
+        let task = tokio::spawn(watch(
             config,
             shared.clone(),
             metrics.clone(),
@@ -246,6 +256,26 @@ mod tests {
                 let _ = stopped.await;
             },
         ));
+        Watched {
+            _dir: dir,
+            file,
+            shared,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_changed_keys_file_is_reloaded_and_a_broken_one_is_not() {
+        let Watched {
+            _dir,
+            file,
+            shared,
+            metrics,
+            stop,
+            task: watcher,
+        } = watched("old", 100);
         assert_eq!(
             shared.current().authenticate(&bearer("old")),
             Ok(Caller::Advertiser(1))
@@ -282,26 +312,14 @@ mod tests {
     /// process: tokio's handler, installed by `watch` before the signal is sent, takes it.)
     #[tokio::test]
     async fn sighup_reloads_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("keys");
-        std::fs::write(&file, format!("{} 1\n", key_digest_hex("before"))).unwrap();
-        let config = QueryConfig {
-            api_keys_file: file.clone(),
-            reload_interval_ms: 3_600_000,
-            ..QueryConfig::default()
-        };
-        let shared = SharedCredentials::new(Credentials::load(&config).unwrap());
-        let metrics = Metrics::new();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let watcher = tokio::spawn(watch(
-            config,
-            shared.clone(),
-            metrics.clone(),
-            || {},
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let Watched {
+            _dir,
+            file,
+            shared,
+            metrics,
+            stop,
+            task: watcher,
+        } = watched("before", 3_600_000);
         // The watcher's first turn installs the handler and takes its first (immediate) tick.
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::write(&file, format!("{} 2\n", key_digest_hex("after"))).unwrap();
