@@ -7,8 +7,8 @@
 //!   [`adclick_query::prepare_query`], the route (a Thanos history upstream, as in
 //!   `deploy/bench/query-gateway`) and `render` for it; for a variable, `prepare_match` of its
 //!   selector and `render`;
-//! - `api_keys/*`: finding the caller of a key among 2,000 (every entry compared, in constant
-//!   time), and parsing keys files of 2,000 and 20,000 entries (a start or a reload);
+//! - `api_keys/*`: finding the caller of a key among 2,000 (by its digest, in a hash map),
+//!   and parsing keys files of 2,000 and 20,000 entries (a start or a reload);
 //! - `baseline/regex_new_dotstar`: what promql-parser does for every `=~` matcher it parses,
 //!   `Regex::new("^(?:.*)$")` (Grafana's "All"), measured in the same run to read the figures
 //!   above by.
