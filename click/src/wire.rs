@@ -6,7 +6,7 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/adclick.v1.rs"));
 }
 
-pub use generated::{Click, ClickFlag};
+pub use generated::{Click, ClickFlag, InvalidReason};
 
 /// An ad and the campaign and advertiser it belongs to: what an ad's series are named by, in
 /// the exporter's windows and the rollup's day alike.
@@ -88,6 +88,22 @@ impl Click {
         self.impression_id.as_slice().try_into().ok()
     }
 
+    /// What this record counts once per (click.proto's "dedup identity"): the impression id for
+    /// the impression's click (valid, or invalid for an activity reason); the impression id XOR
+    /// [`request_reason_mask`] for a record invalid for a request reason, which is not the user
+    /// clicking and must never hide the impression's click. `None` before [`Click::validate`]
+    /// passes. A reason this build does not know reads as valid (prost's getter), as the
+    /// contract says.
+    pub fn dedup_identity(&self) -> Option<u128> {
+        let impression = u128::from_be_bytes(self.impression_key()?);
+        let reason = self.invalid_reason();
+        Some(if reason.is_request_reason() {
+            impression ^ request_reason_mask(reason)
+        } else {
+            impression
+        })
+    }
+
     /// Whether `flag` is set.
     pub fn has_flag(&self, flag: ClickFlag) -> bool {
         self.flags & flag as u32 != 0
@@ -102,6 +118,43 @@ impl Click {
     pub fn kafka_key(&self, salt: Option<u32>) -> String {
         kafka_key(self.ad_id, salt)
     }
+}
+
+impl InvalidReason {
+    /// Whether the request alone decided it (`bot_user_agent`, `deny_listed_network`,
+    /// `prefetch`): such a record is not the user clicking. The classifier's
+    /// `Reason::is_per_request` says the same (a test of `adclick-invalid` holds the two together).
+    pub fn is_request_reason(self) -> bool {
+        matches!(
+            self,
+            InvalidReason::BotUserAgent
+                | InvalidReason::DenyListedNetwork
+                | InvalidReason::Prefetch
+        )
+    }
+
+    /// The `reason` label of `adclick_invalid_clicks` (the classifier's names); `None` for
+    /// [`InvalidReason::Valid`].
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            InvalidReason::Valid => None,
+            InvalidReason::BotUserAgent => Some("bot_user_agent"),
+            InvalidReason::DenyListedNetwork => Some("deny_listed_network"),
+            InvalidReason::Prefetch => Some("prefetch"),
+            InvalidReason::TooFast => Some("too_fast"),
+            InvalidReason::UserVelocity => Some("user_velocity"),
+            InvalidReason::IpVelocity => Some("ip_velocity"),
+        }
+    }
+}
+
+/// click.proto's mask for a request reason's dedup identity: 16 bytes of `0xA5`, the last one
+/// replaced by the reason's code. XOR with a constant keeps random ids random (and distinct), and
+/// no two reasons share a mask.
+pub fn request_reason_mask(reason: InvalidReason) -> u128 {
+    let mut mask = [0xA5u8; IMPRESSION_ID_LEN];
+    mask[IMPRESSION_ID_LEN - 1] = reason as i32 as u8;
+    u128::from_be_bytes(mask)
 }
 
 /// The Kafka message key for `ad_id`: `"981234"`, or `"981234:3"` with a salt.
@@ -138,6 +191,9 @@ mod tests {
             user_hash: 0xdead_beef_cafe_f00d,
             flags: 0,
             price_micros: 2_500_000,
+            invalid_reason: InvalidReason::IpVelocity as i32,
+            token_issued_at_secs: 1_794_999_990,
+            ip_hash: 0x0123_4567_89ab_cdef,
         };
         c.set_flag(ClickFlag::DedupUnchecked);
         c.set_flag(ClickFlag::Replayed);
@@ -169,6 +225,38 @@ mod tests {
         let mut c = full_click();
         c.campaign_id = 0;
         assert_eq!(c.validate(), Err(InvalidClick::ZeroId("campaign_id")));
+    }
+
+    #[test]
+    fn request_reasons_count_apart_from_the_impressions_click() {
+        let mut click = full_click();
+        let impression = u128::from_be_bytes(click.impression_key().unwrap());
+        for (reason, own) in [
+            (InvalidReason::Valid, true),
+            (InvalidReason::TooFast, true),
+            (InvalidReason::UserVelocity, true),
+            (InvalidReason::IpVelocity, true),
+            (InvalidReason::BotUserAgent, false),
+            (InvalidReason::DenyListedNetwork, false),
+            (InvalidReason::Prefetch, false),
+        ] {
+            click.invalid_reason = reason as i32;
+            let identity = click.dedup_identity().unwrap();
+            assert_eq!(identity == impression, own, "{reason:?}");
+            assert_eq!(reason.is_request_reason(), !own);
+        }
+        // click.proto's worked example: prefetch (3) XORs A5 A5 ... A5 03.
+        click.impression_id = vec![0; 16];
+        click.invalid_reason = InvalidReason::Prefetch as i32;
+        let mut expected = [0xA5u8; 16];
+        expected[15] = 3;
+        assert_eq!(click.dedup_identity(), Some(u128::from_be_bytes(expected)));
+        // A newer writer's reason reads as valid: the impression's click.
+        click.invalid_reason = 99;
+        assert_eq!(click.dedup_identity(), Some(0));
+        assert_eq!(click.invalid_reason(), InvalidReason::Valid);
+        click.impression_id.pop();
+        assert_eq!(click.dedup_identity(), None);
     }
 
     #[test]

@@ -140,7 +140,8 @@ pub fn classify(
             );
         }
     }
-    let impression = u128::from_be_bytes(click.impression_key().expect("validated length"));
+    // click.proto's dedup identity: a request-invalid record never hides the impression's click.
+    let impression = click.dedup_identity().expect("validated length");
     Record::Click { click, impression }
 }
 

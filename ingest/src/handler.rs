@@ -118,6 +118,9 @@ async fn click(state: &Arc<AppState>, click_request: &ClickRequest) -> Result<Re
         flags: 0,
         // Signed with the impression, so a click cannot name its own price.
         price_micros: claims.price_micros.unwrap_or(0),
+        token_issued_at_secs: claims.issued_at_secs,
+        invalid_reason: 0,
+        ip_hash: 0,
     };
     let recorded = state
         .tracker

@@ -242,6 +242,19 @@ mod tests {
     }
 
     #[test]
+    fn click_proto_enum_is_the_same_contract() {
+        use adclick_click::wire::InvalidReason;
+        assert_eq!(InvalidReason::Valid as i32, 0);
+        assert_eq!(InvalidReason::Valid.label(), None);
+        for reason in Reason::ALL {
+            let proto = InvalidReason::try_from(i32::from(reason.code())).unwrap();
+            assert_eq!(proto.label(), Some(reason.as_str()));
+            assert_eq!(proto.is_request_reason(), reason.is_per_request());
+        }
+        assert!(InvalidReason::try_from(Reason::ALL.len() as i32 + 1).is_err());
+    }
+
+    #[test]
     fn precedence_lists_every_reason_once_request_reasons_first() {
         let mut sorted = Reason::PRECEDENCE.map(Reason::code);
         sorted.sort_unstable();

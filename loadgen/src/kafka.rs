@@ -64,6 +64,8 @@ impl KafkaTarget {
             user_hash: send.user_hash,
             flags: 0,
             price_micros: send.price_micros.unwrap_or(0),
+            // A producer writing to the topic itself classifies nothing: every click is valid.
+            ..Click::default()
         };
         click.set_flag(ClickFlag::Synthetic);
         if send.kind == SendKind::Duplicate || send.duplicated_later {

@@ -90,6 +90,7 @@ fn main() {
             user_hash: next(),
             flags: 0,
             price_micros: 0,
+            ..Click::default()
         };
         batch.push(prost::Message::encode_to_vec(&click));
         offset += 1;

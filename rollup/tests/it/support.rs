@@ -45,6 +45,7 @@ fn click(impression: [u8; 16], ad_id: u64, event_time_ms: i64, unchecked: bool) 
         user_hash: u64::from_le_bytes(impression[..8].try_into().unwrap()),
         flags: 0,
         price_micros: 0,
+        ..Click::default()
     };
     if unchecked {
         c.set_flag(ClickFlag::DedupUnchecked);
