@@ -36,6 +36,9 @@ pub struct Config {
     pub rollup: adclick_rollup::RollupConfig,
     /// `adclick query`; keys and defaults in `adclick_query::QueryConfig`.
     pub query: adclick_query::QueryConfig,
+    /// Invalid-traffic rules, one table for the two places that apply them: ingest (live) and
+    /// the rollup (the settled day). Keys and defaults in `adclick_invalid::Config`.
+    pub invalid: adclick_invalid::Config,
     /// The object store of the raw archive, the exporter's checkpoints and the rollup's blocks.
     pub s3: adclick_objstore::S3Config,
     /// How the services log (to stderr).
@@ -312,6 +315,8 @@ mod tests {
         let defaults = adclick_objstore::S3Config::default();
         assert_eq!(format!("{:?}", c.s3), format!("{defaults:?}"));
         assert_eq!(c.query, adclick_query::QueryConfig::default());
+        assert_eq!(c.invalid, adclick_invalid::Config::default());
+        adclick_invalid::Rules::from_config(&c.invalid).unwrap();
         c.query.policy().unwrap();
     }
 
