@@ -82,6 +82,20 @@ pub struct IngestConfig {
     pub rate_limit_burst: u32,
     /// Time allowed to drain in-flight clicks and flush the producer on shutdown, ms.
     pub shutdown_timeout_ms: u64,
+    /// Proxies whose client-address header is believed (CIDRs); empty: the socket's peer is the
+    /// client (`traffic.rs`).
+    pub trusted_proxies: Vec<adclick_invalid::IpNet>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    pub client_ip_header: adclick_invalid::ProxyHeader,
+    /// HMAC key of click.proto's `ip_hash`, hex (at least 16 bytes); `None`: random per process.
+    pub ip_hash_key: Option<SecretString>,
+    /// Velocity counters are `{velocity_key_prefix}u:…` and `…i:…` (`velocity.rs`).
+    pub velocity_key_prefix: String,
+    /// Invalid-traffic reasons whose clicks get a 403 instead of the redirect (prefetches never
+    /// get the redirect).
+    pub not_redirected: Vec<adclick_invalid::Reason>,
+    /// How often the `[invalid] deny_list_file` is looked at for changes, ms.
+    pub deny_list_reload_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -113,6 +127,12 @@ impl Default for IngestConfig {
             rate_limit_per_ip: 0,
             rate_limit_burst: 20,
             shutdown_timeout_ms: 10_000,
+            trusted_proxies: vec![],
+            client_ip_header: adclick_invalid::ProxyHeader::XForwardedFor,
+            ip_hash_key: None,
+            velocity_key_prefix: "adclick:vel:".into(),
+            not_redirected: vec![],
+            deny_list_reload_ms: 5_000,
         }
     }
 }
@@ -158,7 +178,25 @@ impl IngestConfig {
                 "dedup_timeout_ms, produce_timeout_ms and request_timeout_ms must be positive",
             );
         }
+        if self.deny_list_reload_ms == 0 {
+            return bad("deny_list_reload_ms must be positive");
+        }
+        self.ip_hash_key()?;
         Ok(())
+    }
+
+    /// The `ip_hash_key` as bytes; `None` when not set.
+    pub fn ip_hash_key(&self) -> Result<Option<Vec<u8>>, Error> {
+        use secrecy::ExposeSecret as _;
+        let Some(key) = &self.ip_hash_key else {
+            return Ok(None);
+        };
+        match hex::decode(key.expose_secret().trim()) {
+            Ok(bytes) if bytes.len() >= 16 => Ok(Some(bytes)),
+            _ => Err(Error::Config(
+                "ip_hash_key must be hex, at least 16 bytes (32 hex digits)".into(),
+            )),
+        }
     }
 
     /// Where and how to reach Redis.

@@ -1,5 +1,8 @@
 //! Impression dedup in Redis: the first click on an impression claims it with
 //! `SET {prefix}{impression id hex} 1 NX EX {ttl}`; a later click finds the key and is a duplicate.
+//! A claim that counts velocity (`velocity.rs`) is one script that claims and, only when the
+//! claim is new, increments the click's counters (`redis_link.rs`): a repeat never counts, and a
+//! claim and its counts fail open together.
 //!
 //! # Fail open
 //!
@@ -35,27 +38,31 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, OnceCell, oneshot};
 
+use adclick_invalid::Velocity;
+
 use crate::Error;
 use crate::metrics::Metrics;
-use crate::redis_link::{Connector, RedisLink, RedisSettings, is_misconfiguration};
+use crate::redis_link::{ClaimRequest, Connector, RedisLink, RedisSettings, is_misconfiguration};
+use crate::velocity::{self, Counter};
 
 /// The verdict on one click's impression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// First click on this impression: count it.
-    New,
+    /// First click on this impression: count it. With the velocity counts of the windows that
+    /// were counted (`velocity.rs`); the others are `None`.
+    New(Velocity),
     /// The impression was clicked before: redirect, do not count.
     Duplicate,
-    /// Redis did not answer in time or failed: count it, flagged unchecked. The reason is
-    /// `timeout`, `error` or `unavailable`.
+    /// Redis did not answer in time or failed: count it, flagged unchecked (dedup and velocity
+    /// alike). The reason is `timeout`, `error` or `unavailable`.
     Unchecked(&'static str),
 }
 
-/// One queued claim: its key, and where the batcher answers: `Ok(true)` when the key was free
-/// (new), `Ok(false)` when another claim holds it (duplicate), `Err(())` when Redis failed.
+/// One queued claim, and where the batcher answers: `Ok(Some(counts))` when the key was free
+/// (new), `Ok(None)` when another claim holds it (duplicate), `Err(())` when Redis failed.
 struct QueuedClaim {
-    key: String,
-    reply: oneshot::Sender<Result<bool, ()>>,
+    claim: ClaimRequest,
+    reply: oneshot::Sender<Result<Option<Vec<u64>>, ()>>,
 }
 
 /// The claims waiting for the batcher.
@@ -144,14 +151,21 @@ impl Dedup {
         format!("{}{}", self.prefix, hex::encode(impression_id))
     }
 
-    /// Claims the impression: [`Claim::New`] exactly once per impression while Redis works.
-    pub async fn claim(&self, impression_id: &[u8]) -> Claim {
+    /// Claims the impression: [`Claim::New`] exactly once per impression while Redis works; a
+    /// new claim increments `counters` (none: a plain claim) in the same step.
+    pub async fn claim(&self, impression_id: &[u8], counters: &[Counter]) -> Claim {
         let claim = if self.conn.initialized() {
             let (reply, answer) = oneshot::channel();
             let first = {
                 let mut claims = self.queue.claims.lock().expect("not poisoned");
                 claims.push(QueuedClaim {
-                    key: self.key(impression_id),
+                    claim: ClaimRequest {
+                        key: self.key(impression_id),
+                        counters: counters
+                            .iter()
+                            .map(|c| (c.key.clone(), c.ttl_secs))
+                            .collect(),
+                    },
                     reply,
                 });
                 claims.len() == 1
@@ -160,8 +174,8 @@ impl Dedup {
                 self.queue.queued.notify_one();
             }
             match tokio::time::timeout(self.timeout, answer).await {
-                Ok(Ok(Ok(true))) => Claim::New,
-                Ok(Ok(Ok(false))) => Claim::Duplicate,
+                Ok(Ok(Ok(Some(counts)))) => Claim::New(velocity::velocity(counters, &counts)),
+                Ok(Ok(Ok(None))) => Claim::Duplicate,
                 Ok(Ok(Err(()))) => Claim::Unchecked("error"),
                 // No answer in time; or none at all, because the batcher gave up on the pipeline
                 // at its (longer) bound while this task waited for the CPU.
@@ -235,23 +249,24 @@ async fn send_batches(
             // Only queued once connected, and the cell is never emptied.
             continue;
         };
-        let keys: Vec<String> = claims.iter().map(|c| c.key.clone()).collect();
+        let (requests, replies): (Vec<ClaimRequest>, Vec<_>) =
+            claims.into_iter().map(|c| (c.claim, c.reply)).unzip();
         // Its own task: the next round does not wait for this one's answer.
         tokio::spawn(async move {
-            let sent = link.claim(&keys, ttl_secs);
+            let sent = link.claim(&requests, ttl_secs);
             // Past the bound every claim of the round has failed open (reason `timeout`):
             // stop waiting. Twice the bound, so that the claims see their own timeouts first.
             let Ok(answers) = tokio::time::timeout(timeout.saturating_mul(2), sent).await else {
                 return;
             };
             let mut logged = false;
-            for (claim, answer) in claims.into_iter().zip(answers) {
+            for (reply, answer) in replies.into_iter().zip(answers) {
                 let answer = answer.map_err(|error| {
                     if !std::mem::replace(&mut logged, true) {
                         tracing::debug!(%error, "claim failed; failing the click open");
                     }
                 });
-                let _ = claim.reply.send(answer);
+                let _ = reply.send(answer);
             }
         });
     }
@@ -279,7 +294,10 @@ mod tests {
         )
         .unwrap();
         let started = std::time::Instant::now();
-        assert_eq!(d.claim(&[1; 16]).await, Claim::Unchecked("unavailable"));
+        assert_eq!(
+            d.claim(&[1; 16], &[]).await,
+            Claim::Unchecked("unavailable")
+        );
         assert!(started.elapsed() < Duration::from_millis(20));
         assert_eq!(d.key(&[0xab; 2]), "p:abab");
         assert_eq!(

@@ -4,27 +4,35 @@
 //! 1. Find and verify the token (`request`, [`adclick_click::Verifier`]); refuse with a 4xx page
 //!    otherwise (`reject`).
 //! 2. Choose the event time (`event_time`).
-//! 3. Claim the impression in Redis (`dedup`): a duplicate is redirected and not produced; a
-//!    failed or slow Redis fails open (`ClickFlag::DedupUnchecked`).
-//! 4. Make the click durable: Kafka's acknowledgement within `produce_timeout_ms`, else an
+//! 3. Invalid traffic decided from the request (`traffic`): a prefetch, a bot or a deny-listed
+//!    network skips step 4 — it claims nothing, so the person's real click still counts — and is
+//!    recorded with its reason.
+//! 4. Claim the impression in Redis (`dedup`) and count its velocity in the same step: a
+//!    duplicate is redirected and not produced; a failed or slow Redis fails open
+//!    (`ClickFlag::DedupUnchecked`, and `ClickFlag::VelocityUnchecked` when velocity was to be
+//!    counted). Then the activity rules (`too_fast`, velocity) give the click its verdict.
+//! 5. Make the click durable: Kafka's acknowledgement within `produce_timeout_ms`, else an
 //!    fsynced spill record (`ClickFlag::Replayed`).
-//! 5. Answer `302 Found` to the token's landing URL.
+//! 6. Answer `302 Found` to the token's landing URL; a prefetch gets an uncacheable 503 instead,
+//!    and a reason listed in `[ingest] not_redirected` a 403 (`traffic`).
 //!
-//! Steps 3 and 4 run in a task of their own, tracked for shutdown: a browser that goes away
+//! Steps 4 and 5 run in a task of their own, tracked for shutdown: a browser that goes away
 //! mid-click cancels its request but not the recording of a click whose impression was already
 //! claimed, which would otherwise be lost (its repeat would be taken for a duplicate).
 //!
-//! Steps 1, 2 and 5 — where the token is, its verification, the event time, the `Location` — are
+//! Steps 1, 2 and 6 — where the token is, its verification, the event time, the `Location` — are
 //! the pure functions of `request`, shared with the fuzz target.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use adclick_click::token::unix_now_secs;
 use adclick_click::wire::{Click, ClickFlag};
 use adclick_click::{Verifier, now_ms};
+use adclick_invalid::{ActivityFacts, Reason};
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prost::Message as _;
@@ -39,6 +47,7 @@ use crate::produce::Producer;
 use crate::reject::Rejection;
 use crate::request::{self, ClickRequest, Now};
 use crate::spill::Spill;
+use crate::traffic::{self, Traffic};
 
 /// Everything the click path needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -51,6 +60,8 @@ pub struct AppState {
     pub limits: Limits,
     pub client_time: ClientTimeBounds,
     pub spill_full: SpillFullPolicy,
+    /// Invalid-traffic rules, the client's address, the answers to invalid clicks.
+    pub traffic: Traffic,
     /// The recording tasks, awaited on shutdown.
     pub tracker: TaskTracker,
 }
@@ -76,9 +87,11 @@ async fn not_found() -> Rejection {
 
 /// Both forms of a click: `request::parse` finds the token in the raw path or the query.
 async fn click_request(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let uri = request.uri();
+    // The head only: a body is never read (the limits refuse one), and it is not `Sync`.
+    let (head, _body) = request.into_parts();
+    let uri = &head.uri;
     let outcome = match request::parse(uri.path(), uri.query()) {
-        Ok(click_request) => click(&state, &click_request).await,
+        Ok(click_request) => click(&state, &click_request, &head).await,
         Err(rejection) => Err(rejection),
     };
     respond(&state, outcome)
@@ -95,7 +108,11 @@ fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
 }
 
 /// The click path for one request; the redirect, or why not.
-async fn click(state: &Arc<AppState>, click_request: &ClickRequest) -> Result<Response, Rejection> {
+async fn click(
+    state: &Arc<AppState>,
+    click_request: &ClickRequest,
+    request: &axum::http::request::Parts,
+) -> Result<Response, Rejection> {
     let started = Instant::now();
     let now = Now {
         unix_secs: unix_now_secs(),
@@ -104,6 +121,14 @@ async fn click(state: &Arc<AppState>, click_request: &ClickRequest) -> Result<Re
     let decision = request::decide(&state.verifier, click_request, now, &state.client_time)?;
     Metrics::count(&state.metrics.client_time, decision.client_time.reason());
     let claims = &decision.claims;
+    let peer = request
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    let client = state.traffic.client(peer, &request.headers);
+    let request_reason = state
+        .traffic
+        .request_reason(&request.method, &request.headers, &client);
     let click = Click {
         impression_id: claims.impression_id.to_vec(),
         ad_id: claims.ad_id,
@@ -119,16 +144,19 @@ async fn click(state: &Arc<AppState>, click_request: &ClickRequest) -> Result<Re
         // Signed with the impression, so a click cannot name its own price.
         price_micros: claims.price_micros.unwrap_or(0),
         token_issued_at_secs: claims.issued_at_secs,
-        invalid_reason: 0,
-        ip_hash: 0,
+        invalid_reason: request_reason.map_or(0, |reason| i32::from(reason.code())),
+        ip_hash: client.ip_hash,
     };
-    let recorded = state
+    let (recorded, reason) = state
         .tracker
         .spawn(record(state.clone(), click))
         .await
         .map_err(|_| Rejection::Internal)?;
     if recorded == Recorded::Lost && state.spill_full == SpillFullPolicy::Reject {
         return Err(Rejection::NotDurable);
+    }
+    if let Some(reason) = reason.filter(|&reason| !state.traffic.redirects(reason)) {
+        return Ok(traffic::refusal(reason));
     }
     let response = request::redirect(claims)?;
     state
@@ -149,17 +177,54 @@ pub enum Recorded {
     Lost,
 }
 
-/// Dedup, then durable produce. Runs in its own task: see the module doc.
-pub async fn record(state: Arc<AppState>, mut click: Click) -> Recorded {
-    let claim = state.dedup.claim(&click.impression_id).await;
-    match claim {
-        Claim::Duplicate => {
-            state.metrics.duplicates.inc();
-            return Recorded::Duplicate;
+/// Dedup and velocity, the verdict, then durable produce. Runs in its own task: see the module
+/// doc. A click that carries a request reason already claims nothing. Gives back what became of
+/// the click and why it is invalid, if it is (not for a duplicate, which is not recorded).
+pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option<Reason>) {
+    let request_reason = Reason::from_code(click.invalid_reason.clamp(0, 255) as u8);
+    let (claim, reason) = match request_reason {
+        Some(reason) => (None, Some(reason)),
+        None => {
+            let counters =
+                state
+                    .traffic
+                    .counters(click.user_hash, click.ip_hash, click.receive_time_ms);
+            let claim = state.dedup.claim(&click.impression_id, &counters).await;
+            let velocity = match claim {
+                Claim::Duplicate => {
+                    state.metrics.duplicates.inc();
+                    return (Recorded::Duplicate, None);
+                }
+                Claim::Unchecked(_) => {
+                    click.set_flag(ClickFlag::DedupUnchecked);
+                    if !counters.is_empty() {
+                        click.set_flag(ClickFlag::VelocityUnchecked);
+                    }
+                    adclick_invalid::Velocity::default()
+                }
+                Claim::New(velocity) => velocity,
+            };
+            let activity = ActivityFacts {
+                token_issued_at_secs: click.token_issued_at_secs,
+                received_at_ms: click.receive_time_ms,
+                velocity,
+            };
+            let reason = state.traffic.activity_reason(&activity);
+            if let Some(reason) = reason {
+                click.invalid_reason = i32::from(reason.code());
+            }
+            (Some(claim), reason)
         }
-        Claim::Unchecked(_) => click.set_flag(ClickFlag::DedupUnchecked),
-        Claim::New => {}
+    };
+    if let Some(reason) = reason {
+        Metrics::count(&state.metrics.invalid_traffic, reason.as_str());
     }
+    (produce(&state, click, claim).await, reason)
+}
+
+/// Makes `click` durable: Kafka within the bound, else the spill. A click neither takes gives its
+/// impression back when it had claimed it (`claim`), so that a retry counts.
+async fn produce(state: &AppState, mut click: Click, claim: Option<Claim>) -> Recorded {
     let key = state.producer.key(&click);
     // While the broker is down, go straight to the spill; but try Kafka when the spill cannot
     // take the click, as the broker may be back before the replay task noticed.
@@ -187,7 +252,7 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> Recorded {
         Err(error) => {
             Metrics::count(&state.metrics.lost, error.reason());
             tracing::error!(%error, ad_id = click.ad_id, "click lost: Kafka did not acknowledge it and the spill refused it");
-            if claim == Claim::New {
+            if matches!(claim, Some(Claim::New(_))) {
                 // Let a retry of this impression count instead of being taken for a duplicate.
                 state.dedup.release(&click.impression_id).await;
             }

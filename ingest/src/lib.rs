@@ -18,6 +18,8 @@
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on the admin listener |
 //! | [`metrics`] | the Prometheus registry and every metric |
 //! | [`request`] | the pure decision: token from path or query, verification, event time, `Location` |
+//! | [`traffic`] | invalid traffic: request facts, the client IP through trusted proxies and its keyed hash, the answer an invalid click gets |
+//! | [`velocity`] | the Redis counters of the velocity rules: keys, windows, lifetimes |
 //!
 //! [`run`] is the service: it serves until its `shutdown` future completes, then drains in-flight
 //! clicks, stops the replay, flushes the producer and closes the spill, each within
@@ -52,6 +54,8 @@ pub mod server;
 #[cfg(feature = "service")]
 mod service;
 pub mod spill;
+pub mod traffic;
+pub mod velocity;
 
 pub use adclick_click::KafkaSettings;
 pub use config::{IngestConfig, SpillFullPolicy};
@@ -86,6 +90,9 @@ pub enum Error {
     #[cfg(feature = "service")]
     #[error("creating the Kafka producer")]
     Kafka(#[source] rdkafka::error::KafkaError),
+    /// The `[invalid]` rules do not compile (a bad pattern, an unreadable deny list).
+    #[error("[invalid]")]
+    Invalid(#[source] adclick_invalid::RulesError),
     /// Redis refused ingest for a reason retrying cannot fix (login, TLS certificate).
     #[error(
         "Redis refused the connection: {0} (see [ingest] redis_username, redis_password and \

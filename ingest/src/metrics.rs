@@ -49,6 +49,8 @@ pub struct Metrics {
     pub duplicates: Counter,
     /// Requests refused, by reason (token reasons of `TokenError::reason`, `rate_limited`, …).
     pub invalid: Family<ReasonLabel, Counter>,
+    /// Clicks recorded as invalid traffic, by `adclick-invalid` reason (`prefetch`, `too_fast`, …).
+    pub invalid_traffic: Family<ReasonLabel, Counter>,
     /// Clicks produced without a dedup check, by reason (`timeout`, `error`, `unavailable`).
     pub dedup_fail_open: Family<ReasonLabel, Counter>,
     /// Valid new clicks that could not be made durable, by reason (`spill_full`, `spill_error`).
@@ -88,6 +90,7 @@ impl Metrics {
             accepted: Family::default(),
             duplicates: Counter::default(),
             invalid: Family::default(),
+            invalid_traffic: Family::default(),
             dedup_fail_open: Family::default(),
             lost: Family::default(),
             client_time: Family::default(),
@@ -122,8 +125,13 @@ impl Metrics {
             m.invalid.clone(),
         );
         r.register(
+            "invalid_traffic",
+            "Clicks recorded as invalid traffic (not billed), by reason",
+            m.invalid_traffic.clone(),
+        );
+        r.register(
             "dedup_fail_open",
-            "Clicks produced unchecked because Redis failed or was slow, by reason",
+            "Clicks produced unchecked (dedup, and velocity where counted) because Redis failed or was slow, by reason",
             m.dedup_fail_open.clone(),
         );
         r.register(

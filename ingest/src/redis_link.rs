@@ -6,10 +6,12 @@
 //! # Claims on a server and on a cluster
 //!
 //! On one server a round of claims is one pipeline of `SET key 1 NX EX ttl` (one write, one
-//! read). A cluster spreads keys over 16,384 slots, and a pipeline must stay within one slot, so
+//! read); a claim that also counts velocity (`velocity.rs`) is a script in the same pipeline
+//! (`EVALSHA`: claim, and only when new, increment its counters). A cluster spreads keys over 16,384 slots, and a pipeline must stay within one slot, so
 //! there each claim is its own command, all of a round sent at once: the cluster client's
 //! multiplexed connection to each master writes them back to back without waiting for answers,
-//! which is what pipelining saves.
+//! which is what pipelining saves. A new claim's velocity counters follow it, one small script
+//! each, all at once (they live in other slots than the claim): one more round trip.
 //!
 //! The cluster client retries a command after a connection error or a failover (`MOVED`). A
 //! `SET NX` that reached the old master but whose answer was lost would then find its own key
@@ -60,8 +62,55 @@ pub enum RedisLink {
     Cluster(ClusterConnection),
 }
 
-/// One claim's answer: the key was free (a new click), or held by another claim (a repeat).
-pub type ClaimAnswer = Result<bool, RedisError>;
+/// One claim: the impression's key, and the velocity counters to increment when it is new
+/// (`velocity.rs`), each with its lifetime in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub key: String,
+    pub counters: Vec<(String, u64)>,
+}
+
+/// One claim's answer: `Some(counts)` when the key was free (a new click), with each counter's
+/// value after its increment, in order; `None` when another claim holds it (a repeat).
+pub type ClaimAnswer = Result<Option<Vec<u64>>, RedisError>;
+
+/// The claim with velocity counters on one server: claims the impression and, only when it is
+/// new, increments each counter (setting its lifetime when it is created), atomically. A script
+/// rather than a `MULTI`: a transaction cannot make the increments depend on the claim, and a
+/// repeat must not count (`velocity.rs`). `false` (a nil reply) is a repeat.
+const CLAIM_SCRIPT: &str = r"
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return false
+end
+local counts = {}
+for i = 2, #KEYS do
+  local n = redis.call('INCR', KEYS[i])
+  if n == 1 then
+    redis.call('EXPIRE', KEYS[i], ARGV[i])
+  end
+  counts[i - 1] = n
+end
+return counts
+";
+
+/// One velocity counter on its own (a cluster: the counters live in other slots than the claim).
+const COUNT_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return n
+";
+
+fn claim_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(CLAIM_SCRIPT))
+}
+
+fn count_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(COUNT_SCRIPT))
+}
 
 impl Connector {
     pub fn new(settings: &RedisSettings) -> Result<Connector, Error> {
@@ -186,9 +235,14 @@ impl Connector {
                         .get_multiplexed_async_connection_with_config(probe)
                         .await?,
                 );
-                ConnectionManager::new_with_config(client.clone(), config.clone())
-                    .await
-                    .map(RedisLink::Server)
+                let mut manager =
+                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                // Loaded before the first claim, so a normal start never meets `NOSCRIPT`.
+                claim_script()
+                    .prepare_invoke()
+                    .load_async(&mut manager)
+                    .await?;
+                Ok(RedisLink::Server(manager))
             }
             Connector::Cluster(client) => {
                 client.get_async_connection().await.map(RedisLink::Cluster)
@@ -241,47 +295,36 @@ fn claim_value() -> String {
 }
 
 impl RedisLink {
-    /// Claims every key for `ttl_secs`: one answer per key, in order.
-    pub async fn claim(&self, keys: &[String], ttl_secs: u64) -> Vec<ClaimAnswer> {
+    /// Claims every impression for `ttl_secs` and counts the velocity of the new ones: one answer
+    /// per claim, in order.
+    pub async fn claim(&self, claims: &[ClaimRequest], ttl_secs: u64) -> Vec<ClaimAnswer> {
         match self {
             RedisLink::Server(manager) => {
-                let mut pipeline = redis::pipe();
-                for key in keys {
-                    pipeline
-                        .cmd("SET")
-                        .arg(key)
-                        .arg(1)
-                        .arg("NX")
-                        .arg("EX")
-                        .arg(ttl_secs);
-                }
                 let mut conn = manager.clone();
-                match pipeline.query_async::<Vec<Option<String>>>(&mut conn).await {
-                    Ok(answers) if answers.len() == keys.len() => {
-                        answers.into_iter().map(|a| Ok(a.is_some())).collect()
+                let answers = server_claims(&mut conn, claims, ttl_secs).await;
+                // A Redis that restarted has forgotten the script: load it for the next round.
+                // This round fails open rather than being sent again: its plain claims were
+                // executed, and a second `SET NX` would take them for repeats.
+                if answers
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == ErrorKind::NoScriptError)
+                {
+                    if let Err(error) = claim_script().prepare_invoke().load_async(&mut conn).await
+                    {
+                        tracing::debug!(%error, "loading the claim script failed");
                     }
-                    Ok(answers) => {
-                        tracing::warn!(
-                            sent = keys.len(),
-                            answers = answers.len(),
-                            "Redis answered a claim pipeline with the wrong number of replies; failing those clicks open"
-                        );
-                        let error = RedisError::from((
-                            ErrorKind::ResponseError,
-                            "a claim pipeline answered with the wrong number of replies",
-                            format!("{} claims, {} replies", keys.len(), answers.len()),
-                        ));
-                        keys.iter().map(|_| Err(clone_error(&error))).collect()
-                    }
-                    Err(error) => keys.iter().map(|_| Err(clone_error(&error))).collect(),
+                }
+                match answers {
+                    Ok(answers) => answers,
+                    Err(error) => claims.iter().map(|_| Err(clone_error(&error))).collect(),
                 }
             }
             RedisLink::Cluster(cluster) => {
-                let claims = keys.iter().map(|key| {
+                let claims = claims.iter().map(|claim| {
                     let mut conn = cluster.clone();
                     let value = claim_value();
                     let cmd = redis::cmd("SET")
-                        .arg(key)
+                        .arg(&claim.key)
                         .arg(&value)
                         .arg("NX")
                         .arg("GET")
@@ -290,7 +333,28 @@ impl RedisLink {
                         .to_owned();
                     async move {
                         let previous: Option<String> = cmd.query_async(&mut conn).await?;
-                        Ok(previous.is_none_or(|p| p == value))
+                        if !previous.is_none_or(|p| p == value) {
+                            return Ok(None);
+                        }
+                        // The counters are in slots of their own: one script each, all at once.
+                        // A retry after a failover may count one twice (the reconciliation
+                        // reports the difference); a claim is never lost for it.
+                        let counts = claim.counters.iter().map(|(key, ttl)| {
+                            let mut conn = conn.clone();
+                            async move {
+                                count_script()
+                                    .key(key)
+                                    .arg(*ttl)
+                                    .invoke_async::<u64>(&mut conn)
+                                    .await
+                            }
+                        });
+                        let counts: Result<Vec<u64>, RedisError> =
+                            futures::future::join_all(counts)
+                                .await
+                                .into_iter()
+                                .collect();
+                        counts.map(Some)
                     }
                 });
                 futures::future::join_all(claims).await
@@ -310,6 +374,82 @@ impl RedisLink {
             }
         }
         Ok(())
+    }
+}
+
+/// One server's round of claims as one pipeline: a plain `SET NX EX` for a claim without
+/// counters (as cheap as before velocity existed), the script by its hash for the others. An
+/// error of the whole pipeline (connection, `NOSCRIPT`) is the `Err`; a reply that is an error
+/// fails only its claim.
+async fn server_claims(
+    conn: &mut ConnectionManager,
+    claims: &[ClaimRequest],
+    ttl_secs: u64,
+) -> Result<Vec<ClaimAnswer>, RedisError> {
+    let mut pipeline = redis::pipe();
+    for claim in claims {
+        if claim.counters.is_empty() {
+            pipeline
+                .cmd("SET")
+                .arg(&claim.key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl_secs);
+        } else {
+            let cmd = pipeline
+                .cmd("EVALSHA")
+                .arg(claim_script().get_hash())
+                .arg(1 + claim.counters.len())
+                .arg(&claim.key);
+            for (key, _) in &claim.counters {
+                cmd.arg(key);
+            }
+            cmd.arg(ttl_secs);
+            for (_, ttl) in &claim.counters {
+                cmd.arg(*ttl);
+            }
+        }
+    }
+    let replies: Vec<redis::Value> = pipeline.query_async(conn).await?;
+    if replies.len() != claims.len() {
+        tracing::warn!(
+            sent = claims.len(),
+            answers = replies.len(),
+            "Redis answered a claim pipeline with the wrong number of replies; failing those clicks open"
+        );
+        return Err(RedisError::from((
+            ErrorKind::ResponseError,
+            "a claim pipeline answered with the wrong number of replies",
+            format!("{} claims, {} replies", claims.len(), replies.len()),
+        )));
+    }
+    Ok(claims
+        .iter()
+        .zip(replies)
+        .map(|(claim, reply)| claim_answer(claim, reply))
+        .collect())
+}
+
+/// A claim's reply: nil is a repeat; `OK` (plain claim) or the counts (script) a new click.
+fn claim_answer(claim: &ClaimRequest, reply: redis::Value) -> ClaimAnswer {
+    use redis::FromRedisValue as _;
+    match reply {
+        redis::Value::Nil => Ok(None),
+        reply if claim.counters.is_empty() => {
+            Option::<String>::from_redis_value(&reply).map(|ok| ok.map(|_| Vec::new()))
+        }
+        reply => {
+            let counts = Vec::<u64>::from_redis_value(&reply)?;
+            if counts.len() == claim.counters.len() {
+                Ok(Some(counts))
+            } else {
+                Err(RedisError::from((
+                    ErrorKind::ResponseError,
+                    "the claim script answered the wrong number of counts",
+                )))
+            }
+        }
     }
 }
 

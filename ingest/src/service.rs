@@ -23,6 +23,7 @@ use crate::produce::Producer;
 use crate::replay::{self, ReplayOptions};
 use crate::server::{self, ConnLimits};
 use crate::spill::Spill;
+use crate::traffic::{self, Traffic};
 use crate::{Error, admin, dedup};
 
 /// How long ingest waits at start for Redis and for Kafka before serving clicks without them
@@ -35,6 +36,8 @@ pub struct Settings {
     pub config: IngestConfig,
     pub verifier: Verifier,
     pub kafka: KafkaSettings,
+    /// The shared `[invalid]` rules (the rollup reads the same table).
+    pub invalid: adclick_invalid::Config,
 }
 
 /// A started ingest, not yet listening: the click path's state, the metrics registry and the
@@ -46,6 +49,8 @@ pub struct Service {
     config: IngestConfig,
     replay: JoinHandle<()>,
     stop_replay: CancellationToken,
+    /// Reloads `[invalid] deny_list_file` when it changes; aborted on shutdown.
+    deny_watch: Option<JoinHandle<()>>,
 }
 
 impl Service {
@@ -56,8 +61,31 @@ impl Service {
             config,
             verifier,
             kafka,
+            invalid,
         } = settings;
         config.validate()?;
+        let rules = adclick_invalid::Rules::from_config(&invalid).map_err(Error::Invalid)?;
+        let traffic = Traffic::new(
+            rules,
+            config.trusted_proxies.clone(),
+            config.client_ip_header,
+            config.ip_hash_key()?.as_deref(),
+            config.not_redirected.clone(),
+            &config.velocity_key_prefix,
+        );
+        if config.ip_hash_key.is_none() {
+            tracing::info!(
+                "[ingest] ip_hash_key not set: a random key for this process; ip_velocity counts \
+                 per process until one key is shared by every ingest instance"
+            );
+        }
+        let deny_watch = invalid.deny_list_file.clone().map(|path| {
+            traffic::watch_deny_list(
+                traffic.clone(),
+                path,
+                Duration::from_millis(config.deny_list_reload_ms),
+            )
+        });
         let mut registry = Registry::default();
         let metrics = Metrics::new(&mut registry);
         let spill_dir = config.spill_dir.clone();
@@ -124,6 +152,7 @@ impl Service {
             metrics: metrics.clone(),
             limits,
             spill_full: config.spill_full,
+            traffic,
             tracker: TaskTracker::new(),
         };
         let stop_replay = CancellationToken::new();
@@ -144,6 +173,7 @@ impl Service {
             config,
             replay,
             stop_replay,
+            deny_watch,
         })
     }
 
@@ -158,6 +188,9 @@ impl Service {
     pub async fn shutdown(self) {
         let deadline = Instant::now() + self.config.shutdown_timeout();
         let left = || deadline.saturating_duration_since(Instant::now());
+        if let Some(watch) = &self.deny_watch {
+            watch.abort();
+        }
         self.state.tracker.close();
         if tokio::time::timeout(left(), self.state.tracker.wait())
             .await

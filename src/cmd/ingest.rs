@@ -51,6 +51,7 @@ pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
             config: ingest,
             verifier,
             kafka,
+            invalid: config.invalid.clone(),
         };
         adclick_ingest::run(Listeners { public, admin }, settings, shutdown_signal()).await?;
         Ok(())

@@ -36,6 +36,7 @@ async fn service(dir: &std::path::Path) -> Service {
         config,
         verifier,
         kafka,
+        invalid: adclick_invalid::Config::default(),
     })
     .await
     .unwrap()
@@ -92,10 +93,25 @@ fn sign_raw_url(url: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(&b)
 }
 
+/// A browser's user agent: without one a click is `bot_user_agent`.
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
 async fn get(service: &Service, uri: &str) -> axum::response::Response {
+    get_with(service, uri, &[("user-agent", BROWSER)]).await
+}
+
+async fn get_with(
+    service: &Service,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
+    let mut request = Request::get(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     service
         .app()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .oneshot(request.body(Body::empty()).unwrap())
         .await
         .unwrap()
 }
@@ -370,6 +386,7 @@ async fn bodies_are_refused_and_the_rate_limit_applies_per_ip() {
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let mut request = Request::get(format!("/click/{good}"))
+            .header(header::USER_AGENT, BROWSER)
             .body(Body::empty())
             .unwrap();
         request
@@ -449,4 +466,88 @@ async fn with_the_reject_policy_an_undurable_click_gets_503_without_location() {
     )
     .await;
     assert_refused(&response, 503);
+}
+
+/// The spilled records of `s` (Kafka is a closed port in these tests: every click is spilled).
+async fn spilled(s: &Service) -> Vec<adclick_click::Click> {
+    let segments = s.state.spill.seal().await.unwrap();
+    segments
+        .iter()
+        .flat_map(|seg| read_segment(&seg.path).unwrap())
+        .map(|r| adclick_click::Click::decode_valid(&r.value).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn invalid_traffic_is_recorded_with_its_reason_and_a_prefetch_is_refused_uncacheable() {
+    use adclick_click::wire::InvalidReason;
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let token = sign(&claims("https://shop.example/a"));
+    let uri = format!("/click/{token}");
+    // A prefetch: 503, no-store, no Location; recorded as an invalid prefetch.
+    let prefetch = get_with(
+        &s,
+        &uri,
+        &[("user-agent", BROWSER), ("sec-purpose", "prefetch")],
+    )
+    .await;
+    assert_refused(&prefetch, 503);
+    assert_eq!(prefetch.headers()[header::CACHE_CONTROL], "no-store");
+    // A bot is still redirected, and so is the person's own click afterwards.
+    let bot = get_with(&s, &uri, &[("user-agent", "Googlebot/2.1")]).await;
+    assert_eq!(bot.status(), StatusCode::FOUND);
+    assert_eq!(get(&s, &uri).await.status(), StatusCode::FOUND);
+    // A token served a moment ago: clicked too fast for a person.
+    let mut fresh = claims("https://shop.example/b");
+    fresh.issued_at_secs = unix_now_secs();
+    assert_eq!(
+        get(&s, &format!("/click/{}", sign(&fresh))).await.status(),
+        StatusCode::FOUND
+    );
+    let reasons: Vec<InvalidReason> = spilled(&s)
+        .await
+        .iter()
+        .map(adclick_click::Click::invalid_reason)
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            InvalidReason::Prefetch,
+            InvalidReason::BotUserAgent,
+            InvalidReason::Valid,
+            InvalidReason::TooFast
+        ]
+    );
+    let metrics = adclick_admin::encode(&s.registry);
+    for reason in ["prefetch", "bot_user_agent", "too_fast"] {
+        assert!(
+            metrics.contains(&format!(
+                "adclick_ingest_invalid_traffic_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason}\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reason_configured_not_redirected_gets_403_and_is_still_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = service(dir.path()).await;
+    s.state.traffic = crate::traffic::Traffic::new(
+        s.state.traffic.rules(),
+        vec![],
+        adclick_invalid::ProxyHeader::XForwardedFor,
+        None,
+        vec![adclick_invalid::Reason::BotUserAgent],
+        "v:",
+    );
+    let uri = format!("/click/{}", sign(&claims("https://shop.example/a")));
+    assert_refused(&get_with(&s, &uri, &[]).await, 403);
+    let records = spilled(&s).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].invalid_reason(),
+        adclick_click::wire::InvalidReason::BotUserAgent
+    );
 }

@@ -149,6 +149,70 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
     ingest.stop().await;
 }
 
+/// A claim that counts velocity (the Redis script): only a new claim counts, each count is the
+/// running count of its window, and the counters expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn velocity_counts_only_new_claims_one_running_count_each() {
+    use adclick_ingest::dedup::{Claim, Dedup};
+    use adclick_ingest::velocity::{Counter, Window};
+    let scope = Stack::get().isolated("ingest-velocity");
+    let metrics = adclick_ingest::metrics::Metrics::new(&mut Default::default());
+    let dedup = Dedup::new(
+        &adclick_ingest::redis_link::RedisSettings::for_url(scope.stack.redis_url()),
+        &scope.redis_prefix(),
+        60,
+        Duration::from_secs(5),
+        metrics,
+    )
+    .unwrap();
+    assert!(dedup.wait_connected(Duration::from_secs(5)).await.unwrap());
+    let counters = [
+        Counter {
+            key: format!("{}vel:u:m", scope.redis_prefix()),
+            ttl_secs: 120,
+            window: Window::UserMinute,
+        },
+        Counter {
+            key: format!("{}vel:i:s", scope.redis_prefix()),
+            ttl_secs: 10,
+            window: Window::IpSecond,
+        },
+    ];
+    // 200 impressions clicked twice each, all at once: 200 new claims, whose counts are exactly
+    // 1..=200 in both windows (every new claim counted once, no repeat counted).
+    let claims = (0..400u32).map(|i| {
+        let dedup = dedup.clone();
+        let counters = counters.clone();
+        let impression = (i % 200).to_be_bytes().repeat(4);
+        tokio::spawn(async move { dedup.claim(&impression, &counters).await })
+    });
+    let mut user_counts = Vec::new();
+    for claim in futures::future::join_all(claims).await {
+        match claim.unwrap() {
+            Claim::New(v) => {
+                assert_eq!(v.user_clicks_in_minute, v.ip_clicks_in_second);
+                assert_eq!(v.user_clicks_in_second, None);
+                user_counts.push(v.user_clicks_in_minute.unwrap());
+            }
+            Claim::Duplicate => {}
+            Claim::Unchecked(reason) => panic!("a claim failed open ({reason}) with a 5 s bound"),
+        }
+    }
+    user_counts.sort_unstable();
+    assert_eq!(user_counts, (1..=200).collect::<Vec<u64>>());
+    let mut redis = redis::Client::open(scope.stack.redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&counters[1].key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!((1..=10).contains(&ttl), "{ttl}");
+}
+
 /// Claims of one moment go out to Redis as one pipeline (`dedup`) and keep their meaning: of the
 /// concurrent claims of one impression exactly one is new, and every impression gets one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,14 +241,14 @@ async fn assert_one_new_per_impression(dedup: &adclick_ingest::dedup::Dedup) {
     let claims = (0..IMPRESSIONS * CLICKS_EACH).map(|i| {
         let dedup = dedup.clone();
         let impression = (i % IMPRESSIONS).to_be_bytes().repeat(4);
-        tokio::spawn(async move { (impression.clone(), dedup.claim(&impression).await) })
+        tokio::spawn(async move { (impression.clone(), dedup.claim(&impression, &[]).await) })
     });
     let mut new_per_impression: HashMap<Vec<u8>, u32> = HashMap::new();
     for claimed in futures::future::join_all(claims).await {
         let (impression, claim) = claimed.unwrap();
         let count = new_per_impression.entry(impression).or_default();
         match claim {
-            Claim::New => *count += 1,
+            Claim::New(_) => *count += 1,
             Claim::Duplicate => {}
             Claim::Unchecked(reason) => panic!("a claim failed open ({reason}) with a 5 s bound"),
         }

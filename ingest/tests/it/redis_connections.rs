@@ -78,6 +78,7 @@ async fn a_wrong_ca_or_password_stops_ingest_at_start() {
             verifier: adclick_click::Verifier::new([adclick_testsupport::traffic::token_key()], 30)
                 .unwrap(),
             kafka: kafka(scope.stack.kafka_brokers(), &topic),
+            invalid: adclick_invalid::Config::default(),
         })
     };
     let refused = |result: Result<adclick_ingest::Service, adclick_ingest::Error>| match result {

@@ -47,6 +47,8 @@ pub fn config(redis_url: &str, redis_prefix: &str, spill_dir: &Path) -> IngestCo
         spill_dir: spill_dir.to_path_buf(),
         replay_interval_ms: 200,
         shutdown_timeout_ms: 5_000,
+        // Loadgen, on this host, sends each simulated client's address in X-Forwarded-For.
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
         ..IngestConfig::default()
     }
 }
@@ -99,6 +101,7 @@ impl Ingest {
                     config,
                     verifier,
                     kafka,
+                    invalid: adclick_invalid::Config::default(),
                 };
                 let run = adclick_ingest::run(Listeners { public, admin }, settings, async move {
                     let _ = graceful_rx.await;
@@ -186,10 +189,15 @@ pub fn metric_value(page: &str, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-/// A client that does not follow redirects.
+/// A desktop Chrome's user agent.
+pub const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// A client that does not follow redirects, with a browser's user agent (without one a click is
+/// `bot_user_agent`).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .user_agent(BROWSER)
         .build()
         .unwrap()
 }
