@@ -30,6 +30,7 @@ pub struct Metrics {
     pub minutes_closed: Counter,
     pub minutes_skipped: Family<ReasonLabels, Counter>,
     pub late_clicks: Counter,
+    pub invalid_clicks: Counter,
     pub ads_folded: Counter,
     pub samples_written: Counter,
     pub series_last_minute: Family<PartitionLabels, Gauge>,
@@ -103,6 +104,11 @@ impl Metrics {
             "late_clicks",
             "Clicks that arrived after their minute was final (adclick_late_clicks)",
             self.late_clicks.clone(),
+        );
+        r.register(
+            "invalid_clicks",
+            "Invalid traffic counted on time in closed minutes (adclick_invalid_clicks)",
+            self.invalid_clicks.clone(),
         );
         r.register(
             "ads_folded",

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use adclick_click::{Click, Minute};
 
 use crate::remembered::{Horizon, Remembered, Seen};
-use crate::window::{AdKey, CampaignKey, SeriesKey, SeriesSample, Window};
+use crate::window::{AdKey, CampaignKey, InvalidReason, SeriesKey, SeriesSample, Window};
 
 /// The knobs that decide what a partition's records become.
 #[derive(Debug, Clone, Copy)]
@@ -70,9 +70,11 @@ pub struct ClosedMinute {
     pub samples: Vec<SeriesSample>,
     /// Ads folded into `other` because they were not among the top K.
     pub ads_folded: u64,
-    /// Clicks counted in the minute, and late clicks that arrived while it was open.
+    /// Valid clicks counted in the minute, and late clicks that arrived while it was open.
     pub clicks: u64,
     pub late_clicks: u64,
+    /// Invalid traffic counted in the minute (on time).
+    pub invalid_clicks: u64,
     /// Already written before the replay that closed it again: do not write.
     pub suppressed: bool,
 }
@@ -180,16 +182,28 @@ impl PartitionState {
             self.advance(click.event_time_ms, closed);
             return Applied::Repeat;
         }
+        // A reason this build does not know reads as valid (click.proto).
+        let reason = click.invalid_reason();
+        let valid = reason == InvalidReason::Valid;
+        let campaign = CampaignKey::from(ad);
         let applied = match self.watermark() {
             Some(w) if minute.end_ms() <= w => {
                 // The earliest open minute: the one containing the watermark.
-                let bucket = Minute::of(w);
-                self.window(bucket, offset, max_before)
-                    .count_late(CampaignKey::from(ad));
+                let window = self.window(Minute::of(w), offset, max_before);
+                if valid {
+                    window.count_late(campaign);
+                } else {
+                    window.count_late_invalid(campaign, reason);
+                }
                 Applied::Late
             }
             _ => {
-                self.window(minute, offset, max_before).count(ad, hot);
+                let window = self.window(minute, offset, max_before);
+                if valid {
+                    window.count(ad, hot);
+                } else {
+                    window.count_invalid(campaign, reason);
+                }
                 Applied::Counted
             }
         };
@@ -315,12 +329,16 @@ impl PartitionState {
             .unwrap_or_default();
         let series: Vec<SeriesKey> = folded.samples.iter().map(|(k, _)| *k).collect();
         let mut samples = folded.samples;
-        let late_clicks = samples
-            .iter()
-            .filter(|(k, _)| matches!(k, SeriesKey::Late(_)))
-            .map(|(_, n)| n)
-            .sum();
-        let clicks = samples.iter().map(|(_, n)| n).sum::<u64>() - late_clicks;
+        let sum = |counts: fn(&SeriesKey) -> bool| {
+            samples
+                .iter()
+                .filter(|(k, _)| counts(k))
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
+        let clicks = sum(|k| k.is_valid_clicks());
+        let late_clicks = sum(|k| matches!(k, SeriesKey::Late(_)));
+        let invalid_clicks = sum(|k| matches!(k, SeriesKey::Invalid(..)));
         if let Some(prev) = self.previous.take().filter(|p| p.minute.next() == minute) {
             let before = samples.len();
             for key in prev.series {
@@ -345,6 +363,7 @@ impl PartitionState {
             ads_folded: folded.ads_folded,
             clicks,
             late_clicks,
+            invalid_clicks,
             suppressed: self.written_through.is_some_and(|w| minute <= w),
         }
     }
@@ -489,6 +508,66 @@ mod tests {
                 (Minute::of(T0 + 3 * MINUTE_MS), vec![(ad_series(2), 1)]),
                 (Minute::of(T0 + 4 * MINUTE_MS), vec![(ad_series(2), 0)]),
             ]
+        );
+    }
+
+    #[test]
+    fn invalid_traffic_counts_apart_and_a_request_reason_never_hides_the_click() {
+        let mut s = PartitionState::new(RULES);
+        let mut out = vec![];
+        let with = |reason: InvalidReason, t: i64| {
+            let mut c = click(1, t);
+            c.impression_id = 5u128.to_be_bytes().to_vec();
+            c.invalid_reason = reason as i32;
+            c
+        };
+        let campaign = CampaignKey::from(AdKey::of(&click(1, 0)));
+        // A prefetch, then the person's click on the same impression, then the bot's repeat.
+        for (offset, reason) in [
+            (0, InvalidReason::Prefetch),
+            (1, InvalidReason::Valid),
+            (2, InvalidReason::Prefetch),
+        ] {
+            let c = with(reason, T0 + 1_000 + offset);
+            let identity = c.dedup_identity().unwrap();
+            let applied = s.apply_click(offset, &c, identity, false, &mut out);
+            let want = if offset == 2 {
+                Applied::Repeat
+            } else {
+                Applied::Counted
+            };
+            assert_eq!(applied, want, "record {offset}");
+        }
+        // The impression's click can be invalid itself (an activity reason): never counted twice.
+        let fast = with(InvalidReason::TooFast, T0 + 2_000);
+        let identity = fast.dedup_identity().unwrap();
+        assert_eq!(
+            s.apply_click(3, &fast, identity, false, &mut out),
+            Applied::Repeat
+        );
+        let mut other = click(2, T0 + 3_000);
+        other.impression_id = 6u128.to_be_bytes().to_vec();
+        other.invalid_reason = InvalidReason::UserVelocity as i32;
+        s.apply_click(4, &other, 6, false, &mut out);
+        s.apply_tick(5, T0 + 3 * MINUTE_MS, &mut out);
+        let campaign2 = CampaignKey::from(AdKey::of(&click(2, 0)));
+        assert_eq!(
+            out[0].samples,
+            vec![
+                (ad_series(1), 1),
+                (SeriesKey::Invalid(campaign, InvalidReason::Prefetch), 1),
+                (
+                    SeriesKey::Invalid(campaign2, InvalidReason::UserVelocity),
+                    1
+                ),
+            ]
+        );
+        assert_eq!((out[0].clicks, out[0].invalid_clicks), (1, 2));
+        // The minute after writes zeros for the invalid series too.
+        assert!(
+            out[1]
+                .samples
+                .contains(&(SeriesKey::Invalid(campaign, InvalidReason::Prefetch), 0))
         );
     }
 

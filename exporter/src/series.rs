@@ -6,6 +6,12 @@
 //! | `adclick_clicks` | advertiser_id, campaign_id, ad_id (or `other`), partition | clicks of the minute ending at the timestamp; final |
 //! | `adclick_late_clicks` | advertiser_id, campaign_id, partition | clicks that arrived, during the minute ending at the timestamp, for a minute already final |
 //! | `adclick_clicks_open` | advertiser_id, campaign_id, ad_id (or `other`), partition | running count of the minute in progress at the timestamp; provisional |
+//! | `adclick_invalid_clicks` | advertiser_id, campaign_id, reason, partition | invalid traffic (not billed) of the minute ending at the timestamp, by `adclick-invalid` reason; final |
+//! | `adclick_late_invalid_clicks` | advertiser_id, campaign_id, reason, partition | invalid traffic that arrived, during the minute ending at the timestamp, for a minute already final |
+//!
+//! `adclick_clicks` and its late and open series count **valid** clicks only: what is billed.
+//! Invalid traffic is kept per campaign, never per ad: its six reasons times every ad would
+//! multiply the series for figures nobody bills by.
 //!
 //! `partition` keeps two exporters from ever writing the same series (a hot ad's clicks and a
 //! campaign's `other` span partitions); queries sum it away.
@@ -20,12 +26,16 @@ use crate::window::{FastMap, SeriesKey, Window, fold_top_k};
 pub const CLICKS: &str = "adclick_clicks";
 pub const LATE_CLICKS: &str = "adclick_late_clicks";
 pub const OPEN_CLICKS: &str = "adclick_clicks_open";
+pub const INVALID_CLICKS: &str = "adclick_invalid_clicks";
+pub const LATE_INVALID_CLICKS: &str = "adclick_late_invalid_clicks";
 
 /// The labels of a closed minute's series.
 pub fn closed_labels(key: SeriesKey, partition: i32, extra: &[(String, String)]) -> Labels {
     match key {
         SeriesKey::Late(_) => labels(LATE_CLICKS, key, partition, extra),
-        _ => labels(CLICKS, key, partition, extra),
+        SeriesKey::Invalid(..) => labels(INVALID_CLICKS, key, partition, extra),
+        SeriesKey::LateInvalid(..) => labels(LATE_INVALID_CLICKS, key, partition, extra),
+        SeriesKey::Ad(_) | SeriesKey::Other(_) => labels(CLICKS, key, partition, extra),
     }
 }
 
@@ -52,6 +62,14 @@ pub fn labels(metric: &str, key: SeriesKey, partition: i32, extra: &[(String, St
             ("advertiser_id", c.advertiser_id.to_string()),
             ("campaign_id", c.campaign_id.to_string()),
             ("partition", partition),
+        ],
+        SeriesKey::Invalid(c, reason) | SeriesKey::LateInvalid(c, reason) => vec![
+            ("__name__", metric.to_string()),
+            ("advertiser_id", c.advertiser_id.to_string()),
+            ("campaign_id", c.campaign_id.to_string()),
+            ("partition", partition),
+            // Never `Valid` here (a valid click counts in `adclick_clicks`).
+            ("reason", reason.label().unwrap_or("valid").to_string()),
         ],
     };
     let extra = extra.iter().map(|(k, v)| (k.as_str(), v.clone()));

@@ -1,11 +1,12 @@
-//! One event-time minute of one partition while it is open: exact counts per ad (repeats were
-//! already dropped by [`crate::remembered`]), and the late clicks that arrived while it was the
-//! partition's earliest open minute; and, when it closes, the series it becomes (top K ads, the
-//! rest folded into one `other` series per campaign).
+//! One event-time minute of one partition while it is open: exact counts of valid clicks per ad
+//! (repeats were already dropped by [`crate::remembered`]), invalid traffic per campaign and
+//! reason, and the late clicks that arrived while it was the partition's earliest open minute;
+//! and, when it closes, the series it becomes (top K ads, the rest folded into one `other` series
+//! per campaign; invalid traffic is never per ad, so it needs no folding).
 
 use std::collections::{HashMap, HashSet};
 
-pub use adclick_click::wire::AdKey;
+pub use adclick_click::wire::{AdKey, InvalidReason};
 
 /// The maps and sets a click touches: foldhash rather than std's SipHash, which was a tenth of
 /// the per-record CPU. Their keys are ids the ad side signed, not chosen by whoever clicks, and
@@ -38,6 +39,18 @@ pub enum SeriesKey {
     Other(CampaignKey),
     /// `adclick_late_clicks`: clicks of the campaign that arrived after their minute was final.
     Late(CampaignKey),
+    /// `adclick_invalid_clicks{reason}`: the campaign's invalid traffic (never `Valid`).
+    Invalid(CampaignKey, InvalidReason),
+    /// `adclick_late_invalid_clicks{reason}`: invalid traffic that arrived after its minute was
+    /// final.
+    LateInvalid(CampaignKey, InvalidReason),
+}
+
+impl SeriesKey {
+    /// Whether the series counts valid clicks of its minute (an ad's own series or `other`).
+    pub fn is_valid_clicks(self) -> bool {
+        matches!(self, SeriesKey::Ad(_) | SeriesKey::Other(_))
+    }
 }
 
 /// A series' value for one minute.
@@ -53,6 +66,9 @@ pub struct Window {
     pub max_event_before: Option<i64>,
     counts: FastMap<AdKey, u64>,
     late: FastMap<CampaignKey, u64>,
+    /// Invalid traffic per campaign and reason, on time and late.
+    invalid: FastMap<(CampaignKey, InvalidReason), u64>,
+    late_invalid: FastMap<(CampaignKey, InvalidReason), u64>,
     /// Hot ads (salted keys, spread over partitions): always their own series, so that their
     /// per-partition parts add up to the ad's count whatever other partitions decide.
     hot: FastSet<AdKey>,
@@ -65,6 +81,8 @@ impl Window {
             max_event_before,
             counts: FastMap::default(),
             late: FastMap::default(),
+            invalid: FastMap::default(),
+            late_invalid: FastMap::default(),
             hot: FastSet::default(),
         }
     }
@@ -80,6 +98,16 @@ impl Window {
     /// Records a click of an already final minute of `campaign`.
     pub fn count_late(&mut self, campaign: CampaignKey) {
         *self.late.entry(campaign).or_insert(0) += 1;
+    }
+
+    /// Counts an on-time click that is invalid for `reason`.
+    pub fn count_invalid(&mut self, campaign: CampaignKey, reason: InvalidReason) {
+        *self.invalid.entry((campaign, reason)).or_insert(0) += 1;
+    }
+
+    /// Records invalid traffic of an already final minute of `campaign`.
+    pub fn count_late_invalid(&mut self, campaign: CampaignKey, reason: InvalidReason) {
+        *self.late_invalid.entry((campaign, reason)).or_insert(0) += 1;
     }
 
     /// Distinct ads with clicks so far.
@@ -99,10 +127,23 @@ impl Window {
 
     /// The series this minute writes: every hot ad, every ad among the `top_k` most clicked of
     /// the others (ties broken by the smaller ad id, so the choice is the same on every replay),
-    /// each other ad summed into its campaign's `Other`, and the late clicks per campaign.
-    /// Sorted by series key.
+    /// each other ad summed into its campaign's `Other`, the late clicks per campaign, and the
+    /// invalid traffic per campaign and reason. Sorted by series key.
     pub fn series(&self, top_k: usize) -> Folded {
-        fold_top_k(&self.counts, top_k, &self.late, &self.hot)
+        let mut folded = fold_top_k(&self.counts, top_k, &self.late, &self.hot);
+        if !self.invalid.is_empty() || !self.late_invalid.is_empty() {
+            let invalid = self
+                .invalid
+                .iter()
+                .map(|(&(c, r), &n)| (SeriesKey::Invalid(c, r), n));
+            let late = self
+                .late_invalid
+                .iter()
+                .map(|(&(c, r), &n)| (SeriesKey::LateInvalid(c, r), n));
+            folded.samples.extend(invalid.chain(late));
+            folded.samples.sort_unstable();
+        }
+        folded
     }
 
     /// Hot ads seen in this minute.
@@ -190,6 +231,36 @@ mod tests {
     }
 
     #[test]
+    fn invalid_traffic_counts_per_campaign_and_reason_apart_from_the_clicks() {
+        let mut w = Window::new(0, None);
+        w.count(ad(1, 1), false);
+        w.count_invalid(ad(1, 1).into(), InvalidReason::BotUserAgent);
+        w.count_invalid(ad(1, 2).into(), InvalidReason::BotUserAgent);
+        w.count_invalid(ad(1, 2).into(), InvalidReason::Prefetch);
+        w.count_late_invalid(ad(2, 5).into(), InvalidReason::TooFast);
+        assert_eq!((w.clicks(), w.ads()), (1, 1));
+        let folded = w.series(0);
+        assert_eq!(
+            folded.samples,
+            vec![
+                (SeriesKey::Other(ad(1, 0).into()), 1),
+                (
+                    SeriesKey::Invalid(ad(1, 0).into(), InvalidReason::BotUserAgent),
+                    2
+                ),
+                (
+                    SeriesKey::Invalid(ad(1, 0).into(), InvalidReason::Prefetch),
+                    1
+                ),
+                (
+                    SeriesKey::LateInvalid(ad(2, 0).into(), InvalidReason::TooFast),
+                    1
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn top_k_keeps_the_most_clicked_and_folds_the_rest_per_campaign() {
         let counts: FastMap<AdKey, u64> = [
             (ad(1, 10), 5),
@@ -260,7 +331,7 @@ mod tests {
                 match key {
                     SeriesKey::Ad(a) => { own += 1; *got.entry(a.campaign_id).or_insert(0) += n; }
                     SeriesKey::Other(c) => *got.entry(c.campaign_id).or_insert(0) += n,
-                    SeriesKey::Late(_) => unreachable!(),
+                    SeriesKey::Late(_) | SeriesKey::Invalid(..) | SeriesKey::LateInvalid(..) => unreachable!(),
                 }
             }
             proptest::prop_assert_eq!(got, want);

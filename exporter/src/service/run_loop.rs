@@ -354,6 +354,7 @@ impl Exporter {
             }
             self.metrics.minutes_closed.inc();
             self.metrics.late_clicks.inc_by(minute.late_clicks);
+            self.metrics.invalid_clicks.inc_by(minute.invalid_clicks);
             self.metrics.ads_folded.inc_by(minute.ads_folded);
             let end = minute.minute.end_ms();
             if end < now - self.config.max_age_ms {
