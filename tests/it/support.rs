@@ -169,6 +169,16 @@ pub fn start_ingest(
         .env("ADCLICK_INGEST__REDIS_URL", redis_url)
         .env("ADCLICK_INGEST__REDIS_KEY_PREFIX", scope.redis_prefix())
         .env("ADCLICK_INGEST__SPILL_DIR", spill)
+        // loadgen sends each simulated client's address in X-Forwarded-For from this host.
+        .env("ADCLICK_INGEST__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]")
+        .env(
+            "ADCLICK_INGEST__VELOCITY_KEY_PREFIX",
+            format!("{}vel:", scope.redis_prefix()),
+        )
+        .env(
+            "ADCLICK_INVALID__DENY_LIST_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/deny.cidr"),
+        )
         .env("ADCLICK_TOKENS__SIGNING_KEY_ID", "k1")
         .env("ADCLICK_TOKENS__KEYS__K1", DEMO_KEY_HEX)
         .env("ADCLICK_LOG", "info")

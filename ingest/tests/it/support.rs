@@ -49,6 +49,7 @@ pub fn config(redis_url: &str, redis_prefix: &str, spill_dir: &Path) -> IngestCo
         shutdown_timeout_ms: 5_000,
         // Loadgen, on this host, sends each simulated client's address in X-Forwarded-For.
         trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        velocity_key_prefix: format!("{redis_prefix}vel:"),
         ..IngestConfig::default()
     }
 }
