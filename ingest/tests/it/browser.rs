@@ -3,6 +3,10 @@
 //! clicks the ad link to ingest's `/click/{token}`, follows the 302 to the advertiser page (also
 //! served by the test), goes back and clicks the same ad again. Both clicks must land on the
 //! advertiser; the clicks topic must hold exactly one click for the impression.
+//!
+//! A second page prefetches the ad link (`<link rel=prefetch>`, as a publisher or a browser's
+//! speculation may): ingest refuses the prefetch uncacheably without claiming the impression, so
+//! the person's click afterwards reaches ingest and counts as one valid click.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,8 +30,11 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// Headless as root, no GPU; QUIC, first-run, background networking, component updates and sync
 /// off, because on a machine without outside network those connections of Chromium's own are
-/// refused and would only add noise and delay. `--user-data-dir` is added per run.
-const CHROMIUM_ARGS: [&str; 8] = [
+/// refused and would only add noise and delay. `--user-data-dir` is added per run. The user agent
+/// is a plain desktop Chrome's: headless Chromium says `HeadlessChrome`, which the invalid-traffic
+/// rules take for the automation it is (`bot_user_agent`); these tests are about a person's path.
+const CHROMIUM_ARGS: [&str; 9] = [
+    "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -86,14 +93,20 @@ async fn advertiser(
 }
 
 impl Sites {
-    /// Serves the publisher page with a link to `click_url(landing URL)`.
-    async fn start(click_url: impl FnOnce(&str) -> String) -> (Sites, String) {
+    /// Serves the publisher page with a link to `click_url(landing URL)`; with `prefetch`, the
+    /// page also asks the browser to prefetch that link.
+    async fn start(click_url: impl FnOnce(&str) -> String, prefetch: bool) -> (Sites, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let landing = format!("http://{addr}/landing/spring?campaign=8");
         let link = click_url(&landing);
+        let hint = if prefetch {
+            format!("<link rel=\"prefetch\" href=\"{link}\">")
+        } else {
+            String::new()
+        };
         let page = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>News</title></head><body>\
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>News</title>{hint}</head><body>\
              <h1>Today's news</h1><p>An article.</p>\
              <a id=\"ad\" href=\"{link}\">Spring sale: 20 % off</a></body></html>"
         );
@@ -252,11 +265,14 @@ async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
     let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
 
     let mut impression = None;
-    let (mut sites, landing) = Sites::start(|landing| {
-        let (token, id) = token(landing);
-        impression = Some(id);
-        format!("{}/click/{token}", ingest.base)
-    })
+    let (mut sites, landing) = Sites::start(
+        |landing| {
+            let (token, id) = token(landing);
+            impression = Some(id);
+            format!("{}/click/{token}", ingest.base)
+        },
+        false,
+    )
     .await;
     let impression = impression.expect("token minted");
     let landing_url = url::Url::parse(&landing).unwrap();
@@ -314,6 +330,87 @@ async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
     assert_eq!(
         (click.ad_id, click.campaign_id, click.advertiser_id),
         (AD, 8, 9)
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefetched_ad_link_still_counts_the_click_that_follows() {
+    use adclick_click::wire::InvalidReason;
+    let scope = Stack::get().isolated("ingest-browser-prefetch");
+    let topic = scope.kafka_topic(2).await;
+    let spill = tempfile::tempdir().unwrap();
+    let mut cfg = config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path());
+    cfg.produce_timeout_ms = 5_000;
+    cfg.dedup_timeout_ms = 2_000;
+    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
+    let mut impression = None;
+    let (mut sites, landing) = Sites::start(
+        |landing| {
+            let (token, id) = token(landing);
+            impression = Some(id);
+            format!("{}/click/{token}", ingest.base)
+        },
+        true,
+    )
+    .await;
+    let impression = impression.expect("token minted");
+    let landing_url = url::Url::parse(&landing).unwrap();
+
+    let browser = Browser::start().await;
+    browser
+        .client()
+        .goto(&sites.publisher)
+        .await
+        .expect("loading the publisher page");
+    // The browser prefetches the link on its own; wait until ingest has answered it.
+    let started = Instant::now();
+    let prefetch_series = "adclick_ingest_invalid_traffic_total{reason=\"prefetch\"}";
+    while support::metric_value(&ingest.metrics().await, prefetch_series) < 1.0 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "Chromium never prefetched the ad link"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.click_ad(&landing_url).await;
+    let landed = sites.next_landing().await;
+    assert_eq!(landed.path_and_query, "/landing/spring?campaign=8");
+    browser.close().await;
+
+    let metrics = ingest.metrics().await;
+    assert_eq!(
+        support::metric_value(&metrics, "adclick_ingest_duplicates_total"),
+        0.0,
+        "the prefetch must not have claimed the impression"
+    );
+    let records = read_topic(
+        scope.stack.kafka_brokers(),
+        &topic,
+        1,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    )
+    .await;
+    let mut reasons: Vec<InvalidReason> = records
+        .iter()
+        .inspect(|r| assert_eq!(r.impression_id, impression.to_vec()))
+        .map(adclick_click::Click::invalid_reason)
+        .collect();
+    reasons.sort_unstable();
+    // One valid click, and the prefetch(es) recorded as invalid traffic beside it: however many
+    // prefetches the browser made, one valid click.
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|&&r| r == InvalidReason::Valid)
+            .count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1..].iter().all(|&r| r == InvalidReason::Prefetch),
+        "{reasons:?}"
     );
     ingest.stop().await;
 }
