@@ -37,7 +37,7 @@
 use std::net::Ipv4Addr;
 
 use adclick_invalid::Reason;
-use ipnet::Ipv4Net;
+pub use ipnet::Ipv4Net;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
