@@ -59,7 +59,7 @@ pub const IP_FLOOD_CLICKS: u64 = 30;
 const IP_FLOOD_GAP_MS: i64 = 20;
 
 /// Which limit a flood is over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Flood {
     /// One user hash, `user_velocity`.
     User,

@@ -244,37 +244,4 @@ pub(crate) fn honest_issue_lag_secs(rng: &mut impl Rng) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_deny_network_must_stay_clear_of_the_others() {
-        assert_eq!(InvalidConfig::default().check(), Ok(()));
-        for bad in ["10.1.0.0/16", "0.0.0.0/0", "100.100.0.0/24"] {
-            let config = InvalidConfig {
-                deny_network: bad.parse().unwrap(),
-                share: 0.1,
-            };
-            assert!(config.check().is_err(), "{bad}");
-        }
-        let config = InvalidConfig {
-            share: 1.5,
-            ..InvalidConfig::default()
-        };
-        assert!(config.check().is_err());
-    }
-
-    #[test]
-    fn reasons_of_the_kinds() {
-        assert_eq!(SendKind::Bot.invalid_reason(), Some(Reason::BotUserAgent));
-        assert_eq!(
-            SendKind::Prefetch(PrefetchSignal::Head).invalid_reason(),
-            Some(Reason::Prefetch)
-        );
-        assert_eq!(SendKind::Click.invalid_reason(), None);
-        assert_eq!(
-            SendKind::Flood(crate::floods::Flood::User).invalid_reason(),
-            None
-        );
-    }
-}
+mod tests;
