@@ -4,16 +4,26 @@
 //! `adclick_late_clicks` (a click that arrives after its minute is final is counted live in the
 //! minute open when it arrives, and by the rollup in its own).
 //!
+//! With invalid traffic (`invalid.csv` present), also per minute, campaign and reason the truth's
+//! invalid clicks against `adclick_invalid_clicks` ([`compare_invalid`]): every reason of every
+//! campaign of the run must be equal (an honest campaign's velocity reasons 0), except a flood
+//! campaign's velocity reasons, where `adclick_clicks` plus `user_velocity` plus `ip_velocity`
+//! must equal `floods.csv` instead (ingest's receive clock splits them, the rollup checks the
+//! split). The invalid sends are all on time, so `adclick_late_invalid_clicks` is not read.
+//!
 //! Prometheus is read with `sum_over_time(...[59999ms])` at each minute's end: exactly the one
 //! sample every series has per minute, stamped at the minute's end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use adclick_click::minute::MINUTE_MS;
 use serde::Deserialize;
 
-use crate::truth::TruthKey;
+use crate::truth::{InvalidKey, TruthKey};
+
+/// The velocity reasons: a flood's invalid clicks.
+const VELOCITY_REASONS: [&str; 2] = ["user_velocity", "ip_velocity"];
 
 /// One campaign's clicks: (advertiser id, campaign id).
 pub type CampaignId = (u64, u64);
@@ -163,6 +173,193 @@ pub fn compare(
     }
 }
 
+/// Prometheus' invalid clicks per (minute end, campaign, reason name).
+pub type InvalidCounts = BTreeMap<(i64, CampaignId, String), u64>;
+
+/// A campaign's invalid clicks of one reason in one minute, where the truth or Prometheus has any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidCell {
+    pub minute_end_ms: i64,
+    pub campaign: CampaignId,
+    pub reason: String,
+    pub truth: u64,
+    pub prometheus: u64,
+}
+
+/// A flood campaign's clicks in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloodRow {
+    pub minute_end_ms: i64,
+    pub campaign: CampaignId,
+    /// `floods.csv`.
+    pub truth: u64,
+    /// `adclick_clicks`.
+    pub valid: u64,
+    /// `adclick_invalid_clicks` of the velocity reasons.
+    pub velocity: u64,
+}
+
+impl FloodRow {
+    pub fn is_exact(&self) -> bool {
+        self.truth == self.valid + self.velocity
+    }
+}
+
+/// The invalid clicks' comparison.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvalidComparison {
+    pub cells: Vec<InvalidCell>,
+    pub floods: Vec<FloodRow>,
+}
+
+impl InvalidComparison {
+    pub fn is_exact(&self) -> bool {
+        self.cells.iter().all(|c| c.truth == c.prometheus)
+            && self.floods.iter().all(FloodRow::is_exact)
+    }
+
+    /// Totals per reason, then the flood rows, then every cell that differs.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut per_reason: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for c in &self.cells {
+            let t = per_reason.entry(&c.reason).or_default();
+            t.0 += c.truth;
+            t.1 += c.prometheus;
+        }
+        let _ = writeln!(
+            out,
+            "{:<22} {:>12} {:>22}",
+            "reason", "truth", "adclick_invalid_clicks"
+        );
+        for (reason, (truth, prom)) in &per_reason {
+            let mark = if truth == prom { "" } else { "   <- differs" };
+            let _ = writeln!(out, "{reason:<22} {truth:>12} {prom:>22}{mark}");
+        }
+        if !self.floods.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<22} {:>10} {:>12} {:>14} {:>10}",
+                "flood minute (UTC)", "campaign", "floods.csv", "adclick_clicks", "velocity"
+            );
+            for f in &self.floods {
+                let _ = writeln!(
+                    out,
+                    "{:<22} {:>10} {:>12} {:>14} {:>10}{}",
+                    utc(f.minute_end_ms),
+                    f.campaign.1,
+                    f.truth,
+                    f.valid,
+                    f.velocity,
+                    if f.is_exact() { "" } else { "   <- differs" }
+                );
+            }
+        }
+        for c in self.cells.iter().filter(|c| c.truth != c.prometheus) {
+            let _ = writeln!(
+                out,
+                "differs: {} advertiser {} campaign {} {}: truth {}, Prometheus {}",
+                utc(c.minute_end_ms),
+                c.campaign.0,
+                c.campaign.1,
+                c.reason,
+                c.truth,
+                c.prometheus
+            );
+        }
+        let _ = writeln!(
+            out,
+            "invalid clicks: {}",
+            if self.is_exact() {
+                "equal"
+            } else {
+                "NOT equal"
+            }
+        );
+        out
+    }
+}
+
+/// Compares the truth's invalid clicks (`invalid`) and flood totals (`floods`) of the run's
+/// campaigns (`campaigns`: every campaign of the truth's files) over the minutes ending
+/// `first_end_ms..=last_end_ms` with Prometheus' `adclick_clicks` (`clicks`) and
+/// `adclick_invalid_clicks` (`prometheus`). Module doc: what must be equal.
+pub fn compare_invalid(
+    invalid: &BTreeMap<InvalidKey, u64>,
+    floods: &BTreeMap<TruthKey, u64>,
+    campaigns: &BTreeSet<CampaignId>,
+    first_end_ms: i64,
+    last_end_ms: i64,
+    clicks: &BTreeMap<(i64, CampaignId), u64>,
+    prometheus: &InvalidCounts,
+) -> InvalidComparison {
+    let in_range = |minute: i64| (first_end_ms..=last_end_ms).contains(&minute);
+    let mut flood_truth: BTreeMap<(i64, CampaignId), u64> = BTreeMap::new();
+    for (k, n) in floods {
+        *flood_truth
+            .entry((k.minute_end_ms, (k.ad.advertiser_id, k.ad.campaign_id)))
+            .or_default() += n;
+    }
+    let flood_campaigns: BTreeSet<CampaignId> = flood_truth.keys().map(|k| k.1).collect();
+    let is_flood_velocity = |campaign: &CampaignId, reason: &str| {
+        flood_campaigns.contains(campaign) && VELOCITY_REASONS.contains(&reason)
+    };
+    let mut cells: BTreeMap<(i64, CampaignId, String), (u64, u64)> = BTreeMap::new();
+    for (k, n) in invalid {
+        let key = (
+            k.minute_end_ms,
+            (k.advertiser_id, k.campaign_id),
+            k.reason.as_str().to_string(),
+        );
+        cells.entry(key).or_default().0 += n;
+    }
+    let mut flood_velocity: BTreeMap<(i64, CampaignId), u64> = BTreeMap::new();
+    for ((minute, campaign, reason), n) in prometheus {
+        if !in_range(*minute) || !campaigns.contains(campaign) {
+            continue;
+        }
+        if is_flood_velocity(campaign, reason) {
+            *flood_velocity.entry((*minute, *campaign)).or_default() += n;
+        } else {
+            cells
+                .entry((*minute, *campaign, reason.clone()))
+                .or_default()
+                .1 += n;
+        }
+    }
+    let mut flood_keys: BTreeSet<(i64, CampaignId)> = flood_truth.keys().copied().collect();
+    flood_keys.extend(flood_velocity.keys().copied());
+    flood_keys.extend(
+        clicks
+            .keys()
+            .filter(|(m, c)| in_range(*m) && flood_campaigns.contains(c)),
+    );
+    InvalidComparison {
+        cells: cells
+            .into_iter()
+            .map(
+                |((minute_end_ms, campaign, reason), (truth, prometheus))| InvalidCell {
+                    minute_end_ms,
+                    campaign,
+                    reason,
+                    truth,
+                    prometheus,
+                },
+            )
+            .collect(),
+        floods: flood_keys
+            .into_iter()
+            .map(|key| FloodRow {
+                minute_end_ms: key.0,
+                campaign: key.1,
+                truth: flood_truth.get(&key).copied().unwrap_or(0),
+                valid: clicks.get(&key).copied().unwrap_or(0),
+                velocity: flood_velocity.get(&key).copied().unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
 /// Why Prometheus could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -231,6 +428,37 @@ pub async fn read_prometheus(
             .sum::<u64>();
     }
     Ok((per_minute, late_total))
+}
+
+/// Prometheus' `adclick_invalid_clicks` per minute, campaign and reason, over the minutes ending
+/// `first_end_ms..=last_end_ms`. `matchers` as for [`read_prometheus`].
+pub async fn read_prometheus_invalid(
+    client: &reqwest::Client,
+    base_url: &str,
+    matchers: &str,
+    first_end_ms: i64,
+    last_end_ms: i64,
+) -> Result<InvalidCounts, CheckError> {
+    let query = format!(
+        "sum by (advertiser_id, campaign_id, reason) (sum_over_time(adclick_invalid_clicks{{{matchers}}}[59999ms]))"
+    );
+    let mut counts = InvalidCounts::new();
+    for series in query_range(client, base_url, &query, first_end_ms, last_end_ms).await? {
+        let id = |name: &str| {
+            series
+                .metric
+                .get(name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let campaign = (id("advertiser_id"), id("campaign_id"));
+        let reason = series.metric.get("reason").cloned().unwrap_or_default();
+        for (t, v) in &series.values {
+            let n = v.parse::<f64>().unwrap_or(0.0) as u64;
+            counts.insert(((t * 1000.0).round() as i64, campaign, reason.clone()), n);
+        }
+    }
+    Ok(counts)
 }
 
 async fn query_range(
@@ -324,6 +552,74 @@ mod tests {
             !compare(&truth, &too_late, &prom, 0).is_exact(),
             "late clicks missing"
         );
+    }
+
+    #[test]
+    fn invalid_clicks_compare_per_reason_and_floods_by_their_totals() {
+        use adclick_invalid::Reason;
+        let invalid_key = |minute: i64, campaign: u64, reason: Reason| InvalidKey {
+            minute_end_ms: minute * MINUTE_MS,
+            advertiser_id: 1,
+            campaign_id: campaign,
+            reason,
+        };
+        let invalid: BTreeMap<InvalidKey, u64> = [
+            (invalid_key(10, 5, Reason::BotUserAgent), 2),
+            (invalid_key(10, 5, Reason::Prefetch), 1),
+            (invalid_key(11, 6, Reason::TooFast), 3),
+        ]
+        .into_iter()
+        .collect();
+        // Campaign 9 is a flood's: 150 clicks in minute 10.
+        let floods: BTreeMap<TruthKey, u64> = [(key(10, 9, 99), 150)].into_iter().collect();
+        let campaigns: BTreeSet<CampaignId> = [(1, 5), (1, 6), (1, 9)].into_iter().collect();
+        let clicks: BTreeMap<(i64, CampaignId), u64> =
+            [((10 * MINUTE_MS, (1, 9)), 100)].into_iter().collect();
+        let s = |x: &str| x.to_string();
+        let mut prom: InvalidCounts = [
+            ((10 * MINUTE_MS, (1, 5), s("bot_user_agent")), 2),
+            ((10 * MINUTE_MS, (1, 5), s("prefetch")), 1),
+            ((11 * MINUTE_MS, (1, 6), s("too_fast")), 3),
+            ((10 * MINUTE_MS, (1, 9), s("user_velocity")), 49),
+            ((10 * MINUTE_MS, (1, 9), s("ip_velocity")), 1),
+            // Another run's campaign, and a minute outside the run: not this run's.
+            ((10 * MINUTE_MS, (1, 77), s("too_fast")), 5),
+            ((30 * MINUTE_MS, (1, 5), s("too_fast")), 5),
+        ]
+        .into_iter()
+        .collect();
+        let compare = |prom: &InvalidCounts| {
+            compare_invalid(
+                &invalid,
+                &floods,
+                &campaigns,
+                10 * MINUTE_MS,
+                11 * MINUTE_MS,
+                &clicks,
+                prom,
+            )
+        };
+        let c = compare(&prom);
+        assert!(c.is_exact(), "{}", c.render());
+        assert_eq!(c.floods.len(), 1);
+        assert!(c.render().contains("invalid clicks: equal"));
+        // An honest campaign's click counted as velocity is a difference.
+        prom.insert((11 * MINUTE_MS, (1, 6), s("ip_velocity")), 1);
+        let c = compare(&prom);
+        assert!(!c.is_exact());
+        assert!(
+            c.render().contains("ip_velocity: truth 0, Prometheus 1"),
+            "{}",
+            c.render()
+        );
+        prom.remove(&(11 * MINUTE_MS, (1, 6), s("ip_velocity")));
+        // A flood click missing.
+        prom.insert((10 * MINUTE_MS, (1, 9), s("user_velocity")), 48);
+        assert!(!compare(&prom).is_exact());
+        prom.insert((10 * MINUTE_MS, (1, 9), s("user_velocity")), 49);
+        // A bot missing.
+        prom.remove(&(10 * MINUTE_MS, (1, 5), s("bot_user_agent")));
+        assert!(!compare(&prom).is_exact());
     }
 
     #[test]

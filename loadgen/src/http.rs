@@ -5,13 +5,27 @@
 //! `t` is the client-reported click time that ingest accepts within its bounds (as an app SDK
 //! that batches clicks would send it); it is how late clicks reach the stream over HTTP, and what
 //! makes the ground truth's minutes exact even when a request crosses a minute boundary.
+//!
+//! # Headers
+//!
+//! Every request carries
+//!
+//! - `User-Agent`: the send's browser (`client::BROWSERS`), a bot's (`client::BOTS`) for a bot
+//!   send, or none at all for the bot that sends none (reqwest adds none of its own);
+//! - `X-Forwarded-For: <client address>`: the send's address (`client`), which ingest believes
+//!   because loadgen connects from a trusted proxy (`[ingest] trusted_proxies`, 127.0.0.1 in the
+//!   local stack). Without that, every click comes from loadgen's own address, and more than
+//!   10 a second are `ip_velocity`;
+//! - for a prefetch, its signal (`invalid::PrefetchSignal`): `Sec-Purpose: prefetch`,
+//!   `Purpose: prefetch` or `X-Moz: prefetch` on a `GET`, or the `HEAD` method. Ingest must answer
+//!   it 503 (not a redirect: the prefetch does not claim the impression).
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::LOCATION;
+use reqwest::header::{LOCATION, USER_AGENT};
+use reqwest::{Method, StatusCode};
 
-use crate::plan::Send;
+use crate::plan::{Send, SendKind};
 use crate::tokens::TokenMinter;
 use crate::truth::Outcome;
 
@@ -62,11 +76,20 @@ impl HttpTarget {
             Ok(url) => url,
             Err(e) => return Outcome::Wrong(e),
         };
-        let resp = match self.client.get(&url).send().await {
+        let resp = match self.request(send, &url).send().await {
             Ok(r) => r,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         let status = resp.status();
+        if matches!(send.kind, SendKind::Prefetch(_)) {
+            return if status == StatusCode::SERVICE_UNAVAILABLE {
+                Outcome::Refused(status.as_u16())
+            } else {
+                Outcome::Wrong(format!(
+                    "a prefetch answered {status}, expected 503 (it must not claim the impression)"
+                ))
+            };
+        }
         if status == StatusCode::FOUND {
             let location = resp
                 .headers()
@@ -86,5 +109,28 @@ impl HttpTarget {
         } else {
             Outcome::Wrong(format!("unexpected status {status}"))
         }
+    }
+
+    /// The request of `send` to `url`, with the headers of the module doc.
+    fn request(&self, send: &Send, url: &str) -> reqwest::RequestBuilder {
+        let mut method = Method::GET;
+        let mut prefetch_header = None;
+        if let SendKind::Prefetch(signal) = send.kind {
+            match signal.header() {
+                Some(header) => prefetch_header = Some(header),
+                None => method = Method::HEAD,
+            }
+        }
+        let mut request = self
+            .client
+            .request(method, url)
+            .header("x-forwarded-for", send.client_ip.to_string());
+        if let Some(agent) = send.user_agent.header() {
+            request = request.header(USER_AGENT, agent);
+        }
+        if let Some((name, value)) = prefetch_header {
+            request = request.header(name, value);
+        }
+        request
     }
 }

@@ -10,6 +10,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use std::collections::VecDeque;
+use std::iter::Peekable;
+use std::net::Ipv4Addr;
+
+use crate::client::{Clients, UserAgent};
+use crate::floods::{Flood, plan_floods};
+use crate::invalid::{InvalidConfig, Invalids, PrefetchSignal, honest_issue_lag_secs};
 use crate::population::{AdRef, Population, PopulationConfig, PopulationError};
 use crate::shape::{Schedule, TrafficShape};
 use crate::users::{Extras, PriceRange};
@@ -54,6 +61,8 @@ pub struct PlanConfig {
     /// Each click's price, signed into its token (version 2) and written into the Kafka target's
     /// record. None: unpriced.
     pub prices: Option<PriceRange>,
+    /// Invalid traffic on purpose (`invalid`, `floods`); none by default.
+    pub invalid: InvalidConfig,
 }
 
 impl Default for PlanConfig {
@@ -76,6 +85,7 @@ impl Default for PlanConfig {
             token_ttl_secs: 3600,
             users: 0,
             prices: None,
+            invalid: InvalidConfig::default(),
         }
     }
 }
@@ -95,7 +105,24 @@ pub enum PlanError {
     Duration(&'static str),
     #[error("the lowest price, {min_micros}, is above the highest, {max_micros}")]
     PriceRange { min_micros: u64, max_micros: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "{users} users at up to {peak_rate} clicks/s make about {per_user_minute:.0} clicks per user \
+         in a minute; ingest counts more than 100 as user_velocity: keep it at most \
+         {MAX_USER_CLICKS_PER_MINUTE} (more users or a lower rate)"
+    )]
+    UserRate {
+        users: u64,
+        peak_rate: f64,
+        per_user_minute: f64,
+    },
 }
+
+/// The most clicks one population user may make in a minute on average: ingest's default
+/// `user_clicks_per_minute` is 100, and a user's clicks in a minute are about Poisson-distributed
+/// (uniform draws), so a mean of 50 leaves over 100 practically impossible (below 1e-9).
+pub const MAX_USER_CLICKS_PER_MINUTE: f64 = 50.0;
 
 /// How a send's token is forged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +144,18 @@ pub enum SendKind {
     Forged(Forgery),
     /// A genuine token past its expiry: refused.
     Expired,
+    /// A speculative fetch: answered 503, counted once as invalid `prefetch`; the impression's
+    /// own click (a [`SendKind::Click`]) follows it (`invalid`).
+    Prefetch(PrefetchSignal),
+    /// A declared bot's user agent, or none: redirected, counted as `bot_user_agent`.
+    Bot,
+    /// From the deny-listed network: redirected, counted as `deny_listed_network`.
+    DenyListed,
+    /// A token issued after the send: redirected, counted as `too_fast`.
+    TooFast,
+    /// One click of a flood: redirected; valid or velocity-invalid as ingest's receive clock
+    /// decides (`floods`).
+    Flood(Flood),
 }
 
 /// How far a click's event time lags its send time.
@@ -154,6 +193,10 @@ pub struct Send {
     pub price_micros: Option<u64>,
     /// A duplicate of this impression is planned later in the run.
     pub duplicated_later: bool,
+    /// The browser (or bot) that sends it over HTTP (`client`).
+    pub user_agent: UserAgent,
+    /// The client's address, sent as `X-Forwarded-For` (`client`).
+    pub client_ip: Ipv4Addr,
 }
 
 impl Send {
@@ -178,7 +221,13 @@ pub struct Plan {
     rng: ChaCha8Rng,
     /// Users and prices, from a stream of their own: see `users`.
     extras: Extras,
-    schedule: Schedule,
+    /// Browsers and addresses, from a stream of their own: see `client`.
+    clients: Clients,
+    /// Which slots are invalid, from a stream of their own: see `invalid`.
+    invalids: Invalids,
+    /// Flood sends not yet sent, in time order: see `floods`.
+    floods: VecDeque<Send>,
+    schedule: Peekable<Schedule>,
     /// Duplicates waiting for their time, earliest first.
     pending: BinaryHeap<Reverse<(i64, u64)>>,
     pending_sends: std::collections::HashMap<u64, Send>,
@@ -222,11 +271,16 @@ impl Plan {
                 max_micros: p.max_micros,
             });
         }
+        config.invalid.check().map_err(PlanError::Invalid)?;
+        check_user_rate(&config)?;
         let population = Population::new(config.population.clone())?;
         Ok(Plan {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             extras: Extras::new(config.seed, config.users, config.prices),
-            schedule: Schedule::new(config.shape.clone(), config.duration_secs),
+            clients: Clients::new(config.seed),
+            invalids: Invalids::new(config.seed, config.invalid.clone()),
+            floods: plan_floods(&config, &population),
+            schedule: Schedule::new(config.shape.clone(), config.duration_secs).peekable(),
             population,
             pending: BinaryHeap::new(),
             pending_sends: Default::default(),
@@ -278,8 +332,9 @@ impl Plan {
             (Lateness::OnTime, 0)
         };
         let event_time_ms = at_ms - lag_ms;
-        // The impression was served (and its token signed) a little before the click.
-        let served_secs = event_time_ms.div_euclid(1000) - rng.random_range(1..30);
+        // The impression was served (and its token signed) a little before the click: at least
+        // 2 s, never too fast (`invalid`).
+        let served_secs = event_time_ms.div_euclid(1000) - honest_issue_lag_secs(rng);
         let (issued_at_secs, ttl_secs) = if kind == SendKind::Expired {
             // Issued long enough ago that it expired well before this send.
             (
@@ -291,6 +346,7 @@ impl Plan {
         };
         let duplicated_later = kind == SendKind::Click && rng.random::<f64>() < c.duplicate_share;
         let (population_user, price_micros) = self.extras.draw();
+        let (user_agent, client_ip) = self.clients.draw();
         let send = Send {
             seq: 0,
             at_ms,
@@ -306,21 +362,69 @@ impl Plan {
             user_in_token: population_user.is_some(),
             price_micros,
             duplicated_later,
+            user_agent,
+            client_ip,
         };
         if duplicated_later {
             let delay_ms =
                 rng.random_range(1_000..=(c.duplicate_delay_max_secs * 1000.0).max(1_000.0) as i64);
             let due = at_ms + delay_ms;
-            let key = self.planned_duplicates;
-            self.planned_duplicates += 1;
             let mut dup = send.clone();
             dup.kind = SendKind::Duplicate;
             dup.duplicated_later = false;
-            self.pending.push(Reverse((due, key)));
-            self.pending_sends.insert(key, dup);
+            self.push_pending(due, dup);
         }
         send
     }
+
+    /// Queues `send` for the first slot at or after `due` (a repeat, a prefetch's click).
+    fn push_pending(&mut self, due: i64, send: Send) {
+        let key = self.planned_duplicates;
+        self.planned_duplicates += 1;
+        self.pending.push(Reverse((due, key)));
+        self.pending_sends.insert(key, send);
+    }
+
+    /// The send of a slot: invalid (`invalid`) or an honest new click.
+    fn new_send(&mut self, at_ms: i64) -> Send {
+        let drawn = self
+            .invalids
+            .next(at_ms, &self.config, &self.population, &mut self.extras);
+        match drawn {
+            Some((send, follow_up)) => {
+                if let Some(click) = follow_up {
+                    self.push_pending(click.at_ms, click);
+                }
+                send
+            }
+            None => self.new_click(at_ms),
+        }
+    }
+}
+
+/// Refuses a population of users so small for the rate that a user would click more than
+/// [`MAX_USER_CLICKS_PER_MINUTE`] times a minute on average.
+fn check_user_rate(c: &PlanConfig) -> Result<(), PlanError> {
+    if c.users == 0 {
+        return Ok(());
+    }
+    let peak_rate = match c.shape {
+        TrafficShape::Steady { rate } => rate,
+        TrafficShape::Ramp { from, to } => from.max(to),
+        TrafficShape::Burst {
+            rate, burst_rate, ..
+        } => rate.max(burst_rate),
+    };
+    // Over a run shorter than a minute, a user's clicks in a minute are the run's.
+    let per_user_minute = peak_rate * c.duration_secs.min(60.0) / c.users as f64;
+    if per_user_minute > MAX_USER_CLICKS_PER_MINUTE {
+        return Err(PlanError::UserRate {
+            users: c.users,
+            peak_rate,
+            per_user_minute,
+        });
+    }
+    Ok(())
 }
 
 impl Send {
@@ -337,6 +441,22 @@ impl Iterator for Plan {
     type Item = Send;
 
     fn next(&mut self) -> Option<Send> {
+        // A flood's send comes before the next scheduled one when it is due first.
+        let scheduled_at = self
+            .schedule
+            .peek()
+            .map(|offset| self.config.start_ms + (offset * 1000.0) as i64);
+        let flood_first = match (self.floods.front(), scheduled_at) {
+            (Some(flood), Some(at)) => flood.at_ms < at,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if flood_first {
+            let mut send = self.floods.pop_front()?;
+            send.seq = self.seq;
+            self.seq += 1;
+            return Some(send);
+        }
         let offset = self.schedule.next()?;
         let at_ms = self.config.start_ms + (offset * 1000.0) as i64;
         // A due duplicate takes this slot, so the requested rate is held exactly.
@@ -349,7 +469,7 @@ impl Iterator for Plan {
                 dup.at_ms = at_ms;
                 dup
             }
-            _ => self.new_click(at_ms),
+            _ => self.new_send(at_ms),
         };
         send.seq = self.seq;
         self.seq += 1;

@@ -51,7 +51,8 @@ pub struct RunOptions {
     /// Stop early once this many errors exceed the ratio (the target is down, don't spin).
     pub min_errors_to_abort: u64,
     pub progress: bool,
-    /// Write `truth.csv` and `summary.json` here.
+    /// Write `truth.csv`, `too_late.csv`, `summary.json` (and with invalid traffic `invalid.csv`
+    /// and `floods.csv`) here.
     pub truth_dir: Option<PathBuf>,
 }
 
@@ -88,6 +89,10 @@ pub enum RunError {
         "forged and expired tokens never reach Kafka: send them over HTTP, or set their shares to 0"
     )]
     NoiseOverKafka,
+    #[error(
+        "invalid traffic is ingest's to classify: send it over HTTP (the Kafka target writes valid clicks only)"
+    )]
+    InvalidOverKafka,
 }
 
 /// Sends the whole plan. Returns the truth (also written to `truth_dir`), or an error when the
@@ -97,8 +102,14 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     if matches!(target, Target::Kafka(_)) && c.forged_share + c.expired_share > 0.0 {
         return Err(RunError::NoiseOverKafka);
     }
+    if matches!(target, Target::Kafka(_)) && c.invalid.enabled() {
+        return Err(RunError::InvalidOverKafka);
+    }
     let start_ms = plan.config().start_ms;
     let mut truth = GroundTruth::new(plan.config().seed, start_ms);
+    if c.invalid.enabled() {
+        truth = truth.with_invalid_traffic();
+    }
     let bar = progress_bar(opts.progress);
     let started = Instant::now();
     // Planned instants are wall-clock ms; pace them on the monotonic clock, anchored now.

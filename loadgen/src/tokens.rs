@@ -37,7 +37,14 @@ impl TokenMinter {
         let signer = match send.kind {
             SendKind::Forged(Forgery::WrongKey) => &self.wrong_secret,
             SendKind::Forged(Forgery::UnknownKeyId) => &self.unknown_key,
-            SendKind::Click | SendKind::Duplicate | SendKind::Expired => &self.genuine,
+            SendKind::Click
+            | SendKind::Duplicate
+            | SendKind::Expired
+            | SendKind::Prefetch(_)
+            | SendKind::Bot
+            | SendKind::DenyListed
+            | SendKind::TooFast
+            | SendKind::Flood(_) => &self.genuine,
         };
         let issued_at_secs = send.issued_at_secs.max(0) as u64;
         let claims = Claims {

@@ -1,21 +1,54 @@
-//! The ground truth of a run: how many unique clicks each ad got in each event-time minute, as
-//! adclick defines it, built from what the target acknowledged; written as CSV plus a JSON
-//! summary, and read back by tests.
+//! The ground truth of a run: how many unique valid clicks each ad got in each event-time
+//! minute, as adclick defines it, and with invalid traffic (`invalid`, `floods`) how many invalid
+//! ones each campaign got per reason; built from what the target acknowledged, written as CSV plus
+//! a JSON summary, and read back by tests.
 //!
-//! `truth.csv`, one row per (ad, minute) with at least one click, sorted by minute then ids:
+//! Every file is UTF-8 text, one record a line ending in `\n` (no `\r`), fields separated by `,`
+//! with no spaces and no quoting, numbers in decimal ASCII without sign or leading zeros; the
+//! first line is the header shown. Each is written to a `.tmp` file first and renamed, so a
+//! reader never sees half of one.
+//!
+//! `truth.csv`, one row per (ad, minute) with at least one valid click, sorted by minute then ids
+//! (advertiser, campaign, ad):
 //! ```text
 //! advertiser_id,campaign_id,ad_id,minute_end_ms,clicks
 //! 3,41,812,1795000020000,17
 //! ```
 //! `minute_end_ms` is the END of the minute (ms since the epoch): the timestamp of the
 //! `adclick_clicks` sample that must hold `clicks`. An impression counts once, in the minute of
-//! its first acknowledged click; forged and expired tokens never count.
+//! its first acknowledged click; forged and expired tokens never count, nor do invalid clicks, nor
+//! the flood ads' clicks (`floods.csv`). `too_late.csv` has the same format: the part of
+//! `truth.csv`'s rows that arrives after its minute is final.
+//!
+//! Written only when the plan has invalid traffic (`--invalid-share` above 0), so an honest run's
+//! files are what they always were:
+//!
+//! `invalid.csv`, one row per (campaign, reason, minute) with at least one invalid click of a
+//! reason the plan decides (`bot_user_agent`, `deny_listed_network`, `prefetch`, `too_fast`),
+//! sorted by minute, then advertiser and campaign ids, then reason name (byte order):
+//! ```text
+//! advertiser_id,campaign_id,reason,minute_end_ms,clicks
+//! 3,41,bot_user_agent,1795000020000,2
+//! 3,41,prefetch,1795000020000,1
+//! ```
+//! `reason` is the label value of `adclick_invalid_clicks{reason}` (adclick-invalid's
+//! `Reason::as_str`); `clicks` is what that series must hold for the campaign in the minute ending
+//! at `minute_end_ms`. A request-invalid send (bot, deny-listed, prefetch) counts once per
+//! impression and reason, separately from the impression's own click: a prefetch and then the
+//! person's click count one `prefetch` here and one valid click in `truth.csv`.
+//!
+//! `floods.csv`, the flood ads' clicks (`floods`), in `truth.csv`'s format: per ad and minute,
+//! valid plus `user_velocity` plus `ip_velocity`. Which part is which follows from ingest's receive
+//! clock, so it is not predicted here: `adclick_clicks` plus the velocity reasons of
+//! `adclick_invalid_clicks` must add up to it, and the rollup's settlement of the archive (the
+//! same classifier over the receive times ingest recorded) checks the split.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 
 use adclick_click::{Click, Minute};
+use adclick_invalid::Reason;
 use serde::{Deserialize, Serialize};
 
 use crate::latency::LatencySummary;
@@ -52,6 +85,49 @@ impl TruthKey {
     }
 }
 
+/// One row of `invalid.csv`: a campaign's invalid clicks of one reason in a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InvalidKey {
+    pub minute_end_ms: i64,
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+    pub reason: Reason,
+}
+
+impl InvalidKey {
+    /// The row an invalid send on `ad` at `event_time_ms` is counted in.
+    pub fn of(ad: AdRef, event_time_ms: i64, reason: Reason) -> InvalidKey {
+        InvalidKey {
+            minute_end_ms: Minute::of(event_time_ms).end_ms(),
+            advertiser_id: ad.advertiser_id,
+            campaign_id: ad.campaign_id,
+            reason,
+        }
+    }
+
+    fn sort_key(&self) -> (i64, u64, u64, &'static str) {
+        (
+            self.minute_end_ms,
+            self.advertiser_id,
+            self.campaign_id,
+            self.reason.as_str(),
+        )
+    }
+}
+
+/// The file's order: minute, advertiser, campaign, reason name.
+impl Ord for InvalidKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.sort_key().cmp(&other.sort_key())
+    }
+}
+
+impl PartialOrd for InvalidKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// adclick's counting rule applied to click records, as they sit in a topic or an archive: an
 /// impression counts once, in the minute of its earliest event time. The reference every
 /// pipeline's output is checked against.
@@ -81,7 +157,7 @@ pub struct Summary {
     pub seed: u64,
     pub start_ms: i64,
     pub sends: u64,
-    /// Unique clicks counted: the sum of `truth.csv`.
+    /// Unique valid clicks counted: the sum of `truth.csv`.
     pub clicks: u64,
     pub duplicates_sent: u64,
     /// Counted clicks whose event time lagged, within the allowed lateness / beyond it.
@@ -107,6 +183,17 @@ pub struct Summary {
     /// `max_in_flight` slot (a closed-loop run at the target's maximum rate).
     #[serde(default)]
     pub start_lag: LatencySummary,
+    /// Invalid clicks counted per reason name: the sums of `invalid.csv` (absent without invalid
+    /// traffic).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub invalid: BTreeMap<String, u64>,
+    /// The flood ads' clicks, valid and velocity-invalid: the sum of `floods.csv`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flood_clicks: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Accumulates the truth as outcomes come in.
@@ -119,6 +206,12 @@ pub struct GroundTruth {
     /// Impressions whose first click failed while a duplicate is still to come: that duplicate,
     /// if acknowledged, is the impression's first counted click.
     failed_originals: HashSet<[u8; 16]>,
+    /// Invalid clicks of the deterministic reasons (`invalid.csv`).
+    invalid: BTreeMap<InvalidKey, u64>,
+    /// The flood ads' clicks (`floods.csv`).
+    floods: BTreeMap<TruthKey, u64>,
+    /// The plan has invalid traffic: write `invalid.csv` and `floods.csv`.
+    invalid_traffic: bool,
     pub summary: Summary,
 }
 
@@ -134,6 +227,12 @@ impl GroundTruth {
             },
             ..Default::default()
         }
+    }
+
+    /// A truth that writes `invalid.csv` and `floods.csv` too (the plan has invalid traffic).
+    pub fn with_invalid_traffic(mut self) -> GroundTruth {
+        self.invalid_traffic = true;
+        self
     }
 
     /// Takes the outcome of one send into account.
@@ -167,6 +266,31 @@ impl GroundTruth {
                 s.refused_as_expected += refused as u64;
                 refused
             }
+            SendKind::Prefetch(_) => {
+                // Its answer is checked by the target (503); anything else is `Wrong`.
+                let refused = matches!(outcome, Outcome::Refused(503));
+                if refused {
+                    self.count_invalid(send, Reason::Prefetch);
+                }
+                refused
+            }
+            SendKind::Bot | SendKind::DenyListed | SendKind::TooFast => {
+                match send.kind.invalid_reason() {
+                    Some(reason) if accepted => self.count_invalid(send, reason),
+                    _ => {}
+                }
+                accepted
+            }
+            SendKind::Flood(_) => {
+                if accepted {
+                    *self
+                        .floods
+                        .entry(TruthKey::of(send.ad, send.event_time_ms))
+                        .or_default() += 1;
+                    s.flood_clicks += 1;
+                }
+                accepted
+            }
         };
         if !expected {
             let s = &mut self.summary;
@@ -192,6 +316,26 @@ impl GroundTruth {
         }
     }
 
+    fn count_invalid(&mut self, send: &Send, reason: Reason) {
+        let key = InvalidKey::of(send.ad, send.event_time_ms, reason);
+        *self.invalid.entry(key).or_default() += 1;
+        *self
+            .summary
+            .invalid
+            .entry(reason.as_str().to_string())
+            .or_default() += 1;
+    }
+
+    /// The invalid clicks of the deterministic reasons so far.
+    pub fn invalid(&self) -> &BTreeMap<InvalidKey, u64> {
+        &self.invalid
+    }
+
+    /// The flood ads' clicks so far.
+    pub fn floods(&self) -> &BTreeMap<TruthKey, u64> {
+        &self.floods
+    }
+
     /// The counts so far.
     pub fn counts(&self) -> &BTreeMap<TruthKey, u64> {
         &self.counts
@@ -203,26 +347,64 @@ impl GroundTruth {
     }
 
     /// Writes `truth.csv`, `too_late.csv` (the rows' part beyond the allowed lateness, same
-    /// format) and `summary.json` into `dir` (created if missing).
+    /// format), with invalid traffic `invalid.csv` and `floods.csv`, and `summary.json` into `dir`
+    /// (created if missing).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         write_csv(&dir.join("truth.csv"), &self.counts)?;
         write_csv(&dir.join("too_late.csv"), &self.too_late)?;
+        if self.invalid_traffic {
+            write_invalid_csv(&dir.join("invalid.csv"), &self.invalid)?;
+            write_csv(&dir.join("floods.csv"), &self.floods)?;
+        }
         let json = serde_json::to_vec_pretty(&self.summary).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("summary.json"), json)
     }
 }
 
+const TRUTH_HEADER: &str = "advertiser_id,campaign_id,ad_id,minute_end_ms,clicks";
+const INVALID_HEADER: &str = "advertiser_id,campaign_id,reason,minute_end_ms,clicks";
+
 fn write_csv(path: &Path, counts: &BTreeMap<TruthKey, u64>) -> std::io::Result<()> {
+    write_lines(
+        path,
+        TRUTH_HEADER,
+        counts.iter().map(|(k, n)| {
+            format!(
+                "{},{},{},{},{n}",
+                k.ad.advertiser_id, k.ad.campaign_id, k.ad.ad_id, k.minute_end_ms
+            )
+        }),
+    )
+}
+
+fn write_invalid_csv(path: &Path, counts: &BTreeMap<InvalidKey, u64>) -> std::io::Result<()> {
+    write_lines(
+        path,
+        INVALID_HEADER,
+        counts.iter().map(|(k, n)| {
+            format!(
+                "{},{},{},{},{n}",
+                k.advertiser_id,
+                k.campaign_id,
+                k.reason.as_str(),
+                k.minute_end_ms
+            )
+        }),
+    )
+}
+
+/// `header` and `lines`, each ending in `\n`, into `path` through a renamed `.tmp` file.
+fn write_lines(
+    path: &Path,
+    header: &str,
+    lines: impl Iterator<Item = String>,
+) -> std::io::Result<()> {
     let tmp = path.with_extension("csv.tmp");
     let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
-    writeln!(out, "advertiser_id,campaign_id,ad_id,minute_end_ms,clicks")?;
-    for (k, n) in counts {
-        writeln!(
-            out,
-            "{},{},{},{},{n}",
-            k.ad.advertiser_id, k.ad.campaign_id, k.ad.ad_id, k.minute_end_ms
-        )?;
+    writeln!(out, "{header}")?;
+    for line in lines {
+        writeln!(out, "{line}")?;
     }
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(tmp, path)
@@ -244,13 +426,50 @@ pub enum ReadError {
     },
 }
 
-/// Reads a `truth.csv` (or `too_late.csv`) back.
+/// Reads a `truth.csv` (or `too_late.csv`, `floods.csv`) back.
 pub fn read_truth(path: &Path) -> Result<BTreeMap<TruthKey, u64>, ReadError> {
+    read_rows(path, TRUTH_HEADER, |[adv, camp, ad, minute], num| {
+        Ok(TruthKey {
+            minute_end_ms: num(minute)? as i64,
+            ad: AdRef {
+                advertiser_id: num(adv)?,
+                campaign_id: num(camp)?,
+                ad_id: num(ad)?,
+            },
+        })
+    })
+}
+
+/// Reads an `invalid.csv` back.
+pub fn read_invalid(path: &Path) -> Result<BTreeMap<InvalidKey, u64>, ReadError> {
+    read_rows(path, INVALID_HEADER, |[adv, camp, reason, minute], num| {
+        Ok(InvalidKey {
+            minute_end_ms: num(minute)? as i64,
+            advertiser_id: num(adv)?,
+            campaign_id: num(camp)?,
+            reason: reason.parse().map_err(|e| format!("{e}"))?,
+        })
+    })
+}
+
+/// The rows of a CSV file of the module doc: `header`, then four key fields and a count per
+/// line, each key made by `key` from its fields and a parser of unsigned numbers.
+fn read_rows<K: Ord>(
+    path: &Path,
+    header: &str,
+    key: impl Fn([&str; 4], &dyn Fn(&str) -> Result<u64, String>) -> Result<K, String>,
+) -> Result<BTreeMap<K, u64>, ReadError> {
     let p = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
         path: p.clone(),
         source,
     })?;
+    let num = |s: &str| {
+        s.parse::<u64>()
+            .ok()
+            .filter(|n| *n <= i64::MAX as u64)
+            .ok_or_else(|| format!("{s:?} is not a count or an id"))
+    };
     let mut counts = BTreeMap::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|source| ReadError::Io {
@@ -263,25 +482,18 @@ pub fn read_truth(path: &Path) -> Result<BTreeMap<TruthKey, u64>, ReadError> {
             what,
         };
         if i == 0 {
-            if line != "advertiser_id,campaign_id,ad_id,minute_end_ms,clicks" {
+            if line != header {
                 return Err(bad(format!("unexpected header {line:?}")));
             }
             continue;
         }
         let fields: Vec<&str> = line.split(',').collect();
-        let [adv, camp, ad, minute, clicks] = fields[..] else {
+        let [a, b, c, d, clicks] = fields[..] else {
             return Err(bad(format!("expected 5 fields, got {}", fields.len())));
         };
-        let num = |s: &str| s.parse::<i64>().map_err(|e| bad(format!("{s:?}: {e}")));
-        let key = TruthKey {
-            minute_end_ms: num(minute)?,
-            ad: AdRef {
-                advertiser_id: num(adv)? as u64,
-                campaign_id: num(camp)? as u64,
-                ad_id: num(ad)? as u64,
-            },
-        };
-        if counts.insert(key, num(clicks)? as u64).is_some() {
+        let k = key([a, b, c, d], &num).map_err(bad)?;
+        let n = num(clicks).map_err(bad)?;
+        if counts.insert(k, n).is_some() {
             return Err(bad("duplicate row".into()));
         }
     }
@@ -333,6 +545,10 @@ mod tests {
             SendKind::Forged(Forgery::UnknownKeyId) => Outcome::Refused(401),
             SendKind::Forged(Forgery::WrongKey) => Outcome::Refused(403),
             SendKind::Expired => Outcome::Refused(410),
+            SendKind::Prefetch(_) => Outcome::Refused(503),
+            SendKind::Bot | SendKind::DenyListed | SendKind::TooFast | SendKind::Flood(_) => {
+                Outcome::Accepted
+            }
         }
     }
 
@@ -431,5 +647,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bad.csv:2"), "{err}");
+    }
+
+    /// Without invalid traffic, a seed's plan and truth are what they were before invalid
+    /// traffic existed: the digests were taken from the build before it (commit cb92f8b). Only
+    /// the token's issue time moved, a second earlier (`invalid`), and the browser and address
+    /// were added, none of which the truth depends on.
+    #[test]
+    fn an_honest_plan_and_its_truth_are_what_they_were() {
+        use sha2::{Digest, Sha256};
+        let sends = Plan::new(PlanConfig {
+            seed: 77,
+            start_ms: 1_800_000_010_000,
+            duration_secs: 150.0,
+            shape: TrafficShape::Steady { rate: 200.0 },
+            duplicate_share: 0.1,
+            late_share: 0.1,
+            too_late_share: 0.05,
+            forged_share: 0.02,
+            expired_share: 0.02,
+            users: 1_000,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut truth = GroundTruth::new(77, 0);
+        let mut plan_digest = Sha256::new();
+        for s in sends {
+            plan_digest.update(format!(
+                "{} {} {:?} {:?} {:?} {:?} {} {} {}\n",
+                s.seq,
+                s.at_ms,
+                s.kind,
+                s.lateness,
+                s.ad,
+                s.impression_id,
+                s.event_time_ms,
+                s.user_hash,
+                s.duplicated_later
+            ));
+            truth.record(&s, &honest(&s));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        truth.write(dir.path()).unwrap();
+        let mut files = Sha256::new();
+        files.update(std::fs::read(dir.path().join("truth.csv")).unwrap());
+        files.update(std::fs::read(dir.path().join("too_late.csv")).unwrap());
+        assert_eq!(
+            format!("{:x}", files.finalize()),
+            "08fb0df7a7d174fac78fe3b41a5a50ab6b3d28af5ad7edc5c678088d69f9a470"
+        );
+        assert_eq!(
+            format!("{:x}", plan_digest.finalize()),
+            "bf83469fa0765ef621611cdeefdf70cc44a4497d51c9c868db5b864a0701ec4d"
+        );
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["summary.json", "too_late.csv", "truth.csv"]);
+        let summary = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+        assert!(
+            !summary.contains("invalid") && !summary.contains("flood"),
+            "{summary}"
+        );
     }
 }

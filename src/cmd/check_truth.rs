@@ -1,12 +1,17 @@
 //! `adclick check-truth`: a loadgen run's ground truth against what Prometheus holds, per minute
-//! and campaign, waiting until every minute of the run is final (the demo's last step).
+//! and campaign, waiting until every minute of the run is final (the demo's last step). A run with
+//! invalid traffic (`invalid.csv` in the folder) is checked per reason too.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use adclick_click::minute::MINUTE_MS;
-use adclick_loadgen::check::{Comparison, compare, read_prometheus};
-use adclick_loadgen::{read_summary, read_truth};
+use adclick_loadgen::check::{
+    CampaignId, Comparison, InvalidComparison, compare, compare_invalid, read_prometheus,
+    read_prometheus_invalid,
+};
+use adclick_loadgen::{read_invalid, read_summary, read_truth};
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -14,7 +19,8 @@ use crate::config::Config;
 
 #[derive(Debug, Args)]
 pub struct CheckTruthArgs {
-    /// The folder loadgen wrote truth.csv, too_late.csv and summary.json into.
+    /// The folder loadgen wrote truth.csv, too_late.csv and summary.json (and with invalid
+    /// traffic invalid.csv and floods.csv) into.
     #[arg(long)]
     truth_dir: PathBuf,
     /// Prometheus' base URL.
@@ -40,10 +46,36 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
         Default::default()
     };
     let summary = read_summary(&args.truth_dir.join("summary.json"))?;
-    let (Some(first), Some(last)) = (
-        truth.keys().map(|k| k.minute_end_ms).min(),
-        truth.keys().map(|k| k.minute_end_ms).max(),
-    ) else {
+    // With invalid traffic: its truth, and the minutes and campaigns it adds.
+    let invalid_path = args.truth_dir.join("invalid.csv");
+    let invalid = if invalid_path.exists() {
+        let floods_path = args.truth_dir.join("floods.csv");
+        let floods = if floods_path.exists() {
+            read_truth(&floods_path)?
+        } else {
+            Default::default()
+        };
+        Some((read_invalid(&invalid_path)?, floods))
+    } else {
+        None
+    };
+    let mut minutes: Vec<i64> = truth.keys().map(|k| k.minute_end_ms).collect();
+    let mut campaigns: BTreeSet<CampaignId> = truth
+        .keys()
+        .map(|k| (k.ad.advertiser_id, k.ad.campaign_id))
+        .collect();
+    if let Some((invalid, floods)) = &invalid {
+        minutes.extend(invalid.keys().map(|k| k.minute_end_ms));
+        minutes.extend(floods.keys().map(|k| k.minute_end_ms));
+        campaigns.extend(invalid.keys().map(|k| (k.advertiser_id, k.campaign_id)));
+        campaigns.extend(
+            floods
+                .keys()
+                .map(|k| (k.ad.advertiser_id, k.ad.campaign_id)),
+        );
+    }
+    let (Some(first), Some(last)) = (minutes.iter().copied().min(), minutes.iter().copied().max())
+    else {
         println!("the truth is empty: nothing to compare");
         return Ok(summary.errors == 0);
     };
@@ -55,7 +87,7 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
         .build()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let deadline = Instant::now() + args.wait;
-    let comparison: Comparison = loop {
+    let (comparison, invalid_comparison): (Comparison, Option<InvalidComparison>) = loop {
         let (live, late) = runtime
             .block_on(read_prometheus(
                 &client,
@@ -67,12 +99,41 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
             ))
             .with_context(|| format!("reading {}", args.prometheus))?;
         let comparison = compare(&truth, &too_late, &live, late);
-        if comparison.is_exact() || Instant::now() >= deadline {
-            break comparison;
+        let invalid_comparison = match &invalid {
+            Some((invalid, floods)) => {
+                let live_invalid = runtime
+                    .block_on(read_prometheus_invalid(
+                        &client,
+                        &args.prometheus,
+                        &args.matchers,
+                        first,
+                        last,
+                    ))
+                    .with_context(|| format!("reading {}", args.prometheus))?;
+                Some(compare_invalid(
+                    invalid,
+                    floods,
+                    &campaigns,
+                    first,
+                    last,
+                    &live,
+                    &live_invalid,
+                ))
+            }
+            None => None,
+        };
+        let exact =
+            comparison.is_exact() && invalid_comparison.as_ref().is_none_or(|c| c.is_exact());
+        if exact || Instant::now() >= deadline {
+            break (comparison, invalid_comparison);
         }
         std::thread::sleep(Duration::from_secs(2));
     };
     print!("{}", comparison.render());
+    if let Some(c) = &invalid_comparison {
+        print!("{}", c.render());
+    }
+    let invalid_exact = invalid_comparison.as_ref().is_none_or(|c| c.is_exact());
     if summary.errors > 0 {
         println!(
             "loadgen saw {} sends go wrong (the truth is exact only without them): {:?}",
@@ -87,5 +148,5 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
             config.exporter.allowed_lateness_ms
         );
     }
-    Ok(comparison.is_exact() && summary.errors == 0)
+    Ok(comparison.is_exact() && invalid_exact && summary.errors == 0)
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use adclick_loadgen::http::HttpTarget;
+use adclick_loadgen::invalid::{InvalidConfig, Ipv4Net};
 use adclick_loadgen::kafka::KafkaTarget;
 use adclick_loadgen::plan::{Plan, PlanConfig};
 use adclick_loadgen::population::PopulationConfig;
@@ -125,6 +126,17 @@ pub struct LoadgenArgs {
     /// (version 2) and record: one price (250000) or a uniform range (100000-2000000).
     #[arg(long, value_name = "MICROS[-MICROS]", value_parser = PriceRange::parse)]
     price_micros: Option<PriceRange>,
+    /// Share of the sends that are invalid traffic (http target only): a quarter each declared
+    /// bots (or no User-Agent), prefetches followed by the person's click, clicks from
+    /// --deny-network and too-fast clicks; above 0, also one user flood (150 clicks in 15 s) and
+    /// one IP flood (30 clicks in 0.6 s) a minute to ads of their own. Writes invalid.csv and
+    /// floods.csv next to truth.csv. 0: none, and a seed's traffic is unchanged.
+    #[arg(long, default_value_t = 0.0)]
+    invalid_share: f64,
+    /// The deny-listed network the deny-listed sends come from (X-Forwarded-For); ingest's
+    /// `[invalid] deny_list_file` must hold it.
+    #[arg(long, value_name = "CIDR", default_value = "203.0.113.0/24")]
+    deny_network: Ipv4Net,
     /// Requests / unacknowledged records in flight at most.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
@@ -184,6 +196,10 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         expired_share: args.expired_share.unwrap_or(noise_default),
         users: args.users,
         prices: args.price_micros,
+        invalid: InvalidConfig {
+            share: args.invalid_share,
+            deny_network: args.deny_network,
+        },
         ..PlanConfig::default()
     };
     let plan = Plan::new(plan_config).context("invalid traffic plan")?;
@@ -232,6 +248,13 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
                     dir.display(),
                     dir.display()
                 );
+                if args.invalid_share > 0.0 {
+                    eprintln!(
+                        "invalid clicks: {}/invalid.csv, flood totals: {}/floods.csv",
+                        dir.display(),
+                        dir.display()
+                    );
+                }
             }
             Ok(())
         }
