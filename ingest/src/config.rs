@@ -96,6 +96,14 @@ pub struct IngestConfig {
     pub not_redirected: Vec<adclick_invalid::Reason>,
     /// How often the `[invalid] deny_list_file` is looked at for changes, ms.
     pub deny_list_reload_ms: u64,
+    /// The first-party visitor cookie that gives clicks without a token user hash one
+    /// (`visitor.rs`): its name, lifetime in seconds, and whether it is `Secure`.
+    pub user_cookie_name: String,
+    pub user_cookie_max_age_secs: u64,
+    pub user_cookie_secure: bool,
+    /// click.proto's salt of `user_hash` for visitor ids, hex (at least 16 bytes); `None`: random
+    /// per process.
+    pub user_hash_salt: Option<SecretString>,
 }
 
 impl Default for IngestConfig {
@@ -133,7 +141,25 @@ impl Default for IngestConfig {
             velocity_key_prefix: "adclick:vel:".into(),
             not_redirected: vec![],
             deny_list_reload_ms: 5_000,
+            user_cookie_name: "adclick_uid".into(),
+            user_cookie_max_age_secs: 31_536_000,
+            user_cookie_secure: true,
+            user_hash_salt: None,
         }
+    }
+}
+
+/// A hex secret of at least 16 bytes, or `None` when not set.
+fn secret_hex(secret: Option<&SecretString>, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    use secrecy::ExposeSecret as _;
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    match hex::decode(secret.expose_secret().trim()) {
+        Ok(bytes) if bytes.len() >= 16 => Ok(Some(bytes)),
+        _ => Err(Error::Config(format!(
+            "{key} must be hex, at least 16 bytes (32 hex digits)"
+        ))),
     }
 }
 
@@ -182,21 +208,21 @@ impl IngestConfig {
             return bad("deny_list_reload_ms must be positive");
         }
         self.ip_hash_key()?;
+        self.user_hash_salt()?;
+        if !crate::visitor::is_cookie_name(&self.user_cookie_name) {
+            return bad("user_cookie_name must be a cookie name (visible ASCII, no separators)");
+        }
         Ok(())
+    }
+
+    /// The `user_hash_salt` as bytes; `None` when not set.
+    pub fn user_hash_salt(&self) -> Result<Option<Vec<u8>>, Error> {
+        secret_hex(self.user_hash_salt.as_ref(), "user_hash_salt")
     }
 
     /// The `ip_hash_key` as bytes; `None` when not set.
     pub fn ip_hash_key(&self) -> Result<Option<Vec<u8>>, Error> {
-        use secrecy::ExposeSecret as _;
-        let Some(key) = &self.ip_hash_key else {
-            return Ok(None);
-        };
-        match hex::decode(key.expose_secret().trim()) {
-            Ok(bytes) if bytes.len() >= 16 => Ok(Some(bytes)),
-            _ => Err(Error::Config(
-                "ip_hash_key must be hex, at least 16 bytes (32 hex digits)".into(),
-            )),
-        }
+        secret_hex(self.ip_hash_key.as_ref(), "ip_hash_key")
     }
 
     /// Where and how to reach Redis.

@@ -13,8 +13,9 @@
 //!    counted). Then the activity rules (`too_fast`, velocity) give the click its verdict.
 //! 5. Make the click durable: Kafka's acknowledgement within `produce_timeout_ms`, else an
 //!    fsynced spill record (`ClickFlag::Replayed`).
-//! 6. Answer `302 Found` to the token's landing URL; a prefetch gets an uncacheable 503 instead,
-//!    and a reason listed in `[ingest] not_redirected` a 403 (`traffic`).
+//! 6. Answer `302 Found` to the token's landing URL, with the visitor cookie when the visitor is
+//!    new (`visitor`); a prefetch gets an uncacheable 503 instead, and a reason listed in
+//!    `[ingest] not_redirected` a 403 (`traffic`).
 //!
 //! Steps 4 and 5 run in a task of their own, tracked for shutdown: a browser that goes away
 //! mid-click cancels its request but not the recording of a click whose impression was already
@@ -48,6 +49,7 @@ use crate::reject::Rejection;
 use crate::request::{self, ClickRequest, Now};
 use crate::spill::Spill;
 use crate::traffic::{self, Traffic};
+use crate::visitor::Visitors;
 
 /// Everything the click path needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -62,6 +64,8 @@ pub struct AppState {
     pub spill_full: SpillFullPolicy,
     /// Invalid-traffic rules, the client's address, the answers to invalid clicks.
     pub traffic: Traffic,
+    /// The visitor cookie and the user hash of clicks whose token carries none.
+    pub visitors: Visitors,
     /// The recording tasks, awaited on shutdown.
     pub tracker: TaskTracker,
 }
@@ -129,6 +133,11 @@ async fn click(
     let request_reason = state
         .traffic
         .request_reason(&request.method, &request.headers, &client);
+    // The token's user hash, else the visitor cookie's (a new visitor gets one on the redirect).
+    let visitor = match claims.user_hash {
+        Some(_) => None,
+        None => Some(state.visitors.identify(&request.headers)),
+    };
     let click = Click {
         impression_id: claims.impression_id.to_vec(),
         ad_id: claims.ad_id,
@@ -138,8 +147,11 @@ async fn click(
         receive_time_ms: now.receive_ms,
         // A version 2 token's user hash is already the placement side's salted hash (click.proto's
         // definition): copied as it is, never hashed again, so it still matches the placement
-        // side's records. Without one, 0 is the contract's "unknown".
-        user_hash: claims.user_hash.unwrap_or(0),
+        // side's records. Without one, the visitor cookie's (`visitor.rs`).
+        user_hash: claims
+            .user_hash
+            .or(visitor.as_ref().map(|v| v.user_hash))
+            .unwrap_or(0),
         flags: 0,
         // Signed with the impression, so a click cannot name its own price.
         price_micros: claims.price_micros.unwrap_or(0),
@@ -158,7 +170,12 @@ async fn click(
     if let Some(reason) = reason.filter(|&reason| !state.traffic.redirects(reason)) {
         return Ok(traffic::refusal(reason));
     }
-    let response = request::redirect(claims)?;
+    let mut response = request::redirect(claims)?;
+    if let Some(cookie) = visitor.and_then(|v| v.set_cookie) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SET_COOKIE, cookie);
+    }
     state
         .metrics
         .redirect_seconds

@@ -20,6 +20,7 @@
 //! | [`request`] | the pure decision: token from path or query, verification, event time, `Location` |
 //! | [`traffic`] | invalid traffic: request facts, the client IP through trusted proxies and its keyed hash, the answer an invalid click gets |
 //! | [`velocity`] | the Redis counters of the velocity rules: keys, windows, lifetimes |
+//! | [`visitor`] | who clicked when the token does not say: the first-party cookie and its user hash |
 //!
 //! [`run`] is the service: it serves until its `shutdown` future completes, then drains in-flight
 //! clicks, stops the replay, flushes the producer and closes the spill, each within
@@ -56,6 +57,7 @@ mod service;
 pub mod spill;
 pub mod traffic;
 pub mod velocity;
+pub mod visitor;
 
 pub use adclick_click::KafkaSettings;
 pub use config::{IngestConfig, SpillFullPolicy};

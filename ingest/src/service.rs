@@ -24,6 +24,7 @@ use crate::replay::{self, ReplayOptions};
 use crate::server::{self, ConnLimits};
 use crate::spill::Spill;
 use crate::traffic::{self, Traffic};
+use crate::visitor::Visitors;
 use crate::{Error, admin, dedup};
 
 /// How long ingest waits at start for Redis and for Kafka before serving clicks without them
@@ -153,6 +154,12 @@ impl Service {
             limits,
             spill_full: config.spill_full,
             traffic,
+            visitors: Visitors::new(
+                &config.user_cookie_name,
+                config.user_hash_salt()?.as_deref(),
+                config.user_cookie_max_age_secs,
+                config.user_cookie_secure,
+            ),
             tracker: TaskTracker::new(),
         };
         let stop_replay = CancellationToken::new();

@@ -167,8 +167,45 @@ async fn a_valid_click_redirects_with_no_cache_headers_and_is_spilled_flagged() 
     assert!(click.has_flag(adclick_click::ClickFlag::DedupUnchecked));
     assert!(click.has_flag(adclick_click::ClickFlag::Replayed));
     assert_eq!(records[0].key, b"42");
-    // A version 1 token names no user and no price.
-    assert_eq!((click.user_hash, click.price_micros), (0, 0));
+    // A version 1 token names no user and no price: the user is the new visitor whose cookie the
+    // redirect set.
+    assert_eq!(click.price_micros, 0);
+    assert_ne!(click.user_hash, 0);
+    let cookie = h[header::SET_COOKIE].to_str().unwrap();
+    let id = cookie
+        .strip_prefix("adclick_uid=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap();
+    assert_eq!(
+        click.user_hash,
+        s.state
+            .visitors
+            .user_hash(&hex::decode(id).unwrap().try_into().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn a_returning_visitor_is_the_same_user_and_gets_no_new_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let first = get(
+        &s,
+        &format!("/click/{}", sign(&claims("https://shop.example/a"))),
+    )
+    .await;
+    let cookie = first.headers()[header::SET_COOKIE].to_str().unwrap();
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let again = get_with(
+        &s,
+        &format!("/click/{}", sign(&claims("https://shop.example/b"))),
+        &[("user-agent", BROWSER), ("cookie", &pair)],
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::FOUND);
+    assert!(again.headers().get(header::SET_COOKIE).is_none());
+    let hashes: Vec<u64> = spilled(&s).await.iter().map(|c| c.user_hash).collect();
+    assert_eq!(hashes.len(), 2);
+    assert_eq!(hashes[0], hashes[1]);
 }
 
 #[tokio::test]
@@ -198,11 +235,12 @@ async fn a_version_2_tokens_user_hash_and_price_reach_the_record_as_signed() {
             (click.user_hash, click.price_micros)
         })
         .collect();
-    // The hash exactly as the placement side made it (not hashed again); an absent one is 0.
-    assert_eq!(
-        recorded,
-        vec![(user_hash, 1_250_000), (0, 0), (user_hash, 0)]
-    );
+    // The hash exactly as the placement side made it (not hashed again); without one, the new
+    // visitor's (its cookie's).
+    assert_eq!(recorded[0], (user_hash, 1_250_000));
+    assert_eq!(recorded[2], (user_hash, 0));
+    assert_eq!(recorded[1].1, 0);
+    assert!(recorded[1].0 != 0 && recorded[1].0 != user_hash);
 }
 
 #[tokio::test]
@@ -350,7 +388,7 @@ async fn open_redirect_tries_are_refused() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::FOUND);
-    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    assert_only_the_visitor_cookie(&response);
     let location = response.headers()[header::LOCATION]
         .to_str()
         .unwrap()
@@ -366,7 +404,19 @@ async fn open_redirect_tries_are_refused() {
         response.headers()[header::LOCATION],
         "https://shop.example/a"
     );
-    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    assert_only_the_visitor_cookie(&response);
+}
+
+/// The response sets ingest's own visitor cookie (a new visitor's) and no other.
+fn assert_only_the_visitor_cookie(response: &axum::response::Response) {
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].starts_with("adclick_uid="), "{cookies:?}");
 }
 
 #[tokio::test]
