@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use adclick_click::now_ms;
+use adclick_invalid::{DenyList, Rules, RulesError};
 use adclick_objstore::StoreError;
 use adclick_tsdb::{BlockError, Ulid, WrittenBlock};
 use aws_sdk_s3::Client;
@@ -37,6 +38,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// The block's ULID (tests); new when `None`.
     pub ulid: Option<Ulid>,
+    /// The shared `[invalid]` table: the rules the day's activity verdicts are settled by.
+    /// Its `deny_list_file` is never read: request reasons are kept from the records (the
+    /// archive has no client IP to look up), and the file may exist on ingest hosts only.
+    pub invalid: adclick_invalid::Config,
 }
 
 impl RunOptions {
@@ -53,6 +58,7 @@ impl RunOptions {
             skip_corrupt: false,
             progress: false,
             ulid: None,
+            invalid: adclick_invalid::Config::default(),
         }
     }
 }
@@ -72,6 +78,8 @@ pub struct Deps {
 pub enum RollupError {
     #[error(transparent)]
     Config(#[from] InvalidConfig),
+    #[error("[invalid]: {0}")]
+    Rules(#[from] RulesError),
     #[error("reading the archive")]
     Archive(#[from] StoreError),
     #[error("writing the block")]
@@ -110,11 +118,13 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<Report, RollupError> {
     config.validate()?;
+    let rules = Rules::new(&options.invalid, DenyList::empty())?;
     let started_at_ms = now_ms();
     let rollup = Rollup {
         config,
         deps,
         options,
+        rules: &rules,
         day: options.day,
     };
     let plan = rollup.list().await?;
@@ -122,7 +132,7 @@ pub async fn run(
     let mut found = Findings {
         corrupt_objects: scan.corrupt_objects.len(),
         skip_corrupt: options.skip_corrupt,
-        clicks: settled.stats.clicks,
+        clicks: settled.stats.clicks + settled.stats.invalid_clicks,
         stream: None,
     };
     let mut report = Report {
@@ -177,6 +187,8 @@ struct Rollup<'a> {
     config: &'a RollupConfig,
     deps: &'a Deps,
     options: &'a RunOptions,
+    /// `options.invalid` compiled.
+    rules: &'a Rules,
     day: Day,
 }
 
@@ -246,7 +258,7 @@ impl Rollup<'_> {
         scan_report
             .corrupt_objects
             .sort_by(|a, b| a.key.cmp(&b.key));
-        Ok((scan_report, settlement.finish()))
+        Ok((scan_report, settlement.finish(self.rules)))
     }
 
     /// Writes the day's block and, unless the run keeps it local, publishes it in place of the
