@@ -22,6 +22,7 @@ use crate::reconcile::{self, ReconcileError, Reconciliation};
 use crate::report::{BlockReport, Report, ScanReport};
 use crate::scan::{self, ArchiveLocation, ScanPlan};
 use crate::settle::{SettledDay, Settlement};
+use crate::verdicts;
 
 /// What a run was asked to do.
 #[derive(Debug, Clone)]
@@ -144,7 +145,8 @@ pub async fn run(
         finished_at_ms: 0,
         dry_run: options.dry_run,
         scan,
-        settle: settled.stats,
+        settle: settled.stats.clone(),
+        verdict_changes: verdicts::report(&settled.verdict_changes, config.report_max_rows),
         block: None,
         reconciliation: None,
         reconcile_error: None,

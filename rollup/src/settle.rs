@@ -38,7 +38,7 @@
 //! partition): settle partitions apart — velocity then needs the counts of all partitions, a
 //! second pass over (receive time, user or IP hash) alone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use adclick_click::minute::Minute;
 use adclick_click::wire::{Click, ClickFlag};
@@ -52,7 +52,7 @@ use crate::verdicts::{self, Changes, VerdictChange};
 pub use adclick_click::wire::AdKey;
 
 /// Where the records read went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SettleStats {
     /// Click records read from the archive (after overlapping objects were trimmed).
     pub records: u64,
@@ -74,6 +74,8 @@ pub struct SettleStats {
     /// Invalid clicks counted in the day (once per impression, or per impression and request
     /// reason): `adclick_invalid_clicks`.
     pub invalid_clicks: u64,
+    /// `invalid_clicks` by reason name.
+    pub invalid_by_reason: BTreeMap<&'static str, u64>,
     /// Clicks of the day whose settled verdict is not the one ingest recorded.
     pub verdicts_changed: u64,
 }
@@ -293,8 +295,8 @@ impl Settlement {
     }
 
     /// The day's counts, every ad on its own series, verdicts settled by `rules`.
-    pub fn finish(self, rules: &Rules) -> SettledDay {
-        let mut stats = self.stats;
+    pub fn finish(mut self, rules: &Rules) -> SettledDay {
+        let mut stats = std::mem::take(&mut self.stats);
         let mut valid: Vec<(u32, Minute)> = Vec::new();
         let mut invalid: HashMap<(InvalidKey, Minute), u64> = HashMap::new();
         let mut changes = Changes::default();
@@ -359,6 +361,12 @@ impl Settlement {
 
         stats.clicks = valid.len() as u64;
         stats.invalid_clicks = invalid.values().sum();
+        for ((key, _), n) in &invalid {
+            *stats
+                .invalid_by_reason
+                .entry(key.reason.as_str())
+                .or_default() += n;
+        }
         stats.duplicates_removed = stats.in_day - stats.clicks - stats.invalid_clicks;
         let verdict_changes = changes.finish();
         stats.verdicts_changed = verdict_changes.iter().map(|c| c.clicks).sum();

@@ -176,6 +176,58 @@ pub fn by_campaign(changes: &[VerdictChange]) -> Vec<ChangeRow> {
     rows
 }
 
+/// One campaign's clicks of one minute whose verdict changed one way: a report row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MinuteRow {
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+    /// The end of the clicks' minute (their samples' timestamp), Unix ms.
+    pub minute_end_ms: i64,
+    pub recorded: &'static str,
+    pub settled: &'static str,
+    pub clicks: u64,
+    pub velocity_unchecked: u64,
+}
+
+/// The report's "live classification differed" section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChangesReport {
+    /// Clicks of the day whose settled verdict is not the recorded one.
+    pub clicks: u64,
+    /// Of them, those ingest flagged velocity-unchecked.
+    pub velocity_unchecked: u64,
+    /// Per campaign and recorded → settled pair, most clicks first (at most `report_max_rows`).
+    pub campaigns: Vec<ChangeRow>,
+    /// Per campaign, minute and pair, most clicks first (at most `report_max_rows`).
+    pub minutes: Vec<MinuteRow>,
+}
+
+/// The report of the day's changes, `max_rows` rows of each kind.
+pub fn report(changes: &[VerdictChange], max_rows: usize) -> ChangesReport {
+    let mut campaigns = by_campaign(changes);
+    campaigns.truncate(max_rows);
+    let mut minutes: Vec<MinuteRow> = changes
+        .iter()
+        .map(|c| MinuteRow {
+            advertiser_id: c.advertiser_id,
+            campaign_id: c.campaign_id,
+            minute_end_ms: c.minute.end_ms(),
+            recorded: c.recorded.as_str(),
+            settled: c.settled.as_str(),
+            clicks: c.clicks,
+            velocity_unchecked: c.velocity_unchecked,
+        })
+        .collect();
+    minutes.sort_by_key(|r| std::cmp::Reverse(r.clicks));
+    minutes.truncate(max_rows);
+    ChangesReport {
+        clicks: changes.iter().map(|c| c.clicks).sum(),
+        velocity_unchecked: changes.iter().map(|c| c.velocity_unchecked).sum(),
+        campaigns,
+        minutes,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +320,11 @@ mod tests {
                 },
             ]
         );
+        let report = report(&changes, 1);
+        assert_eq!((report.clicks, report.velocity_unchecked), (4, 3));
+        assert_eq!(report.campaigns, rows[..1]);
+        assert_eq!(report.minutes.len(), 1);
+        assert_eq!(report.minutes[0].clicks, 2);
+        assert_eq!(report.minutes[0].minute_end_ms, m.end_ms());
     }
 }
