@@ -455,3 +455,84 @@ async fn invalid_traffic_gets_series_of_its_own_and_changed_verdicts_are_reporte
         ])
     );
 }
+
+/// Without the stack: a settled day with invalid traffic written as a block, which promtool reads
+/// (the TSDB writer takes the `reason` label and the series of both metrics in its order).
+#[test]
+fn a_block_with_invalid_series_is_read_by_promtool() {
+    use adclick_click::wire::{Click, InvalidReason};
+    use adclick_rollup::settle::Settlement;
+
+    let day: Day = "2026-11-14".parse().unwrap();
+    let t = day.start_ms() + 3_600_000;
+    let click = |n: u8, reason: InvalidReason, campaign_id: u64| Click {
+        impression_id: vec![n; 16],
+        ad_id: 10 + campaign_id,
+        campaign_id,
+        advertiser_id: 1,
+        event_time_ms: t + i64::from(n) * 1_000,
+        receive_time_ms: t + i64::from(n) * 1_000,
+        invalid_reason: reason as i32,
+        ..Default::default()
+    };
+    let mut settlement = Settlement::new(day, 0);
+    for c in [
+        click(1, InvalidReason::Valid, 2),
+        click(1, InvalidReason::Prefetch, 2),
+        click(2, InvalidReason::BotUserAgent, 2),
+        click(3, InvalidReason::DenyListedNetwork, 3),
+        click(4, InvalidReason::Valid, 3),
+    ] {
+        settlement.add(&c);
+    }
+    let rules = adclick_invalid::Rules::new(
+        &adclick_invalid::Config::default(),
+        adclick_invalid::DenyList::empty(),
+    )
+    .unwrap();
+    let settled = settlement.finish(&rules);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data");
+    std::fs::create_dir_all(db.join("wal")).unwrap();
+    let labels = BTreeMap::from([("test_id".to_string(), "offline".to_string())]);
+    let external = BTreeMap::from([("tier".to_string(), "rollup".to_string())]);
+    let block =
+        adclick_rollup::block::write(&db, day, &settled, &labels, &external, Ulid::new(), &[])
+            .unwrap();
+    assert_eq!(block.meta.stats.num_series, 5);
+    promtool::run(
+        std::process::Command::new(promtool::promtool())
+            .args(["tsdb", "analyze"])
+            .arg(&db)
+            .arg(block.meta.ulid.to_string()),
+    );
+    let minute_end = t - t % 60_000 + 60_000;
+    let point = |name: &str, key: &str, value: &str, campaign: u64, at: i64, v: f64| Point {
+        labels: {
+            let mut l = vec![
+                ("__name__".to_string(), name.to_string()),
+                ("advertiser_id".to_string(), "1".to_string()),
+                ("campaign_id".to_string(), campaign.to_string()),
+                (key.to_string(), value.to_string()),
+                ("test_id".to_string(), "offline".to_string()),
+            ];
+            l.sort();
+            l
+        },
+        timestamp_ms: at,
+        value_bits: adclick_testsupport::promtool::value_bits(v),
+    };
+    let mut want = Vec::new();
+    for (name, key, value, campaign) in [
+        ("adclick_clicks", "ad_id", "12", 2),
+        ("adclick_clicks", "ad_id", "13", 3),
+        ("adclick_invalid_clicks", "reason", "bot_user_agent", 2),
+        ("adclick_invalid_clicks", "reason", "prefetch", 2),
+        ("adclick_invalid_clicks", "reason", "deny_listed_network", 3),
+    ] {
+        want.push(point(name, key, value, campaign, minute_end, 1.0));
+        want.push(point(name, key, value, campaign, minute_end + 60_000, 0.0));
+    }
+    want.sort();
+    assert_eq!(promtool::dump(&db), want);
+}
