@@ -119,7 +119,7 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<Report, RollupError> {
     config.validate()?;
-    let rules = Rules::new(&options.invalid, DenyList::empty())?;
+    let rules = rules(&options.invalid)?;
     let started_at_ms = now_ms();
     let rollup = Rollup {
         config,
@@ -182,6 +182,12 @@ pub async fn run(
         push_metrics(config, &report, outcome).await?;
     }
     Ok(report)
+}
+
+/// The `[invalid]` rules a run settles by, compiled. `deny_list_file` is not read: request
+/// reasons are kept from the records, and the file may exist on ingest hosts only.
+pub fn rules(invalid: &adclick_invalid::Config) -> Result<Rules, RollupError> {
+    Ok(Rules::new(invalid, DenyList::empty())?)
 }
 
 /// One run's inputs, shared by its steps.
@@ -465,4 +471,28 @@ async fn push_metrics(
     let request = report.metrics(now_ms(), &labels, success);
     sender.send(&request).await.map_err(|e| failed(e.into()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_ignore_ingests_deny_list_and_bad_rules_say_where() {
+        let ingest_only = adclick_invalid::Config {
+            deny_list_file: Some("/etc/adclick/not-on-this-host.cidr".into()),
+            ..adclick_invalid::Config::default()
+        };
+        let compiled = rules(&ingest_only).unwrap();
+        assert!(compiled.deny_list().is_empty());
+        let bad = adclick_invalid::Config {
+            bot_user_agent_patterns: vec!["(".into()],
+            ..adclick_invalid::Config::default()
+        };
+        let error = rules(&bad).unwrap_err().to_string();
+        assert!(
+            error.starts_with("[invalid]: bot_user_agent_patterns: `(` is not a valid"),
+            "{error}"
+        );
+    }
 }
