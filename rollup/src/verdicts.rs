@@ -67,11 +67,14 @@ pub struct VerdictChange {
     pub velocity_unchecked: u64,
 }
 
+/// (advertiser, campaign, minute, recorded code, settled code).
+type ChangeKey = (u64, u64, i64, u8, u8);
+
 /// Collects [`VerdictChange`]s click by click.
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// (advertiser, campaign, minute, recorded code, settled code) → (clicks, unchecked).
-    counts: HashMap<(u64, u64, i64, u8, u8), (u64, u64)>,
+    /// → (clicks, of them velocity-unchecked).
+    counts: HashMap<ChangeKey, (u64, u64)>,
 }
 
 impl Changes {
