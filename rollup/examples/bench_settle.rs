@@ -80,14 +80,19 @@ fn main() {
         };
         last_impression = impression;
         let ad = 1 + next() % 10_000;
+        let event_time_ms = from + (next() % (to - from) as u64) as i64;
         let click = Click {
             impression_id: impression.to_vec(),
             ad_id: ad,
             campaign_id: 1 + ad / 10,
             advertiser_id: 1 + ad / 1000,
-            event_time_ms: from + (next() % (to - from) as u64) as i64,
-            receive_time_ms: 0,
-            user_hash: next(),
+            event_time_ms,
+            // Velocity is swept over receive time: a user and an IP pool small enough that
+            // windows hold more than one click.
+            receive_time_ms: event_time_ms + (next() % 2_000) as i64,
+            user_hash: 1 + next() % 1_000_000,
+            ip_hash: 1 + next() % 100_000,
+            token_issued_at_secs: (event_time_ms / 1000 - 5) as u64,
             flags: 0,
             price_micros: 0,
             ..Click::default()
@@ -120,7 +125,13 @@ fn main() {
     let read_settle = t.elapsed();
     let after_settle = vm_hwm_kib();
     let t = Instant::now();
-    let settled = settlement.finish();
+    let rules = adclick_invalid::Rules::new(
+        &adclick_invalid::Config::default(),
+        adclick_invalid::DenyList::empty(),
+    )
+    .unwrap();
+    let settled = settlement.finish(&rules);
+    let after_finish = vm_hwm_kib();
     let finish = t.elapsed();
     let t = Instant::now();
     let dir = tempfile::tempdir().unwrap();
@@ -137,17 +148,20 @@ fn main() {
     .unwrap();
     let write = t.elapsed();
     let st = settled.stats;
+    let impressions = st.clicks + st.invalid_clicks;
     println!(
-        "decode+settle {read_settle:.2?} ({:.0} clicks/s), finish {finish:.2?}, block write {write:.2?}: {} clicks, {} duplicates removed, {} series, {} samples",
+        "decode+settle {read_settle:.2?} ({:.0} clicks/s), finish (velocity sweep) {finish:.2?}, block write {write:.2?}: {} valid clicks, {} invalid, {} duplicates removed, {} series, {} samples",
         clicks as f64 / read_settle.as_secs_f64(),
         st.clicks,
+        st.invalid_clicks,
         st.duplicates_removed,
         block.meta.stats.num_series,
         block.meta.stats.num_samples
     );
     println!(
-        "peak RSS: {before} KiB before settling, {after_settle} KiB after reading ({:.1} bytes per distinct impression), {} KiB at the end",
-        (after_settle.saturating_sub(before) as f64 * 1024.0) / st.clicks as f64,
+        "peak RSS: {before} KiB before settling, {after_settle} KiB after reading ({:.1} bytes per distinct impression), {after_finish} KiB after finishing ({:.1}), {} KiB at the end",
+        (after_settle.saturating_sub(before) as f64 * 1024.0) / impressions as f64,
+        (after_finish.saturating_sub(before) as f64 * 1024.0) / impressions as f64,
         vm_hwm_kib()
     );
 }

@@ -1,59 +1,87 @@
-//! The settled day as a TSDB block: the stream's metric, labels and timestamps, every ad on its
+//! The settled day as a TSDB block: the stream's metrics, labels and timestamps, every ad on its
 //! own series.
 //!
-//! Series: `adclick_clicks{advertiser_id, campaign_id, ad_id, <[rollup] labels>}` — the stream's
-//! series without `partition` (one writer, no top K, so nothing to keep apart); the README's
-//! queries sum `partition` away, so they read both tiers alike. Samples: the count of each
-//! minute with clicks, stamped with the minute's end, and an explicit 0 at the end of the minute
-//! after the last of a run of minutes — the same shape the stream writes, so a graph at a
+//! Series:
+//! - `adclick_clicks{advertiser_id, campaign_id, ad_id, <[rollup] labels>}`: valid clicks, the
+//!   stream's series without `partition` (one writer, no top K, so nothing to keep apart); the
+//!   README's queries sum `partition` away, so they read both tiers alike.
+//! - `adclick_invalid_clicks{advertiser_id, campaign_id, reason, <[rollup] labels>}`: invalid
+//!   clicks per campaign and reason (the reason's stable name), as the stream writes them, again
+//!   without `partition`.
+//!
+//! Both carry the block's external labels (`tier="rollup"`) through Thanos. Samples: the count of
+//! each minute with clicks, stamped with the minute's end, and an explicit 0 at the end of the
+//! minute after the last of a run of minutes — the same shape the stream writes, so a graph at a
 //! 1-minute step never carries a count over the 5-minute look-back into minutes without clicks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use adclick_click::Minute;
 use adclick_tsdb::{BlockError, BlockOptions, Label, Sample, Series, Ulid, WrittenBlock};
 
 use crate::day::Day;
 use crate::settle::SettledDay;
 
 pub const CLICKS: &str = "adclick_clicks";
+pub const INVALID_CLICKS: &str = "adclick_invalid_clicks";
 /// `thanos.source` of the rollup's blocks.
 pub const SOURCE: &str = "adclick-rollup";
 
-/// The series of a settled day, in no particular order.
+/// The series of a settled day, in no particular order (the writer sorts labels and series).
 pub fn series(
     day: Day,
     settled: &SettledDay,
     extra_labels: &BTreeMap<String, String>,
 ) -> Vec<Series> {
     let block_end = day.end_ms();
-    settled
-        .ads
-        .iter()
-        .map(|(ad, minutes)| {
-            let mut labels = vec![
-                Label::new("__name__", CLICKS),
-                Label::new("advertiser_id", ad.advertiser_id.to_string()),
-                Label::new("campaign_id", ad.campaign_id.to_string()),
-                Label::new("ad_id", ad.ad_id.to_string()),
-            ];
-            labels.extend(
-                extra_labels
-                    .iter()
-                    .map(|(k, v)| Label::new(k.clone(), v.clone())),
-            );
-            let mut samples = Vec::with_capacity(minutes.len() + 1);
-            for (i, &(minute, count)) in minutes.iter().enumerate() {
-                samples.push(Sample::new(minute.end_ms(), count as f64));
-                let next = minute.next();
-                let next_has_clicks = minutes.get(i + 1).is_some_and(|(m, _)| *m == next);
-                if !next_has_clicks && next.end_ms() < block_end {
-                    samples.push(Sample::new(next.end_ms(), 0.0));
-                }
-            }
-            Series { labels, samples }
-        })
-        .collect()
+    let extra = || {
+        extra_labels
+            .iter()
+            .map(|(k, v)| Label::new(k.clone(), v.clone()))
+    };
+    let valid = settled.ads.iter().map(|(ad, minutes)| {
+        let mut labels = vec![
+            Label::new("__name__", CLICKS),
+            Label::new("advertiser_id", ad.advertiser_id.to_string()),
+            Label::new("campaign_id", ad.campaign_id.to_string()),
+            Label::new("ad_id", ad.ad_id.to_string()),
+        ];
+        labels.extend(extra());
+        Series {
+            labels,
+            samples: samples(minutes, block_end),
+        }
+    });
+    let invalid = settled.invalid.iter().map(|(key, minutes)| {
+        let mut labels = vec![
+            Label::new("__name__", INVALID_CLICKS),
+            Label::new("advertiser_id", key.advertiser_id.to_string()),
+            Label::new("campaign_id", key.campaign_id.to_string()),
+            Label::new("reason", key.reason.as_str()),
+        ];
+        labels.extend(extra());
+        Series {
+            labels,
+            samples: samples(minutes, block_end),
+        }
+    });
+    valid.chain(invalid).collect()
+}
+
+/// A series' samples: each minute's count at its end, and a 0 closing each run of minutes
+/// inside the block.
+fn samples(minutes: &[(Minute, u64)], block_end: i64) -> Vec<Sample> {
+    let mut samples = Vec::with_capacity(minutes.len() + 1);
+    for (i, &(minute, count)) in minutes.iter().enumerate() {
+        samples.push(Sample::new(minute.end_ms(), count as f64));
+        let next = minute.next();
+        let next_has_clicks = minutes.get(i + 1).is_some_and(|(m, _)| *m == next);
+        if !next_has_clicks && next.end_ms() < block_end {
+            samples.push(Sample::new(next.end_ms(), 0.0));
+        }
+    }
+    samples
 }
 
 /// Writes the block of `day` under `parent` (`<parent>/<ulid>`, via a temporary directory).
@@ -80,8 +108,8 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settle::AdKey;
-    use adclick_click::Minute;
+    use crate::settle::{AdKey, InvalidKey};
+    use adclick_invalid::Reason;
 
     #[test]
     fn zeros_close_each_run_of_minutes_inside_the_block() {
@@ -98,7 +126,7 @@ mod tests {
                 ad,
                 vec![(m0, 4), (m0.next(), 1), (Minute(m0.0 + 5), 2), (last, 7)],
             )],
-            stats: Default::default(),
+            ..Default::default()
         };
         let s = &series(day, &settled, &BTreeMap::from([("env".into(), "t".into())]))[0];
         let got: Vec<(i64, f64)> = s
@@ -119,5 +147,43 @@ mod tests {
             ]
         );
         assert!(s.labels.iter().any(|l| l.name == "env" && l.value == "t"));
+    }
+
+    #[test]
+    fn invalid_clicks_are_series_per_campaign_and_reason() {
+        let day: Day = "2026-11-23".parse().unwrap();
+        let m0 = day.first_minute();
+        let key = InvalidKey {
+            advertiser_id: 1,
+            campaign_id: 2,
+            reason: Reason::UserVelocity,
+        };
+        let settled = SettledDay {
+            invalid: vec![(key, vec![(m0, 3)])],
+            ..Default::default()
+        };
+        let all = series(day, &settled, &BTreeMap::from([("env".into(), "t".into())]));
+        assert_eq!(all.len(), 1);
+        let labels: Vec<(&str, &str)> = all[0]
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("__name__", "adclick_invalid_clicks"),
+                ("advertiser_id", "1"),
+                ("campaign_id", "2"),
+                ("reason", "user_velocity"),
+                ("env", "t"),
+            ]
+        );
+        let got: Vec<(i64, f64)> = all[0]
+            .samples
+            .iter()
+            .map(|x| (x.timestamp_ms, x.value))
+            .collect();
+        assert_eq!(got, [(m0.end_ms(), 3.0), (m0.next().end_ms(), 0.0)]);
     }
 }

@@ -105,6 +105,7 @@ impl RollupConfig {
                 "advertiser_id",
                 "campaign_id",
                 "ad_id",
+                "reason",
                 "partition",
             ];
             if !adclick_remote_write::request::is_valid_label_name(name)

@@ -7,7 +7,9 @@
 //! |---|---|
 //! | [`day`] | the UTC day a block covers, and which minutes, clicks and archive hours that means |
 //! | [`scan`] | finding, fetching and decoding the day's archive objects; overlaps; corrupt objects |
-//! | [`settle`] | exact dedup by impression id and per-ad, per-minute counts: the billing truth |
+//! | [`settle`] | exact dedup by identity (impression, or impression and request reason), per-minute counts of valid clicks per ad and invalid ones per campaign and reason: the billing truth |
+//! | [`velocity`] | running counts of the day's clicks in fixed windows of receive time, per user and IP hash |
+//! | [`verdicts`] | a click's recorded and settled verdicts, and where they differ |
 //! | [`block`] | the settled day as series and samples of a TSDB block (stream contract, zeros) |
 //! | [`publish`] | upload in Thanos' order, removal of a failed upload, deletion marks on reruns |
 //! | [`reconcile`] | the stream path's counts from Prometheus' API, compared per ad and campaign |
@@ -31,6 +33,8 @@ pub mod report;
 pub mod run;
 pub mod scan;
 pub mod settle;
+pub mod velocity;
+pub mod verdicts;
 
 pub use config::RollupConfig;
 pub use day::Day;

@@ -85,7 +85,8 @@ pub struct Findings {
     pub corrupt_objects: usize,
     /// `--skip-corrupt`.
     pub skip_corrupt: bool,
-    /// Clicks settled for the day, valid clicks of corrupt objects included.
+    /// Clicks settled for the day, valid and invalid (a day of bots alone still gets its
+    /// block), valid clicks of corrupt objects included.
     pub clicks: u64,
     /// `None` when nothing was compared: reconciliation is off, or no block was written (yet).
     pub stream: Option<Stream>,

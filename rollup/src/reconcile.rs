@@ -13,6 +13,8 @@
 //! - per ad: truth vs. the ad's own series. An ad folded into `other` in some minutes, or whose
 //!   campaign had late clicks, shows fewer clicks in the stream by design, so for those only a
 //!   stream count *above* the truth is a mismatch; for the others any difference is.
+//! - per campaign and reason: the settled invalid clicks vs. `adclick_invalid_clicks` plus
+//!   `adclick_late_invalid_clicks` ([`invalid`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::day::Day;
 use crate::settle::{AdKey, SettledDay};
+
+pub mod invalid;
+
+pub use invalid::{InvalidComparison, InvalidRow, InvalidSeries, StreamInvalid};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -46,6 +52,8 @@ pub struct StreamDay {
     pub campaigns: HashMap<(u64, u64), StreamCampaign>,
     /// Ads with series of their own.
     pub ads: HashMap<AdKey, u64>,
+    /// Invalid clicks per campaign and reason.
+    pub invalid: HashMap<InvalidSeries, StreamInvalid>,
 }
 
 #[derive(Deserialize)]
@@ -65,8 +73,8 @@ struct ApiData {
 }
 
 #[derive(Deserialize)]
-struct ApiSample {
-    metric: BTreeMap<String, String>,
+pub(crate) struct ApiSample {
+    pub(crate) metric: BTreeMap<String, String>,
     value: (f64, String),
 }
 
@@ -86,7 +94,7 @@ pub fn evaluation_time(day: Day) -> String {
     format!("{}.{:03}", t.div_euclid(1000), t.rem_euclid(1000))
 }
 
-async fn instant(
+pub(crate) async fn instant(
     http: &reqwest::Client,
     base: &str,
     query: &str,
@@ -122,7 +130,7 @@ async fn instant(
     Ok(data.result)
 }
 
-fn id(sample: &ApiSample, name: &str, query: &str) -> Result<u64, ReconcileError> {
+pub(crate) fn id(sample: &ApiSample, name: &str, query: &str) -> Result<u64, ReconcileError> {
     sample
         .metric
         .get(name)
@@ -133,7 +141,7 @@ fn id(sample: &ApiSample, name: &str, query: &str) -> Result<u64, ReconcileError
         })
 }
 
-fn count(sample: &ApiSample, query: &str) -> Result<u64, ReconcileError> {
+pub(crate) fn count(sample: &ApiSample, query: &str) -> Result<u64, ReconcileError> {
     let v: f64 = sample.value.1.parse().map_err(|_| ReconcileError::Answer {
         query: query.to_string(),
         message: format!("value {:?} is not a number", sample.value.1),
@@ -189,6 +197,7 @@ pub async fn stream_day(
         );
         out.campaigns.entry(campaign).or_default().late += count(&s, &late_q)?;
     }
+    out.invalid = invalid::stream(http, prometheus, &sel, &time).await?;
     Ok(out)
 }
 
@@ -232,11 +241,13 @@ pub struct Reconciliation {
     /// The largest campaign differences (at most `report_max_rows`).
     pub campaigns: Vec<CampaignRow>,
     pub ads: Vec<AdRow>,
+    /// Invalid clicks per campaign and reason.
+    pub invalid: InvalidComparison,
 }
 
 impl Reconciliation {
     pub fn is_clean(&self) -> bool {
-        self.campaigns_mismatched == 0 && self.ads_mismatched == 0
+        self.campaigns_mismatched == 0 && self.ads_mismatched == 0 && self.invalid.mismatched == 0
     }
 }
 
@@ -309,6 +320,7 @@ pub fn compare(truth: &SettledDay, stream: &StreamDay, max_rows: usize) -> Recon
     r.ads
         .sort_by_key(|row| std::cmp::Reverse(row.difference.unsigned_abs()));
     r.ads.truncate(max_rows);
+    r.invalid = invalid::compare(truth, &stream.invalid, max_rows);
     r
 }
 
@@ -334,7 +346,7 @@ mod tests {
                 (ad(2, 20), vec![(Minute(1), 3)]),
                 (ad(3, 30), vec![(Minute(1), 4)]),
             ],
-            stats: Default::default(),
+            ..Default::default()
         };
         let mut stream = StreamDay::default();
         // Campaign 1: ad 11 folded into other; exact in total.

@@ -1,6 +1,21 @@
 //! What a run tells people and alerts: the JSON report (everything, for the record and for
 //! tooling), a short summary for the operator's terminal, and the `adclick_rollup_*` figures
 //! written to Prometheus (remote_write) for the alerting rules.
+//!
+//! The summary's lines:
+//! - `archive:` objects and records read, and where the records' event times fell;
+//! - `truth:` valid clicks settled (billed: `adclick_clicks{tier="rollup"}`), repeats removed,
+//!   records ingest wrote without checking the dedup store;
+//! - `invalid:` invalid clicks settled (`adclick_invalid_clicks{tier="rollup"}`) by reason, and
+//!   records ingest wrote without counting velocity;
+//! - `live classification differed:` clicks whose settled verdict is not the one ingest recorded
+//!   (per campaign: `N clicks live <recorded> -> settled <settled> (M velocity-unchecked)`; e.g.
+//!   `live user_velocity -> settled valid` for a repeat counted towards velocity live,
+//!   `live valid -> settled user_velocity` for a flood ingest could not count);
+//! - `block`, `replaced`: what was written and where;
+//! - `stream:` the stream's valid clicks against the truth, per campaign and ad;
+//!   `stream invalid:` its invalid clicks (`adclick_invalid_clicks` + `adclick_late_invalid_clicks`)
+//!   against the settled ones, per campaign and reason.
 
 use std::fmt::Write as _;
 
@@ -11,6 +26,7 @@ use crate::publish::ExistingBlock;
 use crate::reconcile::Reconciliation;
 use crate::scan::CorruptObject;
 use crate::settle::SettleStats;
+use crate::verdicts::ChangesReport;
 
 /// Where the block went.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +71,9 @@ pub struct Report {
     pub dry_run: bool,
     pub scan: ScanReport,
     pub settle: SettleStats,
+    /// Where the settled verdict differs from the one ingest recorded ("live classification
+    /// differed").
+    pub verdict_changes: ChangesReport,
     pub block: Option<BlockReport>,
     /// `null` when reconciliation was off or failed (then `reconcile_error` says why).
     pub reconciliation: Option<Reconciliation>,
@@ -81,6 +100,42 @@ impl Report {
             "  truth: {} clicks; {} duplicates removed; {} clicks were dedup-unchecked (ingest failed open)",
             st.clicks, st.duplicates_removed, st.dedup_unchecked
         );
+        let by_reason: Vec<String> = st
+            .invalid_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  invalid: {} clicks ({}); {} clicks were velocity-unchecked (ingest failed open)",
+            st.invalid_clicks,
+            if by_reason.is_empty() {
+                "none".to_string()
+            } else {
+                by_reason.join(", ")
+            },
+            st.velocity_unchecked
+        );
+        let changes = &self.verdict_changes;
+        if changes.clicks > 0 {
+            let _ = writeln!(
+                s,
+                "  live classification differed: {} clicks ({} velocity-unchecked)",
+                changes.clicks, changes.velocity_unchecked
+            );
+            for c in changes.campaigns.iter().take(5) {
+                let _ = writeln!(
+                    s,
+                    "    campaign {}/{}: {} clicks live {} -> settled {} ({} velocity-unchecked)",
+                    c.advertiser_id,
+                    c.campaign_id,
+                    c.clicks,
+                    c.recorded,
+                    c.settled,
+                    c.velocity_unchecked
+                );
+            }
+        }
         if !self.scan.corrupt_objects.is_empty() {
             let _ = writeln!(s, "  CORRUPT objects: {}", self.scan.corrupt_objects.len());
             for c in self.scan.corrupt_objects.iter().take(5) {
@@ -132,6 +187,23 @@ impl Report {
                         c.stream_other
                     );
                 }
+                let inv = &r.invalid;
+                let _ = writeln!(
+                    s,
+                    "  stream invalid: {} clicks + {} late; campaign reasons {} / {} mismatched ({} clicks apart)",
+                    inv.stream_clicks,
+                    inv.stream_late_clicks,
+                    inv.mismatched,
+                    inv.compared,
+                    inv.mismatch_clicks
+                );
+                for c in inv.rows.iter().take(5) {
+                    let _ = writeln!(
+                        s,
+                        "    campaign {}/{} {}: truth {}, stream {} (late {})",
+                        c.advertiser_id, c.campaign_id, c.reason, c.truth, c.stream, c.stream_late
+                    );
+                }
             }
             (None, Some(e)) => {
                 let _ = writeln!(s, "  reconciliation FAILED: {e}");
@@ -180,6 +252,15 @@ impl Report {
             "adclick_rollup_dedup_unchecked_clicks",
             st.dedup_unchecked as f64,
         );
+        gauge("adclick_rollup_invalid_clicks", st.invalid_clicks as f64);
+        gauge(
+            "adclick_rollup_velocity_unchecked_clicks",
+            st.velocity_unchecked as f64,
+        );
+        gauge(
+            "adclick_rollup_verdicts_changed",
+            st.verdicts_changed as f64,
+        );
         gauge(
             "adclick_rollup_corrupt_objects",
             self.scan.corrupt_objects.len() as f64,
@@ -191,6 +272,14 @@ impl Report {
             );
             gauge("adclick_rollup_mismatched_ads", r.ads_mismatched as f64);
             gauge("adclick_rollup_mismatch_clicks", r.mismatch_clicks as f64);
+            gauge(
+                "adclick_rollup_mismatched_invalid",
+                r.invalid.mismatched as f64,
+            );
+            gauge(
+                "adclick_rollup_invalid_mismatch_clicks",
+                r.invalid.mismatch_clicks as f64,
+            );
             gauge(
                 "adclick_rollup_stream_late_clicks",
                 r.stream_late_clicks as f64,

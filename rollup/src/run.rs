@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use adclick_click::now_ms;
+use adclick_invalid::{DenyList, Rules, RulesError};
 use adclick_objstore::StoreError;
 use adclick_tsdb::{BlockError, Ulid, WrittenBlock};
 use aws_sdk_s3::Client;
@@ -21,6 +22,7 @@ use crate::reconcile::{self, ReconcileError, Reconciliation};
 use crate::report::{BlockReport, Report, ScanReport};
 use crate::scan::{self, ArchiveLocation, ScanPlan};
 use crate::settle::{SettledDay, Settlement};
+use crate::verdicts;
 
 /// What a run was asked to do.
 #[derive(Debug, Clone)]
@@ -37,6 +39,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// The block's ULID (tests); new when `None`.
     pub ulid: Option<Ulid>,
+    /// The shared `[invalid]` table: the rules the day's activity verdicts are settled by.
+    /// Its `deny_list_file` is never read: request reasons are kept from the records (the
+    /// archive has no client IP to look up), and the file may exist on ingest hosts only.
+    pub invalid: adclick_invalid::Config,
 }
 
 impl RunOptions {
@@ -53,6 +59,7 @@ impl RunOptions {
             skip_corrupt: false,
             progress: false,
             ulid: None,
+            invalid: adclick_invalid::Config::default(),
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct Deps {
 pub enum RollupError {
     #[error(transparent)]
     Config(#[from] InvalidConfig),
+    #[error("[invalid]: {0}")]
+    Rules(#[from] RulesError),
     #[error("reading the archive")]
     Archive(#[from] StoreError),
     #[error("writing the block")]
@@ -110,11 +119,13 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<Report, RollupError> {
     config.validate()?;
+    let rules = rules(&options.invalid)?;
     let started_at_ms = now_ms();
     let rollup = Rollup {
         config,
         deps,
         options,
+        rules: &rules,
         day: options.day,
     };
     let plan = rollup.list().await?;
@@ -122,7 +133,7 @@ pub async fn run(
     let mut found = Findings {
         corrupt_objects: scan.corrupt_objects.len(),
         skip_corrupt: options.skip_corrupt,
-        clicks: settled.stats.clicks,
+        clicks: settled.stats.clicks + settled.stats.invalid_clicks,
         stream: None,
     };
     let mut report = Report {
@@ -134,7 +145,8 @@ pub async fn run(
         finished_at_ms: 0,
         dry_run: options.dry_run,
         scan,
-        settle: settled.stats,
+        settle: settled.stats.clone(),
+        verdict_changes: verdicts::report(&settled.verdict_changes, config.report_max_rows),
         block: None,
         reconciliation: None,
         reconcile_error: None,
@@ -172,11 +184,19 @@ pub async fn run(
     Ok(report)
 }
 
+/// The `[invalid]` rules a run settles by, compiled. `deny_list_file` is not read: request
+/// reasons are kept from the records, and the file may exist on ingest hosts only.
+pub fn rules(invalid: &adclick_invalid::Config) -> Result<Rules, RollupError> {
+    Ok(Rules::new(invalid, DenyList::empty())?)
+}
+
 /// One run's inputs, shared by its steps.
 struct Rollup<'a> {
     config: &'a RollupConfig,
     deps: &'a Deps,
     options: &'a RunOptions,
+    /// `options.invalid` compiled.
+    rules: &'a Rules,
     day: Day,
 }
 
@@ -246,7 +266,7 @@ impl Rollup<'_> {
         scan_report
             .corrupt_objects
             .sort_by(|a, b| a.key.cmp(&b.key));
-        Ok((scan_report, settlement.finish()))
+        Ok((scan_report, settlement.finish(self.rules)))
     }
 
     /// Writes the day's block and, unless the run keeps it local, publishes it in place of the
@@ -451,4 +471,28 @@ async fn push_metrics(
     let request = report.metrics(now_ms(), &labels, success);
     sender.send(&request).await.map_err(|e| failed(e.into()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_ignore_ingests_deny_list_and_bad_rules_say_where() {
+        let ingest_only = adclick_invalid::Config {
+            deny_list_file: Some("/etc/adclick/not-on-this-host.cidr".into()),
+            ..adclick_invalid::Config::default()
+        };
+        let compiled = rules(&ingest_only).unwrap();
+        assert!(compiled.deny_list().is_empty());
+        let bad = adclick_invalid::Config {
+            bot_user_agent_patterns: vec!["(".into()],
+            ..adclick_invalid::Config::default()
+        };
+        let error = rules(&bad).unwrap_err().to_string();
+        assert!(
+            error.starts_with("[invalid]: bot_user_agent_patterns: `(` is not a valid"),
+            "{error}"
+        );
+    }
 }

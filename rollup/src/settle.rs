@@ -1,30 +1,60 @@
-//! The billing truth of one day: every impression counted once, in the minute of its first
-//! click, on its ad's own series.
+//! The billing truth of one day: every click counted once, in the minute of its first record, on
+//! its ad's own series — valid clicks apart from invalid ones, by the verdict settled over the day.
 //!
-//! Which click of an impression counts: the earliest by event time, wherever it is — in the
-//! day, or in the look-back before it (then the impression belongs to an earlier day and none
-//! of its clicks in this day count). Repeats share their impression's ad, campaign and
-//! advertiser (all three are in the signed token), so only the minute of the first click
-//! matters, and the result does not depend on the order records are read in.
+//! **What counts once.** A record counts once per *dedup identity* ([`Click::dedup_identity`],
+//! click.proto's counting rules): the impression id for the impression's click (valid, or invalid
+//! for an activity reason), the impression id XOR a per-reason mask for a record invalid for a
+//! request reason (a bot, a deny-listed network, a prefetch), which is not the user clicking and
+//! never hides the impression's click: a prefetch followed by the person's click counts one
+//! invalid prefetch and one valid click.
 //!
-//! Memory: one entry per distinct impression read (16-byte id, 4-byte minute, 4-byte ad
-//! number, 24 bytes; measured 51 bytes with the hash table's control bytes and growth slack,
-//! `examples/bench_settle.rs`), plus one per distinct ad. A day of 100M clicks with a 24 h
-//! look-back holds ~200M impressions, ~10 GB: a job for a large batch machine. The next step beyond that is sharding by impression id (every click of an
-//! impression has the same Kafka key, so the same partition): settle partitions apart.
+//! **Which record.** The earliest by event time (ties by receive time, then the record's other
+//! facts, so that the result never depends on the order records are read in), wherever it is — in
+//! the day, or in the look-back before it (then the impression belongs to an earlier day and none
+//! of its records in this day count). Records share their impression's ad, campaign and
+//! advertiser (all three are in the signed token).
+//!
+//! **Which verdict.** A request-invalid record keeps its recorded reason. The impression's click
+//! is settled again ([`crate::verdicts`]): after every record is read, the impression's clicks —
+//! the look-back's, the day's and those of the next day read with it, since all of them count
+//! towards velocity — are swept in (receive time, impression id) order through the velocity
+//! windows ([`crate::velocity`]), and each click of the day gets
+//! `adclick_invalid::settle(recorded, its facts, rules)`. Valid clicks make `adclick_clicks`;
+//! invalid ones, per campaign and reason, `adclick_invalid_clicks`; where the settled verdict is
+//! not the recorded one, a [`VerdictChange`] says so.
+//!
+//! Velocity at the edges: the windows of the day's first clicks hold the look-back's clicks, and
+//! those of its last (and late) clicks the next day's clicks archived within `read_after_ms`;
+//! next-day clicks archived later still are not seen, so a window straddling the day's end can
+//! count fewer than live did (reported as a verdict change).
+//!
+//! Memory: one entry per distinct impression read (16-byte identity and a 48-byte record:
+//! event and receive time, user and IP hash, token issue time, ad number, recorded reason, flag —
+//! 64 bytes a bucket), one small entry per request-invalid identity, one per distinct ad; while
+//! settling, 24 bytes more per impression (the sweep's order) and 8 per valid click of the day,
+//! below the peak of reading. Measured with `examples/bench_settle.rs`: 149 bytes per distinct
+//! impression at 3M (the hash table two-thirds full), 230 at 1M (just after it doubled), decoding
+//! included; it was 51 before verdicts were settled (a 24-byte entry). A day of 100M clicks with
+//! a 24 h look-back holds ~200M impressions, ~30 GB: a job for a large batch machine. The next
+//! step beyond that is sharding by impression id (every record of an impression has the same
+//! Kafka key, so the same partition): settle partitions apart — velocity then needs the counts
+//! of all partitions, a second pass over (receive time, user or IP hash) alone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use adclick_click::minute::Minute;
 use adclick_click::wire::{Click, ClickFlag};
+use adclick_invalid::{Reason, Rules, Verdict};
 use serde::Serialize;
 
 use crate::day::Day;
+use crate::velocity::Counter;
+use crate::verdicts::{self, Changes, VerdictChange};
 
 pub use adclick_click::wire::AdKey;
 
-/// Where the clicks read went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Where the records read went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SettleStats {
     /// Click records read from the archive (after overlapping objects were trimmed).
     pub records: u64,
@@ -32,26 +62,56 @@ pub struct SettleStats {
     pub in_day: u64,
     /// Records of the look-back, read to know which impressions were counted before the day.
     pub in_lookback: u64,
-    /// Records before the look-back or after the day: not this run's business.
+    /// Records before the look-back or after the day: not counted in the day (those after it
+    /// still count towards the velocity of the day's last clicks).
     pub outside: u64,
     /// Records of the day flagged dedup-unchecked (ingest failed open).
     pub dedup_unchecked: u64,
-    /// Records of the day that repeat an impression clicked earlier (in the day or before it).
+    /// Records of the day flagged velocity-unchecked (ingest could not count velocity).
+    pub velocity_unchecked: u64,
+    /// Records of the day that repeat an identity counted earlier (in the day or before it).
     pub duplicates_removed: u64,
-    /// Unique clicks counted in the day.
+    /// Valid clicks counted in the day: `adclick_clicks`, the billed clicks.
     pub clicks: u64,
+    /// Invalid clicks counted in the day (once per impression, or per impression and request
+    /// reason): `adclick_invalid_clicks`.
+    pub invalid_clicks: u64,
+    /// `invalid_clicks` by reason name.
+    pub invalid_by_reason: BTreeMap<&'static str, u64>,
+    /// Clicks of the day whose settled verdict is not the one ingest recorded.
+    pub verdicts_changed: u64,
 }
 
-/// The settled day: each ad's per-minute counts, and how they came about.
+/// The invalid clicks of one campaign for one reason: a series of `adclick_invalid_clicks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InvalidKey {
+    pub advertiser_id: u64,
+    pub campaign_id: u64,
+    pub reason: Reason,
+}
+
+impl InvalidKey {
+    fn order(&self) -> (u64, u64, u8) {
+        (self.advertiser_id, self.campaign_id, self.reason.code())
+    }
+}
+
+/// The settled day: per-minute counts of each ad's valid clicks and of each campaign's invalid
+/// clicks per reason, and how they came about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettledDay {
-    /// Ads in ascending order, each with its minutes in ascending order (non-zero counts).
+    /// Valid clicks: ads in ascending order, each with its minutes in ascending order (non-zero
+    /// counts).
     pub ads: Vec<(AdKey, Vec<(Minute, u64)>)>,
+    /// Invalid clicks: (advertiser, campaign, reason code) ascending, minutes ascending.
+    pub invalid: Vec<(InvalidKey, Vec<(Minute, u64)>)>,
+    /// Where the settled verdict differs from the recorded one, per campaign and minute.
+    pub verdict_changes: Vec<VerdictChange>,
     pub stats: SettleStats,
 }
 
 impl SettledDay {
-    /// Clicks per campaign (advertiser, campaign).
+    /// Valid clicks per campaign (advertiser, campaign).
     pub fn campaign_totals(&self) -> HashMap<(u64, u64), u64> {
         let mut out = HashMap::new();
         for (ad, minutes) in &self.ads {
@@ -60,36 +120,90 @@ impl SettledDay {
         }
         out
     }
+
+    /// Invalid clicks per campaign and reason.
+    pub fn invalid_totals(&self) -> HashMap<InvalidKey, u64> {
+        self.invalid
+            .iter()
+            .map(|(key, minutes)| (*key, minutes.iter().map(|(_, n)| n).sum()))
+            .collect()
+    }
+}
+
+/// The first record of an impression's click: what its verdict is settled from. 48 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ImpressionClick {
+    event_time_ms: i64,
+    receive_time_ms: i64,
+    user_hash: u64,
+    ip_hash: u64,
+    token_issued_at_secs: u64,
+    /// Index into [`Settlement::ads`].
+    ad: u32,
+    /// The recorded verdict's code (never a request reason's: those have identities of their
+    /// own).
+    recorded: u8,
+    velocity_unchecked: bool,
+}
+
+impl ImpressionClick {
+    /// Which of two records of one impression is its click: the earliest by event time; the rest
+    /// only breaks ties, so that the choice does not depend on the order records are read in.
+    fn order(&self) -> (i64, i64, u8, bool, u64, u64, u64) {
+        (
+            self.event_time_ms,
+            self.receive_time_ms,
+            self.recorded,
+            self.velocity_unchecked,
+            self.user_hash,
+            self.ip_hash,
+            self.token_issued_at_secs,
+        )
+    }
+}
+
+/// The first record of a request-invalid identity (impression and reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RequestInvalid {
+    event_time_ms: i64,
+    ad: u32,
+    reason: Reason,
 }
 
 /// Accumulates the records of a day; see the module docs.
 #[derive(Debug)]
 pub struct Settlement {
     day: Day,
-    /// First minute read (look-back start); minutes are stored relative to it.
+    /// First minute read (look-back start).
     base: Minute,
-    day_first: u32,
-    day_end: u32,
     ad_numbers: HashMap<AdKey, u32>,
     ads: Vec<AdKey>,
-    /// Impression id → (minute of its first click, relative to `base`; ad number).
-    first_click: HashMap<u128, (u32, u32)>,
+    /// Impression id → its click's first record.
+    impressions: HashMap<u128, ImpressionClick>,
+    /// Dedup identity → the first record invalid for that request reason.
+    request_invalid: HashMap<u128, RequestInvalid>,
     stats: SettleStats,
+}
+
+/// Where a record's event time falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Span {
+    Before,
+    Lookback,
+    Day,
+    After,
 }
 
 impl Settlement {
     /// A settlement of `day` that learns impressions from `lookback_ms` before it.
     pub fn new(day: Day, lookback_ms: i64) -> Settlement {
-        let base = Minute::of(day.first_minute().start_ms() - lookback_ms.max(0));
-        let rel = |m: Minute| (m.0 - base.0) as u32;
         Settlement {
             day,
-            base,
-            day_first: rel(day.first_minute()),
-            day_end: rel(day.end_minute()),
+            base: Minute::of(day.first_minute().start_ms() - lookback_ms.max(0)),
             ad_numbers: HashMap::new(),
             ads: Vec::new(),
-            first_click: HashMap::new(),
+            impressions: HashMap::new(),
+            request_invalid: HashMap::new(),
             stats: SettleStats::default(),
         }
     }
@@ -98,29 +212,80 @@ impl Settlement {
         self.day
     }
 
+    fn span(&self, minute: Minute) -> Span {
+        if minute.0 < self.base.0 {
+            Span::Before
+        } else if minute.0 < self.day.first_minute().0 {
+            Span::Lookback
+        } else if minute.0 < self.day.end_minute().0 {
+            Span::Day
+        } else {
+            Span::After
+        }
+    }
+
     /// Takes one click record (already decoded and valid).
     pub fn add(&mut self, click: &Click) {
         self.stats.records += 1;
-        let minute = Minute::of(click.event_time_ms);
-        if minute.0 < self.base.0 || minute.0 >= self.base.0 + i64::from(self.day_end) {
-            self.stats.outside += 1;
-            return;
-        }
-        let rel = (minute.0 - self.base.0) as u32;
-        if rel >= self.day_first {
-            self.stats.in_day += 1;
-            if click.has_flag(ClickFlag::DedupUnchecked) {
-                self.stats.dedup_unchecked += 1;
+        let span = self.span(Minute::of(click.event_time_ms));
+        match span {
+            Span::Before => {
+                self.stats.outside += 1;
+                return;
             }
-        } else {
-            self.stats.in_lookback += 1;
+            Span::After => self.stats.outside += 1,
+            Span::Lookback => self.stats.in_lookback += 1,
+            Span::Day => {
+                self.stats.in_day += 1;
+                self.stats.dedup_unchecked += u64::from(click.has_flag(ClickFlag::DedupUnchecked));
+                self.stats.velocity_unchecked += u64::from(verdicts::velocity_unchecked(click));
+            }
         }
-        let Some(impression) = click.impression_key() else {
+        let (Some(identity), Some(impression)) = (click.dedup_identity(), click.impression_key())
+        else {
             // Records were validated when read; an invalid one never reaches here.
             return;
         };
-        let ad = AdKey::of(click);
-        let ad_number = match self.ad_numbers.get(&ad) {
+        let ad = self.ad_number(AdKey::of(click));
+        let recorded = verdicts::recorded(click);
+        match recorded.reason() {
+            // After the day, records count only towards velocity, which these never do.
+            Some(reason) if reason.is_per_request() && span == Span::After => {}
+            Some(reason) if reason.is_per_request() => {
+                let record = RequestInvalid {
+                    event_time_ms: click.event_time_ms,
+                    ad,
+                    reason,
+                };
+                let entry = self.request_invalid.entry(identity).or_insert(record);
+                if record.event_time_ms < entry.event_time_ms {
+                    *entry = record;
+                }
+            }
+            _ => {
+                let record = ImpressionClick {
+                    event_time_ms: click.event_time_ms,
+                    receive_time_ms: click.receive_time_ms,
+                    user_hash: click.user_hash,
+                    ip_hash: click.ip_hash,
+                    token_issued_at_secs: click.token_issued_at_secs,
+                    ad,
+                    recorded: recorded.code(),
+                    velocity_unchecked: verdicts::velocity_unchecked(click),
+                };
+                let entry = self
+                    .impressions
+                    .entry(u128::from_be_bytes(impression))
+                    .or_insert(record);
+                if record.order() < entry.order() {
+                    *entry = record;
+                }
+            }
+        }
+    }
+
+    fn ad_number(&mut self, ad: AdKey) -> u32 {
+        match self.ad_numbers.get(&ad) {
             Some(&n) => n,
             None => {
                 let n = self.ads.len() as u32;
@@ -128,158 +293,125 @@ impl Settlement {
                 self.ad_numbers.insert(ad, n);
                 n
             }
-        };
-        let entry = self
-            .first_click
-            .entry(u128::from_be_bytes(impression))
-            .or_insert((rel, ad_number));
-        // The earliest click wins; equal minutes count the same either way.
-        if rel < entry.0 {
-            *entry = (rel, ad_number);
         }
     }
 
-    /// The day's counts, every ad on its own series.
-    pub fn finish(self) -> SettledDay {
-        let mut stats = self.stats;
-        let mut counted: Vec<(u32, u32)> = Vec::new();
-        for &(rel, ad) in self.first_click.values() {
-            if rel >= self.day_first {
-                counted.push((ad, rel));
+    /// The day's counts, every ad on its own series, verdicts settled by `rules`.
+    pub fn finish(mut self, rules: &Rules) -> SettledDay {
+        let mut stats = std::mem::take(&mut self.stats);
+        let mut valid: Vec<(u32, Minute)> = Vec::new();
+        let mut invalid: HashMap<(InvalidKey, Minute), u64> = HashMap::new();
+        let mut changes = Changes::default();
+        let ads = &self.ads;
+        let campaign = |ad: u32| {
+            let key = ads[ad as usize];
+            (key.advertiser_id, key.campaign_id)
+        };
+        let mut count_invalid = |ad: u32, reason: Reason, minute: Minute| {
+            let (advertiser_id, campaign_id) = campaign(ad);
+            let key = InvalidKey {
+                advertiser_id,
+                campaign_id,
+                reason,
+            };
+            *invalid.entry((key, minute)).or_default() += 1;
+        };
+
+        for record in self.request_invalid.values() {
+            let minute = Minute::of(record.event_time_ms);
+            if self.span(minute) == Span::Day {
+                count_invalid(record.ad, record.reason, minute);
             }
         }
-        stats.clicks = counted.len() as u64;
-        stats.duplicates_removed = stats.in_day - stats.clicks;
+
+        // The velocity sweep: every impression's click, in the contract's order.
+        let mut order: Vec<(i64, u64, u64)> = self
+            .impressions
+            .iter()
+            .map(|(&id, c)| (c.receive_time_ms, (id >> 64) as u64, id as u64))
+            .collect();
+        order.sort_unstable();
+        let mut counter = Counter::new(rules.velocity_windows());
+        for (receive_time_ms, high, low) in order {
+            let impression = (u128::from(high) << 64) | u128::from(low);
+            let Some(click) = self.impressions.get(&impression) else {
+                continue; // Taken from the map a moment ago.
+            };
+            let velocity = counter
+                .count(receive_time_ms, impression, click.user_hash, click.ip_hash)
+                .expect("the sweep is sorted by (receive time, impression)");
+            let minute = Minute::of(click.event_time_ms);
+            if self.span(minute) != Span::Day {
+                continue;
+            }
+            let recorded = Verdict::from(Reason::from_code(click.recorded));
+            let facts =
+                verdicts::activity_facts(click.token_issued_at_secs, receive_time_ms, velocity);
+            let settled = adclick_invalid::settle(recorded, &facts, rules);
+            match settled.reason() {
+                None => valid.push((click.ad, minute)),
+                Some(reason) => count_invalid(click.ad, reason, minute),
+            }
+            changes.add(
+                campaign(click.ad),
+                minute,
+                recorded,
+                settled,
+                click.velocity_unchecked,
+            );
+        }
+
+        stats.clicks = valid.len() as u64;
+        stats.invalid_clicks = invalid.values().sum();
+        for ((key, _), n) in &invalid {
+            *stats
+                .invalid_by_reason
+                .entry(key.reason.as_str())
+                .or_default() += n;
+        }
+        stats.duplicates_removed = stats.in_day - stats.clicks - stats.invalid_clicks;
+        let verdict_changes = changes.finish();
+        stats.verdicts_changed = verdict_changes.iter().map(|c| c.clicks).sum();
+
         // Sort by ad key (not by number, which is the order ads were met in) and minute.
-        let ads = &self.ads;
-        counted.sort_unstable_by(|a, b| {
+        valid.sort_unstable_by(|a, b| {
             ads[a.0 as usize]
                 .cmp(&ads[b.0 as usize])
                 .then(a.1.cmp(&b.1))
         });
-        let mut out: Vec<(AdKey, Vec<(Minute, u64)>)> = Vec::new();
-        for (ad, rel) in counted {
-            let key = self.ads[ad as usize];
-            let minute = Minute(self.base.0 + i64::from(rel));
-            match out.last_mut() {
-                Some((k, minutes)) if *k == key => match minutes.last_mut() {
-                    Some((m, n)) if *m == minute => *n += 1,
-                    _ => minutes.push((minute, 1)),
-                },
-                _ => out.push((key, vec![(minute, 1)])),
-            }
+        let ads = group(
+            valid
+                .into_iter()
+                .map(|(ad, minute)| ((ads[ad as usize], minute), 1)),
+        );
+        let mut invalid: Vec<((InvalidKey, Minute), u64)> = invalid.into_iter().collect();
+        invalid.sort_unstable_by_key(|((key, minute), _)| (key.order(), minute.0));
+        SettledDay {
+            ads,
+            invalid: group(invalid.into_iter()),
+            verdict_changes,
+            stats,
         }
-        SettledDay { ads: out, stats }
     }
+}
+
+/// Groups ((series, minute), count) — sorted by series, then minute — into series with their
+/// minutes, adding up equal minutes.
+fn group<K: PartialEq>(
+    sorted: impl Iterator<Item = ((K, Minute), u64)>,
+) -> Vec<(K, Vec<(Minute, u64)>)> {
+    let mut out: Vec<(K, Vec<(Minute, u64)>)> = Vec::new();
+    for ((key, minute), n) in sorted {
+        match out.last_mut() {
+            Some((k, minutes)) if *k == key => match minutes.last_mut() {
+                Some((m, count)) if *m == minute => *count += n,
+                _ => minutes.push((minute, n)),
+            },
+            _ => out.push((key, vec![(minute, n)])),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn click(impression: u8, ad_id: u64, event_time_ms: i64) -> Click {
-        Click {
-            impression_id: vec![impression; 16],
-            ad_id,
-            campaign_id: ad_id / 10 + 1,
-            advertiser_id: 1,
-            event_time_ms,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn first_click_counts_once_in_its_minute() {
-        let day: Day = "2026-11-23".parse().unwrap();
-        let t = day.start_ms() + 3_600_000;
-        let mut s = Settlement::new(day, 3_600_000);
-        s.add(&click(1, 5, t + 61_000)); // a repeat read before the first click
-        s.add(&click(1, 5, t + 1_000));
-        s.add(&click(2, 5, t + 2_000));
-        s.add(&click(3, 7, day.start_ms() - 1_800_000)); // before the day: only an impression learnt ...
-        s.add(&click(3, 7, t)); // ... so this repeat is removed
-        s.add(&click(4, 7, day.end_ms())); // next day's
-        let mut unchecked = click(5, 7, t);
-        unchecked.set_flag(ClickFlag::DedupUnchecked);
-        s.add(&unchecked);
-        let settled = s.finish();
-        let m = Minute::of(t);
-        assert_eq!(
-            settled.ads,
-            vec![
-                (
-                    AdKey {
-                        advertiser_id: 1,
-                        campaign_id: 1,
-                        ad_id: 5
-                    },
-                    vec![(m, 2)]
-                ),
-                (
-                    AdKey {
-                        advertiser_id: 1,
-                        campaign_id: 1,
-                        ad_id: 7
-                    },
-                    vec![(m, 1)]
-                ),
-            ]
-        );
-        let st = settled.stats;
-        assert_eq!(
-            (st.records, st.in_day, st.in_lookback, st.outside),
-            (7, 5, 1, 1)
-        );
-        assert_eq!(
-            (st.clicks, st.duplicates_removed, st.dedup_unchecked),
-            (3, 2, 1)
-        );
-    }
-
-    proptest! {
-        /// Whatever order the archive is read in, and however often records repeat, the counts
-        /// are those of a straightforward model: each impression once, at its earliest minute.
-        #[test]
-        fn order_and_repeats_do_not_change_the_truth(
-            clicks in proptest::collection::vec((0u8..40, -200i64..1600), 1..200),
-            seed in any::<u64>(),
-        ) {
-            let day: Day = "2026-11-23".parse().unwrap();
-            let at = |minute: i64| day.start_ms() + minute * 60_000 + 17;
-            // An impression's ad is fixed by its token.
-            let records: Vec<Click> = clicks.iter()
-                .map(|&(imp, minute)| click(imp, u64::from(imp % 5) + 1, at(minute)))
-                .collect();
-            let mut shuffled = records.clone();
-            let mut r = seed;
-            for i in (1..shuffled.len()).rev() {
-                r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                shuffled.swap(i, (r >> 33) as usize % (i + 1));
-            }
-            shuffled.extend(records.iter().take(3).cloned());
-            let lookback = 60 * 60_000;
-            let mut s = Settlement::new(day, lookback);
-            shuffled.iter().for_each(|c| s.add(c));
-            let got = s.finish();
-
-            // The run sees the look-back and the day, nothing else.
-            let (from, to) = day.event_window_ms();
-            let mut first: std::collections::BTreeMap<u8, (i64, u64)> = Default::default();
-            for c in records.iter().filter(|c| (from - lookback..to).contains(&c.event_time_ms)) {
-                let e = first.entry(c.impression_id[0]).or_insert((c.event_time_ms, c.ad_id));
-                if c.event_time_ms < e.0 { *e = (c.event_time_ms, c.ad_id); }
-            }
-            let mut want: std::collections::BTreeMap<(u64, i64), u64> = Default::default();
-            for (t, ad) in first.values() {
-                if *t >= from {
-                    *want.entry((*ad, Minute::of(*t).0)).or_default() += 1;
-                }
-            }
-            let got_flat: std::collections::BTreeMap<(u64, i64), u64> = got.ads.iter()
-                .flat_map(|(ad, ms)| ms.iter().map(move |(m, n)| ((ad.ad_id, m.0), *n)))
-                .collect();
-            prop_assert_eq!(got_flat, want);
-        }
-    }
-}
+mod tests;

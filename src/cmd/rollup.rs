@@ -55,6 +55,8 @@ pub fn run(args: RollupArgs, config: &Config) -> Result<i32> {
         skip_corrupt: args.skip_corrupt,
         progress: std::io::stderr().is_terminal(),
         ulid: None,
+        // The shared table; its deny list file is ingest's alone (RunOptions::invalid).
+        invalid: config.invalid.clone(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

@@ -354,3 +354,185 @@ async fn a_day_without_clicks_writes_nothing_and_says_so() {
     assert_eq!(report.exit_code, Outcome::Empty.exit_code());
     assert!(report.block.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_traffic_gets_series_of_its_own_and_changed_verdicts_are_reported() {
+    use adclick_click::wire::{ClickFlag, InvalidReason};
+
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-invalid");
+    let day: Day = "2026-11-15".parse().unwrap();
+    let mut traffic = Traffic::generate(day, 12, 300);
+    let minute = day.start_ms() + 5 * 3_600_000;
+    // A bot fetched the first 20 impressions' links before the people clicked them: one
+    // invalid bot_user_agent each, the people's clicks still count.
+    let bots: Vec<Record> = traffic
+        .records
+        .iter()
+        .filter(|(_, _, c)| !c.has_flag(ClickFlag::DedupUnchecked)) // first clicks, in the day
+        .take(20)
+        .map(|(p, ts, c)| {
+            let mut bot = c.clone();
+            bot.invalid_reason = InvalidReason::BotUserAgent as i32;
+            (*p, *ts, bot)
+        })
+        .collect();
+    let bot_clicks = 20;
+    traffic.records.extend(bots);
+    // One user clicks 105 times in a minute of ingest's receive time: the last five were
+    // recorded valid while ingest's counters failed open.
+    for i in 0..105u8 {
+        let t = minute + i64::from(i) * 100;
+        let mut flood = adclick_click::wire::Click {
+            impression_id: [[0xF0, i].as_slice(), &[7; 14]].concat(),
+            ad_id: 1,
+            campaign_id: 1,
+            advertiser_id: 1,
+            event_time_ms: t,
+            receive_time_ms: t,
+            user_hash: 0xF100D,
+            ..Default::default()
+        };
+        if i >= 100 {
+            flood.set_flag(ClickFlag::VelocityUnchecked);
+        }
+        traffic.records.push((0, t + 10, flood));
+    }
+    let archive = ArchiveWriter::new(&scope).await;
+    archive.write(&traffic.records, 200).await;
+
+    let config = rollup_config(&scope, false);
+    let deps = deps(&scope).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data");
+    std::fs::create_dir_all(db.join("wal")).unwrap();
+    let mut options = RunOptions::for_day(day);
+    options.out_dir = Some(db.clone());
+    let report = adclick_rollup::run(&config, &deps, &options).await.unwrap();
+    let summary = report.summary();
+    assert_eq!(report.exit_code, 0, "{summary}");
+    let st = &report.settle;
+    assert_eq!(st.clicks, traffic.truth_total() + 100, "{summary}");
+    assert_eq!(
+        st.invalid_by_reason,
+        BTreeMap::from([("bot_user_agent", bot_clicks), ("user_velocity", 5)]),
+        "{summary}"
+    );
+    assert_eq!(st.velocity_unchecked, 5);
+    assert_eq!(report.verdict_changes.clicks, 5);
+    assert_eq!(report.verdict_changes.velocity_unchecked, 5);
+    assert!(
+        summary.contains(
+            "campaign 1/1: 5 clicks live valid -> settled user_velocity (5 velocity-unchecked)"
+        ),
+        "{summary}"
+    );
+
+    // The block holds adclick_invalid_clicks{advertiser_id, campaign_id, reason} beside the
+    // valid clicks, with the test's labels.
+    let dumped = promtool::dump(&db);
+    let mut invalid: BTreeMap<String, f64> = BTreeMap::new();
+    for point in &dumped {
+        let label = |name: &str| {
+            point
+                .labels
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        if label("__name__").as_deref() == Some("adclick_invalid_clicks") {
+            assert_eq!(label("test_id").as_deref(), Some(scope.id.as_str()));
+            assert!(label("ad_id").is_none() && label("partition").is_none());
+            *invalid.entry(label("reason").unwrap()).or_default() +=
+                f64::from_bits(point.value_bits);
+        }
+    }
+    assert_eq!(
+        invalid,
+        BTreeMap::from([
+            ("bot_user_agent".to_string(), bot_clicks as f64),
+            ("user_velocity".to_string(), 5.0),
+        ])
+    );
+}
+
+/// Without the stack: a settled day with invalid traffic written as a block, which promtool reads
+/// (the TSDB writer takes the `reason` label and the series of both metrics in its order).
+#[test]
+fn a_block_with_invalid_series_is_read_by_promtool() {
+    use adclick_click::wire::{Click, InvalidReason};
+    use adclick_rollup::settle::Settlement;
+
+    let day: Day = "2026-11-14".parse().unwrap();
+    let t = day.start_ms() + 3_600_000;
+    let click = |n: u8, reason: InvalidReason, campaign_id: u64| Click {
+        impression_id: vec![n; 16],
+        ad_id: 10 + campaign_id,
+        campaign_id,
+        advertiser_id: 1,
+        event_time_ms: t + i64::from(n) * 1_000,
+        receive_time_ms: t + i64::from(n) * 1_000,
+        invalid_reason: reason as i32,
+        ..Default::default()
+    };
+    let mut settlement = Settlement::new(day, 0);
+    for c in [
+        click(1, InvalidReason::Valid, 2),
+        click(1, InvalidReason::Prefetch, 2),
+        click(2, InvalidReason::BotUserAgent, 2),
+        click(3, InvalidReason::DenyListedNetwork, 3),
+        click(4, InvalidReason::Valid, 3),
+    ] {
+        settlement.add(&c);
+    }
+    let rules = adclick_invalid::Rules::new(
+        &adclick_invalid::Config::default(),
+        adclick_invalid::DenyList::empty(),
+    )
+    .unwrap();
+    let settled = settlement.finish(&rules);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data");
+    std::fs::create_dir_all(db.join("wal")).unwrap();
+    let labels = BTreeMap::from([("test_id".to_string(), "offline".to_string())]);
+    let external = BTreeMap::from([("tier".to_string(), "rollup".to_string())]);
+    let block =
+        adclick_rollup::block::write(&db, day, &settled, &labels, &external, Ulid::new(), &[])
+            .unwrap();
+    assert_eq!(block.meta.stats.num_series, 5);
+    promtool::run(
+        std::process::Command::new(promtool::promtool())
+            .args(["tsdb", "analyze"])
+            .arg(&db)
+            .arg(block.meta.ulid.to_string()),
+    );
+    let minute_end = t - t % 60_000 + 60_000;
+    let point = |name: &str, key: &str, value: &str, campaign: u64, at: i64, v: f64| Point {
+        labels: {
+            let mut l = vec![
+                ("__name__".to_string(), name.to_string()),
+                ("advertiser_id".to_string(), "1".to_string()),
+                ("campaign_id".to_string(), campaign.to_string()),
+                (key.to_string(), value.to_string()),
+                ("test_id".to_string(), "offline".to_string()),
+            ];
+            l.sort();
+            l
+        },
+        timestamp_ms: at,
+        value_bits: adclick_testsupport::promtool::value_bits(v),
+    };
+    let mut want = Vec::new();
+    for (name, key, value, campaign) in [
+        ("adclick_clicks", "ad_id", "12", 2),
+        ("adclick_clicks", "ad_id", "13", 3),
+        ("adclick_invalid_clicks", "reason", "bot_user_agent", 2),
+        ("adclick_invalid_clicks", "reason", "prefetch", 2),
+        ("adclick_invalid_clicks", "reason", "deny_listed_network", 3),
+    ] {
+        want.push(point(name, key, value, campaign, minute_end, 1.0));
+        want.push(point(name, key, value, campaign, minute_end + 60_000, 0.0));
+    }
+    want.sort();
+    assert_eq!(promtool::dump(&db), want);
+}
