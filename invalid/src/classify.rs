@@ -61,9 +61,10 @@ pub fn settle(recorded: Verdict, activity: &ActivityFacts, rules: &Rules) -> Ver
 }
 
 /// Received sooner than `limit_ms` after the token's issue (a click before it, by the two clocks,
-/// too). Wide arithmetic: no input overflows.
+/// too). An issue or receive time of 0 is unknown (click.proto): the rule does not fire. Wide
+/// arithmetic: no input overflows.
 fn is_too_fast(activity: &ActivityFacts, limit_ms: u64) -> bool {
-    if limit_ms == 0 {
+    if limit_ms == 0 || activity.token_issued_at_secs == 0 || activity.received_at_ms <= 0 {
         return false;
     }
     let issued_ms = i128::from(activity.token_issued_at_secs) * 1000;
