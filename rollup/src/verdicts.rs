@@ -34,21 +34,16 @@ pub fn velocity_unchecked(click: &Click) -> bool {
     click.has_flag(ClickFlag::VelocityUnchecked)
 }
 
-/// The activity facts of an archived click. A token issue time of 0 is unknown (click.proto:
-/// "too_fast then never fires"), but [`ActivityFacts`] has no "unknown": the classifier would
-/// measure from 1970, which fires for a receive time before 00:00:01 of 1970 — a record without
-/// `receive_time_ms`. So an unknown issue time, or an unknown receive time, is given as a click
-/// received at the end of time, which no `too_fast_ms` can reach; `received_at_ms` is read by
-/// `too_fast` alone (velocity comes counted).
+/// The activity facts of an archived click. An issue or receive time of 0 is unknown
+/// (click.proto); the classifier then never finds the click too fast.
 pub fn activity_facts(
     token_issued_at_secs: u64,
     receive_time_ms: i64,
     velocity: Velocity,
 ) -> ActivityFacts {
-    let known = token_issued_at_secs != 0 && receive_time_ms > 0;
     ActivityFacts {
         token_issued_at_secs,
-        received_at_ms: if known { receive_time_ms } else { i64::MAX },
+        received_at_ms: receive_time_ms,
         velocity,
     }
 }
