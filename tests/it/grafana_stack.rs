@@ -83,10 +83,14 @@ async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -
             spill_dir: spill.to_path_buf(),
             replay_interval_ms: 200,
             shutdown_timeout_ms: 5_000,
+            // loadgen sends each simulated client's address in X-Forwarded-For from this host.
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            velocity_key_prefix: format!("{}vel:", scope.redis_prefix()),
             ..adclick_ingest::IngestConfig::default()
         },
         verifier: adclick_click::Verifier::new([token_key()], 30).unwrap(),
         kafka: scope.stack.kafka_settings(topic),
+        invalid: adclick_invalid::Config::default(),
     };
     let listeners = adclick_ingest::Listeners { public, admin };
     RunningIngest {

@@ -8,6 +8,9 @@
 //! - `grafana_stack`: every query of the dashboards returns data from real traffic through
 //!   ingest, the exporter and the recording rules; then `through_gateway`: the advertiser
 //!   dashboard through the query gateway answers as Prometheus does for that advertiser only.
+//! - `invalid_traffic`: bots, prefetches, a deny-listed network, too-fast clicks and floods
+//!   through ingest while Redis is down for part of the run: live exact where the truth is known,
+//!   the rollup equal to a settlement of the archive by hand, the failed-open verdicts reported.
 //! - `support`: the processes and an in-process exporter, and waiting for exact counts.
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
@@ -15,6 +18,7 @@
 mod exporter_process;
 mod exporter_rollup;
 mod grafana_stack;
+mod invalid_traffic;
 mod secure_kafka;
 mod support;
 mod through_gateway;
