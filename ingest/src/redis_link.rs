@@ -333,7 +333,7 @@ impl RedisLink {
                         .to_owned();
                     async move {
                         let previous: Option<String> = cmd.query_async(&mut conn).await?;
-                        if !previous.is_none_or(|p| p == value) {
+                        if previous.is_some_and(|p| p != value) {
                             return Ok(None);
                         }
                         // The counters are in slots of their own: one script each, all at once.
