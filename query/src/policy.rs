@@ -12,11 +12,15 @@ pub const ADVERTISER_LABEL: &str = "advertiser_id";
 pub(crate) const METRIC_NAME_LABEL: &str = "__name__";
 
 /// The click series the exporter writes (README, "Series"), live (`tier!="rollup"`) and, through
-/// Thanos, the rollup's settled ones (`tier="rollup"`, same names).
-pub const RAW_SERIES: [&str; 3] = [
+/// Thanos, the rollup's settled ones (`tier="rollup"`, same names): the valid clicks and the
+/// invalid traffic (issue #18: per campaign and reason, never billed; an advertiser sees their
+/// own, as the Advertiser dashboard's "Invalid traffic" panels do).
+pub const RAW_SERIES: [&str; 5] = [
     "adclick_clicks",
     "adclick_clicks_open",
     "adclick_late_clicks",
+    "adclick_invalid_clicks",
+    "adclick_late_invalid_clicks",
 ];
 
 /// The recording rules of `deploy/prometheus/rules/adclick-recording.yml` that keep
@@ -25,7 +29,7 @@ pub const RAW_SERIES: [&str; 3] = [
 /// `campaign:` and `advertiser:` levels all keep it); a rule that did drop it would sum several
 /// advertisers into one series and must never be added here. The `rules` test checks this list
 /// against the file, both ways.
-pub const RECORDED_SERIES: [&str; 12] = [
+pub const RECORDED_SERIES: [&str; 14] = [
     "ad:adclick_clicks:sum_1h",
     "ad:adclick_clicks:sum_10m",
     "ad:adclick_clicks:sum_10m_avg_2h",
@@ -36,6 +40,8 @@ pub const RECORDED_SERIES: [&str; 12] = [
     "campaign:adclick_clicks:sum_1d",
     "campaign:adclick_late_clicks:sum_1h",
     "campaign:adclick_late_clicks:sum_1d",
+    "campaign:adclick_invalid_clicks:sum_1h",
+    "campaign:adclick_late_invalid_clicks:sum_1h",
     "advertiser:adclick_clicks:sum_1h",
     "advertiser:adclick_clicks:sum_1d",
 ];
@@ -170,6 +176,29 @@ mod tests {
         );
         assert!(p.metrics().all(is_metric_name));
         assert!(p.allows("adclick_clicks") && !p.allows("up"));
+    }
+
+    /// Issue #18: an advertiser reads their invalid traffic (the Advertiser dashboard's "Invalid
+    /// traffic" panels), raw and per campaign over the hour; the ingest and exporter counters,
+    /// which carry no advertiser_id, stay out.
+    #[test]
+    fn invalid_traffic_series_are_allowed() {
+        let p = Policy::default();
+        for name in [
+            "adclick_invalid_clicks",
+            "adclick_late_invalid_clicks",
+            "campaign:adclick_invalid_clicks:sum_1h",
+            "campaign:adclick_late_invalid_clicks:sum_1h",
+        ] {
+            assert!(p.allows(name), "{name}");
+        }
+        for name in [
+            "adclick_ingest_invalid_traffic_total",
+            "adclick_exporter_invalid_clicks_total",
+            "adclick:invalid_share_upper_bound",
+        ] {
+            assert!(!p.allows(name), "{name}");
+        }
     }
 
     #[test]

@@ -138,6 +138,8 @@ fn queries_sum_partitions_away_and_pick_a_tier() {
                 "adclick_clicks{",
                 "adclick_late_clicks{",
                 "adclick_clicks_open{",
+                "adclick_invalid_clicks{",
+                "adclick_late_invalid_clicks{",
             ] {
                 for (i, _) in expr.match_indices(series) {
                     let selector = &expr[i..expr[i..].find('}').map_or(expr.len(), |j| i + j)];
@@ -153,6 +155,8 @@ fn queries_sum_partitions_away_and_pick_a_tier() {
                 "adclick_clicks",
                 "adclick_late_clicks",
                 "adclick_clicks_open",
+                "adclick_invalid_clicks",
+                "adclick_late_invalid_clicks",
                 "adclick_exporter_lag",
                 "adclick_exporter_freshness_seconds",
             ];
@@ -172,6 +176,51 @@ fn queries_sum_partitions_away_and_pick_a_tier() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Issue #18: each dashboard has an "Invalid traffic" row, and its panels (those after the row)
+/// read what they say: the operator's the ingest counters by reason, the live share and the
+/// velocity fail-open; the advertiser's the chosen advertiser's invalid series, live.
+#[test]
+fn both_dashboards_have_an_invalid_traffic_row() {
+    for (name, wants) in [
+        (
+            "operator",
+            &[
+                "adclick_ingest_invalid_traffic_total",
+                "adclick_ingest_dedup_fail_open_total",
+                "adclick_invalid_clicks{tier!=\"rollup\"}",
+                "campaign:adclick_invalid_share:ratio_1h",
+                "adclick:invalid_share_upper_bound",
+            ][..],
+        ),
+        (
+            "advertiser",
+            &[
+                "adclick_invalid_clicks{tier!=\"rollup\", advertiser_id=\"$advertiser\"",
+                "adclick_late_invalid_clicks{tier!=\"rollup\", advertiser_id=\"$advertiser\"",
+            ][..],
+        ),
+    ] {
+        let d = dashboard(name);
+        let at = d
+            .panels
+            .iter()
+            .position(|p| p.is_row() && p.title.starts_with("Invalid traffic"))
+            .unwrap_or_else(|| panic!("{name}: no \"Invalid traffic\" row"));
+        let exprs: Vec<&str> = d.panels[at + 1..]
+            .iter()
+            .take_while(|p| !p.is_row())
+            .flat_map(|p| p.targets.iter().map(|t| t.expr.as_str()))
+            .collect();
+        assert!(exprs.len() >= 3, "{name}: {exprs:?}");
+        for want in wants {
+            assert!(
+                exprs.iter().any(|e| e.contains(want)),
+                "{name}: no invalid-traffic panel reads {want}"
+            );
         }
     }
 }

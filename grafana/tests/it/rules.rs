@@ -203,3 +203,51 @@ fn the_stack_loads_these_rules() {
         );
     }
 }
+
+/// Issue #18: the invalid-share band is series, not numbers in the alerts: both alerts compare
+/// with the bound recorded per campaign, which falls back to the defaults of
+/// adclick-invalid-band.yml (one per bound, without labels), so an operator changes the band or
+/// overrides it per advertiser or campaign without touching an alert.
+#[test]
+fn the_invalid_share_band_is_configured_by_series() {
+    let rules = rules();
+    for (alert, bound) in [
+        (
+            "AdclickCampaignInvalidShareHigh",
+            "campaign:adclick_invalid_share:upper_bound",
+        ),
+        (
+            "AdclickCampaignInvalidShareLow",
+            "campaign:adclick_invalid_share:lower_bound",
+        ),
+    ] {
+        let a = rules
+            .alerts
+            .iter()
+            .find(|a| a["alert"].as_str() == Some(alert))
+            .unwrap_or_else(|| panic!("no alert {alert}"));
+        let expr = a["expr"].as_str().unwrap();
+        assert!(expr.contains(bound), "{alert}: {expr}");
+        for number in ["0.3", "0.05", "30", " 5"] {
+            assert!(!expr.contains(number), "{alert}: the band is in {expr}");
+        }
+        assert!(rules.records.iter().any(|r| r == bound), "{bound}");
+    }
+    let band = yaml(&rules_dir().join("adclick-invalid-band.yml"));
+    let defaults: Vec<(&str, &str)> = band["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["labels"].is_null(), "a default with labels: {r:?}");
+            (r["record"].as_str().unwrap(), r["expr"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        defaults,
+        vec![
+            ("adclick:invalid_share_upper_bound", "vector(0.30)"),
+            ("adclick:invalid_share_lower_bound", "vector(0.05)"),
+        ]
+    );
+}
