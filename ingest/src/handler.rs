@@ -168,7 +168,8 @@ async fn click(
         return Err(Rejection::NotDurable);
     }
     if let Some(reason) = reason.filter(|&reason| !state.traffic.redirects(reason)) {
-        return Ok(traffic::refusal(reason));
+        // Recorded already, and counted as invalid traffic: not a refused request.
+        return Ok(traffic::refusal(reason).into_response());
     }
     let mut response = request::redirect(claims)?;
     if let Some(cookie) = visitor.and_then(|v| v.set_cookie) {

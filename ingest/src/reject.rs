@@ -14,6 +14,8 @@
 //! | `rate_limited` | 429 | the client IP exceeded `rate_limit_per_ip` (with `Retry-After: 1`) |
 //! | `not_durable` | 503 | `spill_full = "reject"` and neither Kafka nor the spill could take the click |
 //! | `timeout` | 503 | the click took longer than `request_timeout_ms` (it is still recorded) |
+//! | `prefetch` | 503 | a speculative fetch of the ad link: recorded as invalid traffic, not redirected, never stored (any non-2xx; 503 is what servers commonly answer a refused prefetch, draft-nottingham-httpbis-pre-denied), so the person's navigation comes back |
+//! | `not_redirected` | 403 | invalid traffic of a reason `[ingest] not_redirected` lists (it is still recorded) |
 //! | `not_found` | 404 | any other path |
 
 use adclick_click::TokenError;
@@ -39,6 +41,12 @@ pub enum Rejection {
     Internal,
     #[error("not found")]
     NotFound,
+    /// A prefetch of the ad link (`traffic.rs`).
+    #[error("a prefetch is not a click")]
+    Prefetch,
+    /// Invalid traffic the operator chose not to redirect (`[ingest] not_redirected`).
+    #[error("invalid traffic, not redirected")]
+    NotRedirected,
 }
 
 impl Rejection {
@@ -53,6 +61,8 @@ impl Rejection {
             Rejection::Timeout => "timeout",
             Rejection::Internal => "internal",
             Rejection::NotFound => "not_found",
+            Rejection::Prefetch => "prefetch",
+            Rejection::NotRedirected => "not_redirected",
         }
     }
 
@@ -71,7 +81,10 @@ impl Rejection {
             Rejection::MissingToken => StatusCode::BAD_REQUEST,
             Rejection::BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Rejection::NotDurable | Rejection::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::NotDurable | Rejection::Timeout | Rejection::Prefetch => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Rejection::NotRedirected => StatusCode::FORBIDDEN,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::NotFound => StatusCode::NOT_FOUND,
         }
@@ -108,6 +121,8 @@ impl Rejection {
                 "We could not process this click. Please try again.",
             ),
             Rejection::NotFound => ("Not found", "There is nothing here."),
+            Rejection::Prefetch => ("Not prefetched", "This link opens when it is clicked."),
+            Rejection::NotRedirected => ("Click not accepted", "This click was not accepted."),
         }
     }
 }
@@ -172,12 +187,16 @@ mod tests {
             (Rejection::RateLimited, 429),
             (Rejection::NotDurable, 503),
             (Rejection::NotFound, 404),
+            (Rejection::Prefetch, 503),
+            (Rejection::NotRedirected, 403),
         ];
         for (rejection, status) in cases {
             let reason = rejection.reason();
             let response = rejection.into_response();
             assert_eq!(response.status().as_u16(), status, "{reason}");
             assert!(response.headers().get(header::LOCATION).is_none());
+            // Never stored: a stored prefetch answer would swallow the person's click.
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
         }
     }
 }

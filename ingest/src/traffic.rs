@@ -36,11 +36,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use adclick_invalid::{ActivityFacts, IpNet, ProxyHeader, Reason, RequestFacts, Rules, ip_key};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, header};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::reject::Rejection;
 use crate::velocity::{self, Counter};
 
 /// What ingest needs to classify requests; cheap to clone (shared parts behind `Arc`s).
@@ -232,30 +232,14 @@ pub fn watch_deny_list(
     })
 }
 
-/// The answer to a click that is not redirected: a refused prefetch (503) or a reason the operator
-/// chose not to redirect (403). Neither has a `Location`, neither may be stored.
-pub fn refusal(reason: Reason) -> Response {
-    let (status, title) = if reason == Reason::Prefetch {
-        (StatusCode::SERVICE_UNAVAILABLE, "Not prefetched")
+/// The answer to a click invalid for `reason` that is not redirected: a refused prefetch (503) or
+/// a reason the operator chose not to redirect (403); `reject.rs` writes both pages.
+pub fn refusal(reason: Reason) -> Rejection {
+    if reason == Reason::Prefetch {
+        Rejection::Prefetch
     } else {
-        (StatusCode::FORBIDDEN, "Click not accepted")
-    };
-    let body = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body><h1>{title}</h1></body></html>\n"
-    );
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    response
+        Rejection::NotRedirected
+    }
 }
 
 #[cfg(test)]
@@ -374,13 +358,10 @@ mod tests {
         assert!(!t.redirects(Reason::Prefetch));
         assert!(!t.redirects(Reason::BotUserAgent));
         assert!(t.redirects(Reason::TooFast));
-        let prefetch = refusal(Reason::Prefetch);
-        assert_eq!(prefetch.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(prefetch.headers()[header::CACHE_CONTROL], "no-store");
-        assert!(prefetch.headers().get(header::LOCATION).is_none());
-        assert_eq!(
-            refusal(Reason::BotUserAgent).status(),
-            StatusCode::FORBIDDEN
-        );
+        assert!(matches!(refusal(Reason::Prefetch), Rejection::Prefetch));
+        assert!(matches!(
+            refusal(Reason::BotUserAgent),
+            Rejection::NotRedirected
+        ));
     }
 }
