@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Child;
 use std::time::Duration;
 
-use adclick_loadgen::{Plan, PlanConfig, RunOptions, SendKind, Target};
+use adclick_loadgen::{Plan, PlanConfig, SendKind};
 use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population};
 use adclick_testsupport::{PromApi, Stack, free_port};
 
 use crate::support::{
-    DEMO_KEY_HEX, metric_at, start_exporter, start_ingest, wait_exact, wait_ready,
+    metric_at, run_with_redis_outage, start_exporter, start_ingest, wait_exact, wait_ready,
 };
 
 struct Scale {
@@ -487,28 +487,9 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         .keys()
         .map(|(_, _, end)| adclick_rollup::Day::of(*end))
         .collect();
-    let reports = tempfile::tempdir().unwrap();
-    let rollup = adclick_rollup::RollupConfig {
-        archive_prefix: scope.s3_prefix(),
-        blocks_prefix: format!("{}blocks/", scope.s3_prefix()),
-        labels: BTreeMap::from([("test_id".to_string(), id.clone())]),
-        prometheus_url: stack.prometheus_url().to_string(),
-        metrics_remote_write_url: stack.remote_write_url().to_string(),
-        report_dir: reports.path().display().to_string(),
-        ..adclick_rollup::RollupConfig::default()
-    };
-    let deps = adclick_rollup::Deps {
-        s3: stack.s3_client().await,
-        bucket: stack.s3_bucket().to_string(),
-        topic: topic.clone(),
-        http: reqwest::Client::new(),
-    };
+    let blocks = tempfile::tempdir().unwrap();
     let mut settled = 0;
-    for day in &days {
-        let report =
-            adclick_rollup::run(&rollup, &deps, &adclick_rollup::RunOptions::for_day(*day))
-                .await
-                .unwrap();
+    for report in crate::support::rollup_days(&scope, &topic, &days, blocks.path()).await {
         settled += report.settle.clicks;
         assert_eq!(report.exit_code, 0, "{}", report.summary());
     }
@@ -525,8 +506,6 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
 /// `adclick_clicks` equals the ground truth (each impression once, at its first click).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
-    use adclick_loadgen::http::HttpTarget;
-    use adclick_loadgen::tokens::TokenMinter;
     let stack = Stack::get();
     let scope = stack.isolated("redis-fail-open");
     let topic = scope.kafka_topic(4).await;
@@ -584,30 +563,8 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
         crossing_in_outage > 50,
         "{crossing_in_outage} repeats cross a minute in the outage"
     );
-    let key = adclick_click::token::TokenKey::from_hex("k1", DEMO_KEY_HEX).unwrap();
-    let target = Target::Http(
-        HttpTarget::new(&base, TokenMinter::new(key), Duration::from_secs(10), 64).unwrap(),
-    );
-    let outage = async {
-        tokio::time::sleep(Duration::from_millis(
-            (outage_from - adclick_loadgen::run::now_ms()).max(0) as u64,
-        ))
-        .await;
-        redis.go_down();
-        tokio::time::sleep(Duration::from_millis((outage_to - outage_from) as u64)).await;
-        redis.heal().await;
-    };
     let plan = Plan::new(config).expect("plan");
-    let (truth, ()) = tokio::join!(
-        async { adclick_loadgen::run(plan, &target, &RunOptions::default()).await },
-        outage
-    );
-    let truth = truth.expect("loadgen over HTTP");
-    assert_eq!(
-        truth.summary.errors, 0,
-        "{:?}",
-        truth.summary.error_examples
-    );
+    let truth = run_with_redis_outage(&base, plan, &redis, (outage_from, outage_to)).await;
     let fail_open = metric_at(&ingest_admin, "adclick_ingest_dedup_fail_open_total", "").await;
     assert!(fail_open > 100.0, "{fail_open} clicks failed open on dedup");
 

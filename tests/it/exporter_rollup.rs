@@ -9,7 +9,7 @@ use adclick_click::minute::MINUTE_MS;
 use adclick_click::now_ms;
 use adclick_exporter::ExporterConfig;
 use adclick_loadgen::PlanConfig;
-use adclick_rollup::{Day, RollupConfig, RunOptions};
+use adclick_rollup::Day;
 use adclick_testsupport::traffic::{backfill, kafka_backfill, population};
 use adclick_testsupport::wait::eventually;
 use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, copy_dir};
@@ -78,28 +78,9 @@ async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
         .keys()
         .map(|k| Day::of(k.minute_end_ms))
         .collect();
-    let reports = tempfile::tempdir().unwrap();
-    let rollup = RollupConfig {
-        archive_prefix: scope.s3_prefix(),
-        blocks_prefix: format!("{}blocks/", scope.s3_prefix()),
-        labels: BTreeMap::from([("test_id".to_string(), id.clone())]),
-        prometheus_url: stack.prometheus_url().to_string(),
-        metrics_remote_write_url: stack.remote_write_url().to_string(),
-        report_dir: reports.path().display().to_string(),
-        ..RollupConfig::default()
-    };
-    let deps = adclick_rollup::Deps {
-        s3: stack.s3_client().await,
-        bucket: stack.s3_bucket().to_string(),
-        topic: topic.clone(),
-        http: reqwest::Client::new(),
-    };
     let data = tempfile::tempdir().unwrap();
     let (mut settled, mut unchecked, mut removed) = (0, 0, 0);
-    for day in &days {
-        let report = adclick_rollup::run(&rollup, &deps, &RunOptions::for_day(*day))
-            .await
-            .unwrap();
+    for report in crate::support::rollup_days(&scope, &topic, &days, data.path()).await {
         settled += report.settle.clicks;
         unchecked += report.settle.dedup_unchecked;
         removed += report.settle.duplicates_removed;
@@ -113,21 +94,6 @@ async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
         );
         assert!(r.is_clean(), "{}", report.summary());
         assert_eq!(report.exit_code, 0, "{}", report.summary());
-        println!("{}", report.summary());
-        let block = report.block.as_ref().unwrap();
-        let prefix = format!("{}{}/", rollup.blocks_prefix, block.ulid);
-        for (key, _) in adclick_objstore::list(&deps.s3, &deps.bucket, &prefix)
-            .await
-            .unwrap()
-        {
-            let path = data.path().join(&block.ulid).join(&key[prefix.len()..]);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            let body = adclick_objstore::get(&deps.s3, &deps.bucket, &key)
-                .await
-                .unwrap()
-                .unwrap();
-            std::fs::write(path, body).unwrap();
-        }
     }
     assert_eq!(settled, truth_total);
     assert!(

@@ -21,13 +21,15 @@ use adclick_click::Click;
 use adclick_click::minute::Minute;
 use adclick_invalid::{ActivityFacts, Reason, Rules, Velocity};
 use adclick_loadgen::invalid::InvalidConfig;
-use adclick_loadgen::{Plan, PlanConfig, RunOptions, SendKind, Target};
-use adclick_rollup::{Day, RollupConfig};
+use adclick_loadgen::{Plan, PlanConfig, SendKind};
+use adclick_rollup::Day;
 use adclick_testsupport::traffic::{live, population};
 use adclick_testsupport::wait::Progress;
 use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, copy_dir, free_port};
 
-use crate::support::{DEMO_KEY_HEX, metric_at, start_exporter, start_ingest, wait_ready};
+use crate::support::{
+    metric_at, rollup_days, run_with_redis_outage, start_exporter, start_ingest, wait_ready,
+};
 
 /// (advertiser, campaign, minute end) → clicks.
 type Valid = BTreeMap<(u64, u64, i64), u64>;
@@ -167,8 +169,6 @@ async fn archived_clicks(scope: &adclick_testsupport::TestScope) -> Vec<Click> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
-    use adclick_loadgen::http::HttpTarget;
-    use adclick_loadgen::tokens::TokenMinter;
     let stack = Stack::get();
     let scope = stack.isolated("invalid-traffic");
     let id = scope.id.clone();
@@ -218,30 +218,8 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
         floods_in_outage > 0,
         "the outage must hold flood clicks for the live verdicts to differ"
     );
-    let key = adclick_click::token::TokenKey::from_hex("k1", DEMO_KEY_HEX).unwrap();
-    let target = Target::Http(
-        HttpTarget::new(&base, TokenMinter::new(key), Duration::from_secs(10), 64).unwrap(),
-    );
-    let outage = async {
-        tokio::time::sleep(Duration::from_millis(
-            (outage_from - adclick_loadgen::run::now_ms()).max(0) as u64,
-        ))
-        .await;
-        redis.go_down();
-        tokio::time::sleep(Duration::from_millis((outage_to - outage_from) as u64)).await;
-        redis.heal().await;
-    };
     let plan = Plan::new(config).expect("plan");
-    let (truth, ()) = tokio::join!(
-        async { adclick_loadgen::run(plan, &target, &RunOptions::default()).await },
-        outage
-    );
-    let truth = truth.expect("loadgen over HTTP");
-    assert_eq!(
-        truth.summary.errors, 0,
-        "{:?}",
-        truth.summary.error_examples
-    );
+    let truth = run_with_redis_outage(&base, plan, &redis, (outage_from, outage_to)).await;
     let velocity_unchecked =
         metric_at(&ingest_admin, "adclick_ingest_dedup_fail_open_total", "").await;
     assert!(
@@ -401,30 +379,9 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
         .map(|k| Day::of(k.2))
         .chain(hand_invalid.keys().map(|k| Day::of(k.2)))
         .collect();
-    let reports = tempfile::tempdir().unwrap();
-    let rollup = RollupConfig {
-        archive_prefix: scope.s3_prefix(),
-        blocks_prefix: format!("{}blocks/", scope.s3_prefix()),
-        labels: BTreeMap::from([("test_id".to_string(), id.clone())]),
-        prometheus_url: stack.prometheus_url().to_string(),
-        metrics_remote_write_url: stack.remote_write_url().to_string(),
-        report_dir: reports.path().display().to_string(),
-        ..RollupConfig::default()
-    };
-    let deps = adclick_rollup::Deps {
-        s3: stack.s3_client().await,
-        bucket: stack.s3_bucket().to_string(),
-        topic: topic.clone(),
-        http: reqwest::Client::new(),
-    };
     let data = tempfile::tempdir().unwrap();
     let (mut changed, mut changed_unchecked) = (0, 0);
-    for day in &days {
-        let report =
-            adclick_rollup::run(&rollup, &deps, &adclick_rollup::RunOptions::for_day(*day))
-                .await
-                .unwrap();
-        println!("{}", report.summary());
+    for report in rollup_days(&scope, &topic, &days, data.path()).await {
         changed += report.verdict_changes.clicks;
         changed_unchecked += report.verdict_changes.velocity_unchecked;
         let r = report.reconciliation.as_ref().expect("reconciled");
@@ -435,20 +392,6 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
                 "{row:?}\n{}",
                 report.summary()
             );
-        }
-        let block = report.block.as_ref().unwrap();
-        let prefix = format!("{}{}/", rollup.blocks_prefix, block.ulid);
-        for (key, _) in adclick_objstore::list(&deps.s3, &deps.bucket, &prefix)
-            .await
-            .unwrap()
-        {
-            let path = data.path().join(&block.ulid).join(&key[prefix.len()..]);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            let body = adclick_objstore::get(&deps.s3, &deps.bucket, &key)
-                .await
-                .unwrap()
-                .unwrap();
-            std::fs::write(path, body).unwrap();
         }
     }
     assert!(

@@ -256,3 +256,85 @@ impl InProcessExporter {
         self.task.stop_within(within).await;
     }
 }
+
+/// loadgen over HTTP to ingest at `base` with `plan`, while the Redis behind `redis` is down from
+/// `outage_from` to `outage_to` (ms since the epoch); the ground truth, with no send in error.
+pub async fn run_with_redis_outage(
+    base: &str,
+    plan: adclick_loadgen::Plan,
+    redis: &adclick_testsupport::FaultProxy,
+    (outage_from, outage_to): (i64, i64),
+) -> adclick_loadgen::GroundTruth {
+    use adclick_loadgen::http::HttpTarget;
+    use adclick_loadgen::tokens::TokenMinter;
+    let key = adclick_click::token::TokenKey::from_hex("k1", DEMO_KEY_HEX).unwrap();
+    let target = adclick_loadgen::Target::Http(
+        HttpTarget::new(base, TokenMinter::new(key), Duration::from_secs(10), 64).unwrap(),
+    );
+    let outage = async {
+        let now = adclick_loadgen::run::now_ms();
+        tokio::time::sleep(Duration::from_millis((outage_from - now).max(0) as u64)).await;
+        redis.go_down();
+        tokio::time::sleep(Duration::from_millis((outage_to - outage_from) as u64)).await;
+        redis.heal().await;
+    };
+    let options = adclick_loadgen::RunOptions::default();
+    let (truth, ()) = tokio::join!(adclick_loadgen::run(plan, &target, &options), outage);
+    let truth = truth.expect("loadgen over HTTP");
+    assert_eq!(
+        truth.summary.errors, 0,
+        "{:?}",
+        truth.summary.error_examples
+    );
+    truth
+}
+
+/// Runs the rollup of each of `days` over the test's archive (series labelled `test_id`, the
+/// stack's Prometheus reconciled), and downloads every block it published into `into`, one
+/// folder per block as Prometheus' data directory holds them. The reports, day by day.
+pub async fn rollup_days(
+    scope: &TestScope,
+    topic: &str,
+    days: &std::collections::BTreeSet<adclick_rollup::Day>,
+    into: &std::path::Path,
+) -> Vec<adclick_rollup::report::Report> {
+    let stack = &scope.stack;
+    let reports = tempfile::tempdir().unwrap();
+    let rollup = adclick_rollup::RollupConfig {
+        archive_prefix: scope.s3_prefix(),
+        blocks_prefix: format!("{}blocks/", scope.s3_prefix()),
+        labels: BTreeMap::from([("test_id".to_string(), scope.id.clone())]),
+        prometheus_url: stack.prometheus_url().to_string(),
+        metrics_remote_write_url: stack.remote_write_url().to_string(),
+        report_dir: reports.path().display().to_string(),
+        ..adclick_rollup::RollupConfig::default()
+    };
+    let deps = adclick_rollup::Deps {
+        s3: stack.s3_client().await,
+        bucket: stack.s3_bucket().to_string(),
+        topic: topic.to_string(),
+        http: reqwest::Client::new(),
+    };
+    let mut out = Vec::new();
+    for day in days {
+        let options = adclick_rollup::RunOptions::for_day(*day);
+        let report = adclick_rollup::run(&rollup, &deps, &options).await.unwrap();
+        println!("{}", report.summary());
+        let block = report.block.as_ref().expect("a block published");
+        let prefix = format!("{}{}/", rollup.blocks_prefix, block.ulid);
+        for (key, _) in adclick_objstore::list(&deps.s3, &deps.bucket, &prefix)
+            .await
+            .unwrap()
+        {
+            let path = into.join(&block.ulid).join(&key[prefix.len()..]);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let body = adclick_objstore::get(&deps.s3, &deps.bucket, &key)
+                .await
+                .unwrap()
+                .unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        out.push(report);
+    }
+    out
+}
