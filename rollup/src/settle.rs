@@ -32,10 +32,10 @@
 //! event and receive time, user and IP hash, token issue time, ad number, recorded reason, flag —
 //! 64 bytes a bucket), one small entry per request-invalid identity, one per distinct ad; while
 //! settling, 24 bytes more per impression (the sweep's order) and 8 per valid click of the day,
-//! below the peak of reading. Measured with `examples/bench_settle.rs`: 149 bytes per distinct
-//! impression at 3M (the hash table two-thirds full), 230 at 1M (just after it doubled), decoding
-//! included; it was 51 before verdicts were settled (a 24-byte entry). A day of 100M clicks with
-//! a 24 h look-back holds ~200M impressions, ~30 GB: a job for a large batch machine. The next
+//! below the peak of reading. Measured with `examples/bench_settle.rs` (release): 175 bytes per
+//! distinct impression at 4.75M, decoding included; it was 52 before verdicts were settled (a
+//! 24-byte entry; BENCHMARKS.md, same run). A day of 100M clicks with a 24 h look-back holds
+//! ~200M impressions, ~35 GB: a job for a large batch machine. The next
 //! step beyond that is sharding by impression id (every record of an impression has the same
 //! Kafka key, so the same partition): settle partitions apart — velocity then needs the counts
 //! of all partitions, a second pass over (receive time, user or IP hash) alone.
