@@ -9,14 +9,17 @@
 //! | requests per second per client IP (`rate_limit_per_ip`, off by default) | [`limit`] | 429 |
 //! | time for one click (`request_timeout_ms`) | [`limit`] | 503; the click is still recorded |
 //!
-//! The per-IP limit keys on the TCP peer address. Behind a proxy or load balancer every client
-//! shares its address, so leave the limit off there (the default) and limit at the proxy.
+//! The per-IP limit keys on the client's address as the invalid-traffic rules resolve it
+//! (`traffic.rs`): the TCP peer, or, when the peer is one of `trusted_proxies`, the address those
+//! proxies wrote in `client_ip_header`. Behind a proxy that is not listed, every client shares its
+//! address: list it, or leave the limit off (the default) and limit at the proxy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adclick_invalid::{IpNet, ProxyHeader};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -32,6 +35,9 @@ pub struct Limits {
     rate: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     request_timeout: Duration,
     metrics: Metrics,
+    /// Whose client-address header is believed, and which header.
+    trusted_proxies: Arc<[IpNet]>,
+    header: ProxyHeader,
 }
 
 impl std::fmt::Debug for Limits {
@@ -56,7 +62,17 @@ impl Limits {
             rate,
             request_timeout,
             metrics,
+            trusted_proxies: Arc::new([]),
+            header: ProxyHeader::default(),
         }
+    }
+
+    /// The same limits, keying clients behind `trusted_proxies` on the address they wrote in
+    /// `header` (`[ingest] trusted_proxies`, `client_ip_header`).
+    pub fn behind(mut self, trusted_proxies: Vec<IpNet>, header: ProxyHeader) -> Limits {
+        self.trusted_proxies = trusted_proxies.into();
+        self.header = header;
+        self
     }
 
     /// Forgets clients that are back at full allowance, so the table does not grow without bound.
@@ -76,12 +92,20 @@ impl Limits {
         }
     }
 
-    fn admit(&self, peer: Option<SocketAddr>) -> Result<(), Rejection> {
-        match (&self.rate, peer) {
-            (Some(rate), Some(peer)) if rate.check_key(&peer.ip()).is_err() => {
-                Err(Rejection::RateLimited)
-            }
-            _ => Ok(()),
+    fn admit(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &header::HeaderMap,
+    ) -> Result<(), Rejection> {
+        let (Some(rate), Some(peer)) = (&self.rate, peer) else {
+            return Ok(());
+        };
+        let lines = headers.get_all(self.header.name());
+        let client =
+            adclick_invalid::client_ip(peer.ip(), self.header, lines, &self.trusted_proxies);
+        match rate.check_key(&client) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Rejection::RateLimited),
         }
     }
 }
@@ -100,7 +124,7 @@ pub async fn limit(State(limits): State<Arc<Limits>>, request: Request, next: Ne
     let refused = if has_body {
         Err(Rejection::BodyNotAllowed)
     } else {
-        limits.admit(peer)
+        limits.admit(peer, request.headers())
     };
     if let Err(rejection) = refused {
         Metrics::count(&limits.metrics.invalid, rejection.reason());
@@ -126,16 +150,47 @@ mod tests {
         let off = Limits::new(0, 0, Duration::from_secs(1), m.clone());
         let a: SocketAddr = "10.0.0.1:5".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:5".parse().unwrap();
+        let none = header::HeaderMap::new();
         for _ in 0..1000 {
-            off.admit(Some(a)).unwrap();
+            off.admit(Some(a), &none).unwrap();
         }
         let on = Limits::new(1, 3, Duration::from_secs(1), m);
         for _ in 0..3 {
-            on.admit(Some(a)).unwrap();
+            on.admit(Some(a), &none).unwrap();
         }
-        assert!(matches!(on.admit(Some(a)), Err(Rejection::RateLimited)));
+        assert!(matches!(
+            on.admit(Some(a), &none),
+            Err(Rejection::RateLimited)
+        ));
         // Another port of the same IP is the same client; another IP is not.
-        assert!(on.admit(Some("10.0.0.1:6".parse().unwrap())).is_err());
-        on.admit(Some(b)).unwrap();
+        assert!(
+            on.admit(Some("10.0.0.1:6".parse().unwrap()), &none)
+                .is_err()
+        );
+        on.admit(Some(b), &none).unwrap();
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_limit_keys_on_the_client_it_names() {
+        let m = Metrics::new(&mut Registry::default());
+        let limits = Limits::new(1, 1, Duration::from_secs(1), m).behind(
+            vec!["10.9.0.0/16".parse().unwrap()],
+            ProxyHeader::XForwardedFor,
+        );
+        let proxy: SocketAddr = "10.9.0.1:5".parse().unwrap();
+        let from = |client: &str| {
+            let mut h = header::HeaderMap::new();
+            h.insert("x-forwarded-for", client.parse().unwrap());
+            h
+        };
+        limits.admit(Some(proxy), &from("198.51.100.1")).unwrap();
+        // The proxy's next client is another client...
+        limits.admit(Some(proxy), &from("198.51.100.2")).unwrap();
+        // ...and the first one again is over its limit.
+        assert!(limits.admit(Some(proxy), &from("198.51.100.1")).is_err());
+        // A client that is not a trusted proxy cannot move itself with the header.
+        let direct: SocketAddr = "192.0.2.7:5".parse().unwrap();
+        limits.admit(Some(direct), &from("198.51.100.3")).unwrap();
+        assert!(limits.admit(Some(direct), &from("198.51.100.4")).is_err());
     }
 }

@@ -138,7 +138,8 @@ impl Service {
             config.rate_limit_burst,
             config.request_timeout(),
             metrics.clone(),
-        );
+        )
+        .behind(config.trusted_proxies.clone(), config.client_ip_header);
         limits.spawn_housekeeping();
         let state = AppState {
             client_time: ClientTimeBounds {
