@@ -3,9 +3,9 @@
 //! user flood and an IP flood every minute, while Redis is down for part of the run.
 //!
 //! What must hold:
-//! - **Live, exact where the truth is known in advance:** per campaign and minute, the valid
-//!   clicks of every campaign but the floods' equal the truth, and so do the invalid clicks of
-//!   each request reason and `too_fast` (none needs Redis); a flood campaign's valid plus
+//! - **Live, exact where the truth is known in advance:** per ad and minute, the valid clicks of
+//!   every ad but the floods' equal the truth, and per campaign and minute so do the invalid
+//!   clicks of each request reason and `too_fast` (none needs Redis); a flood campaign's valid plus
 //!   velocity-invalid clicks equal what it sent.
 //! - **Settled, exact:** the rollup's block equals an independent settlement of the archive
 //!   written here (the classifier over ingest's recorded receive times, counted by hand), and
@@ -38,8 +38,9 @@ type Invalid = BTreeMap<(u64, u64, i64, String), u64>;
 
 const VELOCITY: [&str; 2] = ["user_velocity", "ip_velocity"];
 
-/// Per campaign and minute (and reason) of `metric{test_id=id}`, zeros left out.
-async fn read(prom: &PromApi, metric: &str, id: &str, by_reason: bool) -> Invalid {
+/// Per campaign, minute and the value of `label` (`ad_id`, `reason`) of `metric{test_id=id}`,
+/// zeros left out.
+async fn read(prom: &PromApi, metric: &str, id: &str, label: &str) -> Invalid {
     let series = prom
         .query(&format!("{metric}{{test_id=\"{id}\"}}[3h]"), None)
         .await
@@ -47,24 +48,14 @@ async fn read(prom: &PromApi, metric: &str, id: &str, by_reason: bool) -> Invali
     let mut out = Invalid::new();
     for s in series {
         let id = |name: &str| s.labels[name].parse::<u64>().unwrap();
-        let reason = if by_reason {
-            s.labels["reason"].clone()
-        } else {
-            String::new()
-        };
+        let value = s.labels[label].clone();
         for (t, v) in s.samples {
-            *out.entry((id("advertiser_id"), id("campaign_id"), t, reason.clone()))
+            *out.entry((id("advertiser_id"), id("campaign_id"), t, value.clone()))
                 .or_insert(0) += v as u64;
         }
     }
     out.retain(|_, v| *v != 0);
     out
-}
-
-fn valid_of(rows: Invalid) -> Valid {
-    rows.into_iter()
-        .map(|((a, c, t, _), n)| ((a, c, t), n))
-        .collect()
 }
 
 /// The settlement of `records` (every record the archive holds) by hand: the contract of
@@ -227,11 +218,14 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
         "{velocity_unchecked} failed open"
     );
 
-    // The truth, per campaign and minute.
+    // The truth, per ad (valid clicks) or campaign (the rest) and minute.
     let mut want_valid = Valid::new();
+    let mut want_ads = Invalid::new();
     for (k, n) in truth.counts() {
-        *want_valid
-            .entry((k.ad.advertiser_id, k.ad.campaign_id, k.minute_end_ms))
+        let (a, c, t) = (k.ad.advertiser_id, k.ad.campaign_id, k.minute_end_ms);
+        *want_valid.entry((a, c, t)).or_insert(0) += n;
+        *want_ads
+            .entry((a, c, t, k.ad.ad_id.to_string()))
             .or_insert(0) += n;
     }
     let mut want_invalid = Invalid::new();
@@ -265,20 +259,21 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
         );
     }
 
-    // Live: what is known in advance, exactly.
+    // Live: what is known in advance, exactly: every ad's valid clicks per minute (the exporter's
+    // top K, 400, holds every ad of the run), every campaign's invalid clicks per reason and
+    // minute, and the floods' valid plus velocity-invalid clicks.
     let prom = PromApi::new(stack.prometheus_url());
     let mut progress = Progress::new("live counts exact", Duration::from_secs(120));
     loop {
-        let written = valid_of(read(&prom, "adclick_clicks", &id, false).await);
-        let written_invalid = read(&prom, "adclick_invalid_clicks", &id, true).await;
-        let (mut got_valid, mut got_floods) = (Valid::new(), Valid::new());
-        for (&(a, c, t), &n) in &written {
-            let into = if flood_campaigns.contains(&(a, c)) {
-                &mut got_floods
+        let written = read(&prom, "adclick_clicks", &id, "ad_id").await;
+        let written_invalid = read(&prom, "adclick_invalid_clicks", &id, "reason").await;
+        let (mut got_ads, mut got_floods) = (Invalid::new(), Valid::new());
+        for ((a, c, t, ad), n) in written {
+            if flood_campaigns.contains(&(a, c)) {
+                *got_floods.entry((a, c, t)).or_insert(0) += n;
             } else {
-                &mut got_valid
-            };
-            *into.entry((a, c, t)).or_insert(0) += n;
+                got_ads.insert((a, c, t, ad), n);
+            }
         }
         let mut got_invalid = Invalid::new();
         for ((a, c, t, reason), n) in &written_invalid {
@@ -288,7 +283,7 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
                 got_invalid.insert((*a, *c, *t, reason.clone()), *n);
             }
         }
-        if got_valid == want_valid && got_invalid == want_invalid && got_floods == want_floods {
+        if got_ads == want_ads && got_invalid == want_invalid && got_floods == want_floods {
             break;
         }
         for child in [&mut ingest, &mut exporter] {
@@ -301,7 +296,7 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
         }
         let seen = format!(
             "{} valid, {} invalid, {} flood",
-            got_valid.values().sum::<u64>(),
+            got_ads.values().sum::<u64>(),
             got_invalid.values().sum::<u64>(),
             got_floods.values().sum::<u64>()
         );
@@ -309,7 +304,7 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
             let _ = (ingest.kill(), exporter.kill());
             panic!(
                 "{stalled}: valid {}, invalid {}, floods {}; log: {}",
-                got_valid == want_valid,
+                got_ads == want_ads,
                 got_invalid == want_invalid,
                 got_floods == want_floods,
                 log.display()
