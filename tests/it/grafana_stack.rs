@@ -90,7 +90,13 @@ async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -
         },
         verifier: adclick_click::Verifier::new([token_key()], 30).unwrap(),
         kafka: scope.stack.kafka_settings(topic),
-        invalid: adclick_invalid::Config::default(),
+        // The stack's demo deny list, holding the network loadgen's deny-listed clicks come from.
+        invalid: adclick_invalid::Config {
+            deny_list_file: Some(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/deny.cidr").into(),
+            ),
+            ..adclick_invalid::Config::default()
+        },
     };
     let listeners = adclick_ingest::Listeners { public, admin };
     RunningIngest {
@@ -536,6 +542,11 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
             lateness_margin_secs: 3.0,
             forged_share: 0.05,
             expired_share: 0.05,
+            // Invalid traffic of every kind and the floods, so the Invalid traffic rows have data.
+            invalid: adclick_loadgen::invalid::InvalidConfig {
+                share: 0.15,
+                ..Default::default()
+            },
             ..live(83, 20.0, 600.0)
         };
         let target = Target::Http(
@@ -625,6 +636,20 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
             &mut problems,
         )
         .await;
+    }
+
+    // The Invalid traffic rows read real invalid traffic, not only their zero fallbacks.
+    if problems.is_empty() {
+        let reasons = prom
+            .query(
+                "(sum by (reason) (adclick_invalid_clicks) > 0)[30m:1m]",
+                None,
+            )
+            .await
+            .unwrap_or_default();
+        if reasons.is_empty() {
+            problems.push("adclick_invalid_clicks: no invalid traffic written".into());
+        }
     }
 
     live.abort();
