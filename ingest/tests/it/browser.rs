@@ -253,37 +253,71 @@ fn token(landing: &str) -> (String, [u8; 16]) {
     support::signed_token(AD, landing)
 }
 
+/// What both tests start with: an ingest of the test's own, the sites with the ad (prefetched
+/// or not), and a browser showing the publisher's page.
+struct Setup {
+    scope: adclick_testsupport::TestScope,
+    topic: String,
+    ingest: Ingest,
+    sites: Sites,
+    landing_url: url::Url,
+    impression: [u8; 16],
+    browser: Browser,
+    _spill: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(name: &str, prefetch: bool) -> Setup {
+        let scope = Stack::get().isolated(name);
+        let topic = scope.kafka_topic(2).await;
+        let spill = tempfile::tempdir().unwrap();
+        let mut cfg = config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path());
+        // These tests are about the browser's path, not about failing open or spilling.
+        cfg.produce_timeout_ms = 5_000;
+        cfg.dedup_timeout_ms = 2_000;
+        let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
+        let mut impression = None;
+        let (sites, landing) = Sites::start(
+            |landing| {
+                let (token, id) = token(landing);
+                impression = Some(id);
+                format!("{}/click/{token}", ingest.base)
+            },
+            prefetch,
+        )
+        .await;
+        let browser = Browser::start().await;
+        browser
+            .client()
+            .goto(&sites.publisher)
+            .await
+            .expect("loading the publisher page");
+        Setup {
+            scope,
+            topic,
+            ingest,
+            sites,
+            landing_url: url::Url::parse(&landing).unwrap(),
+            impression: impression.expect("token minted"),
+            browser,
+            _spill: spill,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
-    let scope = Stack::get().isolated("ingest-browser");
-    let topic = scope.kafka_topic(2).await;
-    let spill = tempfile::tempdir().unwrap();
-    let mut cfg = config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path());
-    // This test is about the browser's path, not about failing open or spilling.
-    cfg.produce_timeout_ms = 5_000;
-    cfg.dedup_timeout_ms = 2_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
-
-    let mut impression = None;
-    let (mut sites, landing) = Sites::start(
-        |landing| {
-            let (token, id) = token(landing);
-            impression = Some(id);
-            format!("{}/click/{token}", ingest.base)
-        },
-        false,
-    )
-    .await;
-    let impression = impression.expect("token minted");
-    let landing_url = url::Url::parse(&landing).unwrap();
+    let Setup {
+        scope,
+        topic,
+        ingest,
+        mut sites,
+        landing_url,
+        impression,
+        browser,
+        _spill,
+    } = Setup::start("ingest-browser", false).await;
     let publisher_url = url::Url::parse(&sites.publisher).unwrap();
-
-    let browser = Browser::start().await;
-    browser
-        .client()
-        .goto(&sites.publisher)
-        .await
-        .expect("loading the publisher page");
     browser.click_ad(&landing_url).await;
     let first = sites.next_landing().await;
     assert_eq!(first.path_and_query, "/landing/spring?campaign=8");
@@ -337,32 +371,16 @@ async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefetched_ad_link_still_counts_the_click_that_follows() {
     use adclick_click::wire::InvalidReason;
-    let scope = Stack::get().isolated("ingest-browser-prefetch");
-    let topic = scope.kafka_topic(2).await;
-    let spill = tempfile::tempdir().unwrap();
-    let mut cfg = config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path());
-    cfg.produce_timeout_ms = 5_000;
-    cfg.dedup_timeout_ms = 2_000;
-    let ingest = Ingest::start(cfg, kafka(scope.stack.kafka_brokers(), &topic)).await;
-    let mut impression = None;
-    let (mut sites, landing) = Sites::start(
-        |landing| {
-            let (token, id) = token(landing);
-            impression = Some(id);
-            format!("{}/click/{token}", ingest.base)
-        },
-        true,
-    )
-    .await;
-    let impression = impression.expect("token minted");
-    let landing_url = url::Url::parse(&landing).unwrap();
-
-    let browser = Browser::start().await;
-    browser
-        .client()
-        .goto(&sites.publisher)
-        .await
-        .expect("loading the publisher page");
+    let Setup {
+        scope,
+        topic,
+        ingest,
+        mut sites,
+        landing_url,
+        impression,
+        browser,
+        _spill,
+    } = Setup::start("ingest-browser-prefetch", true).await;
     // The browser prefetches the link on its own; wait until ingest has answered it.
     let started = Instant::now();
     let prefetch_series = "adclick_ingest_invalid_traffic_total{reason=\"prefetch\"}";

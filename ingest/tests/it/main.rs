@@ -149,15 +149,11 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
     ingest.stop().await;
 }
 
-/// A claim that counts velocity (the Redis script): only a new claim counts, each count is the
-/// running count of its window, and the counters expire.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn velocity_counts_only_new_claims_one_running_count_each() {
-    use adclick_ingest::dedup::{Claim, Dedup};
-    use adclick_ingest::velocity::{Counter, Window};
-    let scope = Stack::get().isolated("ingest-velocity");
+/// A dedup store on the stack's Redis under the test's prefix, connected, with a generous bound
+/// (these tests are about what Redis answers, not about failing open).
+async fn connected_dedup(scope: &adclick_testsupport::TestScope) -> adclick_ingest::dedup::Dedup {
     let metrics = adclick_ingest::metrics::Metrics::new(&mut Default::default());
-    let dedup = Dedup::new(
+    let dedup = adclick_ingest::dedup::Dedup::new(
         &adclick_ingest::redis_link::RedisSettings::for_url(scope.stack.redis_url()),
         &scope.redis_prefix(),
         60,
@@ -166,6 +162,17 @@ async fn velocity_counts_only_new_claims_one_running_count_each() {
     )
     .unwrap();
     assert!(dedup.wait_connected(Duration::from_secs(5)).await.unwrap());
+    dedup
+}
+
+/// A claim that counts velocity (the Redis script): only a new claim counts, each count is the
+/// running count of its window, and the counters expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn velocity_counts_only_new_claims_one_running_count_each() {
+    use adclick_ingest::dedup::Claim;
+    use adclick_ingest::velocity::{Counter, Window};
+    let scope = Stack::get().isolated("ingest-velocity");
+    let dedup = connected_dedup(&scope).await;
     let counters = [
         Counter {
             key: format!("{}vel:u:m", scope.redis_prefix()),
@@ -217,18 +224,8 @@ async fn velocity_counts_only_new_claims_one_running_count_each() {
 /// concurrent claims of one impression exactly one is new, and every impression gets one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_are_one_new_per_impression() {
-    use adclick_ingest::dedup::Dedup;
     let scope = Stack::get().isolated("ingest-dedup-batch");
-    let metrics = adclick_ingest::metrics::Metrics::new(&mut Default::default());
-    let dedup = Dedup::new(
-        &adclick_ingest::redis_link::RedisSettings::for_url(scope.stack.redis_url()),
-        &scope.redis_prefix(),
-        60,
-        Duration::from_secs(5),
-        metrics,
-    )
-    .unwrap();
-    assert!(dedup.wait_connected(Duration::from_secs(5)).await.unwrap());
+    let dedup = connected_dedup(&scope).await;
     assert_one_new_per_impression(&dedup).await;
 }
 
