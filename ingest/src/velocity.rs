@@ -59,8 +59,7 @@ pub fn counters(
     ip_hash: u64,
     receive_time_ms: i64,
 ) -> Vec<Counter> {
-    let second = receive_time_ms.div_euclid(1000);
-    let minute = receive_time_ms.div_euclid(60_000);
+    let (second, minute) = adclick_invalid::windows_of(receive_time_ms);
     let mut out = Vec::new();
     let mut add = |on: bool, who: char, hash: u64, span: char, at: i64, ttl_secs, window| {
         if on && hash != 0 {

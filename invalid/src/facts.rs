@@ -113,6 +113,16 @@ pub struct Velocity {
     pub ip_clicks_in_minute: Option<u64>,
 }
 
+/// The fixed UTC windows of a receive time (ms), as the module doc's contract defines them: its
+/// second `floor(ms / 1000)` and its minute `floor(ms / 60000)`. Ingest names its Redis counters
+/// after them and the rollup counts in them: one definition for both.
+pub const fn windows_of(receive_time_ms: i64) -> (i64, i64) {
+    (
+        receive_time_ms.div_euclid(1000),
+        receive_time_ms.div_euclid(60_000),
+    )
+}
+
 /// Which windows the rules read ([`crate::Rules::velocity_windows`]): a caller counts only these
 /// (each is a Redis counter at ingest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -215,6 +225,14 @@ mod tests {
         for (i, case) in cases.iter().enumerate() {
             assert!(case.is_prefetch(), "case {i}: {case:?}");
         }
+    }
+
+    #[test]
+    fn windows_of_a_receive_time_are_utc_seconds_and_minutes() {
+        assert_eq!(windows_of(1_796_551_259_999), (1_796_551_259, 29_942_520));
+        assert_eq!(windows_of(1_796_551_260_000), (1_796_551_260, 29_942_521));
+        // Before 1970 the windows still hold their millisecond (floor, not truncation).
+        assert_eq!(windows_of(-1), (-1, -1));
     }
 
     #[test]

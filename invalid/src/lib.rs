@@ -46,7 +46,7 @@ pub mod user_agent;
 pub use classify::{classify, classify_activity, classify_request, settle};
 pub use client_ip::{ProxyHeader, client_ip, ip_key};
 pub use deny::{DenyList, DenyListError};
-pub use facts::{ActivityFacts, Facts, RequestFacts, Velocity, VelocityWindows};
+pub use facts::{ActivityFacts, Facts, RequestFacts, Velocity, VelocityWindows, windows_of};
 pub use ipnet::IpNet;
 pub use reason::{Reason, UnknownReason, Verdict};
 pub use rules::{Config, Rules, RulesError};

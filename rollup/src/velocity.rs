@@ -93,8 +93,7 @@ impl Counter {
             });
         }
         self.last = Some(at);
-        let second = receive_time_ms.div_euclid(1000);
-        let minute = receive_time_ms.div_euclid(60_000);
+        let (second, minute) = adclick_invalid::windows_of(receive_time_ms);
         let w = self.windows;
         let user = user_hash != 0;
         let ip = ip_hash != 0;
