@@ -26,18 +26,24 @@
 //!   have all arrived inside it, `final + late` per campaign is what the rollup settles to (less
 //!   repeats the rollup removes); bucket by bucket it is not, since a late click is settled into
 //!   its own, earlier minute.
+//! - `invalid` (per campaign only, like `late`): invalid traffic, never billed
+//!   (`adclick_invalid_clicks` of the stream tier, every reason summed), in the bucket of its own
+//!   click time. Invalid traffic that arrived after its minute was final
+//!   (`adclick_late_invalid_clicks`, rare) is not in it; the dashboards show it.
 //! - `billing`: the rollup's settled series (`tier="rollup"`, served by Thanos), the figure of
 //!   record. A day is settled once its rollup ran; until then its rows carry `null`. The rollup
 //!   gives every ad its own series, so it has no `other`.
 //!
 //! **Answers.** JSON (`application/json`):
 //! `{"from":"2026-12-01T00:00:00Z","to":"2026-12-02T00:00:00Z","step":"1h","by":"campaign",
-//! "rows":[{"start":"2026-12-01T00:00:00Z","campaign_id":"7","final":123,"late":4,"billing":120}]}`
-//! (`ad_id` after `campaign_id` with `by=ad`; `late` only with `by=campaign`). CSV
-//! (`text/csv`, RFC 4180, CRLF): `start,campaign_id[,ad_id],final[,late],billing`. One row per
+//! "rows":[{"start":"2026-12-01T00:00:00Z","campaign_id":"7","final":123,"late":4,"invalid":9,
+//! "billing":120}]}` (`ad_id` after `campaign_id` with `by=ad`; `late` and `invalid` only with
+//! `by=campaign`). CSV (`text/csv`, RFC 4180, CRLF):
+//! `start,campaign_id[,ad_id],final[,late,invalid],billing`. One row per
 //! bucket and group that any figure has a sample for, sorted by start, campaign id, ad id
 //! (numerically, `other` last). A figure that was not queried (no history upstream, or `late`
-//! with an `ad_id` filter) is `null` (CSV: empty); `final` and `late` read 0 in a row that only
+//! and `invalid` with an `ad_id` filter) is `null` (CSV: empty); `final`, `late` and `invalid`
+//! read 0 in a row that only
 //! other figures have (no sample: nothing counted); `billing` stays `null` there (not settled,
 //! or a group the rollup does not have, such as `other`).
 
@@ -57,16 +63,25 @@ pub enum Figure {
     Final,
     /// Clicks that arrived after their minute was final, in the bucket they arrived in.
     Late,
+    /// Invalid traffic (never billed), per campaign, in the bucket of its click time.
+    Invalid,
     /// The rollup's settled minutes: Thanos only, the figure of record.
     Billing,
 }
 
 impl Figure {
+    /// Whether the figure exists per campaign only (its series have no `ad_id`): planned for
+    /// `by=campaign` without an `ad_id` filter.
+    pub fn per_campaign_only(self) -> bool {
+        matches!(self, Figure::Late | Figure::Invalid)
+    }
+
     /// The figure's name in the answer (a JSON key, a CSV column).
     pub fn as_str(self) -> &'static str {
         match self {
             Figure::Final => "final",
             Figure::Late => "late",
+            Figure::Invalid => "invalid",
             Figure::Billing => "billing",
         }
     }

@@ -34,8 +34,8 @@ impl PlannedQuery {
 }
 
 impl ClicksRequest {
-    /// The queries that answer this request: `final`, then `late` (only `by=campaign` without an
-    /// `ad_id` filter: the late series has no `ad_id`), then `billing`.
+    /// The queries that answer this request: `final`, then `late` and `invalid` (only
+    /// `by=campaign` without an `ad_id` filter: their series have no `ad_id`), then `billing`.
     pub fn plan(&self) -> Vec<PlannedQuery> {
         let campaigns = matcher(
             "campaign_id",
@@ -58,12 +58,17 @@ impl ClicksRequest {
             Figure::Final,
             sum("adclick_clicks", STREAM, &[&campaigns, &ads]),
         )];
-        if self.plans_late() {
+        if self.plans_per_campaign() {
             // The stream tier's too: the rollup settles late clicks into adclick_clicks, and
             // should it ever publish this series, it must not be added twice.
             figures.push((
                 Figure::Late,
                 sum("adclick_late_clicks", STREAM, &[&campaigns]),
+            ));
+            // The stream's, like `final`: the rollup's settled invalid series is the record.
+            figures.push((
+                Figure::Invalid,
+                sum("adclick_invalid_clicks", STREAM, &[&campaigns]),
             ));
         }
         figures.push((
@@ -85,9 +90,10 @@ impl ClicksRequest {
 }
 
 impl ClicksRequest {
-    /// Whether [`Figure::Late`] is planned: per campaign, without an `ad_id` filter (the late
-    /// series has no `ad_id`, so it could not honour one).
-    pub(super) fn plans_late(&self) -> bool {
+    /// Whether the figures that exist per campaign only ([`Figure::per_campaign_only`]) are
+    /// planned: per campaign, without an `ad_id` filter (their series have no `ad_id`, so they
+    /// could not honour one).
+    pub(super) fn plans_per_campaign(&self) -> bool {
         self.by == By::Campaign && self.ad_ids.is_empty()
     }
 }
@@ -154,6 +160,12 @@ mod tests {
                         )
                     ),
                     (
+                        Figure::Invalid,
+                        format!(
+                            r#"sum by (campaign_id) (sum_over_time(adclick_invalid_clicks{{tier!="rollup"}}[{window}]))"#
+                        )
+                    ),
+                    (
                         Figure::Billing,
                         format!(
                             r#"sum by (campaign_id) (sum_over_time(adclick_clicks{{tier="rollup"}}[{window}]))"#
@@ -182,7 +194,7 @@ mod tests {
                 ),
             ]
         );
-        // One value: `=`. An ad filter drops `late`, which cannot be filtered by ad.
+        // One value: `=`. An ad filter drops `late` and `invalid`, which cannot be filtered by ad.
         let q = queries("from=2026-12-01&to=2026-12-02&campaign_id=3&ad_id=4");
         assert_eq!(
             q,
@@ -202,13 +214,17 @@ mod tests {
             q[1].1,
             r#"sum by (campaign_id) (sum_over_time(adclick_late_clicks{tier!="rollup", campaign_id=~"3|5"}[59m59s]))"#
         );
+        assert_eq!(
+            q[2].1,
+            r#"sum by (campaign_id) (sum_over_time(adclick_invalid_clicks{tier!="rollup", campaign_id=~"3|5"}[59m59s]))"#
+        );
     }
 
     #[test]
     fn the_range_is_the_buckets_ends() {
         let r = request("from=2026-12-01T22:00:00Z&to=2026-12-02T02:00:00Z").unwrap();
         let plan = r.plan();
-        assert_eq!(plan.len(), 3);
+        assert_eq!(plan.len(), 4);
         for p in &plan {
             assert_eq!(
                 p.start_ms, 1_796_166_000_000,

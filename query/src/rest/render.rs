@@ -31,6 +31,7 @@ type Key = (i64, u64, Option<AdId>);
 struct Cells {
     final_: Option<u64>,
     late: Option<u64>,
+    invalid: Option<u64>,
     billing: Option<u64>,
 }
 
@@ -39,6 +40,7 @@ impl Cells {
         match figure {
             Figure::Final => &mut self.final_,
             Figure::Late => &mut self.late,
+            Figure::Invalid => &mut self.invalid,
             Figure::Billing => &mut self.billing,
         }
     }
@@ -52,12 +54,9 @@ pub fn render(request: &ClicksRequest, answers: &[(Figure, Value)]) -> Result<Re
     let mut rows: BTreeMap<Key, Cells> = BTreeMap::new();
     for (figure, data) in answers {
         let figure = *figure;
-        let planned = figure != Figure::Late || request.plans_late();
+        let planned = !figure.per_campaign_only() || request.plans_per_campaign();
         if !planned {
-            return Err(upstream(
-                figure,
-                "late clicks were not planned for this request",
-            ));
+            return Err(upstream(figure, "not planned for this request"));
         }
         if !answered.insert(figure) {
             return Err(upstream(figure, "given twice"));
@@ -77,6 +76,7 @@ pub fn render(request: &ClicksRequest, answers: &[(Figure, Value)]) -> Result<Re
             ad_id: ad_id.map(|a| a.to_string()),
             final_: counted(Figure::Final, cells.final_),
             late: (!by_ad).then(|| counted(Figure::Late, cells.late)),
+            invalid: (!by_ad).then(|| counted(Figure::Invalid, cells.invalid)),
             billing: cells.billing,
         })
         .collect();
@@ -86,8 +86,8 @@ pub fn render(request: &ClicksRequest, answers: &[(Figure, Value)]) -> Result<Re
     }
 }
 
-/// One answer's row: `ad_id` only with `by=ad`, `late` only with `by=campaign` (then `null` when
-/// not queried).
+/// One answer's row: `ad_id` only with `by=ad`, `late` and `invalid` only with `by=campaign`
+/// (then `null` when not queried).
 #[derive(Debug, Serialize)]
 struct Row {
     start: String,
@@ -98,6 +98,8 @@ struct Row {
     final_: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     late: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid: Option<Option<u64>>,
     billing: Option<u64>,
 }
 
@@ -129,7 +131,9 @@ fn csv(by_ad: bool, rows: &[Row]) -> Rendered {
     let mut header = vec!["start", "campaign_id"];
     header.extend(by_ad.then_some("ad_id"));
     header.push("final");
-    header.extend((!by_ad).then_some("late"));
+    if !by_ad {
+        header.extend(["late", "invalid"]);
+    }
     header.push("billing");
     let mut body = record(header.into_iter().map(str::to_string));
     let count = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -138,6 +142,7 @@ fn csv(by_ad: bool, rows: &[Row]) -> Rendered {
         fields.extend(row.ad_id.clone());
         fields.push(count(row.final_));
         fields.extend(row.late.map(count));
+        fields.extend(row.invalid.map(count));
         fields.push(count(row.billing));
         body.push_str(&record(fields.into_iter()));
     }
