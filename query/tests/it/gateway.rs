@@ -297,18 +297,27 @@ async fn an_advertiser_sees_only_its_own_series_through_every_endpoint() {
 #[tokio::test]
 async fn what_grafana_asks_besides_queries() {
     let f = fixture("gateway-grafana-extras").await;
+    // The operator gets Prometheus' own metrics' entries too (what the advertiser must not) —
+    // once Prometheus has scraped itself: a stack started seconds ago has no metadata yet, and
+    // the advertiser's check below would pass on nothing.
+    adclick_testsupport::wait::eventually(
+        std::time::Duration::from_secs(60),
+        "Prometheus' own metadata",
+        || async {
+            let (s, body) = call(&f.app, Via::Get, "/api/v1/metadata", &[], Some(KEY_OP)).await;
+            let all = ok(s, &body).as_object().unwrap().clone();
+            if all.contains_key("prometheus_build_info") {
+                Ok(())
+            } else {
+                Err(format!("{:?}", all.keys().take(5).collect::<Vec<_>>()))
+            }
+        },
+    )
+    .await;
     let (s, body) = call(&f.app, Via::Get, "/api/v1/metadata", &[], Some(KEY_A)).await;
     let data = ok(s, &body).as_object().unwrap().clone();
     let policy = adclick_query::Policy::default();
     assert!(data.keys().all(|m| policy.allows(m)), "{:?}", data.keys());
-    // The operator gets Prometheus' own metrics' entries too (what the advertiser must not).
-    let (s, body) = call(&f.app, Via::Get, "/api/v1/metadata", &[], Some(KEY_OP)).await;
-    let all = ok(s, &body).as_object().unwrap().clone();
-    assert!(
-        all.contains_key("prometheus_build_info"),
-        "{:?}",
-        all.keys().take(5).collect::<Vec<_>>()
-    );
     let (s, body) = call(
         &f.app,
         Via::Get,
