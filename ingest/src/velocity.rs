@@ -129,12 +129,7 @@ pub fn velocity(counters: &[Counter], counts: &[u64]) -> Velocity {
 mod tests {
     use super::*;
 
-    const ALL: VelocityWindows = VelocityWindows {
-        user_second: true,
-        user_minute: true,
-        ip_second: true,
-        ip_minute: true,
-    };
+    const ALL: VelocityWindows = VelocityWindows::ALL;
 
     #[test]
     fn keys_name_the_windows_of_the_receive_time() {

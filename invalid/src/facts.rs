@@ -134,6 +134,16 @@ pub struct VelocityWindows {
 }
 
 impl VelocityWindows {
+    /// Every window counted (rules with all four limits on).
+    pub const ALL: VelocityWindows = VelocityWindows {
+        user_second: true,
+        user_minute: true,
+        ip_second: true,
+        ip_minute: true,
+    };
+}
+
+impl VelocityWindows {
     /// Whether any user window is read (ingest needs a user hash for it).
     pub const fn any_user(self) -> bool {
         self.user_second || self.user_minute

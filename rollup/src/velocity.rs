@@ -114,12 +114,7 @@ impl Counter {
 mod tests {
     use super::*;
 
-    const ALL: VelocityWindows = VelocityWindows {
-        user_second: true,
-        user_minute: true,
-        ip_second: true,
-        ip_minute: true,
-    };
+    const ALL: VelocityWindows = VelocityWindows::ALL;
     const T: i64 = 1_795_000_000_000; // a minute's start
 
     #[test]

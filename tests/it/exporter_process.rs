@@ -16,7 +16,7 @@ use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population};
 use adclick_testsupport::{PromApi, Stack, free_port};
 
 use crate::support::{
-    metric_at, run_with_redis_outage, start_exporter, start_ingest, wait_exact, wait_ready,
+    BehindFaultyRedis, metric_at, run_with_redis_outage, start_exporter, wait_exact,
 };
 
 struct Scale {
@@ -509,17 +509,16 @@ async fn redis_failing_open_while_repeats_cross_minutes_stays_exact() {
     let stack = Stack::get();
     let scope = stack.isolated("redis-fail-open");
     let topic = scope.kafka_topic(4).await;
-    let redis =
-        adclick_testsupport::FaultProxy::start(stack.redis_url().trim_start_matches("redis://"))
-            .await;
-    let redis_url = format!("redis://{}", redis.addr());
-    let spill = tempfile::tempdir().unwrap();
-    let log = std::env::temp_dir().join(format!("adclick-{}.log", scope.id));
-    let (mut ingest, base, ingest_admin) =
-        start_ingest(&scope, &topic, &redis_url, spill.path(), &log, &[]);
-    wait_ready(&ingest_admin).await;
-    let admin_port = free_port();
-    let mut exporter = start_exporter(&scope, &topic, admin_port, &log, &[]);
+    let BehindFaultyRedis {
+        redis,
+        mut ingest,
+        base,
+        ingest_admin,
+        mut exporter,
+        log,
+        spill: _spill,
+        ..
+    } = BehindFaultyRedis::start(&scope, &topic, &[]).await;
 
     // 90 s with Redis down from 5 s to 80 s: the outage holds a minute boundary wherever the run
     // starts in its minute (at least 322 repeats cross one during it, over every start second).

@@ -25,11 +25,9 @@ use adclick_loadgen::{Plan, PlanConfig, SendKind};
 use adclick_rollup::Day;
 use adclick_testsupport::traffic::{live, population};
 use adclick_testsupport::wait::Progress;
-use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, copy_dir, free_port};
+use adclick_testsupport::{PromApi, ScratchPrometheus, Stack, copy_dir};
 
-use crate::support::{
-    metric_at, rollup_days, run_with_redis_outage, start_exporter, start_ingest, wait_ready,
-};
+use crate::support::{BehindFaultyRedis, metric_at, rollup_days, run_with_redis_outage};
 
 /// (advertiser, campaign, minute end) → clicks.
 type Valid = BTreeMap<(u64, u64, i64), u64>;
@@ -164,23 +162,21 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
     let scope = stack.isolated("invalid-traffic");
     let id = scope.id.clone();
     let topic = scope.kafka_topic(4).await;
-    let redis =
-        adclick_testsupport::FaultProxy::start(stack.redis_url().trim_start_matches("redis://"))
-            .await;
-    let redis_url = format!("redis://{}", redis.addr());
-    let spill = tempfile::tempdir().unwrap();
-    let log = std::env::temp_dir().join(format!("adclick-{}.log", scope.id));
-    let (mut ingest, base, ingest_admin) =
-        start_ingest(&scope, &topic, &redis_url, spill.path(), &log, &[]);
-    wait_ready(&ingest_admin).await;
-    let admin_port = free_port();
-    let mut exporter = start_exporter(
+    let BehindFaultyRedis {
+        redis,
+        mut ingest,
+        base,
+        ingest_admin,
+        mut exporter,
+        exporter_admin_port: admin_port,
+        log,
+        spill: _spill,
+    } = BehindFaultyRedis::start(
         &scope,
         &topic,
-        admin_port,
-        &log,
         &[("ADCLICK_EXPORTER__ARCHIVE__MAX_RECORDS", "500")],
-    );
+    )
+    .await;
 
     // 100 s at 40 clicks/s, 15 % of the scheduled clicks invalid, a user flood and an IP flood in
     // every minute with 17 s inside the run; Redis down from 25 s to 75 s.

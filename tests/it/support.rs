@@ -338,3 +338,47 @@ pub async fn rollup_days(
     }
     out
 }
+
+/// `adclick ingest`, whose Redis is behind a fault proxy the test can take down, and `adclick
+/// export`, as processes for the test's topic, both ready; they log to `log`.
+pub struct BehindFaultyRedis {
+    pub redis: adclick_testsupport::FaultProxy,
+    pub ingest: Child,
+    /// Ingest's public base URL and admin address.
+    pub base: String,
+    pub ingest_admin: String,
+    pub exporter: Child,
+    pub exporter_admin_port: u16,
+    pub log: std::path::PathBuf,
+    pub spill: tempfile::TempDir,
+}
+
+impl BehindFaultyRedis {
+    /// Starts both; `exporter_extra` variables go to the exporter on top of the usual ones.
+    pub async fn start(
+        scope: &TestScope,
+        topic: &str,
+        exporter_extra: &[(&str, &str)],
+    ) -> BehindFaultyRedis {
+        let redis_host = scope.stack.redis_url().trim_start_matches("redis://");
+        let redis = adclick_testsupport::FaultProxy::start(redis_host).await;
+        let redis_url = format!("redis://{}", redis.addr());
+        let spill = tempfile::tempdir().unwrap();
+        let log = std::env::temp_dir().join(format!("adclick-{}.log", scope.id));
+        let (ingest, base, ingest_admin) =
+            start_ingest(scope, topic, &redis_url, spill.path(), &log, &[]);
+        wait_ready(&ingest_admin).await;
+        let exporter_admin_port = free_port();
+        let exporter = start_exporter(scope, topic, exporter_admin_port, &log, exporter_extra);
+        BehindFaultyRedis {
+            redis,
+            ingest,
+            base,
+            ingest_admin,
+            exporter,
+            exporter_admin_port,
+            log,
+            spill,
+        }
+    }
+}

@@ -305,6 +305,26 @@ impl Setup {
     }
 }
 
+/// Every record of the test's topic: the impression's, once nothing more arrives.
+async fn setup_records(
+    scope: &adclick_testsupport::TestScope,
+    topic: &str,
+) -> Vec<adclick_click::Click> {
+    read_topic(
+        scope.stack.kafka_brokers(),
+        topic,
+        1,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// Clicks ingest took for repeats of an impression it had claimed.
+async fn duplicates(ingest: &Ingest) -> f64 {
+    support::metric_value(&ingest.metrics().await, "adclick_ingest_duplicates_total")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
     let Setup {
@@ -340,20 +360,12 @@ async fn a_browser_click_lands_on_the_advertiser_and_counts_once() {
     browser.close().await;
 
     // Ingest saw both clicks (the 302 is not cached), and produced the impression once.
-    let metrics = ingest.metrics().await;
     assert_eq!(
-        support::metric_value(&metrics, "adclick_ingest_duplicates_total"),
+        duplicates(&ingest).await,
         1.0,
         "the second click reached ingest as a repeat"
     );
-    let records = read_topic(
-        scope.stack.kafka_brokers(),
-        &topic,
-        1,
-        Duration::from_secs(3),
-        Duration::from_secs(60),
-    )
-    .await;
+    let records = setup_records(&scope, &topic).await;
     assert_eq!(
         records.len(),
         1,
@@ -396,20 +408,12 @@ async fn a_prefetched_ad_link_still_counts_the_click_that_follows() {
     assert_eq!(landed.path_and_query, "/landing/spring?campaign=8");
     browser.close().await;
 
-    let metrics = ingest.metrics().await;
     assert_eq!(
-        support::metric_value(&metrics, "adclick_ingest_duplicates_total"),
+        duplicates(&ingest).await,
         0.0,
         "the prefetch must not have claimed the impression"
     );
-    let records = read_topic(
-        scope.stack.kafka_brokers(),
-        &topic,
-        1,
-        Duration::from_secs(3),
-        Duration::from_secs(60),
-    )
-    .await;
+    let records = setup_records(&scope, &topic).await;
     let mut reasons: Vec<InvalidReason> = records
         .iter()
         .inspect(|r| assert_eq!(r.impression_id, impression.to_vec()))
