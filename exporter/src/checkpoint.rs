@@ -270,6 +270,7 @@ mod tests {
                 generation_ms: MINUTE_MS,
                 max_remembered: 1_000,
             },
+            measures: crate::window::Measures::ALL,
         };
         let clicks = log();
         let mut warmed_up = 0;

@@ -22,6 +22,12 @@ pub struct ExporterConfig {
     /// Ads per minute with their own series across the whole topic; every partition keeps
     /// `ceil(top_k / partitions)`, whichever instance owns it.
     pub top_k: usize,
+    /// `adclick_spend_micros` beside every `adclick_clicks` series (and `adclick_late_spend_micros`
+    /// beside `adclick_late_clicks`): the spend of those valid clicks, from their tokens' prices.
+    pub spend: bool,
+    /// `adclick_unique_users` beside every `adclick_clicks` series: the distinct users among
+    /// those clicks (16 bytes per click by a further user of an ad, while its minute is open).
+    pub unique_users: bool,
     /// How long, in event time, a partition remembers the impression ids it read, to drop a
     /// repeat whichever minute it falls in, ms. An id is remembered for at least this and at most
     /// `dedup_generation_ms` more after the last record that carried it; a repeat further apart
@@ -64,6 +70,8 @@ impl Default for ExporterConfig {
             admin_listen: "127.0.0.1:9102".into(),
             allowed_lateness_ms: 10_000,
             top_k: 100_000,
+            spend: true,
+            unique_users: true,
             dedup_horizon_ms: 15 * 60_000,
             dedup_generation_ms: 5 * 60_000,
             dedup_max_impressions: 10_000_000,
@@ -205,6 +213,14 @@ impl ExporterConfig {
             horizon_ms: self.dedup_horizon_ms,
             generation_ms: self.dedup_generation_ms,
             max_remembered: self.dedup_max_impressions,
+        }
+    }
+
+    /// The figures written beside the clicks.
+    pub fn measures(&self) -> crate::window::Measures {
+        crate::window::Measures {
+            spend: self.spend,
+            unique_users: self.unique_users,
         }
     }
 

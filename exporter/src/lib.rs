@@ -6,7 +6,8 @@
 //! | module | concept |
 //! |---|---|
 //! | [`record`] | a record of the topic: a click, a tick (idle partition), or poison and why |
-//! | [`window`] | one open minute: exact counts, late clicks; top K and `other` |
+//! | [`window`] | one open minute: exact counts and spend, late clicks; top K and `other` |
+//! | [`users`] | one open minute's distinct users per ad, cheaply: the first inline, the rest listed |
 //! | [`remembered`] | impression ids remembered over the dedup horizon: repeats in any minute |
 //! | [`partition`] | a partition's event time: watermark, closing minutes, zeros; replayable |
 //! | [`series`] | the series users query: names, labels, the open minute's running counts |
@@ -33,6 +34,7 @@ pub mod record;
 pub mod remembered;
 pub mod series;
 pub mod service;
+pub mod users;
 pub mod window;
 
 pub use adclick_click::KafkaSettings;

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use adclick_click::{Click, Minute};
 
 use crate::remembered::{Horizon, Remembered, Seen};
-use crate::window::{AdKey, CampaignKey, InvalidReason, SeriesKey, SeriesSample, Window};
+use crate::window::{AdKey, CampaignKey, InvalidReason, Measures, SeriesKey, SeriesSample, Window};
 
 /// The knobs that decide what a partition's records become.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,8 @@ pub struct Rules {
     pub top_k: usize,
     /// How long impression ids are remembered to drop repeats.
     pub horizon: Horizon,
+    /// Spend and unique users beside the clicks, or not.
+    pub measures: Measures,
 }
 
 /// What a replay needs to know about the records before its first one.
@@ -186,12 +188,18 @@ impl PartitionState {
         let reason = click.invalid_reason();
         let valid = reason == InvalidReason::Valid;
         let campaign = CampaignKey::from(ad);
+        // Users are only listed when their series are written.
+        let user = if self.rules.measures.unique_users {
+            click.user_hash
+        } else {
+            0
+        };
         let applied = match self.watermark() {
             Some(w) if minute.end_ms() <= w => {
                 // The earliest open minute: the one containing the watermark.
                 let window = self.window(Minute::of(w), offset, max_before);
                 if valid {
-                    window.count_late(campaign);
+                    window.count_late(campaign, click.price_micros);
                 } else {
                     window.count_late_invalid(campaign, reason);
                 }
@@ -200,7 +208,7 @@ impl PartitionState {
             _ => {
                 let window = self.window(minute, offset, max_before);
                 if valid {
-                    window.count(ad, hot);
+                    window.count(ad, hot, click.price_micros, user);
                 } else {
                     window.count_invalid(campaign, reason);
                 }
@@ -325,7 +333,7 @@ impl PartitionState {
         let window = self.windows.remove(&minute);
         let folded = window
             .as_ref()
-            .map(|w| w.series(self.rules.top_k))
+            .map(|w| w.series(self.rules.top_k, self.rules.measures))
             .unwrap_or_default();
         let series: Vec<SeriesKey> = folded.samples.iter().map(|(k, _)| *k).collect();
         let mut samples = folded.samples;
@@ -384,6 +392,12 @@ mod tests {
             generation_ms: MINUTE_MS,
             max_remembered: 1_000_000,
         },
+        measures: Measures::CLICKS_ONLY,
+    };
+    /// With spend and unique users: what replays must rebuild too.
+    const RULES_ALL: Rules = Rules {
+        measures: Measures::ALL,
+        ..RULES
     };
 
     fn click(ad: u64, event_time_ms: i64) -> Click {
@@ -407,7 +421,13 @@ mod tests {
     fn apply(state: &mut PartitionState, offset: i64, rec: &Rec, out: &mut Vec<ClosedMinute>) {
         match rec {
             Rec::Click(ad, t, imp) => {
-                state.apply_click(offset, &click(*ad, *t), *imp, *ad == 1, out);
+                // Prices and users from the impression: a repeat carries the same ones.
+                let click = Click {
+                    price_micros: (*imp % 7) as u64 * 1_000,
+                    user_hash: (*imp % 5) as u64,
+                    ..click(*ad, *t)
+                };
+                state.apply_click(offset, &click, *imp, *ad == 1, out);
             }
             Rec::Tick(t) => state.apply_tick(offset, *t, out),
         }
@@ -512,6 +532,38 @@ mod tests {
     }
 
     #[test]
+    fn spend_and_users_close_with_their_clicks_and_get_their_zero_too() {
+        let mut s = PartitionState::new(RULES_ALL);
+        let mut out = vec![];
+        let priced = |ad, t, price, user| Click {
+            price_micros: price,
+            user_hash: user,
+            ..click(ad, t)
+        };
+        s.apply_click(0, &priced(1, T0, 250, 9), 1, false, &mut out);
+        s.apply_click(1, &priced(1, T0 + 1, 250, 9), 2, false, &mut out);
+        s.apply_tick(2, T0 + 3 * MINUTE_MS, &mut out);
+        let ad = AdKey::of(&click(1, 0));
+        assert_eq!(
+            out[0].samples,
+            vec![
+                (SeriesKey::Ad(ad), 2),
+                (SeriesKey::AdSpend(ad), 500),
+                (SeriesKey::AdUsers(ad), 1),
+            ]
+        );
+        assert_eq!(
+            out[1].samples,
+            vec![
+                (SeriesKey::Ad(ad), 0),
+                (SeriesKey::AdSpend(ad), 0),
+                (SeriesKey::AdUsers(ad), 0),
+            ]
+        );
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
     fn invalid_traffic_counts_apart_and_a_request_reason_never_hides_the_click() {
         let mut s = PartitionState::new(RULES);
         let mut out = vec![];
@@ -593,12 +645,12 @@ mod tests {
     /// exporter takes it; then a replay from that checkpoint. Together they must write exactly
     /// the samples the uninterrupted pass writes, each once.
     fn first_pass_then_replay(log: &[Rec], cut: usize) -> (Vec<ClosedMinute>, Vec<ClosedMinute>) {
-        let mut whole = PartitionState::new(RULES);
+        let mut whole = PartitionState::new(RULES_ALL);
         let mut all = vec![];
         for (i, r) in log.iter().enumerate() {
             apply(&mut whole, i as i64, r, &mut all);
         }
-        let mut first = PartitionState::new(RULES);
+        let mut first = PartitionState::new(RULES_ALL);
         let mut written = vec![];
         for (i, r) in log[..cut].iter().enumerate() {
             apply(&mut first, i as i64, r, &mut written);
@@ -613,7 +665,7 @@ mod tests {
             written_through: first.written_through(),
             replay: Some(point),
         };
-        let mut replay = PartitionState::resume(RULES, resume);
+        let mut replay = PartitionState::resume(RULES_ALL, resume);
         assert_eq!(
             replay.replay_point((0, None)),
             point,

@@ -8,8 +8,20 @@
 //! | `adclick_clicks_open` | advertiser_id, campaign_id, ad_id (or `other`), partition | running count of the minute in progress at the timestamp; provisional |
 //! | `adclick_invalid_clicks` | advertiser_id, campaign_id, reason, partition | invalid traffic (not billed) of the minute ending at the timestamp, by `adclick-invalid` reason; final |
 //! | `adclick_late_invalid_clicks` | advertiser_id, campaign_id, reason, partition | invalid traffic that arrived, during the minute ending at the timestamp, for a minute already final |
+//! | `adclick_spend_micros` | as `adclick_clicks` | the sum of `price_micros` of those clicks; final |
+//! | `adclick_late_spend_micros` | as `adclick_late_clicks` | the sum of `price_micros` of those late clicks |
+//! | `adclick_unique_users` | as `adclick_clicks` | distinct non-zero `user_hash` among those clicks (`other`: among all of the campaign's folded ads' clicks together); final |
 //!
 //! `adclick_clicks` and its late and open series count **valid** clicks only: what is billed.
+//! Spend and unique users go with every `adclick_clicks` series of a closed minute, zeros
+//! included, so that the three always name the same ads (`[exporter] spend`, `unique_users`
+//! turn them off). Spend adds up across minutes, ads and partitions; unique users do not: a user
+//! can click in two minutes, on two ads, or — a hot ad's impressions spread over partitions by
+//! their id — in two partitions (each partition then counts them: summing a hot ad's
+//! `adclick_unique_users` over `partition` can exceed the ad's users). The rollup's figures per
+//! day are exact over everything (README, "Reading the numbers").
+//! Float64 holds every integer up to 2^53: a spend sample, and any sum PromQL makes of them, is
+//! exact up to 9,007,199,254 units of currency (2^53 micros).
 //! Invalid traffic is kept per campaign, never per ad: its six reasons times every ad would
 //! multiply the series for figures nobody bills by.
 //!
@@ -21,13 +33,16 @@ use std::collections::BTreeMap;
 use adclick_click::Minute;
 use adclick_remote_write::{Labels, Sample, stale};
 
-use crate::window::{FastMap, SeriesKey, Window, fold_top_k};
+use crate::window::{FastMap, SeriesKey, Window};
 
 pub const CLICKS: &str = "adclick_clicks";
 pub const LATE_CLICKS: &str = "adclick_late_clicks";
 pub const OPEN_CLICKS: &str = "adclick_clicks_open";
 pub const INVALID_CLICKS: &str = "adclick_invalid_clicks";
 pub const LATE_INVALID_CLICKS: &str = "adclick_late_invalid_clicks";
+pub const SPEND: &str = "adclick_spend_micros";
+pub const LATE_SPEND: &str = "adclick_late_spend_micros";
+pub const UNIQUE_USERS: &str = "adclick_unique_users";
 
 /// The labels of a closed minute's series.
 pub fn closed_labels(key: SeriesKey, partition: i32, extra: &[(String, String)]) -> Labels {
@@ -36,6 +51,11 @@ pub fn closed_labels(key: SeriesKey, partition: i32, extra: &[(String, String)])
         SeriesKey::Invalid(..) => labels(INVALID_CLICKS, key, partition, extra),
         SeriesKey::LateInvalid(..) => labels(LATE_INVALID_CLICKS, key, partition, extra),
         SeriesKey::Ad(_) | SeriesKey::Other(_) => labels(CLICKS, key, partition, extra),
+        SeriesKey::AdSpend(_) | SeriesKey::OtherSpend(_) => labels(SPEND, key, partition, extra),
+        SeriesKey::LateSpend(_) => labels(LATE_SPEND, key, partition, extra),
+        SeriesKey::AdUsers(_) | SeriesKey::OtherUsers(_) => {
+            labels(UNIQUE_USERS, key, partition, extra)
+        }
     }
 }
 
@@ -43,21 +63,21 @@ pub fn closed_labels(key: SeriesKey, partition: i32, extra: &[(String, String)])
 pub fn labels(metric: &str, key: SeriesKey, partition: i32, extra: &[(String, String)]) -> Labels {
     let partition = partition.to_string();
     let own: Vec<(&str, String)> = match key {
-        SeriesKey::Ad(ad) => vec![
+        SeriesKey::Ad(ad) | SeriesKey::AdSpend(ad) | SeriesKey::AdUsers(ad) => vec![
             ("__name__", metric.to_string()),
             ("advertiser_id", ad.advertiser_id.to_string()),
             ("campaign_id", ad.campaign_id.to_string()),
             ("ad_id", ad.ad_id.to_string()),
             ("partition", partition),
         ],
-        SeriesKey::Other(c) => vec![
+        SeriesKey::Other(c) | SeriesKey::OtherSpend(c) | SeriesKey::OtherUsers(c) => vec![
             ("__name__", metric.to_string()),
             ("advertiser_id", c.advertiser_id.to_string()),
             ("campaign_id", c.campaign_id.to_string()),
             ("ad_id", "other".to_string()),
             ("partition", partition),
         ],
-        SeriesKey::Late(c) => vec![
+        SeriesKey::Late(c) | SeriesKey::LateSpend(c) => vec![
             ("__name__", metric.to_string()),
             ("advertiser_id", c.advertiser_id.to_string()),
             ("campaign_id", c.campaign_id.to_string()),
@@ -109,7 +129,6 @@ impl OpenMinuteSeries {
                     .map(|k| (k, stale::marker(minute.end_ms()))),
             );
         }
-        let no_late = FastMap::default();
         for (minute, window) in windows {
             // Strictly inside the minute, after its previous sample and before the stale marker.
             let ts = now_ms
@@ -118,21 +137,20 @@ impl OpenMinuteSeries {
             if minute.start_ms() > now_ms || ts >= minute.end_ms() - 1 {
                 continue;
             }
-            let folded = fold_top_k(window.counts(), top_k, &no_late, window.hot());
+            let samples = window.open_clicks(top_k);
             let written = self.written.entry(*minute).or_default();
             let before = out.len();
             // Updated in place (no second map of the open series: memory per open ad-minute is
             // what the exporter's size is measured in).
-            for &(key, n) in &folded.samples {
+            for &(key, n) in &samples {
                 if written.insert(key, n) != Some(n) {
                     out.push((key, Sample::new(ts, n as f64)));
                 }
             }
-            // Ads that left the top K since: their open series ends now. `folded.samples` is
-            // sorted by key, one sample per key.
-            if written.len() > folded.samples.len() {
-                let in_folded =
-                    |k: &SeriesKey| folded.samples.binary_search_by(|(f, _)| f.cmp(k)).is_ok();
+            // Ads that left the top K since: their open series ends now. `samples` is sorted by
+            // key, one sample per key.
+            if written.len() > samples.len() {
+                let in_folded = |k: &SeriesKey| samples.binary_search_by(|(f, _)| f.cmp(k)).is_ok();
                 let mut gone: Vec<SeriesKey> =
                     written.keys().filter(|k| !in_folded(k)).copied().collect();
                 gone.sort_unstable();
@@ -188,7 +206,7 @@ mod tests {
         let mut open = OpenMinuteSeries::default();
         let minute = Minute::of(T0);
         let mut w = Window::new(0, None);
-        w.count(ad(1), false);
+        w.count(ad(1), false, 0, 0);
         let first = open.update([(&minute, &w)].into_iter(), T0 + 1_000, 10);
         assert_eq!(
             first,
@@ -199,7 +217,7 @@ mod tests {
             open.update([(&minute, &w)].into_iter(), T0 + 2_000, 10)
                 .is_empty()
         );
-        w.count(ad(1), false);
+        w.count(ad(1), false, 0, 0);
         let second = open.update([(&minute, &w)].into_iter(), T0 + 3_000, 10);
         assert_eq!(
             second,

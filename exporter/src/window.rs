@@ -1,12 +1,14 @@
-//! One event-time minute of one partition while it is open: exact counts of valid clicks per ad
-//! (repeats were already dropped by [`crate::remembered`]), invalid traffic per campaign and
-//! reason, and the late clicks that arrived while it was the partition's earliest open minute;
-//! and, when it closes, the series it becomes (top K ads, the rest folded into one `other` series
-//! per campaign; invalid traffic is never per ad, so it needs no folding).
+//! One event-time minute of one partition while it is open: exact counts, spend and users of
+//! valid clicks per ad (repeats were already dropped by [`crate::remembered`]), invalid traffic per
+//! campaign and reason, and the late clicks that arrived while it was the partition's earliest
+//! open minute; and, when it closes, the series it becomes (top K ads, the rest folded into one
+//! `other` series per campaign; invalid traffic is never per ad, so it needs no folding).
 
 use std::collections::{HashMap, HashSet};
 
 pub use adclick_click::wire::{AdKey, InvalidReason};
+
+use crate::users::{CampaignUsers, MoreUsers};
 
 /// The maps and sets a click touches: foldhash rather than std's SipHash, which was a tenth of
 /// the per-record CPU. Their keys are ids the ad side signed, not chosen by whoever clicks, and
@@ -30,6 +32,28 @@ impl From<AdKey> for CampaignKey {
     }
 }
 
+/// Which figures besides the clicks a closed minute writes (`[exporter] spend`,
+/// `[exporter] unique_users`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measures {
+    /// `adclick_spend_micros` beside every `adclick_clicks` series, `adclick_late_spend_micros`
+    /// beside every `adclick_late_clicks`.
+    pub spend: bool,
+    /// `adclick_unique_users` beside every `adclick_clicks` series.
+    pub unique_users: bool,
+}
+
+impl Measures {
+    pub const ALL: Measures = Measures {
+        spend: true,
+        unique_users: true,
+    };
+    pub const CLICKS_ONLY: Measures = Measures {
+        spend: false,
+        unique_users: false,
+    };
+}
+
 /// A series one closed minute writes a sample to (the partition label is added by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SeriesKey {
@@ -44,6 +68,16 @@ pub enum SeriesKey {
     /// `adclick_late_invalid_clicks{reason}`: invalid traffic that arrived after its minute was
     /// final.
     LateInvalid(CampaignKey, InvalidReason),
+    /// `adclick_spend_micros{ad_id="<id>"}`: the spend of an `Ad`'s clicks.
+    AdSpend(AdKey),
+    /// `adclick_spend_micros{ad_id="other"}`: the spend of the campaign's `Other` clicks.
+    OtherSpend(CampaignKey),
+    /// `adclick_late_spend_micros`: the spend of the campaign's `Late` clicks.
+    LateSpend(CampaignKey),
+    /// `adclick_unique_users{ad_id="<id>"}`: distinct users among an `Ad`'s clicks.
+    AdUsers(AdKey),
+    /// `adclick_unique_users{ad_id="other"}`: distinct users among the campaign's `Other` clicks.
+    OtherUsers(CampaignKey),
 }
 
 impl SeriesKey {
@@ -56,6 +90,28 @@ impl SeriesKey {
 /// A series' value for one minute.
 pub type SeriesSample = (SeriesKey, u64);
 
+/// One ad's valid clicks in one open minute: 24 bytes beside its 24-byte key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdMinute {
+    /// Valid clicks. 32 bits hold 4.29 billion: one partition's consumer reads well under a
+    /// million records a second, 60 million a minute.
+    pub clicks: u32,
+    /// The ad's number in its window (the order it first clicked in): names it in the window's
+    /// list of further users ([`crate::users`]).
+    pub slot: u32,
+    /// The sum of the clicks' `price_micros` (saturating: past 2^53 no float holds it anyway).
+    pub spend_micros: u64,
+    /// The first non-zero user hash among the clicks, 0 when none yet.
+    pub first_user: u64,
+}
+
+/// The late valid clicks of a campaign, and their spend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LateMinute {
+    pub clicks: u64,
+    pub spend_micros: u64,
+}
+
 /// The state of one open minute. `first_offset` and `max_event_before` say where a replay must
 /// start, and with which watermark, to rebuild it exactly.
 #[derive(Debug, Clone)]
@@ -64,8 +120,10 @@ pub struct Window {
     pub first_offset: i64,
     /// The partition's highest event time before that record.
     pub max_event_before: Option<i64>,
-    counts: FastMap<AdKey, u64>,
-    late: FastMap<CampaignKey, u64>,
+    counts: FastMap<AdKey, AdMinute>,
+    /// The users of each ad beyond its first.
+    more_users: MoreUsers,
+    late: FastMap<CampaignKey, LateMinute>,
     /// Invalid traffic per campaign and reason, on time and late.
     invalid: FastMap<(CampaignKey, InvalidReason), u64>,
     late_invalid: FastMap<(CampaignKey, InvalidReason), u64>,
@@ -80,6 +138,7 @@ impl Window {
             first_offset,
             max_event_before,
             counts: FastMap::default(),
+            more_users: MoreUsers::default(),
             late: FastMap::default(),
             invalid: FastMap::default(),
             late_invalid: FastMap::default(),
@@ -87,17 +146,27 @@ impl Window {
         }
     }
 
-    /// Counts an on-time click. `hot`: the record's key was salted (`ad:N`).
-    pub fn count(&mut self, ad: AdKey, hot: bool) {
+    /// Counts an on-time valid click of `price_micros` by `user_hash` (0: unknown or not
+    /// counted). `hot`: the record's key was salted (`ad:N`).
+    pub fn count(&mut self, ad: AdKey, hot: bool, price_micros: u64, user_hash: u64) {
         if hot {
             self.hot.insert(ad);
         }
-        *self.counts.entry(ad).or_insert(0) += 1;
+        let slot = self.counts.len() as u32;
+        let counts = self.counts.entry(ad).or_insert(AdMinute {
+            slot,
+            ..AdMinute::default()
+        });
+        counts.clicks += 1;
+        counts.spend_micros = counts.spend_micros.saturating_add(price_micros);
+        self.more_users.add(counts, user_hash);
     }
 
-    /// Records a click of an already final minute of `campaign`.
-    pub fn count_late(&mut self, campaign: CampaignKey) {
-        *self.late.entry(campaign).or_insert(0) += 1;
+    /// Records a valid click of `price_micros` of an already final minute of `campaign`.
+    pub fn count_late(&mut self, campaign: CampaignKey, price_micros: u64) {
+        let late = self.late.entry(campaign).or_default();
+        late.clicks += 1;
+        late.spend_micros = late.spend_micros.saturating_add(price_micros);
     }
 
     /// Counts an on-time click that is invalid for `reason`.
@@ -117,33 +186,97 @@ impl Window {
 
     /// Clicks counted so far.
     pub fn clicks(&self) -> u64 {
-        self.counts.values().sum()
+        self.counts.values().map(|c| u64::from(c.clicks)).sum()
     }
 
-    /// The running counts per ad (for the open-minute series).
-    pub fn counts(&self) -> &FastMap<AdKey, u64> {
-        &self.counts
+    /// Clicks listed for their users beyond each ad's first (16 bytes each).
+    pub fn further_users(&self) -> usize {
+        self.more_users.len()
+    }
+
+    /// The running clicks per ad, top K and `other`, for the open-minute series (sorted).
+    pub fn open_clicks(&self, top_k: usize) -> Vec<SeriesSample> {
+        let ranking = rank(&self.counts, top_k, &self.hot);
+        let mut other: FastMap<CampaignKey, u64> = FastMap::default();
+        for (ad, counts) in &ranking.folded {
+            *other.entry(CampaignKey::from(**ad)).or_insert(0) += u64::from(counts.clicks);
+        }
+        let mut samples: Vec<SeriesSample> = ranking
+            .own
+            .iter()
+            .map(|(ad, counts)| (SeriesKey::Ad(**ad), u64::from(counts.clicks)))
+            .chain(other.into_iter().map(|(c, n)| (SeriesKey::Other(c), n)))
+            .collect();
+        samples.sort_unstable();
+        samples
     }
 
     /// The series this minute writes: every hot ad, every ad among the `top_k` most clicked of
     /// the others (ties broken by the smaller ad id, so the choice is the same on every replay),
-    /// each other ad summed into its campaign's `Other`, the late clicks per campaign, and the
-    /// invalid traffic per campaign and reason. Sorted by series key.
-    pub fn series(&self, top_k: usize) -> Folded {
-        let mut folded = fold_top_k(&self.counts, top_k, &self.late, &self.hot);
-        if !self.invalid.is_empty() || !self.late_invalid.is_empty() {
-            let invalid = self
-                .invalid
-                .iter()
-                .map(|(&(c, r), &n)| (SeriesKey::Invalid(c, r), n));
-            let late = self
-                .late_invalid
-                .iter()
-                .map(|(&(c, r), &n)| (SeriesKey::LateInvalid(c, r), n));
-            folded.samples.extend(invalid.chain(late));
-            folded.samples.sort_unstable();
+    /// each other ad summed into its campaign's `Other`, each with its spend and distinct users
+    /// as `measures` ask; the late clicks per campaign (and their spend); and the invalid traffic
+    /// per campaign and reason. Sorted by series key.
+    pub fn series(&self, top_k: usize, measures: Measures) -> Folded {
+        let ranking = rank(&self.counts, top_k, &self.hot);
+        let users = measures.unique_users.then(|| self.more_users.distinct());
+        let mut samples: Vec<SeriesSample> =
+            Vec::with_capacity(3 * (ranking.own.len() + self.late.len()) + self.invalid.len() + 8);
+        for (ad, counts) in &ranking.own {
+            samples.push((SeriesKey::Ad(**ad), u64::from(counts.clicks)));
+            if measures.spend {
+                samples.push((SeriesKey::AdSpend(**ad), counts.spend_micros));
+            }
+            if let Some(users) = &users {
+                samples.push((SeriesKey::AdUsers(**ad), users.count(counts)));
+            }
         }
-        folded
+        let mut other: FastMap<CampaignKey, LateMinute> = FastMap::default();
+        let mut other_users = CampaignUsers::default();
+        for (ad, counts) in &ranking.folded {
+            let campaign = CampaignKey::from(**ad);
+            let sum = other.entry(campaign).or_default();
+            sum.clicks += u64::from(counts.clicks);
+            sum.spend_micros = sum.spend_micros.saturating_add(counts.spend_micros);
+            if let Some(users) = &users {
+                other_users.add(campaign, users.of(counts));
+            }
+        }
+        if users.is_some() {
+            // Every `other` series has its users, 0 included (same series as its clicks).
+            let counted: FastMap<CampaignKey, u64> = other_users.counts().into_iter().collect();
+            samples.extend(other.keys().map(|c| {
+                (
+                    SeriesKey::OtherUsers(*c),
+                    counted.get(c).copied().unwrap_or(0),
+                )
+            }));
+        }
+        for (campaign, sum) in other {
+            samples.push((SeriesKey::Other(campaign), sum.clicks));
+            if measures.spend {
+                samples.push((SeriesKey::OtherSpend(campaign), sum.spend_micros));
+            }
+        }
+        for (campaign, late) in &self.late {
+            samples.push((SeriesKey::Late(*campaign), late.clicks));
+            if measures.spend {
+                samples.push((SeriesKey::LateSpend(*campaign), late.spend_micros));
+            }
+        }
+        let invalid = self
+            .invalid
+            .iter()
+            .map(|(&(c, r), &n)| (SeriesKey::Invalid(c, r), n));
+        let late_invalid = self
+            .late_invalid
+            .iter()
+            .map(|(&(c, r), &n)| (SeriesKey::LateInvalid(c, r), n));
+        samples.extend(invalid.chain(late_invalid));
+        samples.sort_unstable();
+        Folded {
+            samples,
+            ads_folded: ranking.folded.len() as u64,
+        }
     }
 
     /// Hot ads seen in this minute.
@@ -159,53 +292,44 @@ pub struct Folded {
     pub ads_folded: u64,
 }
 
-/// Keeps the `hot` ads and the `top_k` other ads with the most clicks as their own series and sums
-/// the rest per campaign.
-pub fn fold_top_k(
-    counts: &FastMap<AdKey, u64>,
+/// Which ads of a minute have a series of their own and which are folded into `other`.
+#[derive(Debug, Default)]
+pub struct Ranking<'a> {
+    pub own: Vec<(&'a AdKey, &'a AdMinute)>,
+    pub folded: Vec<(&'a AdKey, &'a AdMinute)>,
+}
+
+/// Keeps the `hot` ads and the `top_k` other ads with the most clicks as their own series; the
+/// rest are folded into their campaign's `other`.
+pub fn rank<'a>(
+    counts: &'a FastMap<AdKey, AdMinute>,
     top_k: usize,
-    late: &FastMap<CampaignKey, u64>,
     hot: &FastSet<AdKey>,
-) -> Folded {
-    let mut samples: Vec<SeriesSample> =
-        Vec::with_capacity(top_k.min(counts.len()) + late.len() + 8);
-    let mut ranked: Vec<(&AdKey, &u64)> = Vec::with_capacity(counts.len());
+) -> Ranking<'a> {
+    let mut own = Vec::with_capacity(top_k.min(counts.len()) + hot.len());
+    let mut ranked: Vec<(&AdKey, &AdMinute)> = Vec::with_capacity(counts.len());
     for (ad, n) in counts {
         if hot.contains(ad) {
-            samples.push((SeriesKey::Ad(*ad), *n));
+            own.push((ad, n));
         } else {
             ranked.push((ad, n));
         }
     }
     let keep = top_k.min(ranked.len());
-    if keep < ranked.len() {
+    if keep < ranked.len() && keep > 0 {
         // Most clicks first; equal counts by ad id (then campaign, advertiser) so that the cut
         // is a pure function of the counts.
-        let by_rank = |a: &(&AdKey, &u64), b: &(&AdKey, &u64)| {
-            b.1.cmp(a.1)
+        let by_rank = |a: &(&AdKey, &AdMinute), b: &(&AdKey, &AdMinute)| {
+            b.1.clicks
+                .cmp(&a.1.clicks)
                 .then(a.0.ad_id.cmp(&b.0.ad_id))
                 .then(a.0.cmp(b.0))
         };
-        if keep > 0 {
-            ranked.select_nth_unstable_by(keep - 1, by_rank);
-        }
+        ranked.select_nth_unstable_by(keep - 1, by_rank);
     }
-    let mut other: FastMap<CampaignKey, u64> = FastMap::default();
-    let ads_folded = (ranked.len() - keep) as u64;
-    for (i, (ad, n)) in ranked.into_iter().enumerate() {
-        if i < keep {
-            samples.push((SeriesKey::Ad(*ad), *n));
-        } else {
-            *other.entry(CampaignKey::from(*ad)).or_insert(0) += *n;
-        }
-    }
-    samples.extend(other.into_iter().map(|(c, n)| (SeriesKey::Other(c), n)));
-    samples.extend(late.iter().map(|(c, n)| (SeriesKey::Late(*c), *n)));
-    samples.sort_unstable();
-    Folded {
-        samples,
-        ads_folded,
-    }
+    let folded = ranked.split_off(keep);
+    own.extend(ranked);
+    Ranking { own, folded }
 }
 
 #[cfg(test)]
@@ -220,26 +344,96 @@ mod tests {
         }
     }
 
+    /// A window with `clicks` clicks on each ad, at no price and by no known user.
+    fn window(clicks: &[(AdKey, u64)], hot: &[AdKey]) -> Window {
+        let mut w = Window::new(0, None);
+        for (a, n) in clicks {
+            for _ in 0..*n {
+                w.count(*a, hot.contains(a), 0, 0);
+            }
+        }
+        w
+    }
+
     #[test]
     fn a_window_counts_per_ad() {
         let mut w = Window::new(0, None);
-        w.count(ad(1, 1), false);
-        w.count(ad(1, 1), false);
-        w.count(ad(1, 2), true);
+        w.count(ad(1, 1), false, 0, 0);
+        w.count(ad(1, 1), false, 0, 0);
+        w.count(ad(1, 2), true, 0, 0);
         assert_eq!((w.clicks(), w.ads()), (3, 2));
         assert!(w.hot().contains(&ad(1, 2)));
     }
 
     #[test]
+    fn spend_and_users_follow_the_clicks_into_their_series() {
+        let mut w = Window::new(0, None);
+        // Ad 10: 3 clicks by users 7, 7, 8 at 100 each; ad 11: one click by user 7, no price;
+        // ad 12: one by an unknown user (0) at 50. Top 1: ad 10 keeps its series.
+        w.count(ad(1, 10), false, 100, 7);
+        w.count(ad(1, 10), false, 100, 7);
+        w.count(ad(1, 10), false, 100, 8);
+        w.count(ad(1, 11), false, 0, 7);
+        w.count(ad(1, 12), false, 50, 0);
+        w.count_late(ad(1, 10).into(), 30);
+        let c = CampaignKey::from(ad(1, 0));
+        assert_eq!(
+            w.series(1, Measures::ALL).samples,
+            vec![
+                (SeriesKey::Ad(ad(1, 10)), 3),
+                (SeriesKey::Other(c), 2),
+                (SeriesKey::Late(c), 1),
+                (SeriesKey::AdSpend(ad(1, 10)), 300),
+                (SeriesKey::OtherSpend(c), 50),
+                (SeriesKey::LateSpend(c), 30),
+                (SeriesKey::AdUsers(ad(1, 10)), 2),
+                (SeriesKey::OtherUsers(c), 1),
+            ]
+        );
+        // Without the measures, the clicks alone, exactly as before them.
+        assert_eq!(
+            w.series(1, Measures::CLICKS_ONLY).samples,
+            vec![
+                (SeriesKey::Ad(ad(1, 10)), 3),
+                (SeriesKey::Other(c), 2),
+                (SeriesKey::Late(c), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_counts_a_user_of_two_folded_ads_once_and_writes_zero_users() {
+        let mut w = Window::new(0, None);
+        w.count(ad(1, 10), false, 0, 5);
+        w.count(ad(1, 11), false, 0, 5);
+        w.count(ad(1, 12), false, 0, 6);
+        w.count(ad(2, 20), false, 0, 0);
+        let folded = w.series(0, Measures::ALL);
+        let users: Vec<SeriesSample> = folded
+            .samples
+            .iter()
+            .filter(|(k, _)| matches!(k, SeriesKey::OtherUsers(_)))
+            .copied()
+            .collect();
+        assert_eq!(
+            users,
+            vec![
+                (SeriesKey::OtherUsers(ad(1, 0).into()), 2),
+                (SeriesKey::OtherUsers(ad(2, 0).into()), 0),
+            ]
+        );
+    }
+
+    #[test]
     fn invalid_traffic_counts_per_campaign_and_reason_apart_from_the_clicks() {
         let mut w = Window::new(0, None);
-        w.count(ad(1, 1), false);
+        w.count(ad(1, 1), false, 0, 0);
         w.count_invalid(ad(1, 1).into(), InvalidReason::BotUserAgent);
         w.count_invalid(ad(1, 2).into(), InvalidReason::BotUserAgent);
         w.count_invalid(ad(1, 2).into(), InvalidReason::Prefetch);
         w.count_late_invalid(ad(2, 5).into(), InvalidReason::TooFast);
         assert_eq!((w.clicks(), w.ads()), (1, 1));
-        let folded = w.series(0);
+        let folded = w.series(0, Measures::CLICKS_ONLY);
         assert_eq!(
             folded.samples,
             vec![
@@ -262,16 +456,17 @@ mod tests {
 
     #[test]
     fn top_k_keeps_the_most_clicked_and_folds_the_rest_per_campaign() {
-        let counts: FastMap<AdKey, u64> = [
-            (ad(1, 10), 5),
-            (ad(1, 11), 1),
-            (ad(1, 12), 3),
-            (ad(2, 20), 3),
-            (ad(2, 21), 2),
-        ]
-        .into_iter()
-        .collect();
-        let folded = fold_top_k(&counts, 2, &FastMap::default(), &FastSet::default());
+        let w = window(
+            &[
+                (ad(1, 10), 5),
+                (ad(1, 11), 1),
+                (ad(1, 12), 3),
+                (ad(2, 20), 3),
+                (ad(2, 21), 2),
+            ],
+            &[],
+        );
+        let folded = w.series(2, Measures::CLICKS_ONLY);
         // 5 (ad 10), then the tie at 3 goes to the smaller ad id (12 over 20).
         assert_eq!(
             folded.samples,
@@ -283,17 +478,14 @@ mod tests {
             ]
         );
         assert_eq!(folded.ads_folded, 3);
-        let total: u64 = folded.samples.iter().map(|s| s.1).sum();
-        assert_eq!(total, 14);
+        assert_eq!(w.open_clicks(2), folded.samples);
     }
 
     #[test]
     fn hot_ads_keep_their_series_beyond_k() {
-        let counts: FastMap<AdKey, u64> = [(ad(1, 10), 5), (ad(1, 11), 1)].into_iter().collect();
-        let hot: FastSet<AdKey> = [ad(1, 11)].into_iter().collect();
-        let folded = fold_top_k(&counts, 0, &FastMap::default(), &hot);
+        let w = window(&[(ad(1, 10), 5), (ad(1, 11), 1)], &[ad(1, 11)]);
         assert_eq!(
-            folded.samples,
+            w.series(0, Measures::CLICKS_ONLY).samples,
             vec![
                 (SeriesKey::Ad(ad(1, 11)), 1),
                 (SeriesKey::Other(ad(1, 0).into()), 5)
@@ -303,45 +495,65 @@ mod tests {
 
     #[test]
     fn top_k_zero_folds_everything_and_large_k_folds_nothing() {
-        let counts: FastMap<AdKey, u64> = [(ad(1, 10), 5), (ad(1, 11), 1)].into_iter().collect();
-        let none = fold_top_k(&counts, 0, &FastMap::default(), &FastSet::default());
+        let w = window(&[(ad(1, 10), 5), (ad(1, 11), 1)], &[]);
+        let none = w.series(0, Measures::CLICKS_ONLY);
         assert_eq!(none.samples, vec![(SeriesKey::Other(ad(1, 0).into()), 6)]);
-        let all = fold_top_k(&counts, 100, &FastMap::default(), &FastSet::default());
+        let all = w.series(100, Measures::CLICKS_ONLY);
         assert_eq!(all.ads_folded, 0);
         assert_eq!(all.samples.len(), 2);
     }
 
     proptest::proptest! {
-        /// Folding never changes a campaign's total and keeps exactly min(K, ads) ads.
+        /// Folding never changes a campaign's total clicks, spend or (folded ads apart) users,
+        /// and keeps exactly min(K, ads) ads.
         #[test]
         fn folding_preserves_campaign_totals(
-            clicks in proptest::collection::vec((1u64..4, 1u64..30, 1u64..5), 0..200),
+            clicks in proptest::collection::vec((1u64..4, 1u64..30, 1u64..5, 0u64..6), 0..200),
             k in 0usize..40,
         ) {
-            let mut counts: FastMap<AdKey, u64> = FastMap::default();
-            for (c, a, n) in &clicks {
-                *counts.entry(ad(*c, *a + *c * 100)).or_insert(0) += n;
+            let mut w = Window::new(0, None);
+            let mut want: HashMap<u64, (u64, u64)> = HashMap::new();
+            let mut users: HashMap<AdKey, HashSet<u64>> = HashMap::new();
+            for (c, a, n, user) in &clicks {
+                let key = ad(*c, *a + *c * 100);
+                for _ in 0..*n {
+                    w.count(key, false, *a, *user);
+                    let e = want.entry(*c).or_insert((0, 0));
+                    e.0 += 1;
+                    e.1 += *a;
+                }
+                if *user != 0 {
+                    users.entry(key).or_default().insert(*user);
+                }
             }
-            let folded = fold_top_k(&counts, k, &FastMap::default(), &FastSet::default());
-            let mut want: HashMap<u64, u64> = HashMap::new();
-            for (a, n) in &counts { *want.entry(a.campaign_id).or_insert(0) += n; }
-            let mut got: HashMap<u64, u64> = HashMap::new();
+            let folded = w.series(k, Measures::ALL);
+            let mut got: HashMap<u64, (u64, u64)> = HashMap::new();
             let mut own = 0;
+            let mut other_users: HashMap<u64, HashSet<u64>> = HashMap::new();
+            let kept: HashSet<AdKey> = folded.samples.iter().filter_map(|(key, _)| if let SeriesKey::Ad(a) = key { Some(*a) } else { None }).collect();
+            for (a, set) in &users {
+                if !kept.contains(a) {
+                    other_users.entry(a.campaign_id).or_default().extend(set);
+                }
+            }
             for (key, n) in &folded.samples {
                 match key {
-                    SeriesKey::Ad(a) => { own += 1; *got.entry(a.campaign_id).or_insert(0) += n; }
-                    SeriesKey::Other(c) => *got.entry(c.campaign_id).or_insert(0) += n,
-                    SeriesKey::Late(_) | SeriesKey::Invalid(..) | SeriesKey::LateInvalid(..) => unreachable!(),
+                    SeriesKey::Ad(a) => { own += 1; got.entry(a.campaign_id).or_default().0 += n; }
+                    SeriesKey::Other(c) => got.entry(c.campaign_id).or_default().0 += n,
+                    SeriesKey::AdSpend(a) => got.entry(a.campaign_id).or_default().1 += n,
+                    SeriesKey::OtherSpend(c) => got.entry(c.campaign_id).or_default().1 += n,
+                    SeriesKey::AdUsers(a) => proptest::prop_assert_eq!(*n, users.get(a).map_or(0, |s| s.len() as u64)),
+                    SeriesKey::OtherUsers(c) => proptest::prop_assert_eq!(*n, other_users.get(&c.campaign_id).map_or(0, |s| s.len() as u64)),
+                    SeriesKey::Late(_) | SeriesKey::LateSpend(_) | SeriesKey::Invalid(..) | SeriesKey::LateInvalid(..) => unreachable!(),
                 }
             }
             proptest::prop_assert_eq!(got, want);
-            proptest::prop_assert_eq!(own, k.min(counts.len()));
+            proptest::prop_assert_eq!(own, k.min(w.ads()));
             // Every kept ad has at least as many clicks as every folded one.
             let min_kept = folded.samples.iter().filter_map(|(key, n)| matches!(key, SeriesKey::Ad(_)).then_some(*n)).min();
             if let Some(min_kept) = min_kept {
-                let kept: HashSet<AdKey> = folded.samples.iter().filter_map(|(key, _)| if let SeriesKey::Ad(a) = key { Some(*a) } else { None }).collect();
-                for (a, n) in &counts {
-                    if !kept.contains(a) { proptest::prop_assert!(*n <= min_kept); }
+                for (a, n) in w.counts.iter() {
+                    if !kept.contains(a) { proptest::prop_assert!(u64::from(n.clicks) <= min_kept); }
                 }
             }
         }

@@ -74,6 +74,7 @@ impl Exporter {
             allowed_lateness_ms: config.allowed_lateness_ms,
             top_k: config.top_k_per_partition(partitions),
             horizon: config.horizon(),
+            measures: config.measures(),
         };
         let bounds = EventTimeBounds {
             max_future_ms: config.max_future_ms,
