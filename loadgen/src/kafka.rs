@@ -39,6 +39,10 @@ impl KafkaTarget {
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            // Java's partitioner (murmur2 of the key), as click.proto says: a third-party
+            // producer's records of one key land where ours do. librdkafka's own default
+            // (consistent_random, CRC32) would put the same key in another partition.
+            .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
             .set("compression.type", "lz4");
         for (k, v) in properties {
