@@ -356,6 +356,12 @@ mod tests {
     }
 
     #[test]
+    fn an_ads_figures_take_24_bytes() {
+        // Memory per open ad-minute is what the exporter is sized by (BENCHMARKS.md).
+        assert_eq!(std::mem::size_of::<AdMinute>(), 24);
+    }
+
+    #[test]
     fn a_window_counts_per_ad() {
         let mut w = Window::new(0, None);
         w.count(ad(1, 1), false, 0, 0);
