@@ -1,6 +1,7 @@
 //! How fast the rollup settles a day and how much memory that takes: N clicks (default 5M) over
-//! 10k ads, 5% repeats, encoded as archive objects, then decoded, settled and written as a block
-//! into a temporary directory — the rollup's work minus the network.
+//! 10k ads, 5% repeats, 1M users, a price per ad, encoded as archive objects, then decoded,
+//! settled and written as a block into a temporary directory — the rollup's work minus the
+//! network.
 //!
 //! `cargo run --release -p adclick-rollup --example bench_settle -- [clicks]`
 //! Prints wall times per stage and the peak RSS (VmHWM) before and after settling.
@@ -94,7 +95,8 @@ fn main() {
             ip_hash: 1 + next() % 100_000,
             token_issued_at_secs: (event_time_ms / 1000 - 5) as u64,
             flags: 0,
-            price_micros: 0,
+            // A price per ad (no extra draw: the same clicks as before prices were read).
+            price_micros: 10_000 + (ad % 100) * 1_000,
             ..Click::default()
         };
         batch.push(prost::Message::encode_to_vec(&click));

@@ -7,12 +7,13 @@
 //! |---|---|
 //! | [`day`] | the UTC day a block covers, and which minutes, clicks and archive hours that means |
 //! | [`scan`] | finding, fetching and decoding the day's archive objects; overlaps; corrupt objects |
-//! | [`settle`] | exact dedup by identity (impression, or impression and request reason), per-minute counts of valid clicks per ad and invalid ones per campaign and reason: the billing truth |
+//! | [`settle`] | exact dedup by identity (impression, or impression and request reason), per-minute counts of valid clicks, their spend and distinct users per ad, and of invalid ones per campaign and reason: the billing truth |
+//! | [`daily`] | the day's billing figures per ad, campaign and advertiser: valid clicks, spend, distinct users, invalid clicks |
 //! | [`velocity`] | running counts of the day's clicks in fixed windows of receive time, per user and IP hash |
 //! | [`verdicts`] | a click's recorded and settled verdicts, and where they differ |
 //! | [`block`] | the settled day as series and samples of a TSDB block (stream contract, zeros) |
 //! | [`publish`] | upload in Thanos' order, removal of a failed upload, deletion marks on reruns |
-//! | [`reconcile`] | the stream path's counts from Prometheus' API, compared per ad and campaign |
+//! | [`reconcile`] | the stream path's counts from Prometheus' API, compared per ad and campaign (clicks, spend) |
 //! | [`report`] | the JSON report, the human summary, the metrics an alert reads |
 //! | [`run`](mod@run) | one rollup from start to exit code: its steps in order |
 //! | [`outcome`] | how a run ended and its exit code, decided from what the steps found |
@@ -25,6 +26,7 @@
 
 pub mod block;
 pub mod config;
+pub mod daily;
 pub mod day;
 pub mod outcome;
 pub mod publish;

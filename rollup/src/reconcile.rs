@@ -15,6 +15,12 @@
 //!   stream count *above* the truth is a mismatch; for the others any difference is.
 //! - per campaign and reason: the settled invalid clicks vs. `adclick_invalid_clicks` plus
 //!   `adclick_late_invalid_clicks` ([`invalid`]).
+//! - per campaign: the settled spend vs. `adclick_spend_micros` (own series and `other`) plus
+//!   `adclick_late_spend_micros` ([`spend`]).
+//!
+//! Unique users are not reconciled: `adclick_unique_users` counts distinct users per minute (and,
+//! live, per partition), which cannot be summed into a campaign's day — the settled figures
+//! ([`crate::daily`]) are the only ones that say how many people a day had.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,8 +30,10 @@ use crate::day::Day;
 use crate::settle::{AdKey, SettledDay};
 
 pub mod invalid;
+pub mod spend;
 
 pub use invalid::{InvalidComparison, InvalidRow, InvalidSeries, StreamInvalid};
+pub use spend::{SpendComparison, SpendRow, StreamSpend};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -54,6 +62,8 @@ pub struct StreamDay {
     pub ads: HashMap<AdKey, u64>,
     /// Invalid clicks per campaign and reason.
     pub invalid: HashMap<InvalidSeries, StreamInvalid>,
+    /// Spend per campaign (advertiser, campaign).
+    pub spend: HashMap<(u64, u64), StreamSpend>,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +208,7 @@ pub async fn stream_day(
         out.campaigns.entry(campaign).or_default().late += count(&s, &late_q)?;
     }
     out.invalid = invalid::stream(http, prometheus, &sel, &time).await?;
+    out.spend = spend::stream(http, prometheus, &sel, &time).await?;
     Ok(out)
 }
 
@@ -243,11 +254,16 @@ pub struct Reconciliation {
     pub ads: Vec<AdRow>,
     /// Invalid clicks per campaign and reason.
     pub invalid: InvalidComparison,
+    /// Spend per campaign.
+    pub spend: SpendComparison,
 }
 
 impl Reconciliation {
     pub fn is_clean(&self) -> bool {
-        self.campaigns_mismatched == 0 && self.ads_mismatched == 0 && self.invalid.mismatched == 0
+        self.campaigns_mismatched == 0
+            && self.ads_mismatched == 0
+            && self.invalid.mismatched == 0
+            && self.spend.campaigns_mismatched == 0
     }
 }
 
@@ -287,7 +303,7 @@ pub fn compare(truth: &SettledDay, stream: &StreamDay, max_rows: usize) -> Recon
     let truth_ads: HashMap<AdKey, u64> = truth
         .ads
         .iter()
-        .map(|(ad, minutes)| (*ad, minutes.iter().map(|(_, n)| n).sum()))
+        .map(|(ad, minutes)| (*ad, minutes.iter().map(|(_, m)| m.clicks).sum()))
         .collect();
     let mut ads: Vec<AdKey> = truth_ads.keys().chain(stream.ads.keys()).copied().collect();
     ads.sort_unstable();
@@ -321,13 +337,22 @@ pub fn compare(truth: &SettledDay, stream: &StreamDay, max_rows: usize) -> Recon
         .sort_by_key(|row| std::cmp::Reverse(row.difference.unsigned_abs()));
     r.ads.truncate(max_rows);
     r.invalid = invalid::compare(truth, &stream.invalid, max_rows);
+    r.spend = spend::compare(truth, &stream.spend, max_rows);
     r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settle::AdMinute;
     use adclick_click::Minute;
+
+    fn clicks(clicks: u64) -> AdMinute {
+        AdMinute {
+            clicks,
+            ..AdMinute::default()
+        }
+    }
 
     fn ad(campaign_id: u64, ad_id: u64) -> AdKey {
         AdKey {
@@ -341,10 +366,10 @@ mod tests {
     fn folding_and_late_clicks_explain_a_shortfall_but_not_an_excess() {
         let truth = SettledDay {
             ads: vec![
-                (ad(1, 10), vec![(Minute(1), 5)]),
-                (ad(1, 11), vec![(Minute(1), 2)]),
-                (ad(2, 20), vec![(Minute(1), 3)]),
-                (ad(3, 30), vec![(Minute(1), 4)]),
+                (ad(1, 10), vec![(Minute(1), clicks(5))]),
+                (ad(1, 11), vec![(Minute(1), clicks(2))]),
+                (ad(2, 20), vec![(Minute(1), clicks(3))]),
+                (ad(3, 30), vec![(Minute(1), clicks(4))]),
             ],
             ..Default::default()
         };

@@ -6,6 +6,10 @@
 //! - `archive:` objects and records read, and where the records' event times fell;
 //! - `truth:` valid clicks settled (billed: `adclick_clicks{tier="rollup"}`), repeats removed,
 //!   records ingest wrote without checking the dedup store;
+//! - `spend:` the valid clicks' spend in micros (`adclick_spend_micros{tier="rollup"}`) and the
+//!   day's unique users (distinct non-zero user hashes over all valid clicks: not a sum of
+//!   `adclick_unique_users`), then the advertisers with the largest spend, each with its users of
+//!   the day (the report's `daily` holds the largest `report_max_rows`);
 //! - `invalid:` invalid clicks settled (`adclick_invalid_clicks{tier="rollup"}`) by reason, and
 //!   records ingest wrote without counting velocity;
 //! - `live classification differed:` clicks whose settled verdict is not the one ingest recorded
@@ -15,13 +19,16 @@
 //! - `block`, `replaced`: what was written and where;
 //! - `stream:` the stream's valid clicks against the truth, per campaign and ad;
 //!   `stream invalid:` its invalid clicks (`adclick_invalid_clicks` + `adclick_late_invalid_clicks`)
-//!   against the settled ones, per campaign and reason.
+//!   against the settled ones, per campaign and reason; `stream spend:` its spend
+//!   (`adclick_spend_micros` + `adclick_late_spend_micros`) against the settled spend, per
+//!   campaign. Unique users are not compared (they do not add up; see [`crate::reconcile`]).
 
 use std::fmt::Write as _;
 
 use adclick_remote_write::{Labels, Request, RequestBuilder, Sample};
 use serde::Serialize;
 
+use crate::daily::{AdvertiserDay, DailyFigures};
 use crate::publish::ExistingBlock;
 use crate::reconcile::Reconciliation;
 use crate::scan::CorruptObject;
@@ -58,6 +65,44 @@ pub struct ScanReport {
     pub corrupt_objects: Vec<CorruptObject>,
 }
 
+/// The day's billing figures in brief: totals, and the advertisers with the largest spend.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DailyReport {
+    pub ads: u64,
+    pub campaigns: u64,
+    pub advertisers: u64,
+    pub valid_clicks: u64,
+    pub spend_micros: u64,
+    /// Distinct non-zero users over all valid clicks of the day.
+    pub unique_users: u64,
+    /// At most `report_max_rows`, largest spend first (then most clicks, then ids); each with
+    /// its distinct users of the day.
+    pub top_advertisers: Vec<AdvertiserDay>,
+}
+
+impl DailyReport {
+    pub fn of(daily: &DailyFigures, max_rows: usize) -> DailyReport {
+        let mut top = daily.advertisers.clone();
+        top.sort_by_key(|a| {
+            (
+                std::cmp::Reverse(a.spend_micros),
+                std::cmp::Reverse(a.valid_clicks),
+                a.advertiser_id,
+            )
+        });
+        top.truncate(max_rows);
+        DailyReport {
+            ads: daily.ads.len() as u64,
+            campaigns: daily.campaigns.len() as u64,
+            advertisers: daily.advertisers.len() as u64,
+            valid_clicks: daily.advertisers.iter().map(|a| a.valid_clicks).sum(),
+            spend_micros: daily.spend_micros(),
+            unique_users: daily.unique_users,
+            top_advertisers: top,
+        }
+    }
+}
+
 /// The whole report of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -71,6 +116,8 @@ pub struct Report {
     pub dry_run: bool,
     pub scan: ScanReport,
     pub settle: SettleStats,
+    /// The day's spend and users per advertiser, in brief (the billing store has them all).
+    pub daily: DailyReport,
     /// Where the settled verdict differs from the one ingest recorded ("live classification
     /// differed").
     pub verdict_changes: ChangesReport,
@@ -100,6 +147,19 @@ impl Report {
             "  truth: {} clicks; {} duplicates removed; {} clicks were dedup-unchecked (ingest failed open)",
             st.clicks, st.duplicates_removed, st.dedup_unchecked
         );
+        let daily = &self.daily;
+        let _ = writeln!(
+            s,
+            "  spend: {} micros; {} unique users of the day ({} advertisers, {} campaigns, {} ads)",
+            st.spend_micros, st.unique_users, daily.advertisers, daily.campaigns, daily.ads
+        );
+        for a in daily.top_advertisers.iter().take(5) {
+            let _ = writeln!(
+                s,
+                "    advertiser {}: {} clicks, {} micros, {} unique users",
+                a.advertiser_id, a.valid_clicks, a.spend_micros, a.unique_users
+            );
+        }
         let by_reason: Vec<String> = st
             .invalid_by_reason
             .iter()
@@ -204,6 +264,27 @@ impl Report {
                         c.advertiser_id, c.campaign_id, c.reason, c.truth, c.stream, c.stream_late
                     );
                 }
+                let spend = &r.spend;
+                let _ = writeln!(
+                    s,
+                    "  stream spend: {} micros + {} late; campaigns {} / {} mismatched ({} micros apart)",
+                    spend.stream_micros,
+                    spend.stream_late_micros,
+                    spend.campaigns_mismatched,
+                    spend.campaigns_compared,
+                    spend.mismatch_micros
+                );
+                for c in spend.rows.iter().take(5) {
+                    let _ = writeln!(
+                        s,
+                        "    campaign {}/{}: truth {} micros, stream {} (late {})",
+                        c.advertiser_id,
+                        c.campaign_id,
+                        c.truth_micros,
+                        c.stream_micros,
+                        c.stream_late_micros
+                    );
+                }
             }
             (None, Some(e)) => {
                 let _ = writeln!(s, "  reconciliation FAILED: {e}");
@@ -244,6 +325,8 @@ impl Report {
             f64::from(self.exit_code),
         );
         gauge("adclick_rollup_clicks", st.clicks as f64);
+        gauge("adclick_rollup_spend_micros", st.spend_micros as f64);
+        gauge("adclick_rollup_unique_users", st.unique_users as f64);
         gauge(
             "adclick_rollup_duplicates_removed",
             st.duplicates_removed as f64,
@@ -284,7 +367,22 @@ impl Report {
                 "adclick_rollup_stream_late_clicks",
                 r.stream_late_clicks as f64,
             );
+            gauge(
+                "adclick_rollup_mismatched_spend_campaigns",
+                r.spend.campaigns_mismatched as f64,
+            );
+            gauge(
+                "adclick_rollup_spend_mismatch_micros",
+                r.spend.mismatch_micros as f64,
+            );
+            gauge(
+                "adclick_rollup_stream_late_spend_micros",
+                r.spend.stream_late_micros as f64,
+            );
         }
         builder.build()
     }
 }
+
+#[cfg(test)]
+mod tests;

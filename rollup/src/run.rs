@@ -19,7 +19,7 @@ use crate::day::Day;
 use crate::outcome::{self, Findings, Outcome, Stream};
 use crate::publish::{BlockBucket, ExistingBlock, PublishError};
 use crate::reconcile::{self, ReconcileError, Reconciliation};
-use crate::report::{BlockReport, Report, ScanReport};
+use crate::report::{BlockReport, DailyReport, Report, ScanReport};
 use crate::scan::{self, ArchiveLocation, ScanPlan};
 use crate::settle::{SettledDay, Settlement};
 use crate::verdicts;
@@ -146,6 +146,7 @@ pub async fn run(
         dry_run: options.dry_run,
         scan,
         settle: settled.stats.clone(),
+        daily: DailyReport::of(&settled.daily, config.report_max_rows),
         verdict_changes: verdicts::report(&settled.verdict_changes, config.report_max_rows),
         block: None,
         reconciliation: None,

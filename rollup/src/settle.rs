@@ -23,16 +23,24 @@
 //! invalid ones, per campaign and reason, `adclick_invalid_clicks`; where the settled verdict is
 //! not the recorded one, a [`VerdictChange`] says so.
 //!
+//! **Spend and users.** A valid click brings its counted record's `price_micros` and `user_hash`
+//! (the record the impression's click was settled from: another record of the impression with
+//! another price or user changes nothing). Per ad and minute: clicks, their spend, and their
+//! distinct non-zero users ([`AdMinute`]); per day the [`crate::daily`] figures, whose users are
+//! distinct over the whole day. Invalid clicks, request-invalid records included, bring neither.
+//!
 //! Velocity at the edges: the windows of the day's first clicks hold the look-back's clicks, and
 //! those of its last (and late) clicks the next day's clicks archived within `read_after_ms`;
 //! next-day clicks archived later still are not seen, so a window straddling the day's end can
 //! count fewer than live did (reported as a verdict change).
 //!
-//! Memory: one entry per distinct impression read (16-byte identity and a 48-byte record:
-//! event and receive time, user and IP hash, token issue time, ad number, recorded reason, flag —
-//! 64 bytes a bucket), one small entry per request-invalid identity, one per distinct ad; while
-//! settling, 24 bytes more per impression (the sweep's order) and 8 per valid click of the day,
-//! below the peak of reading. Measured with `examples/bench_settle.rs` (release): 175 bytes per
+//! Memory: one entry per distinct impression read (16-byte identity and a 56-byte record:
+//! event and receive time, user and IP hash, token issue time, price, ad number, recorded
+//! reason, flag — 72 bytes a bucket), one small entry per request-invalid identity, one per
+//! distinct ad; while settling, 24 bytes more per impression (the sweep's order) and 24 per valid
+//! click of the day (ad, minute, user, price: [`minutes`]); then, the impressions freed, 16 per
+//! valid click with a user to count the day's distinct users ([`crate::daily`]) — below the peak
+//! of reading. Measured with `examples/bench_settle.rs` (release): 175 bytes per
 //! distinct impression at 4.75M, decoding included; it was 52 before verdicts were settled (a
 //! 24-byte entry; BENCHMARKS.md, same run). A day of 100M clicks with a 24 h look-back holds
 //! ~200M impressions, ~35 GB: a job for a large batch machine. The next
@@ -47,9 +55,14 @@ use adclick_click::wire::{Click, ClickFlag};
 use adclick_invalid::{Reason, Rules, Verdict};
 use serde::Serialize;
 
+use crate::daily::{self, DailyFigures};
 use crate::day::Day;
 use crate::velocity::Counter;
 use crate::verdicts::{self, Changes, VerdictChange};
+
+mod minutes;
+
+use minutes::{AdRanks, ValidClick};
 
 pub use adclick_click::wire::AdKey;
 
@@ -73,6 +86,10 @@ pub struct SettleStats {
     pub duplicates_removed: u64,
     /// Valid clicks counted in the day: `adclick_clicks`, the billed clicks.
     pub clicks: u64,
+    /// Their spend: the sum of their `price_micros` (`adclick_spend_micros`).
+    pub spend_micros: u64,
+    /// Distinct non-zero `user_hash` among them, over all ads: the day's people.
+    pub unique_users: u64,
     /// Invalid clicks counted in the day (once per impression, or per impression and request
     /// reason): `adclick_invalid_clicks`.
     pub invalid_clicks: u64,
@@ -96,27 +113,51 @@ impl InvalidKey {
     }
 }
 
-/// The settled day: per-minute counts of each ad's valid clicks and of each campaign's invalid
-/// clicks per reason, and how they came about.
+/// An ad's valid clicks of one minute: the samples of `adclick_clicks`, `adclick_spend_micros`
+/// and `adclick_unique_users`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdMinute {
+    pub clicks: u64,
+    /// The sum of the clicks' `price_micros`.
+    pub spend_micros: u64,
+    /// Distinct non-zero `user_hash` among the clicks.
+    pub unique_users: u64,
+}
+
+/// The settled day: per-minute figures of each ad's valid clicks and counts of each campaign's
+/// invalid clicks per reason, the day's billing figures, and how they came about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettledDay {
-    /// Valid clicks: ads in ascending order, each with its minutes in ascending order (non-zero
-    /// counts).
-    pub ads: Vec<(AdKey, Vec<(Minute, u64)>)>,
+    /// Valid clicks: ads in ascending order, each with its minutes in ascending order (those
+    /// with clicks).
+    pub ads: Vec<(AdKey, Vec<(Minute, AdMinute)>)>,
     /// Invalid clicks: (advertiser, campaign, reason code) ascending, minutes ascending.
     pub invalid: Vec<(InvalidKey, Vec<(Minute, u64)>)>,
     /// Where the settled verdict differs from the recorded one, per campaign and minute.
     pub verdict_changes: Vec<VerdictChange>,
+    /// Per ad, campaign and advertiser: what the billing store keeps of the day.
+    pub daily: DailyFigures,
     pub stats: SettleStats,
 }
 
 impl SettledDay {
     /// Valid clicks per campaign (advertiser, campaign).
     pub fn campaign_totals(&self) -> HashMap<(u64, u64), u64> {
-        let mut out = HashMap::new();
+        self.campaign_sums(|m| m.clicks)
+    }
+
+    /// Spend per campaign (advertiser, campaign), of every campaign with valid clicks.
+    pub fn campaign_spend(&self) -> HashMap<(u64, u64), u64> {
+        self.campaign_sums(|m| m.spend_micros)
+    }
+
+    fn campaign_sums(&self, figure: impl Fn(&AdMinute) -> u64) -> HashMap<(u64, u64), u64> {
+        let mut out: HashMap<(u64, u64), u64> = HashMap::new();
         for (ad, minutes) in &self.ads {
-            *out.entry((ad.advertiser_id, ad.campaign_id)).or_default() +=
-                minutes.iter().map(|(_, n)| n).sum::<u64>();
+            let sum = out.entry((ad.advertiser_id, ad.campaign_id)).or_default();
+            for (_, m) in minutes {
+                *sum = sum.saturating_add(figure(m));
+            }
         }
         out
     }
@@ -130,7 +171,8 @@ impl SettledDay {
     }
 }
 
-/// The first record of an impression's click: what its verdict is settled from. 48 bytes.
+/// The first record of an impression's click: what its verdict is settled from, and its spend
+/// and user if valid. 56 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ImpressionClick {
     event_time_ms: i64,
@@ -138,6 +180,7 @@ struct ImpressionClick {
     user_hash: u64,
     ip_hash: u64,
     token_issued_at_secs: u64,
+    price_micros: u64,
     /// Index into [`Settlement::ads`].
     ad: u32,
     /// The recorded verdict's code (never a request reason's: those have identities of their
@@ -149,7 +192,7 @@ struct ImpressionClick {
 impl ImpressionClick {
     /// Which of two records of one impression is its click: the earliest by event time; the rest
     /// only breaks ties, so that the choice does not depend on the order records are read in.
-    fn order(&self) -> (i64, i64, u8, bool, u64, u64, u64) {
+    fn order(&self) -> (i64, i64, u8, bool, u64, u64, u64, u64) {
         (
             self.event_time_ms,
             self.receive_time_ms,
@@ -158,6 +201,7 @@ impl ImpressionClick {
             self.user_hash,
             self.ip_hash,
             self.token_issued_at_secs,
+            self.price_micros,
         )
     }
 }
@@ -269,6 +313,7 @@ impl Settlement {
                     user_hash: click.user_hash,
                     ip_hash: click.ip_hash,
                     token_issued_at_secs: click.token_issued_at_secs,
+                    price_micros: click.price_micros,
                     ad,
                     recorded: recorded.code(),
                     velocity_unchecked: verdicts::velocity_unchecked(click),
@@ -299,8 +344,12 @@ impl Settlement {
     /// The day's counts, every ad on its own series, verdicts settled by `rules`.
     pub fn finish(mut self, rules: &Rules) -> SettledDay {
         let mut stats = std::mem::take(&mut self.stats);
-        let mut valid: Vec<(u32, Minute)> = Vec::new();
+        let ranks = AdRanks::new(&self.ads);
+        let first = self.day.first_minute();
+        let mut valid: Vec<ValidClick> = Vec::new();
         let mut invalid: HashMap<(InvalidKey, Minute), u64> = HashMap::new();
+        // Per ad number and reason, for the daily figures.
+        let mut invalid_of_ad: HashMap<(u32, Reason), u64> = HashMap::new();
         let mut changes = Changes::default();
         let ads = &self.ads;
         let campaign = |ad: u32| {
@@ -315,6 +364,7 @@ impl Settlement {
                 reason,
             };
             *invalid.entry((key, minute)).or_default() += 1;
+            *invalid_of_ad.entry((ad, reason)).or_default() += 1;
         };
 
         for record in self.request_invalid.values() {
@@ -349,7 +399,13 @@ impl Settlement {
                 verdicts::activity_facts(click.token_issued_at_secs, receive_time_ms, velocity);
             let settled = adclick_invalid::settle(recorded, &facts, rules);
             match settled.reason() {
-                None => valid.push((click.ad, minute)),
+                None => valid.push(ValidClick {
+                    ad: ranks.rank(click.ad),
+                    // A minute of the day: 0 to 1439.
+                    minute: (minute.0 - first.0) as u32,
+                    user_hash: click.user_hash,
+                    price_micros: click.price_micros,
+                }),
                 Some(reason) => count_invalid(click.ad, reason, minute),
             }
             changes.add(
@@ -360,6 +416,8 @@ impl Settlement {
                 click.velocity_unchecked,
             );
         }
+        // The largest holding, no longer needed: what follows fits in the space it leaves.
+        drop(std::mem::take(&mut self.impressions));
 
         stats.clicks = valid.len() as u64;
         stats.invalid_clicks = invalid.values().sum();
@@ -373,23 +431,32 @@ impl Settlement {
         let verdict_changes = changes.finish();
         stats.verdicts_changed = verdict_changes.iter().map(|c| c.clicks).sum();
 
-        // Sort by ad key (not by number, which is the order ads were met in) and minute.
-        valid.sort_unstable_by(|a, b| {
-            ads[a.0 as usize]
-                .cmp(&ads[b.0 as usize])
-                .then(a.1.cmp(&b.1))
-        });
-        let ads = group(
-            valid
-                .into_iter()
-                .map(|(ad, minute)| ((ads[ad as usize], minute), 1)),
-        );
+        let ad_minutes = minutes::per_minute(&mut valid, &ranks, first);
+        let users: Vec<(u32, u64)> = valid
+            .iter()
+            .filter(|c| c.user_hash != 0)
+            .map(|c| (c.ad, c.user_hash))
+            .collect();
+        drop(valid);
+        let users = daily::unique_users(users, &ranks.by_rank);
+        let mut invalid_by_ad: BTreeMap<AdKey, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        for ((ad, reason), n) in invalid_of_ad {
+            invalid_by_ad
+                .entry(ads[ad as usize])
+                .or_default()
+                .insert(reason.as_str(), n);
+        }
+        let daily = daily::figures(&ad_minutes, &invalid_by_ad, users);
+        stats.spend_micros = daily.spend_micros();
+        stats.unique_users = daily.unique_users;
+
         let mut invalid: Vec<((InvalidKey, Minute), u64)> = invalid.into_iter().collect();
         invalid.sort_unstable_by_key(|((key, minute), _)| (key.order(), minute.0));
         SettledDay {
-            ads,
+            ads: ad_minutes,
             invalid: group(invalid.into_iter()),
             verdict_changes,
+            daily,
             stats,
         }
     }

@@ -1,4 +1,5 @@
-//! Settling: dedup by identity, the velocity sweep, settled verdicts and their differences.
+//! Settling: dedup by identity, the velocity sweep, settled verdicts and their differences, spend
+//! and users.
 
 use super::*;
 use adclick_click::wire::InvalidReason;
@@ -58,6 +59,14 @@ fn key(reason: Reason) -> InvalidKey {
     }
 }
 
+/// Clicks of unknown users, free: no spend, no users.
+fn clicks(clicks: u64) -> AdMinute {
+    AdMinute {
+        clicks,
+        ..AdMinute::default()
+    }
+}
+
 /// Invalid clicks per reason over the day.
 fn invalid_by_reason(settled: &SettledDay) -> Vec<(Reason, u64)> {
     settled
@@ -92,7 +101,7 @@ fn first_click_counts_once_in_its_minute() {
                     campaign_id: 1,
                     ad_id: 5
                 },
-                vec![(m, 2)]
+                vec![(m, clicks(2))]
             ),
             (
                 AdKey {
@@ -100,7 +109,7 @@ fn first_click_counts_once_in_its_minute() {
                     campaign_id: 1,
                     ad_id: 7
                 },
-                vec![(m, 1)]
+                vec![(m, clicks(1))]
             ),
         ]
     );
@@ -398,7 +407,7 @@ proptest! {
             }
         }
         let got_flat: std::collections::BTreeMap<(u64, i64), u64> = got.ads.iter()
-            .flat_map(|(ad, ms)| ms.iter().map(move |(m, n)| ((ad.ad_id, m.0), *n)))
+            .flat_map(|(ad, ms)| ms.iter().map(move |(m, n)| ((ad.ad_id, m.0), n.clicks)))
             .collect();
         prop_assert_eq!(got_flat, want);
     }
@@ -435,3 +444,5 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+mod spend_users;

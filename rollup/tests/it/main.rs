@@ -51,6 +51,19 @@ async fn a_day_settles_exactly_into_a_block_promtool_and_prometheus_read() {
     );
     assert_eq!(report.settle.duplicates_removed, traffic.duplicates_in_day);
     assert_eq!(report.settle.dedup_unchecked, traffic.unchecked_in_day);
+    assert_eq!(
+        report.settle.spend_micros,
+        traffic.spend_per_campaign().values().sum::<u64>()
+    );
+    assert_eq!(report.daily.spend_micros, report.settle.spend_micros);
+    assert!(
+        report.summary().contains(&format!(
+            "spend: {} micros; {} unique users of the day",
+            report.settle.spend_micros, report.settle.unique_users
+        )),
+        "{}",
+        report.summary()
+    );
     assert_eq!(report.scan.foreign_objects.len(), 1);
     let block = report.block.as_ref().unwrap();
 
@@ -125,6 +138,23 @@ async fn a_day_settles_exactly_into_a_block_promtool_and_prometheus_read() {
         })
         .collect();
     assert_eq!(got, traffic.truth_per_campaign());
+    let spend = api
+        .query(
+            "sum by (campaign_id) (sum_over_time(adclick_spend_micros[1d]))",
+            Some(at),
+        )
+        .await
+        .unwrap();
+    let got: BTreeMap<u64, u64> = spend
+        .iter()
+        .map(|s| {
+            (
+                s.labels["campaign_id"].parse().unwrap(),
+                s.samples[0].1 as u64,
+            )
+        })
+        .collect();
+    assert_eq!(got, traffic.spend_per_campaign());
 
     // The report is on disk, and --out-dir writes the same block locally without uploading.
     let written = std::fs::read_to_string(
@@ -457,7 +487,8 @@ async fn invalid_traffic_gets_series_of_its_own_and_changed_verdicts_are_reporte
 }
 
 /// Without the stack: a settled day with invalid traffic written as a block, which promtool reads
-/// (the TSDB writer takes the `reason` label and the series of both metrics in its order).
+/// (the TSDB writer takes the `reason` label and the series of all metrics in its order): each
+/// ad's clicks, spend and users, each campaign's invalid clicks per reason.
 #[test]
 fn a_block_with_invalid_series_is_read_by_promtool() {
     use adclick_click::wire::{Click, InvalidReason};
@@ -473,6 +504,9 @@ fn a_block_with_invalid_series_is_read_by_promtool() {
         event_time_ms: t + i64::from(n) * 1_000,
         receive_time_ms: t + i64::from(n) * 1_000,
         invalid_reason: reason as i32,
+        // Invalid records carry them too, and bring neither.
+        user_hash: 0xace + u64::from(n),
+        price_micros: 250_000 * u64::from(n),
         ..Default::default()
     };
     let mut settlement = Settlement::new(day, 0);
@@ -499,7 +533,7 @@ fn a_block_with_invalid_series_is_read_by_promtool() {
     let block =
         adclick_rollup::block::write(&db, day, &settled, &labels, &external, Ulid::new(), &[])
             .unwrap();
-    assert_eq!(block.meta.stats.num_series, 5);
+    assert_eq!(block.meta.stats.num_series, 2 * 3 + 3);
     promtool::run(
         std::process::Command::new(promtool::promtool())
             .args(["tsdb", "analyze"])
@@ -523,16 +557,78 @@ fn a_block_with_invalid_series_is_read_by_promtool() {
         value_bits: adclick_testsupport::promtool::value_bits(v),
     };
     let mut want = Vec::new();
-    for (name, key, value, campaign) in [
-        ("adclick_clicks", "ad_id", "12", 2),
-        ("adclick_clicks", "ad_id", "13", 3),
-        ("adclick_invalid_clicks", "reason", "bot_user_agent", 2),
-        ("adclick_invalid_clicks", "reason", "prefetch", 2),
-        ("adclick_invalid_clicks", "reason", "deny_listed_network", 3),
+    for (name, key, value, campaign, figure) in [
+        ("adclick_clicks", "ad_id", "12", 2, 1.0),
+        ("adclick_spend_micros", "ad_id", "12", 2, 250_000.0),
+        ("adclick_unique_users", "ad_id", "12", 2, 1.0),
+        ("adclick_clicks", "ad_id", "13", 3, 1.0),
+        ("adclick_spend_micros", "ad_id", "13", 3, 1_000_000.0),
+        ("adclick_unique_users", "ad_id", "13", 3, 1.0),
+        ("adclick_invalid_clicks", "reason", "bot_user_agent", 2, 1.0),
+        ("adclick_invalid_clicks", "reason", "prefetch", 2, 1.0),
+        (
+            "adclick_invalid_clicks",
+            "reason",
+            "deny_listed_network",
+            3,
+            1.0,
+        ),
     ] {
-        want.push(point(name, key, value, campaign, minute_end, 1.0));
+        want.push(point(name, key, value, campaign, minute_end, figure));
         want.push(point(name, key, value, campaign, minute_end + 60_000, 0.0));
     }
     want.sort();
     assert_eq!(promtool::dump(&db), want);
+}
+
+/// Without the stack: the daily figures of generated traffic are its truth — spend per campaign,
+/// and users distinct over the campaign's ads and minutes (fewer than the minutes' sum).
+#[test]
+fn the_daily_figures_are_the_truth_of_the_traffic() {
+    use adclick_rollup::settle::Settlement;
+
+    let day: Day = "2026-11-13".parse().unwrap();
+    let traffic = Traffic::generate(day, 21, 3_000);
+    let mut settlement = Settlement::new(day, 86_400_000);
+    for (_, _, click) in &traffic.records {
+        settlement.add(click);
+    }
+    let rules = adclick_invalid::Rules::new(
+        &adclick_invalid::Config::default(),
+        adclick_invalid::DenyList::empty(),
+    )
+    .unwrap();
+    let settled = settlement.finish(&rules);
+    let daily = &settled.daily;
+    let of_campaigns = |figure: fn(&adclick_rollup::daily::CampaignDay) -> u64| {
+        daily
+            .campaigns
+            .iter()
+            .map(|c| (c.campaign_id, figure(c)))
+            .collect::<BTreeMap<u64, u64>>()
+    };
+    assert_eq!(
+        of_campaigns(|c| c.valid_clicks),
+        traffic.truth_per_campaign()
+    );
+    assert_eq!(
+        of_campaigns(|c| c.spend_micros),
+        traffic.spend_per_campaign()
+    );
+    assert_eq!(
+        of_campaigns(|c| c.unique_users),
+        traffic.users_per_campaign()
+    );
+    let minute_users: u64 = settled
+        .ads
+        .iter()
+        .flat_map(|(_, minutes)| minutes.iter().map(|(_, m)| m.unique_users))
+        .sum();
+    assert!(
+        daily.campaigns.iter().map(|c| c.unique_users).sum::<u64>() < minute_users,
+        "40 people over a day's minutes"
+    );
+    // 40 people at most, every one of them seen.
+    assert_eq!(daily.unique_users, 40);
+    assert!(daily.advertisers.iter().all(|a| a.unique_users <= 40));
 }

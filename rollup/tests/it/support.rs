@@ -1,7 +1,7 @@
 //! What the rollup's tests share: traffic with a known truth, written as archive objects the way
 //! the exporter writes them; the rollup's configuration for a test; blocks read back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use adclick_click::archive::{encode, object_key};
@@ -18,12 +18,21 @@ const PARTITIONS: u32 = 4;
 /// One archived record: partition, Kafka timestamp, the click.
 pub type Record = (u32, i64, Click);
 
+/// The valid clicks of one ad in one minute, by construction.
+#[derive(Debug, Clone, Default)]
+pub struct MinuteTruth {
+    pub clicks: u64,
+    pub spend_micros: u64,
+    /// Non-zero user hashes.
+    pub users: BTreeSet<u64>,
+}
+
 /// A day of clicks with its truth worked out by construction.
 pub struct Traffic {
     pub day: Day,
     pub records: Vec<Record>,
-    /// (advertiser, campaign, ad) → minute end → clicks.
-    pub truth: BTreeMap<(u64, u64, u64), BTreeMap<i64, u64>>,
+    /// (advertiser, campaign, ad) → minute end → its valid clicks.
+    pub truth: BTreeMap<(u64, u64, u64), BTreeMap<i64, MinuteTruth>>,
     pub duplicates_in_day: u64,
     pub unchecked_in_day: u64,
 }
@@ -31,6 +40,20 @@ pub struct Traffic {
 fn ad_of(ad_id: u64) -> (u64, u64, u64) {
     let campaign = (ad_id - 1) / 5 + 1;
     ((campaign - 1) / 3 + 1, campaign, ad_id)
+}
+
+/// A person, or 0 (unknown) for one impression in ten, from a pool of 40: people click several
+/// ads and minutes. Derived from the impression, so its repeats carry the same user.
+fn user_of(impression: [u8; 16]) -> u64 {
+    match impression[8] % 10 {
+        0 => 0,
+        _ => 1 + u64::from(impression[9] % 40),
+    }
+}
+
+/// The token's price: a few cents, now and then a free click.
+fn price_of(impression: [u8; 16]) -> u64 {
+    u64::from(impression[10] % 8) * 12_500
 }
 
 fn click(impression: [u8; 16], ad_id: u64, event_time_ms: i64, unchecked: bool) -> Click {
@@ -42,9 +65,9 @@ fn click(impression: [u8; 16], ad_id: u64, event_time_ms: i64, unchecked: bool) 
         advertiser_id,
         event_time_ms,
         receive_time_ms: event_time_ms,
-        user_hash: u64::from_le_bytes(impression[..8].try_into().unwrap()),
+        user_hash: user_of(impression),
         flags: 0,
-        price_micros: 0,
+        price_micros: price_of(impression),
         ..Click::default()
     };
     if unchecked {
@@ -71,7 +94,7 @@ impl Traffic {
             };
             records.push((partition, c.event_time_ms + delay, c));
         };
-        let mut truth: BTreeMap<(u64, u64, u64), BTreeMap<i64, u64>> = BTreeMap::new();
+        let mut truth: BTreeMap<(u64, u64, u64), BTreeMap<i64, MinuteTruth>> = BTreeMap::new();
         let mut in_day_records = 0u64;
         let mut unchecked_in_day = 0u64;
         let new_id = |rng: &mut Rng| {
@@ -91,11 +114,16 @@ impl Traffic {
             };
             push(&mut rng, click(id, ad, t, false));
             in_day_records += 1;
-            *truth
+            let minute = truth
                 .entry(ad_of(ad))
                 .or_default()
                 .entry(Minute::of(t).end_ms())
-                .or_default() += 1;
+                .or_default();
+            minute.clicks += 1;
+            minute.spend_micros += price_of(id);
+            if user_of(id) != 0 {
+                minute.users.insert(user_of(id));
+            }
             if rng.next_u64() % 10 == 0 {
                 let again = t + rng.range(0, 120_000);
                 push(&mut rng, click(id, ad, again, true));
@@ -119,7 +147,11 @@ impl Traffic {
             let (ad, t) = (1 + rng.next_u64() % 30, to + rng.range(0, 600_000));
             push(&mut rng, click(id, ad, t, false));
         }
-        let clicks: u64 = truth.values().flat_map(|m| m.values()).sum();
+        let clicks: u64 = truth
+            .values()
+            .flat_map(|m| m.values())
+            .map(|m| m.clicks)
+            .sum();
         Traffic {
             day,
             records,
@@ -130,49 +162,82 @@ impl Traffic {
     }
 
     pub fn truth_total(&self) -> u64 {
-        self.truth.values().flat_map(|m| m.values()).sum()
+        self.truth_per_ad().values().sum()
     }
 
     pub fn truth_per_ad(&self) -> BTreeMap<u64, u64> {
         self.truth
             .iter()
-            .map(|(k, m)| (k.2, m.values().sum()))
+            .map(|(k, m)| (k.2, m.values().map(|m| m.clicks).sum()))
             .collect()
     }
 
     pub fn truth_per_campaign(&self) -> BTreeMap<u64, u64> {
         let mut out = BTreeMap::new();
         for (k, m) in &self.truth {
-            *out.entry(k.1).or_default() += m.values().sum::<u64>();
+            *out.entry(k.1).or_default() += m.values().map(|m| m.clicks).sum::<u64>();
         }
         out
     }
 
-    /// The samples the block must hold: each minute's count at its end, and a 0 at the end of
-    /// the minute after each run of minutes (inside the block).
+    /// Spend per campaign.
+    pub fn spend_per_campaign(&self) -> BTreeMap<u64, u64> {
+        let mut out = BTreeMap::new();
+        for (k, m) in &self.truth {
+            *out.entry(k.1).or_default() += m.values().map(|m| m.spend_micros).sum::<u64>();
+        }
+        out
+    }
+
+    /// Distinct users of the day per campaign (of its ads' valid clicks together).
+    pub fn users_per_campaign(&self) -> BTreeMap<u64, u64> {
+        let mut users: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+        for (k, m) in &self.truth {
+            users
+                .entry(k.1)
+                .or_default()
+                .extend(m.values().flat_map(|m| m.users.iter().copied()));
+        }
+        users
+            .into_iter()
+            .map(|(c, u)| (c, u.len() as u64))
+            .collect()
+    }
+
+    /// The samples the block must hold, for each ad's `adclick_clicks`, `adclick_spend_micros`
+    /// and `adclick_unique_users`: each minute's figure at its end, and a 0 at the end of the
+    /// minute after each run of minutes (inside the block).
     pub fn expected_points(&self, test_id: &str) -> Vec<Point> {
         let mut out = Vec::new();
+        type Figure = (&'static str, fn(&MinuteTruth) -> u64);
+        let figures: [Figure; 3] = [
+            ("adclick_clicks", |m| m.clicks),
+            ("adclick_spend_micros", |m| m.spend_micros),
+            ("adclick_unique_users", |m| m.users.len() as u64),
+        ];
         for ((advertiser, campaign, ad), minutes) in &self.truth {
-            let mut labels = vec![
-                ("__name__".to_string(), "adclick_clicks".to_string()),
-                ("ad_id".to_string(), ad.to_string()),
-                ("advertiser_id".to_string(), advertiser.to_string()),
-                ("campaign_id".to_string(), campaign.to_string()),
-                ("test_id".to_string(), test_id.to_string()),
-            ];
-            labels.sort();
-            let mut add = |t: i64, v: f64| {
-                out.push(Point {
-                    labels: labels.clone(),
-                    timestamp_ms: t,
-                    value_bits: value_bits(v),
-                })
-            };
-            for (&end, &n) in minutes {
-                add(end, n as f64);
-                let next = end + 60_000;
-                if !minutes.contains_key(&next) && next < self.day.end_ms() {
-                    add(next, 0.0);
+            for (name, figure) in figures {
+                let mut labels = vec![
+                    ("__name__".to_string(), name.to_string()),
+                    ("ad_id".to_string(), ad.to_string()),
+                    ("advertiser_id".to_string(), advertiser.to_string()),
+                    ("campaign_id".to_string(), campaign.to_string()),
+                    ("test_id".to_string(), test_id.to_string()),
+                ];
+                labels.sort();
+                let mut add = |t: i64, v: f64| {
+                    out.push(Point {
+                        labels: labels.clone(),
+                        timestamp_ms: t,
+                        value_bits: value_bits(v),
+                    })
+                };
+                for (&end, m) in minutes {
+                    add(end, figure(m) as f64);
+                    let next = end + 60_000;
+                    if !minutes.contains_key(&next) && next < self.day.end_ms() {
+                        add(next, 0.0);
+                    }
                 }
             }
         }
