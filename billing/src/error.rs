@@ -12,13 +12,13 @@ pub enum BillingError {
         #[source]
         source: sqlx::Error,
     },
-    #[error(
-        "cannot connect to the billing database {url}: {source} (is PostgreSQL up, and does it accept this user?)"
-    )]
+    #[error("cannot connect to the billing database {url}: {source}{hint}")]
     Connect {
         url: String,
         #[source]
         source: sqlx::Error,
+        /// What to check, for errors that do not say it themselves.
+        hint: &'static str,
     },
     #[error(
         "connecting to the billing database {url} took over {timeout_ms} ms (is PostgreSQL up and reachable?)"
@@ -77,4 +77,14 @@ pub enum BillingError {
         column: &'static str,
         value: String,
     },
+}
+
+/// What to check after a failed connect: the network's errors do not say that the server may be
+/// down; the server's own (unknown database, authentication) say enough.
+pub(crate) fn connect_hint(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Io(_) => " (is PostgreSQL up and reachable there?)",
+        sqlx::Error::Tls(_) => " (TLS: see sslmode and sslrootcert in [billing] database_url)",
+        _ => "",
+    }
 }

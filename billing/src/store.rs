@@ -51,7 +51,10 @@ impl BillingStore {
         let timeout = config.connect_timeout();
         let mut conn = match tokio::time::timeout(timeout, options.connect()).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(source)) => return Err(BillingError::Connect { url, source }),
+            Ok(Err(source)) => {
+                let hint = crate::error::connect_hint(&source);
+                return Err(BillingError::Connect { url, source, hint });
+            }
             Err(_) => {
                 return Err(BillingError::ConnectTimeout {
                     url,
