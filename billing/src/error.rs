@@ -80,11 +80,14 @@ pub enum BillingError {
 }
 
 /// What to check after a failed connect: the network's errors do not say that the server may be
-/// down; the server's own (unknown database, authentication) say enough.
+/// down, nor that TLS failed (rustls' refusal of a certificate arrives as an I/O error of kind
+/// `InvalidData`); the server's own (unknown database, authentication) say enough.
 pub(crate) fn connect_hint(error: &sqlx::Error) -> &'static str {
+    const TLS: &str = " (TLS: see sslmode and sslrootcert in [billing] database_url)";
     match error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => TLS,
         sqlx::Error::Io(_) => " (is PostgreSQL up and reachable there?)",
-        sqlx::Error::Tls(_) => " (TLS: see sslmode and sslrootcert in [billing] database_url)",
+        sqlx::Error::Tls(_) => TLS,
         _ => "",
     }
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::free_port;
+use crate::pki::TestPki;
 use crate::process::ScratchProcess;
 
 /// The stack's server when the env file does not say: what `deploy/local/up` ensures.
@@ -143,6 +144,16 @@ pub struct ScratchPostgres {
 impl ScratchPostgres {
     /// initdb, start, wait until it answers, create the database `adclick`.
     pub fn start() -> ScratchPostgres {
+        ScratchPostgres::start_with(None)
+    }
+
+    /// As [`Self::start`], serving TLS (and plain) with `pki`'s server certificate (for
+    /// `localhost` and 127.0.0.1).
+    pub fn start_tls(pki: &TestPki) -> ScratchPostgres {
+        ScratchPostgres::start_with(Some(pki))
+    }
+
+    fn start_with(tls: Option<&TestPki>) -> ScratchPostgres {
         let bin = postgres_bindir();
         let dir = tempfile::tempdir().expect("temp dir");
         let owner = cluster_owner();
@@ -201,6 +212,26 @@ impl ScratchPostgres {
             "-c".to_string(),
             "shared_buffers=32MB".to_string(),
         ]);
+        if let Some(pki) = tls {
+            // The server reads them as its user, and refuses a key others may read.
+            let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::copy(pki.server_cert(), &cert).unwrap();
+            std::fs::copy(pki.server_key(), &key).unwrap();
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&cert, Some(uid), Some(gid)).unwrap();
+                std::os::unix::fs::chown(&key, Some(uid), Some(gid)).unwrap();
+            }
+            args.extend([
+                "-c".to_string(),
+                "ssl=on".to_string(),
+                "-c".to_string(),
+                format!("ssl_cert_file={}", cert.display()),
+                "-c".to_string(),
+                format!("ssl_key_file={}", key.display()),
+            ]);
+        }
         // The log goes to the folder the cluster's owner can write to.
         let process = ScratchProcess::start("postgres", dir.path(), &program, &args);
         let mut pg = ScratchPostgres {

@@ -105,7 +105,10 @@ async fn killing_postgresql_mid_write_leaves_the_previous_day_intact() {
     let rerun = large_day(d, 3);
     let started = std::time::Instant::now();
     again.replace_day(&rerun).await.unwrap();
-    println!("{RERUN_ADS} ads written and committed in {:?}", started.elapsed());
+    println!(
+        "{RERUN_ADS} ads written and committed in {:?}",
+        started.elapsed()
+    );
     assert_eq!(
         row_counts(&url, d).await,
         [1, RERUN_ADS as i64, 0, CAMPAIGNS as i64, 1]

@@ -9,3 +9,4 @@ mod days;
 mod fixture;
 mod migrations;
 mod proxy;
+mod tls;
