@@ -36,6 +36,9 @@ pub struct Config {
     pub rollup: adclick_rollup::RollupConfig,
     /// `adclick query`; keys and defaults in `adclick_query::QueryConfig`.
     pub query: adclick_query::QueryConfig,
+    /// `adclick billing` and the rollup's billing store; keys and defaults in
+    /// `adclick_billing::BillingConfig`.
+    pub billing: adclick_billing::BillingConfig,
     /// Invalid-traffic rules, one table for the two places that apply them: ingest (live) and
     /// the rollup (the settled day). Keys and defaults in `adclick_invalid::Config`.
     pub invalid: adclick_invalid::Config,
@@ -315,6 +318,8 @@ mod tests {
         let defaults = adclick_objstore::S3Config::default();
         assert_eq!(format!("{:?}", c.s3), format!("{defaults:?}"));
         assert_eq!(c.query, adclick_query::QueryConfig::default());
+        let defaults = adclick_billing::BillingConfig::default();
+        assert_eq!(format!("{:?}", c.billing), format!("{defaults:?}"));
         assert_eq!(c.invalid, adclick_invalid::Config::default());
         adclick_invalid::Rules::from_config(&c.invalid).unwrap();
         c.query.policy().unwrap();
@@ -347,6 +352,31 @@ mod tests {
         assert_eq!(c.query.history_kind, adclick_query::HistoryKind::Prometheus);
         let err = load_str("[query]\nlissten = \"x\"\n", &[]).unwrap_err();
         assert!(format!("{err:#}").contains("lissten"), "{err:#}");
+    }
+
+    #[test]
+    fn billing_keys_are_overridable_from_the_environment() {
+        let c = load_str(
+            "[billing]\nmax_connections = 2\n",
+            &[
+                (
+                    "ADCLICK_BILLING__DATABASE_URL",
+                    "postgres://billing:s3cret@db:5432/adclick?sslmode=verify-full",
+                ),
+                ("ADCLICK_BILLING__STATEMENT_TIMEOUT_MS", "60000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.billing.database_url.expose_secret(),
+            "postgres://billing:s3cret@db:5432/adclick?sslmode=verify-full"
+        );
+        assert_eq!(c.billing.statement_timeout_ms, 60_000);
+        assert_eq!(c.billing.max_connections, 2);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let err = load_str("[billing]\ndatabase_ulr = \"x\"\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("database_ulr"), "{err:#}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ enum Command {
     Query(cmd::query::QueryArgs),
     /// Settle one UTC day from the raw archive into a Thanos block and reconcile it with the stream.
     Rollup(cmd::rollup::RollupArgs),
+    /// An advertiser's statement over settlement days from the billing store (table, CSV, JSON).
+    Billing(cmd::billing::BillingArgs),
     /// Send planned click traffic (HTTP or Kafka) and write its ground truth.
     Loadgen(cmd::loadgen::LoadgenArgs),
     /// Compare a loadgen run's ground truth with Prometheus, minute by minute (exit 1 if apart).
@@ -64,6 +66,10 @@ fn main() -> Result<()> {
         Command::Query(args) => cmd::query::run(args, &config),
         Command::Rollup(args) => {
             let code = cmd::rollup::run(args, &config)?;
+            std::process::exit(code)
+        }
+        Command::Billing(args) => {
+            let code = cmd::billing::run(args, &config)?;
             std::process::exit(code)
         }
         Command::Loadgen(args) => cmd::loadgen::run_loadgen(args, &config),

@@ -17,6 +17,8 @@ PROMETHEUS_PORT=${ADCLICK_PROMETHEUS_PORT:-9090}
 S3_PORT=${ADCLICK_S3_PORT:-3900}
 GARAGE_RPC_PORT=${ADCLICK_GARAGE_RPC_PORT:-3901}
 GARAGE_ADMIN_PORT=${ADCLICK_GARAGE_ADMIN_PORT:-3903}
+# PostgreSQL: the machine's server (Debian's cluster, which `up` starts when nothing answers).
+POSTGRES_PORT=${ADCLICK_POSTGRES_PORT:-5432}
 
 CLICKS_TOPIC=clicks
 CLICKS_PARTITIONS=${ADCLICK_CLICKS_PARTITIONS:-8}
@@ -26,6 +28,13 @@ S3_REGION=garage
 # client reads it from stack.env. Never used outside the local stack.
 S3_KEY_ID=GK0adc11c00000000000000001
 S3_KEY_SECRET=0adc11c000000000000000000000000000000000000000000000000000000001
+
+# The billing store's database, and how the stack reaches PostgreSQL: user postgres over TCP
+# without a password (trust on 127.0.0.1, as on this machine kind; `install` sets it up on a
+# Debian cluster it installs).
+BILLING_DATABASE=adclick
+POSTGRES_ADMIN_URL=postgres://postgres@127.0.0.1:$POSTGRES_PORT/postgres
+BILLING_DATABASE_URL=postgres://postgres@127.0.0.1:$POSTGRES_PORT/$BILLING_DATABASE
 
 TANSU_VERSION=0.6.0
 GARAGE_VERSION=2.5.0
@@ -93,12 +102,13 @@ stop_daemon() {
 }
 
 # need_debian_packages CMD=PACKAGE...: installs the Debian packages whose command is missing (a
-# CMD that is an absolute path is a file the package installs, e.g. a header).
+# CMD that is an absolute path is a file the package installs, e.g. a header; it may be a glob,
+# e.g. /usr/lib/postgresql/*/bin/initdb for any version).
 need_debian_packages() {
   local missing=() pair
   for pair in "$@"; do
     if [[ ${pair%%=*} == /* ]]; then
-      [[ -e ${pair%%=*} ]] && continue
+      compgen -G "${pair%%=*}" >/dev/null && continue
     else
       command -v "${pair%%=*}" >/dev/null 2>&1 && continue
     fi
@@ -118,6 +128,23 @@ need_debian_packages() {
     (systemctl disable --now prometheus || service prometheus stop) >/dev/null 2>&1 || true
   fi
 }
+
+# postgres_version: the newest PostgreSQL server version Debian installed (the NN of
+# /usr/lib/postgresql/NN/bin/initdb), empty when none is.
+postgres_version() {
+  local initdb
+  for initdb in /usr/lib/postgresql/*/bin/initdb; do
+    [[ -e $initdb ]] && basename "$(dirname "$(dirname "$initdb")")"
+  done | sort -n | tail -n 1
+}
+
+# postgres_ready: PostgreSQL answers on POSTGRES_PORT and lets the stack's user in.
+postgres_ready() {
+  [[ $(PGCONNECT_TIMEOUT=3 psql "$POSTGRES_ADMIN_URL" -X -At -c 'SELECT 1' 2>/dev/null) == 1 ]]
+}
+
+# postgres_sql SQL: runs SQL on the maintenance database, stopping at the first error.
+postgres_sql() { psql "$POSTGRES_ADMIN_URL" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 # The release profile the local stack's servers are built with: cargo's own release profile (no
 # LTO, 16 codegen units, no debug info: neither tansu nor garage publishes a profile of its own,

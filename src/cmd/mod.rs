@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags and how it runs.
 
+pub mod billing;
 pub mod check_truth;
 pub mod export;
 pub mod ingest;

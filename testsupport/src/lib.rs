@@ -10,6 +10,7 @@
 //! | [`ScratchPrometheus`] | a throwaway Prometheus of the stack's binary with a config of the test's own |
 //! | [`wait`] | waiting for a condition: fail when progress stops, not at a fixed time |
 //! | [`traffic`] | what tests send: the token key, loadgen plans, a backfilled topic and its truth |
+//! | [`TestDatabase`], [`ScratchPostgres`] | a fresh database of the test's own on the stack's PostgreSQL; a private cluster a test kills |
 //! | [`TestPki`] | a CA, server and client certificates, and a wrong CA, as PEM files |
 //! | [`ScratchProcess`] | a server process of the test's own, logging to a file, killed when dropped |
 //! | [`Stoppable`] | a service run as a task of the test's process, stopped gracefully or crashed |
@@ -28,6 +29,7 @@
 
 mod fault;
 mod pki;
+mod postgres;
 mod process;
 mod prom;
 pub mod promtool;
@@ -42,6 +44,7 @@ pub mod wait;
 
 pub use fault::FaultProxy;
 pub use pki::TestPki;
+pub use postgres::{ScratchPostgres, TestDatabase, postgres_admin_url, postgres_bindir, psql};
 pub use process::ScratchProcess;
 pub use prom::{PromApi, PromError, Series};
 pub use redis::{RedisCluster, RedisSetup, ScratchRedis};

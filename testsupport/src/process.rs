@@ -85,6 +85,13 @@ impl ScratchProcess {
         }
     }
 
+    /// Whether it has exited (or was killed, or never started).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|child| matches!(child.try_wait(), Ok(Some(_))))
+    }
+
     /// Kills it with SIGKILL, as a crash would, and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -24,9 +24,7 @@ impl Stack {
     /// checks that the stack answers. Panics with instructions when it does not: a test that needs
     /// the stack never passes without it.
     pub fn get() -> Stack {
-        let env_file = std::env::var_os("ADCLICK_STACK_ENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".local/stack.env"));
+        let env_file = env_file_path();
         let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
             panic!(
                 "the local stack is not up: cannot read {} ({e}). Run deploy/local/up first \
@@ -148,6 +146,21 @@ impl Stack {
     fn s3_addr(&self) -> &str {
         host_port(self.s3_endpoint())
     }
+}
+
+/// The path of the stack's env file: `$ADCLICK_STACK_ENV`, else `.local/stack.env` at the
+/// workspace root.
+fn env_file_path() -> PathBuf {
+    std::env::var_os("ADCLICK_STACK_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".local/stack.env"))
+}
+
+/// One value of the stack's env file, without requiring the rest of the stack to answer (tests
+/// that need one server only, e.g. PostgreSQL); `None` when the file or the key is missing.
+pub(crate) fn env_file_var(key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(env_file_path()).ok()?;
+    parse_env(&text).remove(key)
 }
 
 /// Names that belong to one test run of one test: `{test}-{pid}-{n}-{time}`.
