@@ -5,6 +5,9 @@
 //! when Redis was unreachable. So every impression the plan repeats is written with the
 //! DEDUP_UNCHECKED flag, both times, as fail-open ingest would. Forged and expired tokens never
 //! reach Kafka, so this target refuses plans that contain them.
+//!
+//! Records are partitioned as ingest's are, by librdkafka's `murmur2_random` (Java Kafka's murmur2
+//! of the key): the partition the truth gives a click (`partition`) is the one it lands on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,7 +43,8 @@ impl KafkaTarget {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("compression.type", "lz4");
+            .set("compression.type", "lz4")
+            .set("partitioner", "murmur2_random");
         for (k, v) in properties {
             config.set(k, v);
         }

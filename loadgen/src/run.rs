@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::http::HttpTarget;
 use crate::kafka::KafkaTarget;
 use crate::latency::Histogram;
+use crate::partition::Partitioning;
 use crate::plan::{Plan, Send};
 use crate::truth::{GroundTruth, Outcome};
 
@@ -52,8 +53,11 @@ pub struct RunOptions {
     pub min_errors_to_abort: u64,
     pub progress: bool,
     /// Write `truth.csv`, `too_late.csv`, `summary.json` (and with invalid traffic `invalid.csv`
-    /// and `floods.csv`) here.
+    /// and `floods.csv`, with users or prices the spend files of `truth::money`) here.
     pub truth_dir: Option<PathBuf>,
+    /// The clicks topic's partitions and hot ads: which partition each counted click lands on,
+    /// for the truth of a plan with users or prices (required for such a plan).
+    pub partitioning: Option<Partitioning>,
 }
 
 impl Default for RunOptions {
@@ -64,6 +68,7 @@ impl Default for RunOptions {
             min_errors_to_abort: 100,
             progress: false,
             truth_dir: None,
+            partitioning: None,
         }
     }
 }
@@ -93,6 +98,10 @@ pub enum RunError {
         "invalid traffic is ingest's to classify: send it over HTTP (the Kafka target writes valid clicks only)"
     )]
     InvalidOverKafka,
+    #[error(
+        "a plan with users or prices needs the clicks topic's partition count and hot ads for its truth (RunOptions::partitioning)"
+    )]
+    NoPartitioning,
 }
 
 /// Sends the whole plan. Returns the truth (also written to `truth_dir`), or an error when the
@@ -109,6 +118,10 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     let mut truth = GroundTruth::new(plan.config().seed, start_ms);
     if c.invalid.enabled() {
         truth = truth.with_invalid_traffic();
+    }
+    if c.users > 0 || c.prices.is_some() {
+        let partitioning = opts.partitioning.clone().ok_or(RunError::NoPartitioning)?;
+        truth = truth.with_money(partitioning);
     }
     let bar = progress_bar(opts.progress);
     let started = Instant::now();
