@@ -20,6 +20,15 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use crate::plan::{Send, SendKind};
 use crate::truth::Outcome;
 
+/// Why a topic's partition count is not known.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionCountError {
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("topic {0} does not exist or has no partitions")]
+    NoTopic(String),
+}
+
 /// Where and how to produce.
 pub struct KafkaTarget {
     producer: FutureProducer,
@@ -90,6 +99,33 @@ impl KafkaTarget {
         match self.producer.send(record, self.delivery_timeout).await {
             Ok(_) => Outcome::Accepted,
             Err((e, _)) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    /// The partition count of `topic` on `brokers`, from the cluster's metadata (`properties` as
+    /// for [`KafkaTarget::new`]): which partition a click lands on depends on it.
+    pub fn partition_count(
+        brokers: &str,
+        topic: &str,
+        properties: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<u32, PartitionCountError> {
+        use rdkafka::producer::{BaseProducer, Producer};
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", brokers);
+        for (k, v) in properties {
+            config.set(k, v);
+        }
+        let producer: BaseProducer = config.create()?;
+        let metadata = producer.client().fetch_metadata(Some(topic), timeout)?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        match u32::try_from(partitions) {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(PartitionCountError::NoTopic(topic.to_string())),
         }
     }
 

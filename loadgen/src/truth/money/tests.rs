@@ -60,7 +60,7 @@ fn recount(sends: &[Send], layout: &Partitioning) -> Money {
         }
     }
     let mut spend: BTreeMap<TruthKey, (u64, BTreeSet<u64>)> = BTreeMap::new();
-    let mut days: BTreeMap<(i64, u64, u64, u64), (u64, u64, BTreeSet<u64>)> = BTreeMap::new();
+    let mut days: BTreeMap<DayKey, (u64, u64, BTreeSet<u64>)> = BTreeMap::new();
     let mut user_clicks: BTreeMap<UserKey, UserClicks> = BTreeMap::new();
     for s in first.values() {
         let key = TruthKey::of(s.ad, s.event_time_ms);
@@ -69,11 +69,17 @@ fn recount(sends: &[Send], layout: &Partitioning) -> Money {
         row.0 += price;
         row.1.insert(s.user_hash);
         let day = key.minute_end_ms / 86_400_000;
-        for level in [
-            (day, s.ad.advertiser_id, 0, 0),
-            (day, s.ad.advertiser_id, s.ad.campaign_id, 0),
-            (day, s.ad.advertiser_id, s.ad.campaign_id, s.ad.ad_id),
+        for (campaign_id, ad_id) in [
+            (0, 0),
+            (s.ad.campaign_id, 0),
+            (s.ad.campaign_id, s.ad.ad_id),
         ] {
+            let level = DayKey {
+                day,
+                advertiser_id: s.ad.advertiser_id,
+                campaign_id,
+                ad_id,
+            };
             let row = days.entry(level).or_default();
             row.0 += 1;
             row.1 += price;
@@ -109,23 +115,16 @@ fn recount(sends: &[Send], layout: &Partitioning) -> Money {
             .collect(),
         days: days
             .into_iter()
-            .map(
-                |((day, advertiser_id, campaign_id, ad_id), (clicks, spend, users))| {
-                    (
-                        DayKey {
-                            day,
-                            advertiser_id,
-                            campaign_id,
-                            ad_id,
-                        },
-                        DayTotals {
-                            valid_clicks: clicks,
-                            spend_micros: spend,
-                            unique_users: users.len() as u64,
-                        },
-                    )
-                },
-            )
+            .map(|(k, (clicks, spend, users))| {
+                (
+                    k,
+                    DayTotals {
+                        valid_clicks: clicks,
+                        spend_micros: spend,
+                        unique_users: users.len() as u64,
+                    },
+                )
+            })
             .collect(),
         // Checked below through the per-user rows.
         too_late_spend: BTreeMap::new(),
