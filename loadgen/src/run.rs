@@ -55,8 +55,9 @@ pub struct RunOptions {
     /// Write `truth.csv`, `too_late.csv`, `summary.json` (and with invalid traffic `invalid.csv`
     /// and `floods.csv`, with users or prices the spend files of `truth::money`) here.
     pub truth_dir: Option<PathBuf>,
-    /// The clicks topic's partitions and hot ads: which partition each counted click lands on,
-    /// for the truth of a plan with users or prices (required for such a plan).
+    /// The clicks topic's partitions and hot ads: which partition each counted click lands on.
+    /// With it, a plan with users or prices gets the truth of its spend and unique users
+    /// (`truth::money`); without it, only the clicks' truth.
     pub partitioning: Option<Partitioning>,
 }
 
@@ -98,10 +99,6 @@ pub enum RunError {
         "invalid traffic is ingest's to classify: send it over HTTP (the Kafka target writes valid clicks only)"
     )]
     InvalidOverKafka,
-    #[error(
-        "a plan with users or prices needs the clicks topic's partition count and hot ads for its truth (RunOptions::partitioning)"
-    )]
-    NoPartitioning,
 }
 
 /// Sends the whole plan. Returns the truth (also written to `truth_dir`), or an error when the
@@ -119,8 +116,11 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     if c.invalid.enabled() {
         truth = truth.with_invalid_traffic();
     }
-    if c.users > 0 || c.prices.is_some() {
-        let partitioning = opts.partitioning.clone().ok_or(RunError::NoPartitioning)?;
+    if let Some(partitioning) = opts
+        .partitioning
+        .clone()
+        .filter(|_| c.users > 0 || c.prices.is_some())
+    {
         truth = truth.with_money(partitioning);
     }
     let bar = progress_bar(opts.progress);
