@@ -11,6 +11,9 @@
 //! must equal `floods.csv` instead (ingest's receive clock splits them, the rollup checks the
 //! split). The invalid sends are all on time, so `adclick_late_invalid_clicks` is not read.
 //!
+//! With users or prices (`user_clicks.csv` present), also spend and unique users per minute,
+//! campaign, partition and ad or `other` ([`money`]).
+//!
 //! Prometheus is read with `sum_over_time(...[59999ms])` at each minute's end: exactly the one
 //! sample every series has per minute, stamped at the minute's end.
 
@@ -21,6 +24,8 @@ use adclick_click::minute::MINUTE_MS;
 use serde::Deserialize;
 
 use crate::truth::{InvalidKey, TruthKey};
+
+pub mod money;
 
 /// The velocity reasons: a flood's invalid clicks.
 const VELOCITY_REASONS: [&str; 2] = ["user_velocity", "ip_velocity"];

@@ -5,6 +5,9 @@
 //! when Redis was unreachable. So every impression the plan repeats is written with the
 //! DEDUP_UNCHECKED flag, both times, as fail-open ingest would. Forged and expired tokens never
 //! reach Kafka, so this target refuses plans that contain them.
+//!
+//! Records are partitioned as ingest's are, by librdkafka's `murmur2_random` (Java Kafka's murmur2
+//! of the key): the partition the truth gives a click (`partition`) is the one it lands on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,6 +19,15 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::plan::{Send, SendKind};
 use crate::truth::Outcome;
+
+/// Why a topic's partition count is not known.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionCountError {
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("topic {0} does not exist or has no partitions")]
+    NoTopic(String),
+}
 
 /// Where and how to produce.
 pub struct KafkaTarget {
@@ -44,7 +56,8 @@ impl KafkaTarget {
             // (consistent_random, CRC32) would put the same key in another partition.
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
-            .set("compression.type", "lz4");
+            .set("compression.type", "lz4")
+            .set("partitioner", "murmur2_random");
         for (k, v) in properties {
             config.set(k, v);
         }
@@ -90,6 +103,33 @@ impl KafkaTarget {
         match self.producer.send(record, self.delivery_timeout).await {
             Ok(_) => Outcome::Accepted,
             Err((e, _)) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    /// The partition count of `topic` on `brokers`, from the cluster's metadata (`properties` as
+    /// for [`KafkaTarget::new`]): which partition a click lands on depends on it.
+    pub fn partition_count(
+        brokers: &str,
+        topic: &str,
+        properties: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<u32, PartitionCountError> {
+        use rdkafka::producer::{BaseProducer, Producer};
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", brokers);
+        for (k, v) in properties {
+            config.set(k, v);
+        }
+        let producer: BaseProducer = config.create()?;
+        let metadata = producer.client().fetch_metadata(Some(topic), timeout)?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        match u32::try_from(partitions) {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(PartitionCountError::NoTopic(topic.to_string())),
         }
     }
 

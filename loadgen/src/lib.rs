@@ -14,8 +14,9 @@
 //! | [`tokens`] | genuine and forged impression tokens for the HTTP target |
 //! | [`http`] | the HTTP target (ingest's `/click/{token}`) |
 //! | [`kafka`] | the Kafka target (click.proto records) |
-//! | [`truth`] | the ground truth: unique valid clicks per ad per minute, invalid ones per campaign and reason, flood totals; its files and summary |
-//! | [`check`] | a run's truth against Prometheus, per minute and campaign, late clicks apart, invalid clicks per reason |
+//! | [`truth`] | the ground truth: unique valid clicks per ad per minute, invalid ones per campaign and reason, flood totals, with users or prices spend and unique users ([`truth::money`]); its files and summary |
+//! | [`partition`] | the clicks topic's partition of a click: Kafka's murmur2 of its key, hot ads salted |
+//! | [`check`] | a run's truth against Prometheus, per minute and campaign, late clicks apart, invalid clicks per reason, spend and unique users ([`check::money`]) |
 //! | [`run`] | pacing, in-flight bound, progress and the error bound |
 //! | [`latency`] | latency and start-lag percentiles of a run, in bounded memory |
 
@@ -26,6 +27,7 @@ pub mod http;
 pub mod invalid;
 pub mod kafka;
 pub mod latency;
+pub mod partition;
 pub mod plan;
 pub mod population;
 pub mod run;
@@ -34,8 +36,10 @@ pub mod tokens;
 pub mod truth;
 pub mod users;
 
+pub use partition::Partitioning;
 pub use plan::{Plan, PlanConfig, Send, SendKind};
 pub use run::{RunError, RunOptions, Target, run};
+pub use truth::money::Money;
 pub use truth::{
     GroundTruth, InvalidKey, Outcome, Summary, TruthKey, count_clicks, read_invalid, read_summary,
     read_truth,

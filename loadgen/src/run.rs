@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::http::HttpTarget;
 use crate::kafka::KafkaTarget;
 use crate::latency::Histogram;
+use crate::partition::Partitioning;
 use crate::plan::{Plan, Send};
 use crate::truth::{GroundTruth, Outcome};
 
@@ -52,8 +53,12 @@ pub struct RunOptions {
     pub min_errors_to_abort: u64,
     pub progress: bool,
     /// Write `truth.csv`, `too_late.csv`, `summary.json` (and with invalid traffic `invalid.csv`
-    /// and `floods.csv`) here.
+    /// and `floods.csv`, with users or prices the spend files of `truth::money`) here.
     pub truth_dir: Option<PathBuf>,
+    /// The clicks topic's partitions and hot ads: which partition each counted click lands on.
+    /// With it, a plan with users or prices gets the truth of its spend and unique users
+    /// (`truth::money`); without it, only the clicks' truth.
+    pub partitioning: Option<Partitioning>,
 }
 
 impl Default for RunOptions {
@@ -64,6 +69,7 @@ impl Default for RunOptions {
             min_errors_to_abort: 100,
             progress: false,
             truth_dir: None,
+            partitioning: None,
         }
     }
 }
@@ -109,6 +115,13 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     let mut truth = GroundTruth::new(plan.config().seed, start_ms);
     if c.invalid.enabled() {
         truth = truth.with_invalid_traffic();
+    }
+    if let Some(partitioning) = opts
+        .partitioning
+        .clone()
+        .filter(|_| c.users > 0 || c.prices.is_some())
+    {
+        truth = truth.with_money(partitioning);
     }
     let bar = progress_bar(opts.progress);
     let started = Instant::now();

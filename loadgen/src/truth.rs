@@ -42,6 +42,10 @@
 //! clock, so it is not predicted here: `adclick_clicks` plus the velocity reasons of
 //! `adclick_invalid_clicks` must add up to it, and the rollup's settlement of the archive (the
 //! same classifier over the receive times ingest recorded) checks the split.
+//!
+//! With users or prices in the plan (`--users`, `--price-micros`), also what the counted clicks
+//! cost and who made them, per ad and minute, per partition and per settlement day: [`money`]
+//! writes out those files (`user_clicks.csv`, `spend.csv`, `too_late_spend.csv`, `days.csv`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufWriter, Write};
@@ -51,7 +55,10 @@ use adclick_click::{Click, Minute};
 use adclick_invalid::Reason;
 use serde::{Deserialize, Serialize};
 
+pub mod money;
+
 use crate::latency::LatencySummary;
+use crate::partition::Partitioning;
 use crate::plan::{Lateness, Send, SendKind};
 use crate::population::AdRef;
 
@@ -190,6 +197,9 @@ pub struct Summary {
     /// The flood ads' clicks, valid and velocity-invalid: the sum of `floods.csv`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flood_clicks: u64,
+    /// The counted clicks' prices: the sum of `spend.csv` (absent without users or prices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_micros: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -212,6 +222,8 @@ pub struct GroundTruth {
     floods: BTreeMap<TruthKey, u64>,
     /// The plan has invalid traffic: write `invalid.csv` and `floods.csv`.
     invalid_traffic: bool,
+    /// The plan has users or prices: their truth (`money`).
+    money: Option<money::MoneyTruth>,
     pub summary: Summary,
 }
 
@@ -232,6 +244,14 @@ impl GroundTruth {
     /// A truth that writes `invalid.csv` and `floods.csv` too (the plan has invalid traffic).
     pub fn with_invalid_traffic(mut self) -> GroundTruth {
         self.invalid_traffic = true;
+        self
+    }
+
+    /// A truth that keeps spend and unique users too (the plan has users or prices), placing each
+    /// counted click on the partition `partitioning` gives it.
+    pub fn with_money(mut self, partitioning: Partitioning) -> GroundTruth {
+        self.money = Some(money::MoneyTruth::new(partitioning));
+        self.summary.spend_micros = Some(0);
         self
     }
 
@@ -306,6 +326,10 @@ impl GroundTruth {
         let key = TruthKey::of(send.ad, send.event_time_ms);
         *self.counts.entry(key).or_default() += 1;
         self.summary.clicks += 1;
+        if let Some(money) = &mut self.money {
+            let price = money.count(send);
+            *self.summary.spend_micros.get_or_insert(0) += price;
+        }
         match send.lateness {
             Lateness::OnTime => {}
             Lateness::Late => self.summary.late_clicks += 1,
@@ -336,6 +360,11 @@ impl GroundTruth {
         &self.floods
     }
 
+    /// Spend and unique users so far, when the plan has users or prices.
+    pub fn money(&self) -> Option<money::Money> {
+        self.money.as_ref().map(money::MoneyTruth::money)
+    }
+
     /// The counts so far.
     pub fn counts(&self) -> &BTreeMap<TruthKey, u64> {
         &self.counts
@@ -347,8 +376,8 @@ impl GroundTruth {
     }
 
     /// Writes `truth.csv`, `too_late.csv` (the rows' part beyond the allowed lateness, same
-    /// format), with invalid traffic `invalid.csv` and `floods.csv`, and `summary.json` into `dir`
-    /// (created if missing).
+    /// format), with invalid traffic `invalid.csv` and `floods.csv`, with users or prices the
+    /// files of [`money`], and `summary.json` into `dir` (created if missing).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         write_csv(&dir.join("truth.csv"), &self.counts)?;
@@ -356,6 +385,9 @@ impl GroundTruth {
         if self.invalid_traffic {
             write_invalid_csv(&dir.join("invalid.csv"), &self.invalid)?;
             write_csv(&dir.join("floods.csv"), &self.floods)?;
+        }
+        if let Some(money) = self.money() {
+            money.write(dir)?;
         }
         let json = serde_json::to_vec_pretty(&self.summary).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("summary.json"), json)

@@ -14,13 +14,18 @@ pub(crate) const METRIC_NAME_LABEL: &str = "__name__";
 /// The click series the exporter writes (README, "Series"), live (`tier!="rollup"`) and, through
 /// Thanos, the rollup's settled ones (`tier="rollup"`, same names): the valid clicks and the
 /// invalid traffic (issue #18: per campaign and reason, never billed; an advertiser sees their
-/// own, as the Advertiser dashboard's "Invalid traffic" panels do).
-pub const RAW_SERIES: [&str; 5] = [
+/// own, as the Advertiser dashboard's "Invalid traffic" panels do), and what the valid clicks
+/// cost and how many people made them (issue #19: spend, late spend, unique users per ad and
+/// minute, as the Advertiser dashboard's "Spend and people" panels show).
+pub const RAW_SERIES: [&str; 8] = [
     "adclick_clicks",
     "adclick_clicks_open",
     "adclick_late_clicks",
     "adclick_invalid_clicks",
     "adclick_late_invalid_clicks",
+    "adclick_spend_micros",
+    "adclick_late_spend_micros",
+    "adclick_unique_users",
 ];
 
 /// The recording rules of `deploy/prometheus/rules/adclick-recording.yml` that keep
@@ -199,6 +204,21 @@ mod tests {
         ] {
             assert!(!p.allows(name), "{name}");
         }
+    }
+
+    /// Issue #19: an advertiser reads what their clicks cost and how many people made them; the
+    /// exporter's own counters stay out.
+    #[test]
+    fn spend_and_unique_users_are_allowed() {
+        let p = Policy::default();
+        for name in [
+            "adclick_spend_micros",
+            "adclick_late_spend_micros",
+            "adclick_unique_users",
+        ] {
+            assert!(p.allows(name), "{name}");
+        }
+        assert!(!p.allows("adclick_exporter_records_total"));
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! `adclick check-truth`: a loadgen run's ground truth against what Prometheus holds, per minute
 //! and campaign, waiting until every minute of the run is final (the demo's last step). A run with
-//! invalid traffic (`invalid.csv` in the folder) is checked per reason too.
+//! invalid traffic (`invalid.csv` in the folder) is checked per reason too, one with users or
+//! prices (`user_clicks.csv`) its spend and unique users per partition and ad or `other`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use adclick_click::minute::MINUTE_MS;
+use adclick_loadgen::check::money::{MoneyComparison, compare_money, read_prometheus_money};
 use adclick_loadgen::check::{
     CampaignId, Comparison, InvalidComparison, compare, compare_invalid, read_prometheus,
     read_prometheus_invalid,
 };
-use adclick_loadgen::{read_invalid, read_summary, read_truth};
+use adclick_loadgen::{Money, read_invalid, read_summary, read_truth};
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -20,7 +22,8 @@ use crate::config::Config;
 #[derive(Debug, Args)]
 pub struct CheckTruthArgs {
     /// The folder loadgen wrote truth.csv, too_late.csv and summary.json (and with invalid
-    /// traffic invalid.csv and floods.csv) into.
+    /// traffic invalid.csv and floods.csv, with users or prices user_clicks.csv and the spend
+    /// files) into.
     #[arg(long)]
     truth_dir: PathBuf,
     /// Prometheus' base URL.
@@ -59,6 +62,8 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
     } else {
         None
     };
+    // With users or prices: spend and unique users.
+    let money = Money::read(&args.truth_dir)?;
     let mut minutes: Vec<i64> = truth.keys().map(|k| k.minute_end_ms).collect();
     let mut campaigns: BTreeSet<CampaignId> = truth
         .keys()
@@ -87,7 +92,16 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
         .build()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let deadline = Instant::now() + args.wait;
-    let (comparison, invalid_comparison): (Comparison, Option<InvalidComparison>) = loop {
+    let flood_campaigns: BTreeSet<CampaignId> = invalid
+        .iter()
+        .flat_map(|(_, floods)| floods.keys())
+        .map(|k| (k.ad.advertiser_id, k.ad.campaign_id))
+        .collect();
+    let (comparison, invalid_comparison, money_comparison): (
+        Comparison,
+        Option<InvalidComparison>,
+        Option<MoneyComparison>,
+    ) = loop {
         let (live, late) = runtime
             .block_on(read_prometheus(
                 &client,
@@ -122,10 +136,34 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
             }
             None => None,
         };
-        let exact =
-            comparison.is_exact() && invalid_comparison.as_ref().is_none_or(|c| c.is_exact());
+        let money_comparison = match &money {
+            Some(money) => {
+                let live_money = runtime
+                    .block_on(read_prometheus_money(
+                        &client,
+                        &args.prometheus,
+                        &args.matchers,
+                        first,
+                        last,
+                        late_until,
+                    ))
+                    .with_context(|| format!("reading {}", args.prometheus))?;
+                Some(compare_money(
+                    money,
+                    &campaigns,
+                    &flood_campaigns,
+                    first,
+                    last,
+                    &live_money,
+                ))
+            }
+            None => None,
+        };
+        let exact = comparison.is_exact()
+            && invalid_comparison.as_ref().is_none_or(|c| c.is_exact())
+            && money_comparison.as_ref().is_none_or(|c| c.is_exact());
         if exact || Instant::now() >= deadline {
-            break (comparison, invalid_comparison);
+            break (comparison, invalid_comparison, money_comparison);
         }
         std::thread::sleep(Duration::from_secs(2));
     };
@@ -133,7 +171,11 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
     if let Some(c) = &invalid_comparison {
         print!("{}", c.render());
     }
+    if let Some(c) = &money_comparison {
+        print!("{}", c.render());
+    }
     let invalid_exact = invalid_comparison.as_ref().is_none_or(|c| c.is_exact());
+    let money_exact = money_comparison.as_ref().is_none_or(|c| c.is_exact());
     if summary.errors > 0 {
         println!(
             "loadgen saw {} sends go wrong (the truth is exact only without them): {:?}",
@@ -148,5 +190,5 @@ pub fn run(args: CheckTruthArgs, config: &Config) -> Result<bool> {
             config.exporter.allowed_lateness_ms
         );
     }
-    Ok(comparison.is_exact() && invalid_exact && summary.errors == 0)
+    Ok(comparison.is_exact() && invalid_exact && money_exact && summary.errors == 0)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use adclick_loadgen::http::HttpTarget;
 use adclick_loadgen::invalid::{InvalidConfig, Ipv4Net};
 use adclick_loadgen::kafka::KafkaTarget;
+use adclick_loadgen::partition::Partitioning;
 use adclick_loadgen::plan::{Plan, PlanConfig};
 use adclick_loadgen::population::PopulationConfig;
 use adclick_loadgen::run::{RunOptions, Target, now_ms, run};
@@ -126,6 +127,11 @@ pub struct LoadgenArgs {
     /// (version 2) and record: one price (250000) or a uniform range (100000-2000000).
     #[arg(long, value_name = "MICROS[-MICROS]", value_parser = PriceRange::parse)]
     price_micros: Option<PriceRange>,
+    /// The clicks topic's partition count, which the truth of a run with --users or
+    /// --price-micros places each click by (the stream counts unique users per partition);
+    /// default: read from Kafka's metadata of `[kafka] clicks_topic`.
+    #[arg(long)]
+    partitions: Option<u32>,
     /// Share of the sends that are invalid traffic (http target only): a quarter each declared
     /// bots (or no User-Agent), prefetches followed by the person's click, clicks from
     /// --deny-network and too-fast clicks; above 0, also one user flood (150 clicks in 15 s) and
@@ -203,6 +209,40 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         ..PlanConfig::default()
     };
     let plan = Plan::new(plan_config).context("invalid traffic plan")?;
+    // The hot ads whose keys are salted: ingest's over HTTP, this run's over Kafka.
+    let hot_salts: HashMap<u64, u32> = if over_http {
+        config.ingest.hot_ads()?
+    } else {
+        plan.population()
+            .hot_ads()
+            .iter()
+            .map(|ad| (ad.ad_id, args.hot_salt_shards))
+            .collect()
+    };
+    let partitioning = if args.users > 0 || args.price_micros.is_some() {
+        let partitions = match args.partitions {
+            Some(n) => n,
+            None => KafkaTarget::partition_count(
+                &config.kafka.brokers,
+                &config.kafka.clicks_topic,
+                &config.kafka.settings().properties,
+                Duration::from_secs(10),
+            )
+            .with_context(|| {
+                format!(
+                    "reading the partition count of {} for the truth of spend and users \
+                     (or pass --partitions)",
+                    config.kafka.clicks_topic
+                )
+            })?,
+        };
+        Some(Partitioning {
+            partitions,
+            hot_salts: hot_salts.clone(),
+        })
+    } else {
+        None
+    };
     let target = if over_http {
         let key = config.tokens.signing_key()?;
         let minter = adclick_loadgen::tokens::TokenMinter::new(key);
@@ -213,12 +253,6 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
             args.max_in_flight,
         )?)
     } else {
-        let hot_salts: HashMap<u64, u32> = plan
-            .population()
-            .hot_ads()
-            .iter()
-            .map(|ad| (ad.ad_id, args.hot_salt_shards))
-            .collect();
         let props = config.kafka.settings().properties;
         Target::Kafka(
             KafkaTarget::new(
@@ -235,6 +269,7 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         max_error_ratio: args.max_error_ratio,
         progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         truth_dir: args.truth_dir.clone(),
+        partitioning,
         ..RunOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -248,6 +283,14 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
                     dir.display(),
                     dir.display()
                 );
+                if args.users > 0 || args.price_micros.is_some() {
+                    eprintln!(
+                        "spend and unique users: {}/spend.csv, per partition and user {}/user_clicks.csv, per day {}/days.csv",
+                        dir.display(),
+                        dir.display(),
+                        dir.display()
+                    );
+                }
                 if args.invalid_share > 0.0 {
                     eprintln!(
                         "invalid clicks: {}/invalid.csv, flood totals: {}/floods.csv",

@@ -7,7 +7,8 @@
 //! 1. loadgen writes yesterday's and today's clicks straight into a topic of the test's own
 //!    (a backfill: one day and a few minutes ago, for "same time yesterday"), then sends live
 //!    clicks over HTTP through an ingest of the test's own (duplicates, forged and expired tokens
-//!    included) for as long as the checks run;
+//!    included) for as long as the checks run; every click priced and made by one of a population
+//!    of users, so the stream's spend and unique users hold data (issue #19);
 //! 2. an exporter of the test's own (small top K, so ads fold into "other") counts the topic into
 //!    a scratch Prometheus of the stack's binary that scrapes ingest's and the exporter's
 //!    /metrics and loads `deploy/prometheus/rules/*.yml` as they are;
@@ -37,6 +38,7 @@ use adclick_loadgen::http::HttpTarget;
 use adclick_loadgen::population::PopulationConfig;
 use adclick_loadgen::run::now_ms;
 use adclick_loadgen::tokens::TokenMinter;
+use adclick_loadgen::users::PriceRange;
 use adclick_loadgen::{GroundTruth, Plan, PlanConfig, RunOptions, Target};
 use adclick_remote_write::{RequestBuilder, Sample, Sender};
 use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population, token_key};
@@ -55,14 +57,27 @@ fn ads() -> PopulationConfig {
 }
 
 /// Clicks written straight into Kafka (ingest's output: repeats already dropped), with late and
-/// more too-late clicks than usual, so the late series have data.
+/// more too-late clicks than usual, so the late series have data; priced and made by a population
+/// of users, so the spend and people panels do (issue #19).
 fn backfill_plan(seed: u64, start_ms: i64, minutes: i64, rate: f64) -> PlanConfig {
     PlanConfig {
         population: ads(),
         too_late_share: 0.02,
+        users: USERS,
+        prices: Some(PRICES),
         ..kafka_backfill(seed, start_ms, minutes, rate)
     }
 }
+
+/// The traffic's users: few enough that people click more than once a minute on an ad, enough
+/// that none reaches ingest's velocity limit.
+const USERS: u64 = 2_000;
+
+/// Each click's price: 0.10 to 2.00 in the campaign's currency.
+const PRICES: PriceRange = PriceRange {
+    min_micros: 100_000,
+    max_micros: 2_000_000,
+};
 
 /// An ingest of the test's own on free ports, in this process.
 struct RunningIngest {
@@ -547,6 +562,8 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
                 share: 0.15,
                 ..Default::default()
             },
+            users: USERS,
+            prices: Some(PRICES),
             ..live(83, 20.0, 600.0)
         };
         let target = Target::Http(
@@ -649,6 +666,24 @@ async fn every_dashboard_query_returns_data_from_real_traffic() {
             .unwrap_or_default();
         if reasons.is_empty() {
             problems.push("adclick_invalid_clicks: no invalid traffic written".into());
+        }
+    }
+
+    // The Spend and people row reads real prices and people, not zeros.
+    if problems.is_empty() {
+        for (series, query) in [
+            (
+                "adclick_spend_micros",
+                "(sum(adclick_spend_micros{tier!=\"rollup\"}) > 0)[30m:1m]",
+            ),
+            (
+                "adclick_unique_users",
+                "(max(adclick_unique_users{tier!=\"rollup\"}) > 0)[30m:1m]",
+            ),
+        ] {
+            if prom.query(query, None).await.unwrap_or_default().is_empty() {
+                problems.push(format!("{series}: no priced clicks or users written"));
+            }
         }
     }
 

@@ -140,6 +140,9 @@ fn queries_sum_partitions_away_and_pick_a_tier() {
                 "adclick_clicks_open{",
                 "adclick_invalid_clicks{",
                 "adclick_late_invalid_clicks{",
+                "adclick_spend_micros{",
+                "adclick_late_spend_micros{",
+                "adclick_unique_users{",
             ] {
                 for (i, _) in expr.match_indices(series) {
                     let selector = &expr[i..expr[i..].find('}').map_or(expr.len(), |j| i + j)];
@@ -157,6 +160,9 @@ fn queries_sum_partitions_away_and_pick_a_tier() {
                 "adclick_clicks_open",
                 "adclick_invalid_clicks",
                 "adclick_late_invalid_clicks",
+                "adclick_spend_micros",
+                "adclick_late_spend_micros",
+                "adclick_unique_users",
                 "adclick_exporter_lag",
                 "adclick_exporter_freshness_seconds",
             ];
@@ -222,6 +228,65 @@ fn both_dashboards_have_an_invalid_traffic_row() {
                 "{name}: no invalid-traffic panel reads {want}"
             );
         }
+    }
+}
+
+/// Issue #19: the advertiser dashboard's "Spend and people" row reads the chosen advertiser's
+/// spend, late spend and unique users, live; spend in currency units (micros / 1e6); unique users
+/// never summed over time (no `sum_over_time` of them, no "sum" in their legend), and every panel
+/// says why.
+#[test]
+fn the_advertiser_dashboard_has_a_spend_and_people_row() {
+    let d = dashboard("advertiser");
+    let at = d
+        .panels
+        .iter()
+        .position(|p| p.is_row() && p.title.starts_with("Spend and people"))
+        .expect("no \"Spend and people\" row");
+    let exprs: Vec<&str> = d.panels[at + 1..]
+        .iter()
+        .take_while(|p| !p.is_row())
+        .flat_map(|p| p.targets.iter().map(|t| t.expr.as_str()))
+        .collect();
+    for want in [
+        "adclick_spend_micros{tier!=\"rollup\", advertiser_id=\"$advertiser\"",
+        "adclick_late_spend_micros{tier!=\"rollup\", advertiser_id=\"$advertiser\"",
+        "adclick_unique_users{tier!=\"rollup\", advertiser_id=\"$advertiser\"",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(want)),
+            "no spend-and-people panel reads {want}"
+        );
+    }
+    for e in &exprs {
+        if e.contains("spend_micros") {
+            assert!(e.contains("/ 1e6"), "{e}: spend not in currency units");
+        }
+        assert!(
+            !e.contains("sum_over_time(adclick_unique_users"),
+            "{e}: unique users summed over time"
+        );
+    }
+    // Titles, descriptions and legends are not in the typed panel: read them from the file.
+    let file = adclick_grafana::dashboards_dir().join("advertiser.json");
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let users_panels: Vec<&serde_json::Value> = raw["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["targets"].to_string().contains("adclick_unique_users"))
+        .collect();
+    assert!(!users_panels.is_empty());
+    for p in users_panels {
+        let title = &p["title"];
+        let calcs = p["options"]["legend"]["calcs"].to_string();
+        assert!(!calcs.contains("\"sum\""), "{title}: sums unique users");
+        let description = p["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("Never add") && description.contains("partition"),
+            "{title}: says nothing of adding people up or of hot ads"
+        );
     }
 }
 

@@ -30,6 +30,12 @@
 //!   (`adclick_invalid_clicks` of the stream tier, every reason summed), in the bucket of its own
 //!   click time. Invalid traffic that arrived after its minute was final
 //!   (`adclick_late_invalid_clicks`, rare) is not in it; the dashboards show it.
+//! - `spend_micros` (per campaign, planned with `late` and `invalid`): what `final`'s clicks cost,
+//!   in micro-units of the campaign's currency (`adclick_spend_micros` of the stream tier, every
+//!   ad and `other` summed; issue #19). The price of a late click is in neither (the stream's
+//!   `adclick_late_spend_micros`; the rollup's `billing` statement has all). Exact while a
+//!   bucket's sum stays at most 2^53 micros (9,007,199,254 currency units); beyond, refused as
+//!   any count is.
 //! - `billing`: the rollup's settled series (`tier="rollup"`, served by Thanos), the figure of
 //!   record. A day is settled once its rollup ran; until then its rows carry `null`. The rollup
 //!   gives every ad its own series, so it has no `other`.
@@ -37,13 +43,13 @@
 //! **Answers.** JSON (`application/json`):
 //! `{"from":"2026-12-01T00:00:00Z","to":"2026-12-02T00:00:00Z","step":"1h","by":"campaign",
 //! "rows":[{"start":"2026-12-01T00:00:00Z","campaign_id":"7","final":123,"late":4,"invalid":9,
-//! "billing":120}]}` (`ad_id` after `campaign_id` with `by=ad`; `late` and `invalid` only with
-//! `by=campaign`). CSV (`text/csv`, RFC 4180, CRLF):
-//! `start,campaign_id[,ad_id],final[,late,invalid],billing`. One row per
+//! "spend_micros":30750000,"billing":120}]}` (`ad_id` after `campaign_id` with `by=ad`; `late`,
+//! `invalid` and `spend_micros` only with `by=campaign`). CSV (`text/csv`, RFC 4180, CRLF):
+//! `start,campaign_id[,ad_id],final[,late,invalid,spend_micros],billing`. One row per
 //! bucket and group that any figure has a sample for, sorted by start, campaign id, ad id
-//! (numerically, `other` last). A figure that was not queried (no history upstream, or `late`
-//! and `invalid` with an `ad_id` filter) is `null` (CSV: empty); `final`, `late` and `invalid`
-//! read 0 in a row that only
+//! (numerically, `other` last). A figure that was not queried (no history upstream, or the
+//! per-campaign figures with an `ad_id` filter) is `null` (CSV: empty); `final`, `late`,
+//! `invalid` and `spend_micros` read 0 in a row that only
 //! other figures have (no sample: nothing counted); `billing` stays `null` there (not settled,
 //! or a group the rollup does not have, such as `other`).
 
@@ -65,15 +71,18 @@ pub enum Figure {
     Late,
     /// Invalid traffic (never billed), per campaign, in the bucket of its click time.
     Invalid,
+    /// What `Final`'s clicks cost (micros), per campaign.
+    Spend,
     /// The rollup's settled minutes: Thanos only, the figure of record.
     Billing,
 }
 
 impl Figure {
-    /// Whether the figure exists per campaign only (its series have no `ad_id`): planned for
-    /// `by=campaign` without an `ad_id` filter.
+    /// Whether the figure is answered per campaign only: planned for `by=campaign` without an
+    /// `ad_id` filter (`late` and `invalid`: their series have no `ad_id`; `spend_micros` is
+    /// given beside them).
     pub fn per_campaign_only(self) -> bool {
-        matches!(self, Figure::Late | Figure::Invalid)
+        matches!(self, Figure::Late | Figure::Invalid | Figure::Spend)
     }
 
     /// The figure's name in the answer (a JSON key, a CSV column).
@@ -82,6 +91,7 @@ impl Figure {
             Figure::Final => "final",
             Figure::Late => "late",
             Figure::Invalid => "invalid",
+            Figure::Spend => "spend_micros",
             Figure::Billing => "billing",
         }
     }

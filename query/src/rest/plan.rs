@@ -34,8 +34,9 @@ impl PlannedQuery {
 }
 
 impl ClicksRequest {
-    /// The queries that answer this request: `final`, then `late` and `invalid` (only
-    /// `by=campaign` without an `ad_id` filter: their series have no `ad_id`), then `billing`.
+    /// The queries that answer this request: `final`, then `late`, `invalid` and `spend_micros`
+    /// (only `by=campaign` without an `ad_id` filter: the first two have no `ad_id`), then
+    /// `billing`.
     pub fn plan(&self) -> Vec<PlannedQuery> {
         let campaigns = matcher(
             "campaign_id",
@@ -69,6 +70,11 @@ impl ClicksRequest {
             figures.push((
                 Figure::Invalid,
                 sum("adclick_invalid_clicks", STREAM, &[&campaigns]),
+            ));
+            // The stream's spend of `final`'s clicks, every ad and `other` summed.
+            figures.push((
+                Figure::Spend,
+                sum("adclick_spend_micros", STREAM, &[&campaigns]),
             ));
         }
         figures.push((
@@ -166,6 +172,12 @@ mod tests {
                         )
                     ),
                     (
+                        Figure::Spend,
+                        format!(
+                            r#"sum by (campaign_id) (sum_over_time(adclick_spend_micros{{tier!="rollup"}}[{window}]))"#
+                        )
+                    ),
+                    (
                         Figure::Billing,
                         format!(
                             r#"sum by (campaign_id) (sum_over_time(adclick_clicks{{tier="rollup"}}[{window}]))"#
@@ -218,13 +230,17 @@ mod tests {
             q[2].1,
             r#"sum by (campaign_id) (sum_over_time(adclick_invalid_clicks{tier!="rollup", campaign_id=~"3|5"}[59m59s]))"#
         );
+        assert_eq!(
+            q[3].1,
+            r#"sum by (campaign_id) (sum_over_time(adclick_spend_micros{tier!="rollup", campaign_id=~"3|5"}[59m59s]))"#
+        );
     }
 
     #[test]
     fn the_range_is_the_buckets_ends() {
         let r = request("from=2026-12-01T22:00:00Z&to=2026-12-02T02:00:00Z").unwrap();
         let plan = r.plan();
-        assert_eq!(plan.len(), 4);
+        assert_eq!(plan.len(), 5);
         for p in &plan {
             assert_eq!(
                 p.start_ms, 1_796_166_000_000,

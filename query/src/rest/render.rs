@@ -32,6 +32,7 @@ struct Cells {
     final_: Option<u64>,
     late: Option<u64>,
     invalid: Option<u64>,
+    spend: Option<u64>,
     billing: Option<u64>,
 }
 
@@ -41,6 +42,7 @@ impl Cells {
             Figure::Final => &mut self.final_,
             Figure::Late => &mut self.late,
             Figure::Invalid => &mut self.invalid,
+            Figure::Spend => &mut self.spend,
             Figure::Billing => &mut self.billing,
         }
     }
@@ -77,6 +79,7 @@ pub fn render(request: &ClicksRequest, answers: &[(Figure, Value)]) -> Result<Re
             final_: counted(Figure::Final, cells.final_),
             late: (!by_ad).then(|| counted(Figure::Late, cells.late)),
             invalid: (!by_ad).then(|| counted(Figure::Invalid, cells.invalid)),
+            spend_micros: (!by_ad).then(|| counted(Figure::Spend, cells.spend)),
             billing: cells.billing,
         })
         .collect();
@@ -86,8 +89,8 @@ pub fn render(request: &ClicksRequest, answers: &[(Figure, Value)]) -> Result<Re
     }
 }
 
-/// One answer's row: `ad_id` only with `by=ad`, `late` and `invalid` only with `by=campaign`
-/// (then `null` when not queried).
+/// One answer's row: `ad_id` only with `by=ad`, `late`, `invalid` and `spend_micros` only with
+/// `by=campaign` (then `null` when not queried).
 #[derive(Debug, Serialize)]
 struct Row {
     start: String,
@@ -100,6 +103,8 @@ struct Row {
     late: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     invalid: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spend_micros: Option<Option<u64>>,
     billing: Option<u64>,
 }
 
@@ -132,7 +137,7 @@ fn csv(by_ad: bool, rows: &[Row]) -> Rendered {
     header.extend(by_ad.then_some("ad_id"));
     header.push("final");
     if !by_ad {
-        header.extend(["late", "invalid"]);
+        header.extend(["late", "invalid", "spend_micros"]);
     }
     header.push("billing");
     let mut body = record(header.into_iter().map(str::to_string));
@@ -143,6 +148,7 @@ fn csv(by_ad: bool, rows: &[Row]) -> Rendered {
         fields.push(count(row.final_));
         fields.extend(row.late.map(count));
         fields.extend(row.invalid.map(count));
+        fields.extend(row.spend_micros.map(count));
         fields.push(count(row.billing));
         body.push_str(&record(fields.into_iter()));
     }

@@ -23,8 +23,9 @@ fn render_ok(query: &str, answers: &[(Figure, Value)]) -> Rendered {
     render(&request(query), answers).unwrap()
 }
 
-/// 2026-12-01 00:00–03:00 by campaign: all four figures, ids sorted numerically (9 before
-/// 10), explicit zeros kept, rows that only one figure has.
+/// 2026-12-01 00:00–03:00 by campaign: all five figures, ids sorted numerically (9 before
+/// 10), explicit zeros kept, rows that only one figure has, a spend at 2^53 micros (the most
+/// float64 holds exactly).
 fn by_campaign_answers() -> Vec<(Figure, Value)> {
     vec![
         (
@@ -41,6 +42,13 @@ fn by_campaign_answers() -> Vec<(Figure, Value)> {
         (
             Figure::Invalid,
             matrix(json!([{"metric": {"campaign_id": "10"}, "values": [[1796086800, "7"]]}])),
+        ),
+        (
+            Figure::Spend,
+            matrix(json!([
+                {"metric": {"campaign_id": "9"}, "values": [[1796086800, "30750000"]]},
+                {"metric": {"campaign_id": "10"}, "values": [[1796086800, "9.007199254740992e+15"]]},
+            ])),
         ),
         (
             Figure::Billing,
@@ -62,11 +70,11 @@ fn json_by_campaign() {
         r.body,
         concat!(
             r#"{"from":"2026-12-01T00:00:00Z","to":"2026-12-01T03:00:00Z","step":"1h","by":"campaign","rows":["#,
-            r#"{"start":"2026-12-01T00:00:00Z","campaign_id":"9","final":123,"late":0,"invalid":0,"billing":120},"#,
-            r#"{"start":"2026-12-01T00:00:00Z","campaign_id":"10","final":5,"late":0,"invalid":7,"billing":null},"#,
-            r#"{"start":"2026-12-01T01:00:00Z","campaign_id":"9","final":0,"late":4,"invalid":0,"billing":null},"#,
-            r#"{"start":"2026-12-01T01:00:00Z","campaign_id":"10","final":0,"late":0,"invalid":0,"billing":null},"#,
-            r#"{"start":"2026-12-01T02:00:00Z","campaign_id":"11","final":0,"late":0,"invalid":0,"billing":2}]}"#,
+            r#"{"start":"2026-12-01T00:00:00Z","campaign_id":"9","final":123,"late":0,"invalid":0,"spend_micros":30750000,"billing":120},"#,
+            r#"{"start":"2026-12-01T00:00:00Z","campaign_id":"10","final":5,"late":0,"invalid":7,"spend_micros":9007199254740992,"billing":null},"#,
+            r#"{"start":"2026-12-01T01:00:00Z","campaign_id":"9","final":0,"late":4,"invalid":0,"spend_micros":0,"billing":null},"#,
+            r#"{"start":"2026-12-01T01:00:00Z","campaign_id":"10","final":0,"late":0,"invalid":0,"spend_micros":0,"billing":null},"#,
+            r#"{"start":"2026-12-01T02:00:00Z","campaign_id":"11","final":0,"late":0,"invalid":0,"spend_micros":0,"billing":2}]}"#,
         )
     );
 }
@@ -77,12 +85,12 @@ fn csv_by_campaign() {
     assert_eq!(r.content_type, "text/csv; charset=utf-8; header=present");
     assert_eq!(
         r.body,
-        "start,campaign_id,final,late,invalid,billing\r\n\
-         2026-12-01T00:00:00Z,9,123,0,0,120\r\n\
-         2026-12-01T00:00:00Z,10,5,0,7,\r\n\
-         2026-12-01T01:00:00Z,9,0,4,0,\r\n\
-         2026-12-01T01:00:00Z,10,0,0,0,\r\n\
-         2026-12-01T02:00:00Z,11,0,0,0,2\r\n"
+        "start,campaign_id,final,late,invalid,spend_micros,billing\r\n\
+         2026-12-01T00:00:00Z,9,123,0,0,30750000,120\r\n\
+         2026-12-01T00:00:00Z,10,5,0,7,9007199254740992,\r\n\
+         2026-12-01T01:00:00Z,9,0,4,0,0,\r\n\
+         2026-12-01T01:00:00Z,10,0,0,0,0,\r\n\
+         2026-12-01T02:00:00Z,11,0,0,0,0,2\r\n"
     );
 }
 
@@ -131,17 +139,17 @@ fn by_ad_without_billing() {
 }
 
 #[test]
-fn late_and_invalid_are_null_when_not_planned() {
-    // An ad filter with by=campaign: late and invalid cannot be filtered by ad, so they are not
-    // queried.
+fn per_campaign_figures_are_null_when_not_planned() {
+    // An ad filter with by=campaign: late and invalid cannot be filtered by ad, so they (and the
+    // spend beside them) are not queried.
     let query = "from=2026-12-01&to=2026-12-01T01:00:00Z&ad_id=5&format=csv";
     let final_ = matrix(json!([{"metric": {"campaign_id": "1"}, "values": [[1796086800, "8"]]}]));
     let r = render_ok(query, &[(Figure::Final, final_.clone())]);
     assert_eq!(
         r.body,
-        "start,campaign_id,final,late,invalid,billing\r\n2026-12-01T00:00:00Z,1,8,,,\r\n"
+        "start,campaign_id,final,late,invalid,spend_micros,billing\r\n2026-12-01T00:00:00Z,1,8,,,,\r\n"
     );
-    for figure in [Figure::Late, Figure::Invalid] {
+    for figure in [Figure::Late, Figure::Invalid, Figure::Spend] {
         let e = render(&request(query), &[(figure, final_.clone())]).unwrap_err();
         assert!(e.to_string().contains("not planned"), "{e}");
     }
@@ -162,10 +170,10 @@ fn buckets_across_day_and_month_boundaries() {
     ]}]));
     assert_eq!(
         render(&r, &[(Figure::Final, final_)]).unwrap().body,
-        "start,campaign_id,final,late,invalid,billing\r\n\
-         2026-12-01T22:00:00Z,1,1,,,\r\n\
-         2026-12-01T23:00:00Z,1,2,,,\r\n\
-         2026-12-02T01:00:00Z,1,3,,,\r\n"
+        "start,campaign_id,final,late,invalid,spend_micros,billing\r\n\
+         2026-12-01T22:00:00Z,1,1,,,,\r\n\
+         2026-12-01T23:00:00Z,1,2,,,,\r\n\
+         2026-12-02T01:00:00Z,1,3,,,,\r\n"
     );
     // Days over the end of November: the sample at 2026-12-01T00:00Z is November 30th's.
     let r = request("from=2026-11-30&to=2026-12-02&step=1d&format=csv");
@@ -176,9 +184,9 @@ fn buckets_across_day_and_month_boundaries() {
     ]}]));
     assert_eq!(
         render(&r, &[(Figure::Billing, billing)]).unwrap().body,
-        "start,campaign_id,final,late,invalid,billing\r\n\
-         2026-11-30T00:00:00Z,1,,,,10\r\n\
-         2026-12-01T00:00:00Z,1,,,,20\r\n"
+        "start,campaign_id,final,late,invalid,spend_micros,billing\r\n\
+         2026-11-30T00:00:00Z,1,,,,,10\r\n\
+         2026-12-01T00:00:00Z,1,,,,,20\r\n"
     );
 }
 
