@@ -27,6 +27,14 @@ pub struct BillingStore {
     url: String,
 }
 
+impl std::fmt::Debug for BillingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillingStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BillingStore {
     /// Connects to `[billing] database_url` and applies the migrations the database lacks (none
     /// when it is up to date; concurrent callers wait on sqlx's migration lock). Fails with a

@@ -46,6 +46,10 @@ pub struct RollupConfig {
     /// Mismatched ads and campaigns listed in the report, largest difference first (the counts
     /// of all of them are always there).
     pub report_max_rows: usize,
+    /// Write each settled day's rows to the billing store (`[billing]`), together with the
+    /// block: a run whose store is down fails before publishing anything. `--no-billing` turns
+    /// it off for one run.
+    pub billing: bool,
 }
 
 impl Default for RollupConfig {
@@ -64,6 +68,7 @@ impl Default for RollupConfig {
             prometheus_tls: adclick_tls::ClientTls::default(),
             report_dir: ".".into(),
             report_max_rows: 1000,
+            billing: true,
         }
     }
 }

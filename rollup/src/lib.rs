@@ -12,6 +12,7 @@
 //! | [`velocity`] | running counts of the day's clicks in fixed windows of receive time, per user and IP hash |
 //! | [`verdicts`] | a click's recorded and settled verdicts, and where they differ |
 //! | [`block`] | the settled day as series and samples of a TSDB block (stream contract, zeros) |
+//! | [`billing`] | the settled day's rows for the billing store (PostgreSQL), written with the block |
 //! | [`publish`] | upload in Thanos' order, removal of a failed upload, deletion marks on reruns |
 //! | [`reconcile`] | the stream path's counts from Prometheus' API, compared per ad and campaign (clicks, spend) |
 //! | [`report`] | the JSON report, the human summary, the metrics an alert reads |
@@ -24,6 +25,7 @@
 //! minutes that end in D — 23:59 of D−1 through 23:58 of D (see [`day`] for why, and README for
 //! the PromQL of a calendar day).
 
+pub mod billing;
 pub mod block;
 pub mod config;
 pub mod daily;

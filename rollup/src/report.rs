@@ -49,6 +49,9 @@ pub struct BlockReport {
     pub location: Option<String>,
     /// Earlier blocks of the day marked for deletion by this run.
     pub replaced: Vec<ExistingBlock>,
+    /// The day's rows committed to the billing store with this block; `null`: none written
+    /// (no store configured, or the block was not uploaded).
+    pub billing: Option<crate::billing::BillingReport>,
 }
 
 /// How the archive read went.
@@ -216,6 +219,13 @@ impl Report {
                 if !b.replaced.is_empty() {
                     let ids: Vec<String> = b.replaced.iter().map(|r| r.ulid.to_string()).collect();
                     let _ = writeln!(s, "  replaced (marked for deletion): {}", ids.join(", "));
+                }
+                if let Some(billing) = &b.billing {
+                    let _ = writeln!(
+                        s,
+                        "  billing rows committed: {} ads, {} campaigns, {} advertisers -> {}",
+                        billing.ads, billing.campaigns, billing.advertisers, billing.database
+                    );
                 }
             }
             None => {

@@ -13,6 +13,7 @@ use aws_sdk_s3::Client;
 use indicatif::{ProgressBar, ProgressStyle};
 use tempfile::TempDir;
 
+use crate::billing::{self, BillingReport};
 use crate::block;
 use crate::config::{InvalidConfig, RollupConfig};
 use crate::day::Day;
@@ -72,6 +73,9 @@ pub struct Deps {
     /// The clicks topic (archive objects are named by it).
     pub topic: String,
     pub http: reqwest::Client,
+    /// The billing store the settled day's rows go to, with the block (never for a dry run or
+    /// an `--out-dir` run); `None`: the block alone.
+    pub billing: Option<adclick_billing::BillingStore>,
 }
 
 /// Why a run stopped without a report (exit 1).
@@ -87,6 +91,21 @@ pub enum RollupError {
     Block(#[from] BlockError),
     #[error("publishing the block")]
     Publish(#[from] PublishError),
+    /// Nothing was published: the store keeps the day's previous rows, the bucket its block.
+    #[error("writing the day's billing rows (nothing was published)")]
+    Billing(#[source] adclick_billing::BillingError),
+    /// The block is published but its rows are not committed: the store still holds the day's
+    /// previous rows (or none: the day reads as missing on every statement). Rerun the day.
+    #[error(
+        "block {ulid} of {day} is published but its billing rows were not committed: rerun the \
+         rollup of {day} (it replaces both)"
+    )]
+    BillingCommit {
+        ulid: String,
+        day: Day,
+        #[source]
+        source: adclick_billing::BillingError,
+    },
     #[error("{what}")]
     Local {
         /// The local file or directory.
@@ -298,8 +317,32 @@ impl Rollup<'_> {
         };
         let local = self.write_block(settled, ulid, &replaced)?;
         let meta = &local.block.meta;
+        // The day's rows first, uncommitted: a database that refuses them stops the run before
+        // anything is published (adclick-billing's crate docs: the order and what each failure
+        // leaves). Dropping `pending` on an error below rolls them back.
+        let pending = match (&self.deps.billing, uploads) {
+            (Some(store), true) => {
+                let rows = billing::rows(self.day, &ulid.to_string(), now_ms(), &settled.daily);
+                let pending = store.write_day(&rows).await.map_err(RollupError::Billing)?;
+                Some((pending, BillingReport::of(store.url().to_string(), &rows)))
+            }
+            _ => None,
+        };
+        let mut billed = None;
         let location = if uploads {
             self.publish(&bucket, &local.block, &replaced, ulid).await?;
+            if let Some((pending, report)) = pending {
+                pending
+                    .commit()
+                    .await
+                    .map_err(|source| RollupError::BillingCommit {
+                        ulid: ulid.to_string(),
+                        day: self.day,
+                        source,
+                    })?;
+                tracing::info!(day = %self.day, ads = report.ads, database = %report.database, "billing rows committed");
+                billed = Some(report);
+            }
             Some(format!(
                 "s3://{}/{}{}/",
                 self.deps.bucket, self.config.blocks_prefix, ulid
@@ -320,6 +363,7 @@ impl Rollup<'_> {
             bytes: meta.thanos.files.iter().filter_map(|f| f.size_bytes).sum(),
             location,
             replaced,
+            billing: billed,
         })
     }
 

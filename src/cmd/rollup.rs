@@ -36,6 +36,10 @@ pub struct RollupArgs {
     /// Prometheus to reconcile with; "" for none [default: [rollup] prometheus_url].
     #[arg(long)]
     prometheus_url: Option<String>,
+    /// Publish the block without writing the day's rows to the billing store [default: the
+    /// rows are written when [rollup] billing is true].
+    #[arg(long)]
+    no_billing: bool,
 }
 
 /// Runs the rollup; returns the process exit code.
@@ -68,11 +72,27 @@ pub fn run(args: RollupArgs, config: &Config) -> Result<i32> {
             .apply_to_reqwest(reqwest::Client::builder())
             .and_then(reqwest::ClientBuilder::build)
             .context("the HTTP client for [rollup] prometheus_url")?;
+        // Connected (and migrated) before anything is read: a store that is down fails the run
+        // at once, with nothing published. Dry runs and --out-dir runs publish nothing to bill.
+        let billing = if rollup.billing
+            && !args.no_billing
+            && !options.dry_run
+            && options.out_dir.is_none()
+        {
+            Some(
+                adclick_billing::BillingStore::connect(&config.billing)
+                    .await
+                    .context("the billing store ([billing] database_url; --no-billing skips it)")?,
+            )
+        } else {
+            None
+        };
         let deps = Deps {
             s3: config.s3.client().await.context("[s3.tls]")?,
             bucket: config.s3.bucket.clone(),
             topic: config.kafka.clicks_topic.clone(),
             http,
+            billing,
         };
         let report = adclick_rollup::run(&rollup, &deps, &options)
             .await

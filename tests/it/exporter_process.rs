@@ -489,7 +489,7 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         .collect();
     let blocks = tempfile::tempdir().unwrap();
     let mut settled = 0;
-    for report in crate::support::rollup_days(&scope, &topic, &days, blocks.path()).await {
+    for report in crate::support::rollup_days(&scope, &topic, &days, blocks.path(), None).await {
         settled += report.settle.clicks;
         assert_eq!(report.exit_code, 0, "{}", report.summary());
     }

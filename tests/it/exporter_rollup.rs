@@ -80,7 +80,7 @@ async fn the_rollup_of_the_archive_settles_the_ground_truth_exactly() {
         .collect();
     let data = tempfile::tempdir().unwrap();
     let (mut settled, mut unchecked, mut removed) = (0, 0, 0);
-    for report in crate::support::rollup_days(&scope, &topic, &days, data.path()).await {
+    for report in crate::support::rollup_days(&scope, &topic, &days, data.path(), None).await {
         settled += report.settle.clicks;
         unchecked += report.settle.dedup_unchecked;
         removed += report.settle.duplicates_removed;

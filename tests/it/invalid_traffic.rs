@@ -372,7 +372,7 @@ async fn invalid_traffic_is_counted_apart_live_and_settled_exactly() {
         .collect();
     let data = tempfile::tempdir().unwrap();
     let (mut changed, mut changed_unchecked) = (0, 0);
-    for report in rollup_days(&scope, &topic, &days, data.path()).await {
+    for report in rollup_days(&scope, &topic, &days, data.path(), None).await {
         changed += report.verdict_changes.clicks;
         changed_unchecked += report.verdict_changes.velocity_unchecked;
         let r = report.reconciliation.as_ref().expect("reconciled");

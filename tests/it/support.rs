@@ -297,6 +297,7 @@ pub async fn rollup_days(
     topic: &str,
     days: &std::collections::BTreeSet<adclick_rollup::Day>,
     into: &std::path::Path,
+    billing: Option<adclick_billing::BillingStore>,
 ) -> Vec<adclick_rollup::report::Report> {
     let stack = &scope.stack;
     let reports = tempfile::tempdir().unwrap();
@@ -314,6 +315,7 @@ pub async fn rollup_days(
         bucket: stack.s3_bucket().to_string(),
         topic: topic.to_string(),
         http: reqwest::Client::new(),
+        billing,
     };
     let mut out = Vec::new();
     for day in days {

@@ -371,6 +371,7 @@ pub async fn deps_with_endpoint(scope: &TestScope, endpoint: &str) -> Deps {
         bucket: stack.s3_bucket().to_string(),
         topic: TOPIC.to_string(),
         http: reqwest::Client::new(),
+        billing: None,
     }
 }
 
