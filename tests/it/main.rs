@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used)] // A test: a panic with the failed call is how it stops.
 
+mod billing;
 mod exporter_process;
 mod exporter_rollup;
 mod grafana_stack;
