@@ -40,10 +40,11 @@
 //! distinct ad; while settling, 24 bytes more per impression (the sweep's order) and 24 per valid
 //! click of the day (ad, minute, user, price: [`minutes`]); then, the impressions freed, 16 per
 //! valid click with a user to count the day's distinct users ([`crate::daily`]) — below the peak
-//! of reading. Measured with `examples/bench_settle.rs` (release): 175 bytes per
-//! distinct impression at 4.75M, decoding included; it was 52 before verdicts were settled (a
-//! 24-byte entry; BENCHMARKS.md, same run). A day of 100M clicks with a 24 h look-back holds
-//! ~200M impressions, ~35 GB: a job for a large batch machine. The next
+//! of reading. Measured with `examples/bench_settle.rs` (release): 197 bytes per distinct
+//! impression at 4.75M, decoding included (the map's last resize holds old and new tables); it
+//! was 175 before spend and users (a 48-byte record), and 52 before verdicts were settled (a
+//! 24-byte entry; BENCHMARKS.md, before and after in the same run). A day of 100M clicks with a
+//! 24 h look-back holds ~200M impressions, ~39 GB: a job for a large batch machine. The next
 //! step beyond that is sharding by impression id (every record of an impression has the same
 //! Kafka key, so the same partition): settle partitions apart — velocity then needs the counts
 //! of all partitions, a second pass over (receive time, user or IP hash) alone.
@@ -189,6 +190,10 @@ struct ImpressionClick {
     velocity_unchecked: bool,
 }
 
+// The module docs' figures: a record of 56 bytes, a map bucket of 72.
+const _: () = assert!(std::mem::size_of::<ImpressionClick>() == 56);
+const _: () = assert!(std::mem::size_of::<((u64, u64), ImpressionClick)>() == 72);
+
 impl ImpressionClick {
     /// Which of two records of one impression is its click: the earliest by event time; the rest
     /// only breaks ties, so that the choice does not depend on the order records are read in.
@@ -222,8 +227,9 @@ pub struct Settlement {
     base: Minute,
     ad_numbers: HashMap<AdKey, u32>,
     ads: Vec<AdKey>,
-    /// Impression id → its click's first record.
-    impressions: HashMap<u128, ImpressionClick>,
+    /// Impression id (its big-endian halves) → its click's first record. Not a `u128` key: its
+    /// 16-byte alignment would pad the 72-byte bucket to 80.
+    impressions: HashMap<(u64, u64), ImpressionClick>,
     /// Dedup identity → the first record invalid for that request reason.
     request_invalid: HashMap<u128, RequestInvalid>,
     stats: SettleStats,
@@ -320,7 +326,7 @@ impl Settlement {
                 };
                 let entry = self
                     .impressions
-                    .entry(u128::from_be_bytes(impression))
+                    .entry(halves(u128::from_be_bytes(impression)))
                     .or_insert(record);
                 if record.order() < entry.order() {
                     *entry = record;
@@ -378,13 +384,13 @@ impl Settlement {
         let mut order: Vec<(i64, u64, u64)> = self
             .impressions
             .iter()
-            .map(|(&id, c)| (c.receive_time_ms, (id >> 64) as u64, id as u64))
+            .map(|(&(high, low), c)| (c.receive_time_ms, high, low))
             .collect();
         order.sort_unstable();
         let mut counter = Counter::new(rules.velocity_windows());
         for (receive_time_ms, high, low) in order {
             let impression = (u128::from(high) << 64) | u128::from(low);
-            let Some(click) = self.impressions.get(&impression) else {
+            let Some(click) = self.impressions.get(&(high, low)) else {
                 continue; // Taken from the map a moment ago.
             };
             let velocity = counter
@@ -460,6 +466,11 @@ impl Settlement {
             stats,
         }
     }
+}
+
+/// An impression id's (high, low) 64-bit halves: ordered like the id.
+fn halves(id: u128) -> (u64, u64) {
+    ((id >> 64) as u64, id as u64)
 }
 
 /// Groups ((series, minute), count) — sorted by series, then minute — into series with their

@@ -18,6 +18,8 @@ pub(super) struct ValidClick {
     pub price_micros: u64,
 }
 
+const _: () = assert!(std::mem::size_of::<ValidClick>() == 24);
+
 /// The ads met, ranked by key: sorting by rank sorts by (advertiser, campaign, ad), and a rank is
 /// 4 bytes where a key is 24.
 #[derive(Debug)]

@@ -413,7 +413,8 @@ proptest! {
     }
 
     /// With velocity in play, the settled day still does not depend on the read order: the
-    /// sweep orders clicks by receive time and impression, never by the archive.
+    /// sweep orders clicks by receive time and impression, never by the archive; nor do spend
+    /// and users, taken from each impression's counted record.
     #[test]
     fn velocity_verdicts_do_not_depend_on_the_read_order(
         clicks in proptest::collection::vec((0u32..300, 0i64..3_000, 0u64..3, 0u64..3), 1..300),
@@ -424,6 +425,8 @@ proptest! {
             let mut c = numbered(n, base + ms);
             c.user_hash = user;
             c.ip_hash = ip;
+            // Records of one impression priced apart: the counted one's price is the spend.
+            c.price_micros = ms as u64 * 7;
             c
         }).collect();
         let mut shuffled = records.clone();
