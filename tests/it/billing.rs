@@ -61,8 +61,9 @@ async fn spend_unique_users_and_the_billing_statement_equal_the_truth() {
         min_micros: 100_000,
         max_micros: 2_000_000,
     });
-    let plan = Plan::new(config).unwrap();
-    let hot: HashMap<u64, u32> = plan
+    // The hot ads are the population's (the seed's), whenever the plan starts.
+    let hot: HashMap<u64, u32> = Plan::new(config.clone())
+        .unwrap()
         .population()
         .hot_ads()
         .iter()
@@ -98,6 +99,10 @@ async fn spend_unique_users_and_the_billing_statement_equal_the_truth() {
     wait_ready(&ingest_admin).await;
     wait_ready(&exporter_admin).await;
 
+    // The plan starts now, with both services ready: a plan started earlier would send its
+    // first seconds at once, with click times already past (late, not the truth's on time).
+    config.start_ms = adclick_click::now_ms() + 2_000;
+    let plan = Plan::new(config).unwrap();
     let key = TokenKey::from_hex("k1", DEMO_KEY_HEX).unwrap();
     let target = Target::Http(
         HttpTarget::new(&base, TokenMinter::new(key), Duration::from_secs(10), 64).unwrap(),

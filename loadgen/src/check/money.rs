@@ -182,10 +182,12 @@ pub fn compare_money(
     let in_run = |minute: i64, campaign: &CampaignId| {
         (first_end_ms..=last_end_ms).contains(&minute) && campaigns.contains(campaign)
     };
-    // The ads with their own series, per (minute, campaign, partition).
+    // The ads with their own series, per (minute, campaign, partition): a non-zero sample. The
+    // minute after an ad's own series it gets a 0 even when its new clicks went to `other`
+    // (the zero that keeps Prometheus from carrying the count forward), so a 0 says nothing.
     let mut own: BTreeSet<CellKey> = BTreeSet::new();
-    for key in live.spend.keys().chain(live.unique_users.keys()) {
-        if key.3 != OTHER && in_run(key.0, &key.1) {
+    for (key, value) in live.spend.iter().chain(live.unique_users.iter()) {
+        if *value != 0 && key.3 != OTHER && in_run(key.0, &key.1) {
             own.insert(key.clone());
         }
     }

@@ -183,6 +183,13 @@ fn the_ads_with_their_own_series_decide_what_other_holds() {
     missing.spend.remove(&cell(5, 0, "2"));
     missing.unique_users.remove(&cell(5, 0, "2"));
     assert!(!compare(&missing).is_exact());
+    // Ad 2 folded into `other` this minute but with its own series the minute before: it reads
+    // the exporter's 0 here, which does not make it an ad of its own.
+    let mut zero = live();
+    zero.spend.insert(cell(5, 0, "2"), 0);
+    zero.unique_users.insert(cell(5, 0, "2"), 0);
+    let c = compare(&zero);
+    assert!(c.is_exact(), "{}", c.render());
     // No series at all: every cell of the truth differs.
     let c = compare(&LiveMoney::default());
     assert!(!c.is_exact());
