@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use adclick_click::archive::{civil_from_days, days_from_civil};
+use adclick_click::archive::{day_name, parse_day};
 
 /// A UTC day, as days since 1970-01-01 (the rollup's `Day` holds the same number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,8 +33,7 @@ impl Day {
 
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (y, m, d) = civil_from_days(self.0);
-        write!(f, "{y:04}-{m:02}-{d:02}")
+        f.write_str(&day_name(self.0))
     }
 }
 
@@ -47,24 +46,7 @@ impl FromStr for Day {
     type Err = BadDay;
 
     fn from_str(s: &str) -> Result<Day, BadDay> {
-        let bad = || BadDay(s.to_string());
-        let mut parts = s.splitn(3, '-');
-        let mut next = |len: usize| {
-            parts
-                .next()
-                .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|p| p.parse::<u32>().ok())
-        };
-        let (y, m, d) = (
-            next(4).ok_or_else(bad)?,
-            next(2).ok_or_else(bad)?,
-            next(2).ok_or_else(bad)?,
-        );
-        let day = Day(days_from_civil(i64::from(y), m, d));
-        // 2026-02-30 maps to a real day with another name: refuse it.
-        (civil_from_days(day.0) == (i64::from(y), m, d))
-            .then_some(day)
-            .ok_or_else(bad)
+        parse_day(s).map(Day).ok_or_else(|| BadDay(s.to_string()))
     }
 }
 

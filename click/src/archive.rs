@@ -150,6 +150,27 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// `YYYY-MM-DD` of a UTC day given as days since 1970-01-01.
+pub fn day_name(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` day (UTC); `None` for anything else, and for a name
+/// of a day that does not exist (2026-02-30 would otherwise map to a real day of another name).
+pub fn parse_day(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let mut next = |len: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+    };
+    let (y, m, d) = (next(4)?, next(2)?, next(2)?);
+    let days = days_from_civil(i64::from(y), m, d);
+    (civil_from_days(days) == (i64::from(y), m, d)).then_some(days)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's `days_from_civil`).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
