@@ -56,6 +56,12 @@ async fn spend_unique_users_and_the_billing_statement_equal_the_truth() {
     // several ads, campaigns and minutes; prices 0.10–2.00.
     let mut config = live(19, 25.0, 140.0);
     config.population = population(3, 3, 20, 2);
+    // Late clicks within the exporter's 10 s (on time live) and beyond it (late spend), kept 3 s
+    // clear of the boundary.
+    config.allowed_lateness_secs = 10.0;
+    config.lateness_margin_secs = 3.0;
+    config.late_share = 0.05;
+    config.too_late_share = 0.01;
     config.users = 150;
     config.prices = Some(PriceRange {
         min_micros: 100_000,
