@@ -1,5 +1,6 @@
 //! The rollup against the stack: archive objects in garage, blocks read back by promtool and by
-//! a stock Prometheus, reruns, corrupt objects, the object store dying mid-upload.
+//! a stock Prometheus, reruns, corrupt objects, the object store dying mid-upload, the billing
+//! store failing mid-write.
 //! (The end-to-end run from Kafka through the exporter is a whole-system test:
 //! `tests/it/exporter_rollup.rs` at the root.)
 
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 
 use adclick_rollup::{Day, Outcome, RunOptions};
 use adclick_testsupport::promtool::{self, Point};
-use adclick_testsupport::{FaultProxy, ScratchPrometheus, Stack, copy_dir};
+use adclick_testsupport::{FaultProxy, ScratchPrometheus, Stack, TestDatabase, copy_dir, psql};
 use adclick_tsdb::{BlockMeta, Ulid};
 
 use support::*;
@@ -631,4 +632,87 @@ fn the_daily_figures_are_the_truth_of_the_traffic() {
     // 40 people at most, every one of them seen.
     assert_eq!(daily.unique_users, 40);
     assert!(daily.advertisers.iter().all(|a| a.unique_users <= 40));
+}
+
+/// The billing store failing while the day's rows are written (the connection cut in the middle
+/// of their COPY): the run fails naming it, no block is published and the store keeps nothing;
+/// once the store is back, a rerun publishes the block and commits the rows naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_billing_store_failing_mid_write_publishes_nothing_and_a_rerun_writes_both() {
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-billing-down");
+    let day: Day = "2026-11-18".parse().unwrap();
+    let traffic = Traffic::generate(day, 12, 1_500);
+    ArchiveWriter::new(&scope)
+        .await
+        .write(&traffic.records, 300)
+        .await;
+    let config = rollup_config(&scope, false);
+
+    let db = TestDatabase::create();
+    let server = db
+        .url()
+        .split_once('@')
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .0;
+    let proxy = FaultProxy::start(server).await;
+    // Plain: the proxy looks for the statement's text.
+    let url = format!(
+        "{}?sslmode=disable",
+        db.url().replace(server, &proxy.addr().to_string())
+    );
+    let store = adclick_billing::BillingStore::connect(&adclick_billing::BillingConfig {
+        database_url: url.into(),
+        ..adclick_billing::BillingConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut deps = deps(&scope).await;
+    deps.billing = Some(store);
+
+    proxy.go_down_on(b"COPY billing.ad_day").await;
+    let err = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
+        .await
+        .unwrap_err();
+    assert!(proxy.is_down());
+    assert!(
+        err.to_string()
+            .contains("billing rows (nothing was published)"),
+        "{err}"
+    );
+    assert!(
+        blocks_in_bucket(&scope, &config.blocks_prefix)
+            .await
+            .is_empty(),
+        "no block published"
+    );
+    assert_eq!(psql(db.url(), "SELECT count(*) FROM billing.ad_day"), "0");
+
+    proxy.heal().await;
+    let report = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code, 0, "{}", report.summary());
+    let block = report.block.unwrap();
+    assert_eq!(
+        blocks_in_bucket(&scope, &config.blocks_prefix).await,
+        vec![block.ulid.clone()]
+    );
+    assert_eq!(
+        psql(db.url(), "SELECT block_ulid FROM billing.settled_day"),
+        block.ulid
+    );
+    let billed = block.billing.expect("rows committed");
+    assert_eq!(
+        psql(db.url(), "SELECT count(*) FROM billing.ad_day"),
+        billed.ads.to_string()
+    );
+    let clicks = psql(
+        db.url(),
+        "SELECT sum(valid_clicks) FROM billing.campaign_day",
+    );
+    assert_eq!(clicks, traffic.truth_total().to_string());
 }
