@@ -491,23 +491,34 @@ fn read_rows<K: Ord>(
     header: &str,
     key: impl Fn([&str; 4], &dyn Fn(&str) -> Result<u64, String>) -> Result<K, String>,
 ) -> Result<BTreeMap<K, u64>, ReadError> {
-    let p = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
-        path: p.clone(),
-        source,
-    })?;
     let num = |s: &str| {
         s.parse::<u64>()
             .ok()
             .filter(|n| *n <= i64::MAX as u64)
             .ok_or_else(|| format!("{s:?} is not a count or an id"))
     };
-    let mut counts = BTreeMap::new();
+    read_csv(path, header, |f| {
+        Ok((key([f[0], f[1], f[2], f[3]], &num)?, num(f[4])?))
+    })
+}
+
+/// The rows of a CSV file of the module doc: `header`, then as many fields a line as it names,
+/// each line made a (key, value) by `row`.
+pub(crate) fn read_csv<K: Ord, V>(
+    path: &Path,
+    header: &str,
+    row: impl Fn(&[&str]) -> Result<(K, V), String>,
+) -> Result<BTreeMap<K, V>, ReadError> {
+    let p = path.display().to_string();
+    let io = |source| ReadError::Io {
+        path: p.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let width = header.split(',').count();
+    let mut rows = BTreeMap::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| ReadError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let line = line.map_err(io)?;
         let bad = |what: String| ReadError::Format {
             path: p.clone(),
             line: i + 1,
@@ -520,16 +531,18 @@ fn read_rows<K: Ord>(
             continue;
         }
         let fields: Vec<&str> = line.split(',').collect();
-        let [a, b, c, d, clicks] = fields[..] else {
-            return Err(bad(format!("expected 5 fields, got {}", fields.len())));
-        };
-        let k = key([a, b, c, d], &num).map_err(bad)?;
-        let n = num(clicks).map_err(bad)?;
-        if counts.insert(k, n).is_some() {
+        if fields.len() != width {
+            return Err(bad(format!(
+                "expected {width} fields, got {}",
+                fields.len()
+            )));
+        }
+        let (k, v) = row(&fields).map_err(bad)?;
+        if rows.insert(k, v).is_some() {
             return Err(bad("duplicate row".into()));
         }
     }
-    Ok(counts)
+    Ok(rows)
 }
 
 /// Reads a `summary.json` back.

@@ -51,12 +51,11 @@
 //! or the advertiser's (all its campaigns) clicks of the day. What `adclick billing` must state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::path::Path;
 
-use adclick_click::archive::{civil_from_days, days_from_civil};
+use adclick_click::archive::day_name;
 
-use super::{ReadError, TruthKey, write_lines};
+use super::{ReadError, TruthKey, read_csv, write_lines};
 use crate::partition::Partitioning;
 use crate::plan::{Lateness, Send};
 use crate::population::AdRef;
@@ -247,9 +246,9 @@ impl Money {
             &dir.join(DAYS_FILE),
             DAYS_HEADER,
             self.days.iter().map(|(k, t)| {
-                let (y, m, d) = civil_from_days(k.day);
                 format!(
-                    "{y:04}-{m:02}-{d:02},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{}",
+                    day_name(k.day),
                     k.advertiser_id,
                     k.campaign_id,
                     k.ad_id,
@@ -391,67 +390,9 @@ fn ad(f: &[&str]) -> Result<AdRef, String> {
     })
 }
 
-/// `2026-11-18` as days since 1970-01-01.
+/// `2026-11-18` as days since 1970-01-01 (`adclick_click::archive::parse_day`).
 fn parse_day(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a day (YYYY-MM-DD)");
-    let mut parts = s.split('-');
-    let (Some(y), Some(m), Some(d), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
-    let y: i64 = y.parse().map_err(|_| bad())?;
-    let m: u32 = m.parse().map_err(|_| bad())?;
-    let d: u32 = d.parse().map_err(|_| bad())?;
-    let days = days_from_civil(y, m, d);
-    // Round trip: 2026-02-30 is not a day.
-    if civil_from_days(days) != (y, m, d) {
-        return Err(bad());
-    }
-    Ok(days)
-}
-
-/// The rows of a CSV file of the module doc: `header`, then as many fields a line as it names,
-/// each line made a (key, value) by `row`.
-fn read_csv<K: Ord, V>(
-    path: &Path,
-    header: &str,
-    row: impl Fn(&[&str]) -> Result<(K, V), String>,
-) -> Result<BTreeMap<K, V>, ReadError> {
-    let p = path.display().to_string();
-    let io = |source| ReadError::Io {
-        path: p.clone(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let width = header.split(',').count();
-    let mut rows = BTreeMap::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io)?;
-        let bad = |what: String| ReadError::Format {
-            path: p.clone(),
-            line: i + 1,
-            what,
-        };
-        if i == 0 {
-            if line != header {
-                return Err(bad(format!("unexpected header {line:?}")));
-            }
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() != width {
-            return Err(bad(format!(
-                "expected {width} fields, got {}",
-                fields.len()
-            )));
-        }
-        let (k, v) = row(&fields).map_err(bad)?;
-        if rows.insert(k, v).is_some() {
-            return Err(bad("duplicate row".into()));
-        }
-    }
-    Ok(rows)
+    adclick_click::archive::parse_day(s).ok_or_else(|| format!("{s:?} is not a day (YYYY-MM-DD)"))
 }
 
 #[cfg(test)]
