@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use adclick_click::Minute;
 use adclick_remote_write::{Labels, Sample, stale};
 
-use crate::window::{FastMap, SeriesKey, Window};
+use crate::window::{AdKey, CampaignKey, FastMap, InvalidReason, SeriesKey, Window};
 
 pub const CLICKS: &str = "adclick_clicks";
 pub const LATE_CLICKS: &str = "adclick_late_clicks";
@@ -44,57 +44,104 @@ pub const SPEND: &str = "adclick_spend_micros";
 pub const LATE_SPEND: &str = "adclick_late_spend_micros";
 pub const UNIQUE_USERS: &str = "adclick_unique_users";
 
-/// The labels of a closed minute's series.
-pub fn closed_labels(key: SeriesKey, partition: i32, extra: &[(String, String)]) -> Labels {
+/// What a series is about, apart from what it measures: the series of one subject (an ad's
+/// clicks, spend and unique users) differ only in `__name__`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Subject {
+    /// advertiser_id, campaign_id, ad_id
+    Ad(AdKey),
+    /// advertiser_id, campaign_id, ad_id="other"
+    Other(CampaignKey),
+    /// advertiser_id, campaign_id
+    Campaign(CampaignKey),
+    /// advertiser_id, campaign_id, reason
+    Invalid(CampaignKey, InvalidReason),
+}
+
+/// The metric a closed minute's series `key` is written under, and what it is about.
+fn metric_and_subject(key: SeriesKey) -> (&'static str, Subject) {
     match key {
-        SeriesKey::Late(_) => labels(LATE_CLICKS, key, partition, extra),
-        SeriesKey::Invalid(..) => labels(INVALID_CLICKS, key, partition, extra),
-        SeriesKey::LateInvalid(..) => labels(LATE_INVALID_CLICKS, key, partition, extra),
-        SeriesKey::Ad(_) | SeriesKey::Other(_) => labels(CLICKS, key, partition, extra),
-        SeriesKey::AdSpend(_) | SeriesKey::OtherSpend(_) => labels(SPEND, key, partition, extra),
-        SeriesKey::LateSpend(_) => labels(LATE_SPEND, key, partition, extra),
-        SeriesKey::AdUsers(_) | SeriesKey::OtherUsers(_) => {
-            labels(UNIQUE_USERS, key, partition, extra)
+        SeriesKey::Ad(ad) => (CLICKS, Subject::Ad(ad)),
+        SeriesKey::AdSpend(ad) => (SPEND, Subject::Ad(ad)),
+        SeriesKey::AdUsers(ad) => (UNIQUE_USERS, Subject::Ad(ad)),
+        SeriesKey::Other(c) => (CLICKS, Subject::Other(c)),
+        SeriesKey::OtherSpend(c) => (SPEND, Subject::Other(c)),
+        SeriesKey::OtherUsers(c) => (UNIQUE_USERS, Subject::Other(c)),
+        SeriesKey::Late(c) => (LATE_CLICKS, Subject::Campaign(c)),
+        SeriesKey::LateSpend(c) => (LATE_SPEND, Subject::Campaign(c)),
+        SeriesKey::Invalid(c, reason) => (INVALID_CLICKS, Subject::Invalid(c, reason)),
+        SeriesKey::LateInvalid(c, reason) => (LATE_INVALID_CLICKS, Subject::Invalid(c, reason)),
+    }
+}
+
+/// Labels the series of the minutes one partition closed. Making a label set (ids written out,
+/// sorted, checked, encoded) was most of the exporter's CPU per sample (BENCHMARKS.md, "Spend
+/// and unique users"), so each subject's labels are made once and only renamed for its other
+/// series. Holds one label set per subject: keep it for one batch of closed minutes.
+pub struct ClosedLabels<'a> {
+    partition: i32,
+    extra: &'a [(String, String)],
+    made: FastMap<Subject, Labels>,
+}
+
+impl<'a> ClosedLabels<'a> {
+    /// For partition `partition`, with the configured `extra` labels (`[exporter] labels`).
+    pub fn new(partition: i32, extra: &'a [(String, String)]) -> Self {
+        ClosedLabels {
+            partition,
+            extra,
+            made: FastMap::default(),
+        }
+    }
+
+    /// The labels of the closed minute's series `key`.
+    pub fn of(&mut self, key: SeriesKey) -> Labels {
+        let (metric, subject) = metric_and_subject(key);
+        match self.made.get(&subject) {
+            Some(made) if made.metric_name() == metric => made.clone(),
+            // The metric names are constants of this module: valid.
+            Some(made) => made.with_metric_name(metric).expect("a valid metric name"),
+            None => {
+                let made = subject_labels(metric, subject, self.partition, self.extra);
+                self.made.insert(subject, made.clone());
+                made
+            }
         }
     }
 }
 
 /// The labels of `key` under `metric`, plus the configured `extra` labels (`[exporter] labels`).
 pub fn labels(metric: &str, key: SeriesKey, partition: i32, extra: &[(String, String)]) -> Labels {
+    subject_labels(metric, metric_and_subject(key).1, partition, extra)
+}
+
+/// The labels of `subject` under `metric`, plus the configured `extra` labels.
+fn subject_labels(
+    metric: &str,
+    subject: Subject,
+    partition: i32,
+    extra: &[(String, String)],
+) -> Labels {
     let partition = partition.to_string();
-    let own: Vec<(&str, String)> = match key {
-        SeriesKey::Ad(ad) | SeriesKey::AdSpend(ad) | SeriesKey::AdUsers(ad) => vec![
-            ("__name__", metric.to_string()),
-            ("advertiser_id", ad.advertiser_id.to_string()),
-            ("campaign_id", ad.campaign_id.to_string()),
-            ("ad_id", ad.ad_id.to_string()),
-            ("partition", partition),
-        ],
-        SeriesKey::Other(c) | SeriesKey::OtherSpend(c) | SeriesKey::OtherUsers(c) => vec![
-            ("__name__", metric.to_string()),
-            ("advertiser_id", c.advertiser_id.to_string()),
-            ("campaign_id", c.campaign_id.to_string()),
-            ("ad_id", "other".to_string()),
-            ("partition", partition),
-        ],
-        SeriesKey::Late(c) | SeriesKey::LateSpend(c) => vec![
-            ("__name__", metric.to_string()),
-            ("advertiser_id", c.advertiser_id.to_string()),
-            ("campaign_id", c.campaign_id.to_string()),
-            ("partition", partition),
-        ],
-        SeriesKey::Invalid(c, reason) | SeriesKey::LateInvalid(c, reason) => vec![
-            ("__name__", metric.to_string()),
-            ("advertiser_id", c.advertiser_id.to_string()),
-            ("campaign_id", c.campaign_id.to_string()),
-            ("partition", partition),
-            // Never `Valid` here (a valid click counts in `adclick_clicks`).
-            ("reason", reason.label().unwrap_or("valid").to_string()),
-        ],
+    let (campaign, own): (CampaignKey, Option<(&str, String)>) = match subject {
+        Subject::Ad(ad) => (ad.into(), Some(("ad_id", ad.ad_id.to_string()))),
+        Subject::Other(c) => (c, Some(("ad_id", "other".to_string()))),
+        Subject::Campaign(c) => (c, None),
+        // Never `Valid` here (a valid click counts in `adclick_clicks`).
+        Subject::Invalid(c, reason) => (
+            c,
+            Some(("reason", reason.label().unwrap_or("valid").to_string())),
+        ),
     };
+    let common = [
+        ("__name__", metric.to_string()),
+        ("advertiser_id", campaign.advertiser_id.to_string()),
+        ("campaign_id", campaign.campaign_id.to_string()),
+        ("partition", partition),
+    ];
     let extra = extra.iter().map(|(k, v)| (k.as_str(), v.clone()));
     // Extra labels were checked at startup (`ExporterConfig::validate`).
-    Labels::new(own.into_iter().chain(extra)).expect("valid names, non-empty values")
+    Labels::new(common.into_iter().chain(own).chain(extra)).expect("valid names, non-empty values")
 }
 
 /// The `adclick_clicks_open` series of one partition: what was written for each minute in
@@ -185,20 +232,55 @@ mod tests {
 
     #[test]
     fn labels_name_the_series() {
-        let l = closed_labels(SeriesKey::Ad(ad(5)), 3, &[]);
-        assert_eq!(l.metric_name(), CLICKS);
-        assert_eq!(l.get("ad_id"), Some("5"));
-        assert_eq!(l.get("partition"), Some("3"));
-        let late = closed_labels(SeriesKey::Late(ad(5).into()), 3, &[]);
+        let env = [("env".to_string(), "prod".to_string())];
+        let mut closed = ClosedLabels::new(3, &env);
+        let l = closed.of(SeriesKey::Ad(ad(5)));
+        assert_eq!(
+            l.to_string(),
+            r#"{__name__="adclick_clicks", ad_id="5", advertiser_id="1", campaign_id="2", env="prod", partition="3"}"#
+        );
+        let late = closed.of(SeriesKey::Late(ad(5).into()));
         assert_eq!(late.metric_name(), LATE_CLICKS);
         assert_eq!(late.get("ad_id"), None);
-        let other = closed_labels(
-            SeriesKey::Other(ad(5).into()),
-            3,
-            &[("env".into(), "prod".into())],
-        );
+        let other = closed.of(SeriesKey::Other(ad(5).into()));
         assert_eq!(other.get("ad_id"), Some("other"));
-        assert_eq!(other.get("env"), Some("prod"));
+        let invalid = closed.of(SeriesKey::Invalid(
+            ad(5).into(),
+            InvalidReason::BotUserAgent,
+        ));
+        assert_eq!(invalid.metric_name(), INVALID_CLICKS);
+        assert_eq!(invalid.get("reason"), Some("bot_user_agent"));
+    }
+
+    /// Every series a closed minute writes, in an order where each subject's labels are made by
+    /// one key and renamed for the others: the same labels as made from scratch.
+    #[test]
+    fn renamed_labels_are_the_labels_made_from_scratch() {
+        let env = [("Env".to_string(), "prod".to_string())];
+        let c = CampaignKey::from(ad(5));
+        let keys = [
+            SeriesKey::AdUsers(ad(5)),
+            SeriesKey::Ad(ad(5)),
+            SeriesKey::AdSpend(ad(5)),
+            SeriesKey::Ad(ad(6)),
+            SeriesKey::AdSpend(ad(6)),
+            SeriesKey::Other(c),
+            SeriesKey::OtherSpend(c),
+            SeriesKey::OtherUsers(c),
+            SeriesKey::LateSpend(c),
+            SeriesKey::Late(c),
+            SeriesKey::Invalid(c, InvalidReason::BotUserAgent),
+            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent),
+            SeriesKey::LateInvalid(c, InvalidReason::IpVelocity),
+            SeriesKey::Ad(ad(5)),
+        ];
+        let mut closed = ClosedLabels::new(3, &env);
+        for key in keys {
+            let (metric, _) = metric_and_subject(key);
+            let fresh = labels(metric, key, 3, &env);
+            assert_eq!(closed.of(key), fresh, "{key:?}");
+            assert_eq!(closed.of(key).to_string(), fresh.to_string(), "{key:?}");
+        }
     }
 
     #[test]

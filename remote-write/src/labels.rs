@@ -6,9 +6,8 @@
 //! once, so that requests and queues holding it copy bytes, not strings.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use crate::invalid::{InvalidSeries, Problem, render};
@@ -38,6 +37,29 @@ impl Hasher for Prehashed {
     }
 }
 
+/// Hashes a label set's encoding: fixed, so that a series keeps its hash (and queue shard) for
+/// the life of the process; foldhash's quality variant, as shards take the hash modulo their
+/// number.
+const LABELS_HASH: foldhash::quality::FixedState =
+    foldhash::quality::FixedState::with_seed(0x5eed_adc1);
+
+/// Appends one `Label` message as field 1 of a `TimeSeries`: key, length, then the name as
+/// field 1 and the value as field 2, each key, length, UTF-8 (prost's encoding of a `Label`
+/// whose fields are not empty).
+fn put_label(name: &str, value: &str, buf: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    let field_len = |text: &str| 1 + encoded_len_varint(text.len() as u64) + text.len();
+    let put = |field: u32, text: &str, buf: &mut Vec<u8>| {
+        encode_key(field, WireType::LengthDelimited, buf);
+        encode_varint(text.len() as u64, buf);
+        buf.extend_from_slice(text.as_bytes());
+    };
+    encode_key(TIME_SERIES_LABELS, WireType::LengthDelimited, buf);
+    encode_varint((field_len(name) + field_len(value)) as u64, buf);
+    put(1, name, buf);
+    put(2, value, buf);
+}
+
 /// A map by series that hashes each key with the hash its [`Labels`] computed once.
 pub(crate) type ByLabels<V> = HashMap<Labels, V, BuildHasherDefault<Prehashed>>;
 
@@ -57,38 +79,28 @@ pub fn is_valid_label_name(name: &str) -> bool {
 }
 
 /// Checks labels already sorted by name (ties adjacent) against every rule of the spec.
-fn check_sorted(labels: &[proto::Label]) -> Result<(), Problem> {
+fn check_sorted(labels: &[(&str, &str)]) -> Result<(), Problem> {
     let mut has_name = false;
-    for (i, label) in labels.iter().enumerate() {
-        if label.name.is_empty() {
+    for (i, &(name, value)) in labels.iter().enumerate() {
+        if name.is_empty() {
             return Err(Problem::EmptyLabelName);
         }
-        if i > 0 && labels[i - 1].name == label.name {
-            return Err(Problem::DuplicateLabelName {
-                name: label.name.clone(),
-            });
+        if i > 0 && labels[i - 1].0 == name {
+            return Err(Problem::DuplicateLabelName { name: name.into() });
         }
-        if !is_valid_label_name(&label.name) {
-            return Err(Problem::InvalidLabelName {
-                name: label.name.clone(),
-            });
+        if !is_valid_label_name(name) {
+            return Err(Problem::InvalidLabelName { name: name.into() });
         }
-        if label.name == METRIC_NAME_LABEL {
+        if name == METRIC_NAME_LABEL {
             has_name = true;
-            if !is_valid_metric_name(&label.value) {
-                return Err(Problem::InvalidMetricName {
-                    name: label.value.clone(),
-                });
+            if !is_valid_metric_name(value) {
+                return Err(Problem::InvalidMetricName { name: value.into() });
             }
-        } else if label.name.starts_with("__") {
-            return Err(Problem::ReservedLabelName {
-                name: label.name.clone(),
-            });
+        } else if name.starts_with("__") {
+            return Err(Problem::ReservedLabelName { name: name.into() });
         }
-        if label.value.is_empty() {
-            return Err(Problem::EmptyLabelValue {
-                name: label.name.clone(),
-            });
+        if value.is_empty() {
+            return Err(Problem::EmptyLabelValue { name: name.into() });
         }
     }
     if has_name {
@@ -116,58 +128,87 @@ impl Labels {
     pub fn new<I, N, V>(labels: I) -> Result<Labels, InvalidSeries>
     where
         I: IntoIterator<Item = (N, V)>,
-        N: Into<String>,
-        V: Into<String>,
+        N: AsRef<str>,
+        V: AsRef<str>,
     {
-        let mut labels: Vec<proto::Label> = labels
-            .into_iter()
-            .map(|(name, value)| proto::Label {
-                name: name.into(),
-                value: value.into(),
-            })
-            .collect();
-        let given = render(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+        let given: Vec<(N, V)> = labels.into_iter().collect();
+        let pairs = || given.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
+        let mut sorted: Vec<(&str, &str)> = pairs().collect();
         // Stable, so repeated names stay adjacent for the check below; byte order, as Go's.
-        labels.sort_by(|a, b| a.name.cmp(&b.name));
-        match check_sorted(&labels) {
-            Ok(()) => Ok(Labels::from_checked(&labels)),
-            Err(problem) => Err(InvalidSeries {
-                series: given,
-                problem,
-            }),
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        match check_sorted(&sorted) {
+            Ok(()) => Ok(Labels::from_checked(&sorted)),
+            // Only now is the series written out: labels are made far more often than refused.
+            Err(problem) => Err(InvalidSeries::new(pairs(), problem)),
         }
     }
 
     /// Takes the labels of a decoded series; they must already be sorted.
     pub fn from_proto(labels: Vec<proto::Label>) -> Result<Labels, InvalidSeries> {
-        let refuse = |problem| {
-            InvalidSeries::new(
-                labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
-                problem,
-            )
-        };
-        if let Some(w) = labels.windows(2).find(|w| w[0].name > w[1].name) {
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        let refuse = |problem| InvalidSeries::new(pairs.iter().copied(), problem);
+        if let Some(w) = pairs.windows(2).find(|w| w[0].0 > w[1].0) {
             return Err(refuse(Problem::LabelsNotSorted {
-                before: w[0].name.clone(),
-                after: w[1].name.clone(),
+                before: w[0].0.into(),
+                after: w[1].0.into(),
             }));
         }
-        check_sorted(&labels).map_err(refuse)?;
-        Ok(Labels::from_checked(&labels))
+        check_sorted(&pairs).map_err(refuse)?;
+        Ok(Labels::from_checked(&pairs))
     }
 
-    fn from_checked(labels: &[proto::Label]) -> Labels {
-        let mut hasher = DefaultHasher::new();
-        let mut encoded = Vec::new();
-        for l in labels {
-            l.name.hash(&mut hasher);
-            l.value.hash(&mut hasher);
-            prost::encoding::message::encode(TIME_SERIES_LABELS, l, &mut encoded);
+    /// The same labels under the metric name `name`: the series of one subject measured
+    /// otherwise (clicks, spend, users of one ad), made by replacing the bytes of `__name__`
+    /// alone, without writing out, sorting and checking the other labels again.
+    pub fn with_metric_name(&self, name: &str) -> Result<Labels, InvalidSeries> {
+        if !is_valid_metric_name(name) {
+            return Err(self.refuse(Problem::InvalidMetricName { name: name.into() }));
         }
-        Labels {
-            encoded: encoded.into(),
-            hash: hasher.finish(),
+        let total = self.encoded.len();
+        let mut labels = EncodedLabels(&self.encoded);
+        let span = loop {
+            let start = total - labels.0.len();
+            match labels.next() {
+                Some((METRIC_NAME_LABEL, _)) => break start..total - labels.0.len(),
+                Some(_) => {}
+                // Present by construction.
+                None => return Err(self.refuse(Problem::MissingMetricName)),
+            }
+        };
+        Ok(Labels::encode_with(|buf| {
+            buf.extend_from_slice(&self.encoded[..span.start]);
+            put_label(METRIC_NAME_LABEL, name, buf);
+            buf.extend_from_slice(&self.encoded[span.end..]);
+        }))
+    }
+
+    /// Encodes checked labels as prost would (no field of a checked label is empty, so none is
+    /// left out).
+    fn from_checked(labels: &[(&str, &str)]) -> Labels {
+        Labels::encode_with(|buf| {
+            for &(name, value) in labels {
+                put_label(name, value, buf);
+            }
+        })
+    }
+
+    /// The labels `encode` writes into an empty buffer, hashed. The buffer is the thread's
+    /// own, reused: the labels then cost one allocation, the shared bytes.
+    fn encode_with(encode: impl FnOnce(&mut Vec<u8>)) -> Labels {
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        BUFFER.with_borrow_mut(|buf| {
+            buf.clear();
+            encode(buf);
+            Labels {
+                hash: LABELS_HASH.hash_one(&buf[..]),
+                encoded: Arc::from(&buf[..]),
+            }
+        })
     }
 
     /// The labels as the `labels` fields of a protobuf `TimeSeries`.
@@ -277,9 +318,7 @@ impl fmt::Debug for Labels {
 mod tests {
     use super::*;
 
-    fn problem<N: Into<String>, V: Into<String>>(
-        labels: impl IntoIterator<Item = (N, V)>,
-    ) -> Problem {
+    fn problem<N: AsRef<str>, V: AsRef<str>>(labels: impl IntoIterator<Item = (N, V)>) -> Problem {
         Labels::new(labels).unwrap_err().problem
     }
 
@@ -349,6 +388,42 @@ mod tests {
         let e = Labels::new([("z", "1"), ("a", "")]).unwrap_err();
         assert_eq!(e.series, r#"{z="1", a=""}"#);
         assert!(e.to_string().contains(r#"{z="1", a=""}"#), "{e}");
+    }
+
+    #[test]
+    fn labels_are_encoded_as_prost_encodes_them() {
+        use prost::Message;
+        let l = Labels::new([
+            ("b", "ü".repeat(70)),
+            ("__name__", "m".into()),
+            ("a", "1".into()),
+        ])
+        .unwrap();
+        let series = proto::TimeSeries {
+            labels: l.to_proto(),
+            samples: vec![],
+        };
+        assert_eq!(l.encoded(), series.encode_to_vec());
+        assert_eq!(Labels::from_proto(l.to_proto()).unwrap(), l);
+    }
+
+    #[test]
+    fn a_metric_name_is_swapped_and_checked() {
+        let l = Labels::new([("b", "2"), ("__name__", "m"), ("A", "0")]).unwrap();
+        let spend = l.with_metric_name("m_spend").unwrap();
+        assert_eq!(
+            spend,
+            Labels::new([("b", "2"), ("__name__", "m_spend"), ("A", "0")]).unwrap()
+        );
+        assert_eq!(
+            spend.hash_value(),
+            Labels::new([("__name__", "m_spend"), ("A", "0"), ("b", "2")])
+                .unwrap()
+                .hash_value()
+        );
+        let e = l.with_metric_name("1m").unwrap_err();
+        assert_eq!(e.problem, Problem::InvalidMetricName { name: "1m".into() });
+        assert_eq!(e.series, r#"{A="0", __name__="m", b="2"}"#);
     }
 
     #[test]

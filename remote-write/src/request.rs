@@ -95,8 +95,8 @@ impl RequestBuilder {
     ) -> Result<&mut RequestBuilder, InvalidSeries>
     where
         I: IntoIterator<Item = (N, V)>,
-        N: Into<String>,
-        V: Into<String>,
+        N: AsRef<str>,
+        V: AsRef<str>,
     {
         let labels = Labels::new(labels)?;
         let samples: Vec<Sample> = samples.into_iter().collect();

@@ -349,6 +349,7 @@ impl Exporter {
     async fn write_closed(&mut self, partition: i32) -> Result<(), ExportError> {
         let now = now_ms();
         let closed = std::mem::take(&mut self.closed);
+        let mut closed_labels = series::ClosedLabels::new(partition, &self.extra_labels);
         for minute in &closed {
             if minute.suppressed {
                 continue;
@@ -370,7 +371,7 @@ impl Exporter {
                 .get_or_create(&PartitionLabels { partition })
                 .set(minute.samples.len() as i64);
             for (key, value) in &minute.samples {
-                let labels = series::closed_labels(*key, partition, &self.extra_labels);
+                let labels = closed_labels.of(*key);
                 self.queue
                     .push(&labels, Sample::new(end, *value as f64))
                     .await
