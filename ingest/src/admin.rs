@@ -5,7 +5,9 @@
 //! - `GET /readyz`: 200 while ingest can make a click durable — the broker is taking clicks, or
 //!   the spill has room and works — else 503 with the reason. A load balancer that follows it
 //!   sends users to instances that will count their clicks; an instance whose spill filled up
-//!   during a broker outage drops out until the replay made room.
+//!   during a broker outage drops out until the replay made room. Also 503 while ingest is
+//!   overloaded (`overload.rs`): clicks wait longer than `overload_delay_ms` before they are
+//!   worked on; still counted, but a load balancer should send the next ones elsewhere.
 
 use std::sync::Arc;
 
@@ -22,20 +24,23 @@ pub fn app(state: AppState, registry: Arc<Registry>) -> Router {
         registry,
         Arc::new(move || {
             refresh_spill_gauges(&state.metrics, &state);
-            readiness(&state).map_err(str::to_string)
+            readiness(&state)
         }),
     )
 }
 
-/// Whether a click can be made durable now, and if not, why.
-pub fn readiness(state: &AppState) -> Result<(), &'static str> {
-    let ready = if state.producer.broker_up() || state.spill.can_accept() {
+/// Whether a click can be made durable now and worked on without a backlog, and if not, why.
+pub fn readiness(state: &AppState) -> Result<(), String> {
+    let durable = if state.producer.broker_up() || state.spill.can_accept() {
         Ok(())
     } else {
         Err("Kafka is not acknowledging clicks and the spill cannot take them (full or broken)")
     };
-    state.metrics.ready.set(i64::from(ready.is_ok()));
-    ready
+    // `ready` says whether clicks can be made durable (the alert on it means clicks are lost);
+    // overload has its own gauge.
+    state.metrics.ready.set(i64::from(durable.is_ok()));
+    durable.map_err(str::to_string)?;
+    state.overload.check()
 }
 
 fn refresh_spill_gauges(metrics: &Metrics, state: &AppState) {

@@ -104,6 +104,10 @@ pub struct IngestConfig {
     /// click.proto's salt of `user_hash` for visitor ids, hex (at least 16 bytes); `None`: random
     /// per process.
     pub user_hash_salt: Option<SecretString>,
+    /// `/readyz` answers 503 while every click of the last `overload_window_ms` waited longer
+    /// than this before ingest worked on it (`overload.rs`); 0: never.
+    pub overload_delay_ms: u64,
+    pub overload_window_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -145,6 +149,8 @@ impl Default for IngestConfig {
             user_cookie_max_age_secs: 31_536_000,
             user_cookie_secure: true,
             user_hash_salt: None,
+            overload_delay_ms: 100,
+            overload_window_ms: 1_000,
         }
     }
 }
@@ -207,12 +213,23 @@ impl IngestConfig {
         if self.deny_list_reload_ms == 0 {
             return bad("deny_list_reload_ms must be positive");
         }
+        if self.overload_window_ms < 10 {
+            return bad("overload_window_ms must be at least 10 (it is probed ten times)");
+        }
         self.ip_hash_key()?;
         self.user_hash_salt()?;
         if !crate::visitor::is_cookie_name(&self.user_cookie_name) {
             return bad("user_cookie_name must be a cookie name (visible ASCII, no separators)");
         }
         Ok(())
+    }
+
+    /// When ingest counts as overloaded.
+    pub fn overload(&self) -> crate::overload::OverloadRule {
+        crate::overload::OverloadRule {
+            delay: Duration::from_millis(self.overload_delay_ms),
+            window: Duration::from_millis(self.overload_window_ms),
+        }
     }
 
     /// The `user_hash_salt` as bytes; `None` when not set.

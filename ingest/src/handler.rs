@@ -68,6 +68,8 @@ pub struct AppState {
     pub visitors: Visitors,
     /// The recording tasks, awaited on shutdown.
     pub tracker: TaskTracker,
+    /// Whether clicks wait too long before they are worked on (`/readyz`).
+    pub overload: crate::overload::Overload,
 }
 
 /// The public router: the click path behind the limits, and 404 pages for everything else.

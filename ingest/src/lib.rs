@@ -16,6 +16,7 @@
 //! | [`limits`] | request, header, time and per-IP limits |
 //! | [`server`] | the public HTTP accept loop with connection limits and graceful stop |
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on the admin listener |
+//! | [`overload`] | how long clicks wait before they are worked on; `/readyz` 503 while that wait is sustained |
 //! | [`metrics`] | the Prometheus registry and every metric |
 //! | [`request`] | the pure decision: token from path or query, verification, event time, `Location` |
 //! | [`traffic`] | invalid traffic: request facts, the client IP through trusted proxies and its keyed hash, the answer an invalid click gets |
@@ -43,6 +44,7 @@ pub mod event_time;
 pub mod handler;
 pub mod limits;
 pub mod metrics;
+pub mod overload;
 #[cfg(feature = "service")]
 pub mod produce;
 #[cfg(feature = "service")]

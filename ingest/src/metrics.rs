@@ -78,6 +78,8 @@ pub struct Metrics {
     /// Produce attempts that did not end in an acknowledgement within the bound, by reason.
     pub produce_errors: Family<ReasonLabel, Counter>,
     pub spill_fsync_seconds: Histogram,
+    /// How long work that became ready waited before it ran, and whether that is overload.
+    pub overload: crate::overload::OverloadMetrics,
 }
 
 impl Metrics {
@@ -107,6 +109,10 @@ impl Metrics {
             produce_seconds: latency(),
             produce_errors: Family::default(),
             spill_fsync_seconds: latency(),
+            overload: crate::overload::OverloadMetrics {
+                queueing_delay_seconds: latency(),
+                overloaded: Gauge::default(),
+            },
         };
         let r = registry.sub_registry_with_prefix("adclick_ingest");
         r.register(
@@ -214,6 +220,17 @@ impl Metrics {
             "One group fsync of the spill log",
             Unit::Seconds,
             m.spill_fsync_seconds.clone(),
+        );
+        r.register_with_unit(
+            "queueing_delay",
+            "How long work that became ready waited before ingest ran it (probed; overload.rs)",
+            Unit::Seconds,
+            m.overload.queueing_delay_seconds.clone(),
+        );
+        r.register(
+            "overloaded",
+            "Whether clicks have waited over overload_delay_ms for overload_window_ms (then /readyz answers 503)",
+            m.overload.overloaded.clone(),
         );
         m
     }

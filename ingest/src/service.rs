@@ -19,6 +19,7 @@ use crate::event_time::ClientTimeBounds;
 use crate::handler::{self, AppState};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::overload::Overload;
 use crate::produce::Producer;
 use crate::replay::{self, ReplayOptions};
 use crate::server::{self, ConnLimits};
@@ -52,6 +53,8 @@ pub struct Service {
     stop_replay: CancellationToken,
     /// Reloads `[invalid] deny_list_file` when it changes; aborted on shutdown.
     deny_watch: Option<JoinHandle<()>>,
+    /// Measures how long clicks wait to be worked on; aborted on shutdown.
+    overload_probe: JoinHandle<()>,
 }
 
 impl Service {
@@ -162,7 +165,9 @@ impl Service {
                 config.user_cookie_secure,
             ),
             tracker: TaskTracker::new(),
+            overload: Overload::new(config.overload(), metrics.overload.clone()),
         };
+        let overload_probe = state.overload.spawn_probe();
         let stop_replay = CancellationToken::new();
         let options = ReplayOptions {
             interval: config.replay_interval(),
@@ -182,6 +187,7 @@ impl Service {
             replay,
             stop_replay,
             deny_watch,
+            overload_probe,
         })
     }
 
@@ -199,6 +205,7 @@ impl Service {
         if let Some(watch) = &self.deny_watch {
             watch.abort();
         }
+        self.overload_probe.abort();
         self.state.tracker.close();
         if tokio::time::timeout(left(), self.state.tracker.wait())
             .await

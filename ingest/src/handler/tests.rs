@@ -504,6 +504,51 @@ async fn the_readiness_follows_the_spill_and_the_broker() {
     assert!(metrics.contains("adclick_ingest_ready 0"), "{metrics}");
 }
 
+/// A runtime kept busy (as by more clicks than it can work on) turns readiness and the gauge
+/// once clicks have waited over `overload_delay_ms` (100 ms) for `overload_window_ms` (1 s), and
+/// both turn back when the backlog is gone.
+#[tokio::test]
+async fn the_readiness_turns_while_clicks_wait_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let overloaded = |s: &Service| {
+        let metrics = adclick_admin::encode(&s.registry);
+        assert!(
+            metrics.contains("adclick_ingest_queueing_delay_seconds_count"),
+            "{metrics}"
+        );
+        metrics
+            .lines()
+            .any(|line| line == "adclick_ingest_overloaded 1")
+    };
+    assert!(crate::admin::readiness(&s.state).is_ok());
+    let busy = tokio::spawn(crate::overload::tests::hold_the_worker(
+        Duration::from_millis(2_500),
+        Duration::from_millis(150),
+    ));
+    let started = std::time::Instant::now();
+    let reason = loop {
+        if let Err(reason) = crate::admin::readiness(&s.state) {
+            break reason;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "never overloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(reason.contains("overload_delay_ms = 100"), "{reason}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "turned before the window"
+    );
+    assert!(overloaded(&s));
+    busy.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(crate::admin::readiness(&s.state).is_ok());
+    assert!(!overloaded(&s));
+}
+
 #[tokio::test]
 async fn with_the_reject_policy_an_undurable_click_gets_503_without_location() {
     let dir = tempfile::tempdir().unwrap();
