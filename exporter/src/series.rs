@@ -76,12 +76,14 @@ fn metric_and_subject(key: SeriesKey) -> (&'static str, Subject) {
 
 /// Labels the series of the minutes one partition closed. Making a label set (ids written out,
 /// sorted, checked, encoded) was most of the exporter's CPU per sample (BENCHMARKS.md, "Spend
-/// and unique users"), so each subject's labels are made once and only renamed for its other
-/// series. Holds one label set per subject: keep it for one batch of closed minutes.
+/// and unique users"), so the labels of the last subject are kept and only renamed for its other
+/// series: a closed minute's samples are sorted with each subject's series side by side
+/// ([`SeriesKey`]'s order), so each subject's labels are made once. Right in any order; one
+/// label set held, however many series.
 pub struct ClosedLabels<'a> {
     partition: i32,
     extra: &'a [(String, String)],
-    made: FastMap<Subject, Labels>,
+    last: Option<(Subject, Labels)>,
 }
 
 impl<'a> ClosedLabels<'a> {
@@ -90,20 +92,22 @@ impl<'a> ClosedLabels<'a> {
         ClosedLabels {
             partition,
             extra,
-            made: FastMap::default(),
+            last: None,
         }
     }
 
     /// The labels of the closed minute's series `key`.
     pub fn of(&mut self, key: SeriesKey) -> Labels {
         let (metric, subject) = metric_and_subject(key);
-        match self.made.get(&subject) {
-            Some(made) if made.metric_name() == metric => made.clone(),
+        match &self.last {
+            Some((last, made)) if *last == subject && made.metric_name() == metric => made.clone(),
             // The metric names are constants of this module: valid.
-            Some(made) => made.with_metric_name(metric).expect("a valid metric name"),
-            None => {
+            Some((last, made)) if *last == subject => {
+                made.with_metric_name(metric).expect("a valid metric name")
+            }
+            _ => {
                 let made = subject_labels(metric, subject, self.partition, self.extra);
-                self.made.insert(subject, made.clone());
+                self.last = Some((subject, made.clone()));
                 made
             }
         }

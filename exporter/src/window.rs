@@ -55,7 +55,8 @@ impl Measures {
 }
 
 /// A series one closed minute writes a sample to (the partition label is added by the caller).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Ordered by what the series is about, then by what it measures ([`SeriesKey::order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SeriesKey {
     /// `adclick_clicks{ad_id="<id>"}`: an ad among the minute's top K.
     Ad(AdKey),
@@ -81,9 +82,74 @@ pub enum SeriesKey {
 }
 
 impl SeriesKey {
+    /// What series are sorted by: what they are about (an ad, a campaign's `other`, its late
+    /// clicks, its invalid traffic for one reason), then what they measure — so that the series
+    /// that share all labels but `__name__` (an ad's clicks, spend and unique users) are
+    /// neighbours in a closed minute's sorted samples, and their labels are made once
+    /// (`series::ClosedLabels`).
+    fn order(&self) -> (u8, u64, u64, u64, i32, u8) {
+        let ad =
+            |kind, a: AdKey, measure| (kind, a.advertiser_id, a.campaign_id, a.ad_id, 0, measure);
+        let campaign = |kind, c: CampaignKey, reason: Option<InvalidReason>, measure| {
+            let reason = reason.map_or(0, |r| r as i32);
+            (kind, c.advertiser_id, c.campaign_id, 0, reason, measure)
+        };
+        match *self {
+            SeriesKey::Ad(a) => ad(0, a, 0),
+            SeriesKey::AdSpend(a) => ad(0, a, 1),
+            SeriesKey::AdUsers(a) => ad(0, a, 2),
+            SeriesKey::Other(c) => campaign(1, c, None, 0),
+            SeriesKey::OtherSpend(c) => campaign(1, c, None, 1),
+            SeriesKey::OtherUsers(c) => campaign(1, c, None, 2),
+            SeriesKey::Late(c) => campaign(2, c, None, 0),
+            SeriesKey::LateSpend(c) => campaign(2, c, None, 1),
+            SeriesKey::Invalid(c, r) => campaign(3, c, Some(r), 0),
+            SeriesKey::LateInvalid(c, r) => campaign(3, c, Some(r), 1),
+        }
+    }
+
+    /// The series written beside this one under the same labels but `__name__`, as `measures`
+    /// ask: an ad's or `other`'s spend and unique users, late clicks' spend. `Window::series`
+    /// writes them exactly when it writes this one; none for the companions themselves.
+    pub fn companions(self, measures: Measures) -> impl Iterator<Item = SeriesKey> {
+        let (spend, users) = match self {
+            SeriesKey::Ad(a) => (SeriesKey::AdSpend(a), Some(SeriesKey::AdUsers(a))),
+            SeriesKey::Other(c) => (SeriesKey::OtherSpend(c), Some(SeriesKey::OtherUsers(c))),
+            SeriesKey::Late(c) => (SeriesKey::LateSpend(c), None),
+            _ => return None.into_iter().chain(None),
+        };
+        let spend = measures.spend.then_some(spend);
+        let users = users.filter(|_| measures.unique_users);
+        spend.into_iter().chain(users)
+    }
+
+    /// Whether the series is the companion of another ([`SeriesKey::companions`]).
+    pub fn is_companion(self) -> bool {
+        matches!(
+            self,
+            SeriesKey::AdSpend(_)
+                | SeriesKey::AdUsers(_)
+                | SeriesKey::OtherSpend(_)
+                | SeriesKey::OtherUsers(_)
+                | SeriesKey::LateSpend(_)
+        )
+    }
+
     /// Whether the series counts valid clicks of its minute (an ad's own series or `other`).
     pub fn is_valid_clicks(self) -> bool {
         matches!(self, SeriesKey::Ad(_) | SeriesKey::Other(_))
+    }
+}
+
+impl Ord for SeriesKey {
+    fn cmp(&self, other: &SeriesKey) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+impl PartialOrd for SeriesKey {
+    fn partial_cmp(&self, other: &SeriesKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -219,17 +285,6 @@ impl Window {
     pub fn series(&self, top_k: usize, measures: Measures) -> Folded {
         let ranking = rank(&self.counts, top_k, &self.hot);
         let users = measures.unique_users.then(|| self.more_users.distinct());
-        let mut samples: Vec<SeriesSample> =
-            Vec::with_capacity(3 * (ranking.own.len() + self.late.len()) + self.invalid.len() + 8);
-        for (ad, counts) in &ranking.own {
-            samples.push((SeriesKey::Ad(**ad), u64::from(counts.clicks)));
-            if measures.spend {
-                samples.push((SeriesKey::AdSpend(**ad), counts.spend_micros));
-            }
-            if let Some(users) = &users {
-                samples.push((SeriesKey::AdUsers(**ad), users.count(counts)));
-            }
-        }
         let mut other: FastMap<CampaignKey, LateMinute> = FastMap::default();
         let mut other_users = CampaignUsers::default();
         for (ad, counts) in &ranking.folded {
@@ -239,6 +294,23 @@ impl Window {
             sum.spend_micros = sum.spend_micros.saturating_add(counts.spend_micros);
             if let Some(users) = &users {
                 other_users.add(campaign, users.of(counts));
+            }
+        }
+        // Exactly the samples written (the closing minute's largest allocation).
+        let per_ad = 1 + usize::from(measures.spend) + usize::from(measures.unique_users);
+        let mut samples: Vec<SeriesSample> = Vec::with_capacity(
+            per_ad * (ranking.own.len() + other.len())
+                + (1 + usize::from(measures.spend)) * self.late.len()
+                + self.invalid.len()
+                + self.late_invalid.len(),
+        );
+        for (ad, counts) in &ranking.own {
+            samples.push((SeriesKey::Ad(**ad), u64::from(counts.clicks)));
+            if measures.spend {
+                samples.push((SeriesKey::AdSpend(**ad), counts.spend_micros));
+            }
+            if let Some(users) = &users {
+                samples.push((SeriesKey::AdUsers(**ad), users.count(counts)));
             }
         }
         if users.is_some() {
@@ -387,13 +459,13 @@ mod tests {
             w.series(1, Measures::ALL).samples,
             vec![
                 (SeriesKey::Ad(ad(1, 10)), 3),
-                (SeriesKey::Other(c), 2),
-                (SeriesKey::Late(c), 1),
                 (SeriesKey::AdSpend(ad(1, 10)), 300),
-                (SeriesKey::OtherSpend(c), 50),
-                (SeriesKey::LateSpend(c), 30),
                 (SeriesKey::AdUsers(ad(1, 10)), 2),
+                (SeriesKey::Other(c), 2),
+                (SeriesKey::OtherSpend(c), 50),
                 (SeriesKey::OtherUsers(c), 1),
+                (SeriesKey::Late(c), 1),
+                (SeriesKey::LateSpend(c), 30),
             ]
         );
         // Without the measures, the clicks alone, exactly as before them.
