@@ -93,6 +93,25 @@ pub enum Applied {
     WarmUp,
 }
 
+/// `a` and `b`, each sorted by key and with no key in both, as one sorted list.
+fn merge_sorted(a: Vec<SeriesSample>, b: Vec<SeriesSample>) -> Vec<SeriesSample> {
+    debug_assert!(a.is_sorted_by(|x, y| x.0 < y.0) && b.is_sorted_by(|x, y| x.0 < y.0));
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 < y.0 => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(sample) => merged.push(sample),
+            None => return merged,
+        }
+    }
+}
+
 /// The last closed minute, kept for the zeros of the next one.
 #[derive(Debug, Clone)]
 struct Previous {
@@ -364,10 +383,8 @@ impl PartitionState {
                 .map(|key| (key, 0))
                 .collect();
             if !zeros.is_empty() {
-                // Exactly: a minute of 100k ads holds 4 MB of samples, which `push` would double.
-                samples.reserve_exact(zeros.len());
-                samples.extend(zeros);
-                samples.sort_unstable();
+                // Both sorted: merged, not sorted again (a minute of 100k ads is 300k samples).
+                samples = merge_sorted(samples, zeros);
             }
         }
         self.previous = Some(Previous {

@@ -283,7 +283,7 @@ impl Window {
     /// as `measures` ask; the late clicks per campaign (and their spend); and the invalid traffic
     /// per campaign and reason. Sorted by series key.
     pub fn series(&self, top_k: usize, measures: Measures) -> Folded {
-        let ranking = rank(&self.counts, top_k, &self.hot);
+        let mut ranking = rank(&self.counts, top_k, &self.hot);
         let users = measures.unique_users.then(|| self.more_users.distinct());
         let mut other: FastMap<CampaignKey, LateMinute> = FastMap::default();
         let mut other_users = CampaignUsers::default();
@@ -296,7 +296,10 @@ impl Window {
                 other_users.add(campaign, users.of(counts));
             }
         }
-        // Exactly the samples written (the closing minute's largest allocation).
+        let other_users: FastMap<CampaignKey, u64> = other_users.counts().into_iter().collect();
+        // Exactly the samples written (the closing minute's largest allocation), pushed in
+        // `SeriesKey` order group by group — ads, `other`s, late, invalid — each group sorted by
+        // its own fields, so that no comparison of whole keys is needed.
         let per_ad = 1 + usize::from(measures.spend) + usize::from(measures.unique_users);
         let mut samples: Vec<SeriesSample> = Vec::with_capacity(
             per_ad * (ranking.own.len() + other.len())
@@ -304,6 +307,7 @@ impl Window {
                 + self.invalid.len()
                 + self.late_invalid.len(),
         );
+        ranking.own.sort_unstable_by_key(|(ad, _)| **ad);
         for (ad, counts) in &ranking.own {
             samples.push((SeriesKey::Ad(**ad), u64::from(counts.clicks)));
             if measures.spend {
@@ -313,23 +317,22 @@ impl Window {
                 samples.push((SeriesKey::AdUsers(**ad), users.count(counts)));
             }
         }
-        if users.is_some() {
-            // Every `other` series has its users, 0 included (same series as its clicks).
-            let counted: FastMap<CampaignKey, u64> = other_users.counts().into_iter().collect();
-            samples.extend(other.keys().map(|c| {
-                (
-                    SeriesKey::OtherUsers(*c),
-                    counted.get(c).copied().unwrap_or(0),
-                )
-            }));
-        }
+        let mut other: Vec<(CampaignKey, LateMinute)> = other.into_iter().collect();
+        other.sort_unstable_by_key(|(c, _)| *c);
         for (campaign, sum) in other {
             samples.push((SeriesKey::Other(campaign), sum.clicks));
             if measures.spend {
                 samples.push((SeriesKey::OtherSpend(campaign), sum.spend_micros));
             }
+            if users.is_some() {
+                // Every `other` series has its users, 0 included (same series as its clicks).
+                let n = other_users.get(&campaign).copied().unwrap_or(0);
+                samples.push((SeriesKey::OtherUsers(campaign), n));
+            }
         }
-        for (campaign, late) in &self.late {
+        let mut late: Vec<(&CampaignKey, &LateMinute)> = self.late.iter().collect();
+        late.sort_unstable_by_key(|(c, _)| **c);
+        for (campaign, late) in late {
             samples.push((SeriesKey::Late(*campaign), late.clicks));
             if measures.spend {
                 samples.push((SeriesKey::LateSpend(*campaign), late.spend_micros));
@@ -343,8 +346,10 @@ impl Window {
             .late_invalid
             .iter()
             .map(|(&(c, r), &n)| (SeriesKey::LateInvalid(c, r), n));
+        let start = samples.len();
         samples.extend(invalid.chain(late_invalid));
-        samples.sort_unstable();
+        samples[start..].sort_unstable();
+        debug_assert!(samples.is_sorted_by(|a, b| a.0 < b.0));
         Folded {
             samples,
             ads_folded: ranking.folded.len() as u64,
