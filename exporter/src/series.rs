@@ -100,7 +100,6 @@ impl<'a> ClosedLabels<'a> {
     pub fn of(&mut self, key: SeriesKey) -> Labels {
         let (metric, subject) = metric_and_subject(key);
         match &self.last {
-            Some((last, made)) if *last == subject && made.metric_name() == metric => made.clone(),
             // The metric names are constants of this module: valid.
             Some((last, made)) if *last == subject => {
                 made.with_metric_name(metric).expect("a valid metric name")
