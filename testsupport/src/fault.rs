@@ -164,6 +164,11 @@ async fn forward(
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
+        // Down since this chunk was read (`go_down` races the pipe's own wake-up by the cut):
+        // nothing sent after `go_down` returned may reach the other side.
+        if shared.down.load(Ordering::SeqCst) {
+            return;
+        }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
