@@ -148,50 +148,37 @@ postgres_sql() { psql "$POSTGRES_ADMIN_URL" -X -q -At -v ON_ERROR_STOP=1 -c "$1"
 
 # How the local stack's servers are built: cargo's own release profile (no LTO, 16 codegen
 # units, no debug info: neither tansu nor garage publishes a profile of its own, so these only
-# guard against one that a later version might bring) at SERVER_OPT_LEVEL:
-# - lean (the default): every crate at opt-level 0 but those a test run keeps busy, which
-#   `install` names per server (perf of the broker under deploy/local/test: SQLite's C at 3,
-#   tansu's protocol, storage and broker crates, tokio and libsql at 2). Half the CPU of 3 to
-#   build; the tests ran as reliably against it as against 3.
-# - 0 to 3: every crate at that opt-level (but the C that `install` always builds at 3). The
-#   benchmarks refuse anything below 3; 0 served clicks over 5 s late now and then in tests.
-# BENCHMARKS.md "first run" has the figures.
-SERVER_OPT_LEVEL=${ADCLICK_SERVER_OPT_LEVEL:-lean}
-case $SERVER_OPT_LEVEL in 0 | 1 | 2 | 3 | lean) ;; *)
-  die "ADCLICK_SERVER_OPT_LEVEL=$SERVER_OPT_LEVEL: lean, 0, 1, 2 or 3" ;;
-esac
+# guard against one that a later version might bring) at SERVER_OPT_LEVEL, 0 by default, but for
+# the C that `install` always builds at 3 (tansu's SQLite and LZ4: most of the broker's CPU in a
+# test run, perf in BENCHMARKS.md "first run"). Their build is most of a first run's time; the
+# tests run as reliably against such servers as against opt-level 3 since `up` indexes tansu's
+# header table. The benchmarks refuse servers built below 3: ADCLICK_SERVER_OPT_LEVEL=3.
+SERVER_OPT_LEVEL=${ADCLICK_SERVER_OPT_LEVEL:-0}
+case $SERVER_OPT_LEVEL in 0 | 1 | 2 | 3) ;; *) die "ADCLICK_SERVER_OPT_LEVEL=$SERVER_OPT_LEVEL: 0, 1, 2 or 3" ;; esac
 
-# server_opt_level CMD: how the installed CMD was built (need_cargo_binary notes it beside the
-# binary); 3, cargo's release default, for one installed otherwise.
+# server_opt_level CMD: the opt-level the installed CMD was built with (need_cargo_binary notes it
+# beside the binary); 3, cargo's release default, for one installed otherwise.
 server_opt_level() {
   local note=$CARGO_BIN/.adclick-opt-level-$1
   if [[ -f $note ]]; then cat "$note"; else echo 3; fi
 }
 
-# opt_rank LEVEL: orders the builds by how fast the servers they make are (lean between 1 and 2).
-opt_rank() { case $1 in lean) echo 15 ;; *) echo $(($1 * 10)) ;; esac }
-
 # need_cargo_binary CMD VERSION CARGO-INSTALL-ARGS...: installs a server from crates.io once: a
 # CMD on the PATH that reports VERSION is kept as it is, unless it was built at a lower opt-level
-# than SERVER_OPT_LEVEL asks for. INSTALL_NICE: the build's niceness (default 0). LEAN_CONFIG:
-# the `--config` arguments that raise a lean build's busy crates (ignored for the others).
+# than SERVER_OPT_LEVEL asks for. INSTALL_NICE: the build's niceness (default 0).
 need_cargo_binary() {
   local cmd=$1 version=$2
   shift 2
   if command -v "$cmd" >/dev/null 2>&1 && "$cmd" --version 2>/dev/null | grep -q "$version" &&
-    (($(opt_rank "$(server_opt_level "$cmd")") >= $(opt_rank "$SERVER_OPT_LEVEL"))); then
+    (($(server_opt_level "$cmd") >= SERVER_OPT_LEVEL)); then
     return 0
   fi
   say "installing $cmd $version (opt-level $SERVER_OPT_LEVEL) from crates.io (first run only; several minutes, log: $LOGS/install-$cmd.log) ..."
-  local started=$SECONDS level=$SERVER_OPT_LEVEL
-  if [[ $SERVER_OPT_LEVEL == lean ]]; then
-    level=0
-    set -- "$@" ${LEAN_CONFIG:-}
-  fi
+  local started=$SECONDS
   # Each server builds in its own target dir: the installs run side by side, and none ever waits
   # on the workspace build's lock.
   CARGO_TARGET_DIR=$STATE/cargo-install-$cmd \
-    CARGO_PROFILE_RELEASE_OPT_LEVEL=$level CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=$SERVER_OPT_LEVEL CARGO_PROFILE_RELEASE_DEBUG=false \
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     nice -n "${INSTALL_NICE:-0}" \
     cargo install "$cmd" --version "$version" --locked --force --timings "$@" \
@@ -208,7 +195,7 @@ need_cargo_binary() {
 need_benchmark_servers() {
   local cmd
   for cmd in "$@"; do
-    (($(opt_rank "$(server_opt_level "$cmd")") >= 30)) ||
+    (($(server_opt_level "$cmd") >= 3)) ||
       die "$cmd was built at opt-level $(server_opt_level "$cmd") for tests; benchmarks need opt-level 3: ADCLICK_SERVER_OPT_LEVEL=3 deploy/local/install, then deploy/local/down and up"
   done
 }
