@@ -87,10 +87,10 @@ impl ScratchRedis {
                 "nodes.conf".into(),
                 "--cluster-node-timeout".into(),
                 "1000".into(),
-                // As production should run it (README, "Production connections"): a master down
-                // fails its own slots only. With Redis's default (yes) every node refuses every
-                // command until the failover is done, and every claim fails open meanwhile: on a
-                // loaded machine, two thirds of a test's claims.
+                // As production should run it (README, "Production connections"): with Redis's
+                // default (yes) every node refuses every command while a master's slots are
+                // uncovered, so every claim fails open until the failover is done; with no, only
+                // that master's slots fail.
                 "--cluster-require-full-coverage".into(),
                 "no".into(),
             ]);
