@@ -47,7 +47,7 @@ use crate::metrics::{DurablePath, Metrics};
 use crate::produce::Producer;
 use crate::reject::Rejection;
 use crate::request::{self, ClickRequest, Now};
-use crate::spill::Spill;
+use crate::spill::{Appended, Spill, SpillError};
 use crate::traffic::{self, Traffic};
 use crate::visitor::Visitors;
 
@@ -246,9 +246,30 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option
 /// impression back when it had claimed it (`claim`), so that a retry counts.
 async fn produce(state: &AppState, mut click: Click, claim: Option<Claim>) -> Recorded {
     let key = state.producer.key(&click);
-    // While the broker is down, go straight to the spill; but try Kafka when the spill cannot
-    // take the click, as the broker may be back before the replay task noticed.
-    let try_kafka = state.producer.broker_up() || !state.spill.can_accept();
+    // While the broker is down, go straight to the spill, behind the clicks it holds; but try
+    // Kafka when the spill cannot take the click, as the broker may be back before the replay
+    // task noticed.
+    let mut try_kafka = state.producer.broker_up() || !state.spill.can_accept();
+    if !try_kafka {
+        click.set_flag(ClickFlag::Replayed);
+        let appended = state
+            .spill
+            .append_while_down(
+                key.as_bytes(),
+                &click.encode_to_vec(),
+                state.producer.up_flag(),
+            )
+            .await;
+        match appended {
+            Ok(Appended::Written) => return spilled_durably(state),
+            // The replay emptied the spill meanwhile: Kafka holds every click it did.
+            Ok(Appended::BrokerUp) => {
+                click.flags &= !(ClickFlag::Replayed as u32);
+                try_kafka = true;
+            }
+            Err(error) => return lost(state, &click, claim, &error).await,
+        }
+    }
     if try_kafka
         && state
             .producer
@@ -265,20 +286,30 @@ async fn produce(state: &AppState, mut click: Click, claim: Option<Claim>) -> Re
         .append(key.as_bytes(), &click.encode_to_vec())
         .await
     {
-        Ok(()) => {
-            state.metrics.accepted(DurablePath::Spill);
-            Recorded::Durable(DurablePath::Spill)
-        }
-        Err(error) => {
-            Metrics::count(&state.metrics.lost, error.reason());
-            tracing::error!(%error, ad_id = click.ad_id, "click lost: Kafka did not acknowledge it and the spill refused it");
-            if matches!(claim, Some(Claim::New(_))) {
-                // Let a retry of this impression count instead of being taken for a duplicate.
-                state.dedup.release(&click.impression_id).await;
-            }
-            Recorded::Lost
-        }
+        Ok(()) => spilled_durably(state),
+        Err(error) => lost(state, &click, claim, &error).await,
     }
+}
+
+fn spilled_durably(state: &AppState) -> Recorded {
+    state.metrics.accepted(DurablePath::Spill);
+    Recorded::Durable(DurablePath::Spill)
+}
+
+/// Neither Kafka nor the spill took `click`.
+async fn lost(
+    state: &AppState,
+    click: &Click,
+    claim: Option<Claim>,
+    error: &SpillError,
+) -> Recorded {
+    Metrics::count(&state.metrics.lost, error.reason());
+    tracing::error!(%error, ad_id = click.ad_id, "click lost: Kafka did not acknowledge it and the spill refused it");
+    if matches!(claim, Some(Claim::New(_))) {
+        // Let a retry of this impression count instead of being taken for a duplicate.
+        state.dedup.release(&click.impression_id).await;
+    }
+    Recorded::Lost
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! come in time the click goes to the spill instead, and the broker is marked down: following
 //! clicks go straight to the spill, without a produce attempt, until the replay task reaches the
 //! broker again. This keeps redirects fast during an outage and keeps librdkafka's queue from
-//! filling with clicks that the spill holds anyway.
+//! filling with clicks that the spill holds anyway. Only the spill's writer marks the broker up
+//! again, once the replay emptied it (`crate::spill`, "the order of an impression's records"), so
+//! that no click produced directly overtakes one the spill still holds.
 //!
 //! A produce that missed the bound is NOT cancelled: librdkafka keeps retrying it and may deliver
 //! it later ("possibly persisted"). Its spilled copy is then a second record of the same
@@ -21,7 +23,7 @@ use adclick_click::KafkaSettings;
 use adclick_click::wire::{Click, kafka_key, salt};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use tokio::sync::Notify;
 
 use crate::Error;
@@ -154,16 +156,29 @@ impl Producer {
         }
     }
 
-    /// Produces one record and waits for its delivery report as long as librdkafka tries
-    /// (`message.timeout.ms`); for the replay, which has no user waiting.
-    pub async fn produce(&self, key: &[u8], value: &[u8]) -> Result<(), KafkaError> {
-        let record = FutureRecord::to(&self.topic).key(key).payload(value);
-        // Waits for room when librdkafka's queue is full rather than failing at once.
-        self.inner
-            .send(record, Duration::from_secs(5))
-            .await
-            .map(|_| ())
-            .map_err(|(e, _)| e)
+    /// Hands one record to librdkafka, behind every record handed to it before (per partition),
+    /// and returns its delivery report, which comes as long as librdkafka tries
+    /// (`message.timeout.ms`); for the replay, which has no user waiting. Waits for room while
+    /// librdkafka's queue is full, at most `room_wait`.
+    pub async fn enqueue(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        room_wait: Duration,
+    ) -> Result<DeliveryFuture, KafkaError> {
+        let deadline = Instant::now() + room_wait;
+        loop {
+            let record = FutureRecord::to(&self.topic).key(key).payload(value);
+            match self.inner.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
     }
 
     fn failed(&self, kind: NotAcked, error: &KafkaError) -> NotAcked {
@@ -181,15 +196,28 @@ impl Producer {
         self.broker_up.load(Ordering::Relaxed)
     }
 
+    /// The flag behind [`Producer::broker_up`], for [`crate::spill::Spill::append_while_down`].
+    pub fn up_flag(&self) -> &Arc<AtomicBool> {
+        &self.broker_up
+    }
+
+    /// Sends clicks to the spill until the replay has emptied it: at start, when the spill holds
+    /// clicks of an earlier run that must reach Kafka ahead of this run's.
+    pub fn hold_for_spill(&self) {
+        self.broker_up.store(false, Ordering::SeqCst);
+        self.metrics.broker_up.set(0);
+    }
+
     /// Completes when the click path marks the broker down (at once if it did since the last
     /// call).
     pub async fn marked_down(&self) {
         self.marked_down.notified().await;
     }
 
-    /// The replay reached the broker: produce directly again.
+    /// The replay reached the broker and emptied the spill: produce directly again. Called by the
+    /// spill's writer ([`crate::spill::Spill::seal_or_mark_up`]).
     pub fn mark_up(&self) {
-        if !self.broker_up.swap(true, Ordering::Relaxed) {
+        if !self.broker_up.swap(true, Ordering::SeqCst) {
             tracing::info!("Kafka acknowledges again; producing clicks directly");
         }
         self.metrics.broker_up.set(1);

@@ -5,8 +5,13 @@
 //! 1. checks the broker (a metadata request) if the click path marked it down — and sooner
 //!    than the interval right after the click path marked it down (see [`FIRST_RECHECK`]);
 //! 2. seals the active spill segment and takes the sealed ones;
-//! 3. produces each segment's records (as librdkafka allows, no per-click bound: no user waits)
-//!    and deletes the segment once every record was acknowledged.
+//! 3. hands each segment's records to librdkafka, in order (no per-click bound: no user waits);
+//! 4. seals again what the click path spilled meanwhile, and so on until the spill's writer finds
+//!    nothing new: it then marks the broker up, so that clicks produced directly queue in
+//!    librdkafka behind every click the spill held (`crate::spill`, "the order of an impression's
+//!    records"); handing records over takes microseconds each, so the passes shrink to nothing
+//!    even while clicks keep coming;
+//! 5. deletes each segment once librdkafka acknowledged every record of it.
 //!
 //! A segment whose replay fails or times out is kept and replayed whole next time; records that
 //! had been acknowledged reach Kafka twice, flagged `Replayed` (see `spill`). On start, whatever
@@ -14,15 +19,13 @@
 
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt, stream};
+use rdkafka::producer::DeliveryFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::produce::Producer;
 use crate::spill::{Segment, Spill, read_segment};
 
-/// Records of one segment in flight at once: well under librdkafka's default queue of 100k.
-const IN_FLIGHT: usize = 10_000;
 /// How long a metadata probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -75,7 +78,9 @@ pub async fn run(
     }
 }
 
-/// One round: probe, seal, replay every sealed segment.
+/// One round: probe; then hand every sealed segment's records to librdkafka, sealing again what
+/// the click path spilled meanwhile, until the spill's writer finds nothing new and marks the
+/// broker up; then wait for the acknowledgements and delete each segment acknowledged whole.
 pub async fn replay_round(
     spill: &Spill,
     producer: &Producer,
@@ -89,23 +94,43 @@ pub async fn replay_round(
     if !producer.broker_up() && !producer.probe(PROBE_TIMEOUT).await {
         return;
     }
-    let segments = match spill.seal().await {
-        Ok(segments) => segments,
-        Err(error) => {
-            tracing::warn!(%error, "cannot seal the spill for replay");
-            return;
+    let mut handed: Vec<(Segment, Vec<DeliveryFuture>)> = Vec::new();
+    let hand_over = async {
+        // The highest segment id handed to librdkafka this round.
+        let mut taken = 0;
+        loop {
+            let up = producer.clone();
+            let segments = spill
+                .seal_or_mark_up(taken, Box::new(move || up.mark_up()))
+                .await
+                .map_err(|e| format!("sealing the spill: {e}"))?;
+            let new: Vec<Segment> = segments.into_iter().filter(|s| s.id > taken).collect();
+            if new.is_empty() {
+                return Ok::<(), String>(());
+            }
+            for segment in new {
+                taken = segment.id;
+                let deliveries = hand_segment(producer, &segment, options.segment_timeout).await?;
+                handed.push((segment, deliveries));
+            }
         }
     };
-    if segments.is_empty() {
-        producer.mark_up();
-        return;
+    let handed_over = tokio::select! {
+        () = stop.cancelled() => return,
+        result = tokio::time::timeout(options.segment_timeout, hand_over) => result,
+    };
+    match handed_over {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "spill replay failed; retrying later"),
+        Err(_) => tracing::warn!("spill replay timed out handing records to librdkafka; retrying later"),
     }
-    for segment in segments {
-        let replayed = tokio::select! {
+    // What was handed over is acknowledged (or not) whatever happened after.
+    for (segment, deliveries) in handed {
+        let acknowledged = tokio::select! {
             () = stop.cancelled() => return,
-            result = tokio::time::timeout(options.segment_timeout, replay_segment(producer, &segment)) => result,
+            result = tokio::time::timeout(options.segment_timeout, acknowledged(deliveries)) => result,
         };
-        match replayed {
+        match acknowledged {
             Ok(Ok(records)) => {
                 metrics.replayed.inc_by(records);
                 if let Err(error) = spill.remove(segment.id).await {
@@ -113,7 +138,6 @@ pub async fn replay_round(
                     return;
                 }
                 tracing::info!(records, segment = %segment.path.display(), "replayed spill segment into Kafka");
-                producer.mark_up();
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, segment = %segment.path.display(), "spill replay failed; retrying later");
@@ -127,20 +151,38 @@ pub async fn replay_round(
     }
 }
 
-/// Produces every record of `segment`; the number acknowledged, or the first error.
-async fn replay_segment(producer: &Producer, segment: &Segment) -> Result<u64, String> {
+/// Hands every record of `segment` to librdkafka, in order; their delivery reports.
+async fn hand_segment(
+    producer: &Producer,
+    segment: &Segment,
+    room_wait: Duration,
+) -> Result<Vec<DeliveryFuture>, String> {
     let path = segment.path.clone();
     let records = tokio::task::spawn_blocking(move || read_segment(&path))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("reading {}: {e}", segment.path.display()))?;
-    let count = records.len() as u64;
-    stream::iter(records)
-        .map(|record| async move { producer.produce(&record.key, &record.value).await })
-        .buffer_unordered(IN_FLIGHT)
-        .map_err(|e| e.to_string())
-        .try_for_each(|()| async { Ok(()) })
-        .await?;
+    let mut deliveries = Vec::with_capacity(records.len());
+    for record in &records {
+        let delivery = producer
+            .enqueue(&record.key, &record.value, room_wait)
+            .await
+            .map_err(|e| format!("{}: {e}", segment.path.display()))?;
+        deliveries.push(delivery);
+    }
+    Ok(deliveries)
+}
+
+/// Waits for every delivery report; the number acknowledged, or the first error.
+async fn acknowledged(deliveries: Vec<DeliveryFuture>) -> Result<u64, String> {
+    let count = deliveries.len() as u64;
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(e.to_string()),
+            Err(_canceled) => return Err("the producer went away".into()),
+        }
+    }
     Ok(count)
 }
 
@@ -155,6 +197,114 @@ mod tests {
     use super::*;
     use crate::KafkaSettings;
     use crate::produce::NotAcked;
+    use crate::spill::Appended;
+
+    /// Clicks keep coming while the replay empties the spill and the broker is marked up: every
+    /// click reaches Kafka in the order it came, spilled ones included. A replay that marked the
+    /// broker up before the clicks spilled during its last pass were handed to librdkafka would
+    /// put them behind the clicks produced directly after (the exporter then takes a repeat for
+    /// an impression's first click: click.proto's rule (c)).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clicks_reach_kafka_in_their_order_across_the_switch_from_spill_to_direct() {
+        use rdkafka::Message as _;
+        use rdkafka::consumer::{BaseConsumer, Consumer as _};
+        use rdkafka::{Offset, TopicPartitionList};
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("clicks", 1, 1).unwrap();
+        let metrics = Metrics::new(&mut Registry::default());
+        let kafka = KafkaSettings {
+            brokers: cluster.bootstrap_servers(),
+            topic: "clicks".into(),
+            properties: vec![],
+        };
+        let producer = Producer::new(
+            &kafka,
+            HashMap::new(),
+            Duration::from_millis(500),
+            metrics.clone(),
+        )
+        .unwrap();
+        assert!(producer.warm_up(Duration::from_secs(10)).await);
+        let dir = tempfile::tempdir().unwrap();
+        // Small segments: the replay hands several over, and more are sealed while it does.
+        let (spill, _) = Spill::open(dir.path(), 1 << 20, 64, metrics.clone()).unwrap();
+        producer.hold_for_spill();
+        let mut next = 0u64;
+        while next < 100 {
+            let appended = spill
+                .append_while_down(b"1", &next.to_be_bytes(), producer.up_flag())
+                .await
+                .unwrap();
+            assert_eq!(appended, Appended::Written);
+            next += 1;
+        }
+        // Acknowledgements take a while, so clicks keep being spilled while the replay runs.
+        cluster
+            .broker_round_trip_time(1, Duration::from_millis(30))
+            .unwrap();
+        let clicker = tokio::spawn({
+            let (spill, producer) = (spill.clone(), producer.clone());
+            async move {
+                let mut spilled_meanwhile = 0;
+                loop {
+                    let appended = spill
+                        .append_while_down(b"1", &next.to_be_bytes(), producer.up_flag())
+                        .await
+                        .unwrap();
+                    if appended == Appended::BrokerUp {
+                        break;
+                    }
+                    spilled_meanwhile += 1;
+                    next += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                // The click handed back and those after it go to Kafka directly.
+                for _ in 0..20 {
+                    producer
+                        .produce_within_bound("1", &next.to_be_bytes())
+                        .await
+                        .unwrap();
+                    next += 1;
+                }
+                (spilled_meanwhile, next)
+            }
+        });
+        let options = ReplayOptions {
+            interval: Duration::from_secs(1),
+            segment_timeout: Duration::from_secs(30),
+        };
+        let stop = CancellationToken::new();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        replay_round(&spill, &producer, &metrics, &options, &stop).await;
+        assert!(producer.broker_up());
+        let (spilled_meanwhile, total) = clicker.await.unwrap();
+        assert!(
+            spilled_meanwhile > 0,
+            "no click was spilled while the replay ran: the test shows nothing"
+        );
+
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "order")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("clicks", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while (seen.len() as u64) < total && Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let value = message.unwrap().payload().unwrap().to_vec();
+                seen.push(u64::from_be_bytes(value.try_into().unwrap()));
+            }
+        }
+        let expected: Vec<u64> = (0..total).collect();
+        assert_eq!(seen, expected, "the clicks in Kafka, in order");
+        assert_eq!(spill.records(), 0, "the spill is empty");
+    }
 
     /// A broker that misses the bound once (librdkafka's mock cluster with a 300 ms round trip)
     /// and is fast again right after is produced to directly again long before the interval:

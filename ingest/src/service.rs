@@ -119,6 +119,11 @@ impl Service {
             config.produce_timeout(),
             metrics.clone(),
         )?;
+        if recovered.records > 0 {
+            // The earlier run's clicks reach Kafka ahead of this run's (the replay's first round
+            // runs at once and marks the broker up once the spill is empty).
+            producer.hold_for_spill();
+        }
         let dedup = dedup::Dedup::new(
             &config.redis(),
             &config.redis_key_prefix,

@@ -23,13 +23,28 @@
 //! failed fsync the kernel may have dropped the dirty pages, so nothing written since the last
 //! good fsync can be trusted. A restart (which re-reads and checks every record) is the way back.
 //!
-//! # Replay
+//! # Replay, and the order of an impression's records
 //!
 //! [`Spill::seal`] closes the active segment and lists the sealed ones; the replay task
 //! (`crate::replay`) produces a sealed segment's records and, once Kafka acknowledged all of them,
 //! [`Spill::remove`]s it. Progress inside a segment is not recorded: a segment whose replay was
 //! interrupted is replayed again whole, so a record may reach Kafka twice. Every spilled record
 //! carries `ClickFlag::Replayed`, and the exporter and rollup drop repeats by impression id.
+//!
+//! The exporter keeps an impression's first record *in its partition's log* (click.proto, rule
+//! (c): a repeat never carries an earlier event time than its first record), so a click must not
+//! reach Kafka behind a later click that the spill did not hold. librdkafka keeps the order in
+//! which records are handed to it, per partition (the producer is idempotent), so the broker is
+//! marked up again only here, by the writer, and only when every record the spill holds has been
+//! handed to librdkafka by the replay ([`Spill::seal_or_mark_up`]); and a click that chose the
+//! spill because the broker was down ([`Spill::append_while_down`]) is handed back to be produced
+//! directly when the writer finds the broker marked up by then. The writer does both in the order
+//! it takes commands, so every click spilled before the broker was marked up is queued in
+//! librdkafka ahead of every click produced directly after. Exceptions, both after a failure: a
+//! click whose direct produce missed the bound is spilled whatever the broker's state
+//! ([`Spill::append`]; its first attempt stays queued in librdkafka ahead of later clicks and
+//! normally lands first), and a replayed record that librdkafka fails is replayed again in a later
+//! round, behind what was produced meanwhile.
 //!
 //! # Recovery
 //!
@@ -118,12 +133,31 @@ pub struct Recovered {
     pub corrupt_bytes: u64,
 }
 
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// On disk (fsynced).
+    Written,
+    /// Not written: the spill had been emptied and the broker marked up before the writer took
+    /// the append; produce the click directly instead.
+    BrokerUp,
+}
+
+/// Marks the broker up; called by the writer, in its order, when the spill is empty.
+pub type MarkUp = Box<dyn FnOnce() + Send>;
+
 enum Command {
     Append {
         frame: Vec<u8>,
-        done: oneshot::Sender<Result<(), SpillError>>,
+        /// The broker's "up" flag: the append is refused with `Appended::BrokerUp` when it is set.
+        /// `None`: written whatever the broker's state.
+        unless_up: Option<Arc<AtomicBool>>,
+        done: oneshot::Sender<Result<Appended, SpillError>>,
     },
     Seal {
+        /// Called instead of sealing when the spill holds no record but in the segments up to
+        /// the id given (which the replay has handed to librdkafka already).
+        mark_up: Option<(u64, MarkUp)>,
         done: oneshot::Sender<Vec<Segment>>,
     },
     Remove {
@@ -230,14 +264,41 @@ impl Spill {
         Ok((Spill { tx, shared }, recovered))
     }
 
-    /// Appends one record and returns once it is on disk (fsynced).
+    /// Appends one record and returns once it is on disk (fsynced), whatever the broker's state:
+    /// for a click whose direct produce missed the bound.
     pub async fn append(&self, key: &[u8], value: &[u8]) -> Result<(), SpillError> {
+        self.send_append(key, value, None).await.map(|_| ())
+    }
+
+    /// Appends one record behind the ones the spill holds, unless the writer finds `broker_up`
+    /// set when it takes the append: the spill was emptied and the broker marked up
+    /// ([`Spill::seal_or_mark_up`]) since the caller saw it down, and the click is produced
+    /// directly instead ([`Appended::BrokerUp`]).
+    pub async fn append_while_down(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        broker_up: &Arc<AtomicBool>,
+    ) -> Result<Appended, SpillError> {
+        self.send_append(key, value, Some(broker_up.clone())).await
+    }
+
+    async fn send_append(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        unless_up: Option<Arc<AtomicBool>>,
+    ) -> Result<Appended, SpillError> {
         let frame = encode_frame(key, value)?;
         // Refuse early without queueing; the writer checks again exactly.
         self.check_room(frame.len() as u64)?;
         let (done, answer) = oneshot::channel();
         self.tx
-            .send(Command::Append { frame, done })
+            .send(Command::Append {
+                frame,
+                unless_up,
+                done,
+            })
             .await
             .map_err(|_| SpillError::Closed)?;
         answer.await.map_err(|_| SpillError::Closed)?
@@ -245,9 +306,25 @@ impl Spill {
 
     /// Seals the active segment and lists every sealed segment, oldest first.
     pub async fn seal(&self) -> Result<Vec<Segment>, SpillError> {
+        self.send_seal(None).await
+    }
+
+    /// Like [`Spill::seal`], but when the spill holds no record besides those of the segments up
+    /// to id `taken` (handed to librdkafka already, not yet acknowledged), calls `mark_up` instead
+    /// of sealing (in the writer's order: appends it takes later see the broker up) and returns
+    /// no segment.
+    pub async fn seal_or_mark_up(
+        &self,
+        taken: u64,
+        mark_up: MarkUp,
+    ) -> Result<Vec<Segment>, SpillError> {
+        self.send_seal(Some((taken, mark_up))).await
+    }
+
+    async fn send_seal(&self, mark_up: Option<(u64, MarkUp)>) -> Result<Vec<Segment>, SpillError> {
         let (done, answer) = oneshot::channel();
         self.tx
-            .send(Command::Seal { done })
+            .send(Command::Seal { mark_up, done })
             .await
             .map_err(|_| SpillError::Closed)?;
         answer.await.map_err(|_| SpillError::Closed)
@@ -461,7 +538,17 @@ impl Writer {
         let mut reserved = 0u64;
         for cmd in batch.drain(..) {
             match cmd {
-                Command::Append { frame, done } => {
+                Command::Append {
+                    frame,
+                    unless_up,
+                    done,
+                } => {
+                    // Set only by a `Seal` with `mark_up` on this thread, when the spill was
+                    // empty: records the spill held are in Kafka, this click may go there too.
+                    if unless_up.is_some_and(|up| up.load(Ordering::SeqCst)) {
+                        let _ = done.send(Ok(Appended::BrokerUp));
+                        continue;
+                    }
                     match check_room(&self.shared, reserved + frame.len() as u64) {
                         Ok(()) => {
                             reserved += frame.len() as u64;
@@ -478,7 +565,9 @@ impl Writer {
             }
         }
         if !waiting.is_empty() {
-            let result = self.write_and_sync(&frames, waiting.len() as u64);
+            let result = self
+                .write_and_sync(&frames, waiting.len() as u64)
+                .map(|()| Appended::Written);
             for done in waiting {
                 let _ = done.send(result.clone());
             }
@@ -486,7 +575,14 @@ impl Writer {
         let mut stop = false;
         for cmd in others {
             match cmd {
-                Command::Seal { done } => {
+                Command::Seal {
+                    mark_up: Some((taken, mark_up)),
+                    done,
+                } if self.active.is_none() && self.sealed.keys().all(|id| *id <= taken) => {
+                    mark_up();
+                    let _ = done.send(Vec::new());
+                }
+                Command::Seal { done, .. } => {
                     self.seal_active();
                     let _ = done.send(self.sealed.values().cloned().collect());
                 }
@@ -602,10 +698,13 @@ impl Writer {
 
 fn reply_closed(cmd: Command) {
     match cmd {
-        Command::Append { done, .. } | Command::Remove { done, .. } => {
+        Command::Append { done, .. } => {
             let _ = done.send(Err(SpillError::Closed));
         }
-        Command::Seal { done } => drop(done),
+        Command::Remove { done, .. } => {
+            let _ = done.send(Err(SpillError::Closed));
+        }
+        Command::Seal { done, .. } => drop(done),
         Command::Close { done } => {
             let _ = done.send(());
         }
@@ -746,6 +845,53 @@ mod tests {
         assert_eq!(spill.records(), 2000);
         let fsyncs = m.spill_fsyncs.get();
         assert!(fsyncs < 2000, "{fsyncs} fsyncs for 2000 appends");
+    }
+
+    #[tokio::test]
+    async fn the_broker_is_marked_up_only_when_nothing_but_handed_segments_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spill, _) = open(dir.path(), 1 << 20, 1 << 16);
+        let up = Arc::new(AtomicBool::new(false));
+        let mark_up = |up: &Arc<AtomicBool>| -> MarkUp {
+            let up = up.clone();
+            Box::new(move || up.store(true, Ordering::SeqCst))
+        };
+        let (k, v) = record(1);
+        assert_eq!(
+            spill.append_while_down(&k, &v, &up).await.unwrap(),
+            Appended::Written
+        );
+        // A record nobody handed over: sealed and listed, the broker stays down.
+        let segments = spill.seal_or_mark_up(0, mark_up(&up)).await.unwrap();
+        assert_eq!(segments.len(), 1);
+        assert!(!up.load(Ordering::SeqCst));
+        // Another click spilled meanwhile: still not up, though the first segment was handed.
+        let (k2, v2) = record(2);
+        spill.append_while_down(&k2, &v2, &up).await.unwrap();
+        let taken = segments[0].id;
+        let segments = spill.seal_or_mark_up(taken, mark_up(&up)).await.unwrap();
+        assert_eq!(segments.len(), 2);
+        assert!(!up.load(Ordering::SeqCst));
+        // Both handed over: up, though neither is acknowledged (removed) yet.
+        let taken = segments[1].id;
+        assert!(
+            spill
+                .seal_or_mark_up(taken, mark_up(&up))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(up.load(Ordering::SeqCst));
+        // A click that saw the broker down before: handed back, not written.
+        let (k3, v3) = record(3);
+        assert_eq!(
+            spill.append_while_down(&k3, &v3, &up).await.unwrap(),
+            Appended::BrokerUp
+        );
+        assert_eq!(spill.records(), 2);
+        // A click whose produce missed the bound is written whatever the broker's state.
+        spill.append(&k3, &v3).await.unwrap();
+        assert_eq!(spill.records(), 3);
     }
 
     #[tokio::test]

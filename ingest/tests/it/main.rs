@@ -367,10 +367,34 @@ async fn slow_redis_never_stalls_redirects_and_dedup_resumes() {
     // Replies held by the slow proxy drain first; once a repeat is recognised, dedup is back.
     let (fast, _) = token("https://shop.example/fast");
     wait_for_dedup(&http, &ingest, &fast).await;
-    let (fresh, fresh_id) = token("https://shop.example/fresh");
-    for _ in 0..3 {
-        assert_eq!(click(&http, &ingest.base, &fresh).await.0, 302);
+    // Three clicks of a new impression: one record. On a loaded machine a claim can still miss
+    // the 20 ms bound and fail open (flagged, as it should): then take another impression, until
+    // all three clicks of one were checked in time.
+    let fail_opens = || async {
+        let mut n = 0.0;
+        for reason in ["timeout", "unavailable"] {
+            n += ingest
+                .metric(&format!(
+                    "adclick_ingest_dedup_fail_open_total{{reason=\"{reason}\"}}"
+                ))
+                .await;
+        }
+        n
+    };
+    let mut checked_in_time = None;
+    for attempt in 0..5 {
+        let before = fail_opens().await;
+        let (fresh, fresh_id) = token(&format!("https://shop.example/fresh/{attempt}"));
+        for _ in 0..3 {
+            assert_eq!(click(&http, &ingest.base, &fresh).await.0, 302);
+        }
+        if fail_opens().await == before {
+            checked_in_time = Some(fresh_id);
+            break;
+        }
     }
+    let fresh_id = checked_in_time
+        .expect("in five tries, no impression had its three clicks checked against Redis in time");
     let records = read_topic(
         scope.stack.kafka_brokers(),
         &topic,
