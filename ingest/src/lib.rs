@@ -11,6 +11,7 @@
 //! | [`dedup`] | Redis `SET NX EX` per impression, within a deadline; fail open |
 //! | [`redis_link`] | reaching Redis: one server or a cluster, TLS, ACL login |
 //! | [`produce`] | the idempotent Kafka producer, hot-ad key salting, broker health |
+//! | [`delivery`] | Kafka's delivery reports served on a Tokio task, signalled by librdkafka through a socket |
 //! | [`spill`] | the local append-only log with group fsync that makes clicks durable without Kafka |
 //! | [`replay`] | the task that moves the spill into Kafka when the broker is back |
 //! | [`limits`] | request, header, time and per-IP limits |
@@ -39,6 +40,8 @@ pub mod admin;
 pub mod config;
 #[cfg(feature = "service")]
 pub mod dedup;
+#[cfg(feature = "service")]
+pub mod delivery;
 pub mod event_time;
 #[cfg(feature = "service")]
 pub mod handler;
@@ -94,6 +97,9 @@ pub enum Error {
     #[cfg(feature = "service")]
     #[error("creating the Kafka producer")]
     Kafka(#[source] rdkafka::error::KafkaError),
+    #[cfg(feature = "service")]
+    #[error("creating the socket pair that signals Kafka's delivery reports")]
+    ProducerSignal(#[source] std::io::Error),
     /// The `[invalid]` rules do not compile (a bad pattern, an unreadable deny list).
     #[error("[invalid]")]
     Invalid(#[source] adclick_invalid::RulesError),

@@ -23,10 +23,11 @@ use adclick_click::KafkaSettings;
 use adclick_click::wire::{Click, kafka_key, salt};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, Producer as _};
 use tokio::sync::Notify;
 
 use crate::Error;
+use crate::delivery::{CreateError, Kafka, Pending};
 use crate::metrics::Metrics;
 
 /// Why a click was not acknowledged within the bound.
@@ -50,7 +51,7 @@ impl NotAcked {
 /// The clicks producer; clones share one librdkafka client.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: Arc<Kafka>,
     topic: Arc<str>,
     hot_ads: Arc<HashMap<u64, u32>>,
     timeout: Duration,
@@ -95,7 +96,10 @@ impl Producer {
         for (k, v) in &kafka.properties {
             config.set(k, v);
         }
-        let inner: FutureProducer = config.create().map_err(Error::Kafka)?;
+        let inner = Kafka::create(&config).map_err(|e| match e {
+            CreateError::Kafka(e) => Error::Kafka(e),
+            CreateError::Signal(e) => Error::ProducerSignal(e),
+        })?;
         metrics.broker_up.set(1);
         Ok(Producer {
             inner,
@@ -132,23 +136,34 @@ impl Producer {
         }
     }
 
+    /// Hands one record to librdkafka; its delivery report to come.
+    fn send(&self, key: &[u8], value: &[u8]) -> Result<Pending, KafkaError> {
+        let (done, report) = Pending::new();
+        let record = BaseRecord::with_opaque_to(&self.topic, done)
+            .key(key)
+            .payload(value);
+        self.inner
+            .producer()
+            .send(record)
+            .map(|()| report)
+            .map_err(|(e, _)| e)
+    }
+
     /// Produces one record and waits for its delivery report at most the configured bound.
     pub async fn produce_within_bound(&self, key: &str, value: &[u8]) -> Result<(), NotAcked> {
         let started = Instant::now();
-        let record = FutureRecord::to(&self.topic).key(key).payload(value);
-        let delivery = match self.inner.send_result(record) {
+        let delivery = match self.send(key.as_bytes(), value) {
             Ok(delivery) => delivery,
-            Err((e, _)) => return Err(self.failed(NotAcked::Error, &e)),
+            Err(e) => return Err(self.failed(NotAcked::Error, &e)),
         };
         match tokio::time::timeout(self.timeout, delivery).await {
-            Ok(Ok(Ok(_))) => {
+            Ok(Ok(())) => {
                 self.metrics
                     .produce_seconds
                     .observe(started.elapsed().as_secs_f64());
                 Ok(())
             }
-            Ok(Ok(Err((e, _)))) => Err(self.failed(NotAcked::Error, &e)),
-            Ok(Err(_canceled)) => Err(self.failed(NotAcked::Error, &KafkaError::Canceled)),
+            Ok(Err(e)) => Err(self.failed(NotAcked::Error, &e)),
             Err(_elapsed) => Err(self.failed(
                 NotAcked::Timeout,
                 &KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
@@ -165,18 +180,17 @@ impl Producer {
         key: &[u8],
         value: &[u8],
         room_wait: Duration,
-    ) -> Result<DeliveryFuture, KafkaError> {
+    ) -> Result<Pending, KafkaError> {
         let deadline = Instant::now() + room_wait;
         loop {
-            let record = FutureRecord::to(&self.topic).key(key).payload(value);
-            match self.inner.send_result(record) {
+            match self.send(key, value) {
                 Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
                     if Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err((e, _)) => return Err(e),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -229,6 +243,7 @@ impl Producer {
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
             producer
+                .producer()
                 .client()
                 .fetch_metadata(Some(&topic), timeout)
                 .is_ok_and(|m| {
@@ -244,14 +259,14 @@ impl Producer {
     /// Waits for every queued record's delivery, at most `timeout`.
     pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let producer = self.inner.clone();
-        tokio::task::spawn_blocking(move || producer.flush(timeout))
+        tokio::task::spawn_blocking(move || producer.producer().flush(timeout))
             .await
             .unwrap_or(Err(KafkaError::Canceled))
     }
 
     /// Records librdkafka still holds (queued or in flight).
     pub fn in_flight(&self) -> i32 {
-        self.inner.in_flight_count()
+        self.inner.producer().in_flight_count()
     }
 }
 

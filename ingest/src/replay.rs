@@ -19,9 +19,9 @@
 
 use std::time::Duration;
 
-use rdkafka::producer::DeliveryFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::Pending;
 use crate::metrics::Metrics;
 use crate::produce::Producer;
 use crate::spill::{Segment, Spill, read_segment};
@@ -94,7 +94,7 @@ pub async fn replay_round(
     if !producer.broker_up() && !producer.probe(PROBE_TIMEOUT).await {
         return;
     }
-    let mut handed: Vec<(Segment, Vec<DeliveryFuture>)> = Vec::new();
+    let mut handed: Vec<(Segment, Vec<Pending>)> = Vec::new();
     let hand_over = async {
         // The highest segment id handed to librdkafka this round.
         let mut taken = 0;
@@ -122,7 +122,9 @@ pub async fn replay_round(
     match handed_over {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "spill replay failed; retrying later"),
-        Err(_) => tracing::warn!("spill replay timed out handing records to librdkafka; retrying later"),
+        Err(_) => {
+            tracing::warn!("spill replay timed out handing records to librdkafka; retrying later")
+        }
     }
     // What was handed over is acknowledged (or not) whatever happened after.
     for (segment, deliveries) in handed {
@@ -156,7 +158,7 @@ async fn hand_segment(
     producer: &Producer,
     segment: &Segment,
     room_wait: Duration,
-) -> Result<Vec<DeliveryFuture>, String> {
+) -> Result<Vec<Pending>, String> {
     let path = segment.path.clone();
     let records = tokio::task::spawn_blocking(move || read_segment(&path))
         .await
@@ -174,14 +176,10 @@ async fn hand_segment(
 }
 
 /// Waits for every delivery report; the number acknowledged, or the first error.
-async fn acknowledged(deliveries: Vec<DeliveryFuture>) -> Result<u64, String> {
+async fn acknowledged(deliveries: Vec<Pending>) -> Result<u64, String> {
     let count = deliveries.len() as u64;
     for delivery in deliveries {
-        match delivery.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(e.to_string()),
-            Err(_canceled) => return Err("the producer went away".into()),
-        }
+        delivery.await.map_err(|e| e.to_string())?;
     }
     Ok(count)
 }
