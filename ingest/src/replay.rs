@@ -6,11 +6,14 @@
 //!    than the interval right after the click path marked it down (see [`FIRST_RECHECK`]);
 //! 2. seals the active spill segment and takes the sealed ones;
 //! 3. hands each segment's records to librdkafka, in order (no per-click bound: no user waits);
-//! 4. seals again what the click path spilled meanwhile, and so on until the spill's writer finds
-//!    nothing new: it then marks the broker up, so that clicks produced directly queue in
-//!    librdkafka behind every click the spill held (`crate::spill`, "the order of an impression's
-//!    records"); handing records over takes microseconds each, so the passes shrink to nothing
-//!    even while clicks keep coming;
+//! 4. seals again what the click path spilled meanwhile and hands it over too; then, in a last
+//!    pass, seals once more and *holds* the clicks that would be spilled behind it (at most
+//!    `HOLD_MAX`) until it has handed that over: the spill's writer then marks the broker up and
+//!    hands the held clicks back to be produced directly — so that clicks produced directly queue
+//!    in librdkafka behind every click the spill held (`crate::spill`, "the order of an
+//!    impression's records"). Without the hold, at thousands of clicks a second, a pass would
+//!    never find the spill empty and the broker would never be marked up. A pass that finds the
+//!    spill empty marks the broker up at once;
 //! 5. deletes each segment once librdkafka acknowledged every record of it.
 //!
 //! A segment whose replay fails or times out is kept and replayed whole next time; records that
@@ -24,8 +27,17 @@ use tokio_util::sync::CancellationToken;
 use crate::delivery::Pending;
 use crate::metrics::Metrics;
 use crate::produce::Producer;
-use crate::spill::{Segment, Spill, read_segment};
+use crate::spill::{MarkUp, Segment, Spill, read_segment};
 
+/// Passes over the spill before the last one, which holds the clicks that would be spilled
+/// behind it: most of what the spill holds goes in the first, the clicks spilled meanwhile in the
+/// second.
+const FREE_PASSES: usize = 2;
+/// The most the last pass holds clicks for; past it they are written to the spill after all and
+/// the broker stays marked down until the next round.
+const HOLD_MAX: Duration = Duration::from_millis(500);
+/// How long handing a record to librdkafka waits for room in its queue.
+const ROOM_WAIT: Duration = Duration::from_secs(5);
 /// How long a metadata probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -95,35 +107,56 @@ pub async fn replay_round(
         return;
     }
     let mut handed: Vec<(Segment, Vec<Pending>)> = Vec::new();
-    let hand_over = async {
-        // The highest segment id handed to librdkafka this round.
-        let mut taken = 0;
-        loop {
-            let up = producer.clone();
-            let segments = spill
-                .seal_or_mark_up(taken, Box::new(move || up.mark_up()))
-                .await
-                .map_err(|e| format!("sealing the spill: {e}"))?;
-            let new: Vec<Segment> = segments.into_iter().filter(|s| s.id > taken).collect();
-            if new.is_empty() {
-                return Ok::<(), String>(());
+    // The highest segment id handed to librdkafka this round.
+    let mut taken = 0;
+    // Passes that let clicks keep being spilled meanwhile: the bulk of what the spill holds.
+    let (mut marked_up, mut failed) = (false, false);
+    for _ in 0..FREE_PASSES {
+        let up = producer.clone();
+        let segments = match spill
+            .seal_or_mark_up(taken, Box::new(move || up.mark_up()))
+            .await
+        {
+            Ok(segments) => segments,
+            Err(error) => {
+                tracing::warn!(%error, "cannot seal the spill for replay");
+                return;
             }
-            for segment in new {
-                taken = segment.id;
-                let deliveries = hand_segment(producer, &segment, options.segment_timeout).await?;
-                handed.push((segment, deliveries));
-            }
+        };
+        if segments.is_empty() {
+            marked_up = true;
+            break;
         }
-    };
-    let handed_over = tokio::select! {
-        () = stop.cancelled() => return,
-        result = tokio::time::timeout(options.segment_timeout, hand_over) => result,
-    };
-    match handed_over {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "spill replay failed; retrying later"),
-        Err(_) => {
-            tracing::warn!("spill replay timed out handing records to librdkafka; retrying later")
+        let pass = tokio::select! {
+            () = stop.cancelled() => return,
+            result = tokio::time::timeout(options.segment_timeout, hand_over(producer, segments, &mut taken, &mut handed)) => result,
+        };
+        if !handed_over(pass) {
+            failed = true;
+            break;
+        }
+    }
+    if !marked_up && !failed {
+        // The last pass: clicks that would be spilled behind it wait until what it took is
+        // handed over (at most HOLD_MAX), then go to Kafka directly, behind it.
+        match spill.seal_and_hold().await {
+            Ok(segments) => {
+                let pass = tokio::time::timeout(
+                    HOLD_MAX,
+                    hand_over(producer, segments, &mut taken, &mut handed),
+                )
+                .await;
+                let up = producer.clone();
+                let mark_up: Option<MarkUp> = if handed_over(pass) {
+                    Some(Box::new(move || up.mark_up()))
+                } else {
+                    None
+                };
+                if let Err(error) = spill.release(mark_up).await {
+                    tracing::warn!(%error, "cannot release the clicks held by the spill's replay");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot seal the spill for replay"),
         }
     }
     // What was handed over is acknowledged (or not) whatever happened after.
@@ -149,6 +182,37 @@ pub async fn replay_round(
                 tracing::warn!(segment = %segment.path.display(), "spill replay timed out; retrying later");
                 return;
             }
+        }
+    }
+}
+
+/// Hands the segments of `segments` newer than `taken` to librdkafka, oldest first, into `handed`.
+async fn hand_over(
+    producer: &Producer,
+    segments: Vec<Segment>,
+    taken: &mut u64,
+    handed: &mut Vec<(Segment, Vec<Pending>)>,
+) -> Result<(), String> {
+    let after = *taken;
+    for segment in segments.into_iter().filter(|s| s.id > after) {
+        let deliveries = hand_segment(producer, &segment, ROOM_WAIT).await?;
+        *taken = segment.id;
+        handed.push((segment, deliveries));
+    }
+    Ok(())
+}
+
+/// Whether a pass handed everything over; says why not otherwise.
+fn handed_over(pass: Result<Result<(), String>, tokio::time::error::Elapsed>) -> bool {
+    match pass {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "spill replay failed; retrying later");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("spill replay timed out handing records to librdkafka; retrying later");
+            false
         }
     }
 }

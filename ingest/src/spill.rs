@@ -36,7 +36,9 @@
 //! reach Kafka behind a later click that the spill did not hold. librdkafka keeps the order in
 //! which records are handed to it, per partition (the producer is idempotent), so the broker is
 //! marked up again only here, by the writer, and only when every record the spill holds has been
-//! handed to librdkafka by the replay ([`Spill::seal_or_mark_up`]); and a click that chose the
+//! handed to librdkafka by the replay ([`Spill::seal_or_mark_up`], or [`Spill::release`] after
+//! the replay's last pass, during which [`Spill::seal_and_hold`] holds the clicks that would be
+//! spilled behind it); and a click that chose the
 //! spill because the broker was down ([`Spill::append_while_down`]) is handed back to be produced
 //! directly when the writer finds the broker marked up by then. The writer does both in the order
 //! it takes commands, so every click spilled before the broker was marked up is queued in
@@ -160,6 +162,16 @@ enum Command {
         mark_up: Option<(u64, MarkUp)>,
         done: oneshot::Sender<Vec<Segment>>,
     },
+    /// Seal, then hold every append that would wait behind the spill's records (those with
+    /// `unless_up`) until `Release`.
+    Hold {
+        done: oneshot::Sender<Vec<Segment>>,
+    },
+    /// Answer the held appends: `BrokerUp` after calling `mark_up`, else write them.
+    Release {
+        mark_up: Option<MarkUp>,
+        done: oneshot::Sender<()>,
+    },
     Remove {
         id: u64,
         done: oneshot::Sender<Result<(), SpillError>>,
@@ -248,6 +260,7 @@ impl Spill {
         metrics.spill_capacity_bytes.set(gauge(max_bytes));
         metrics.spill_corrupt_bytes.inc_by(recovered.corrupt_bytes);
         let writer = Writer {
+            held: None,
             dir: dir.to_path_buf(),
             segment_bytes,
             active: None,
@@ -319,6 +332,30 @@ impl Spill {
         mark_up: MarkUp,
     ) -> Result<Vec<Segment>, SpillError> {
         self.send_seal(Some((taken, mark_up))).await
+    }
+
+    /// Seals the active segment and lists every sealed segment, like [`Spill::seal`], and from
+    /// then on holds every [`Spill::append_while_down`] unanswered until [`Spill::release`]: the
+    /// replay's last pass, which hands what it took to librdkafka while no click can be spilled
+    /// behind it (at 10k clicks/s a pass never finds the spill empty otherwise).
+    pub async fn seal_and_hold(&self) -> Result<Vec<Segment>, SpillError> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Hold { done })
+            .await
+            .map_err(|_| SpillError::Closed)?;
+        answer.await.map_err(|_| SpillError::Closed)
+    }
+
+    /// Ends a hold: with `mark_up`, calls it and hands the held clicks back to be produced
+    /// directly ([`Appended::BrokerUp`]); without, writes them.
+    pub async fn release(&self, mark_up: Option<MarkUp>) -> Result<(), SpillError> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Release { mark_up, done })
+            .await
+            .map_err(|_| SpillError::Closed)?;
+        answer.await.map_err(|_| SpillError::Closed)
     }
 
     async fn send_seal(&self, mark_up: Option<(u64, MarkUp)>) -> Result<Vec<Segment>, SpillError> {
@@ -496,8 +533,16 @@ struct Active {
     records: u64,
 }
 
+/// An append waiting for `Command::Release`.
+struct HeldAppend {
+    frame: Vec<u8>,
+    done: oneshot::Sender<Result<Appended, SpillError>>,
+}
+
 /// The writer thread's state.
 struct Writer {
+    /// Appends held by the replay's last pass (`Command::Hold`), in order.
+    held: Option<Vec<HeldAppend>>,
     dir: PathBuf,
     segment_bytes: u64,
     active: Option<Active>,
@@ -545,9 +590,15 @@ impl Writer {
                 } => {
                     // Set only by a `Seal` with `mark_up` on this thread, when the spill was
                     // empty: records the spill held are in Kafka, this click may go there too.
-                    if unless_up.is_some_and(|up| up.load(Ordering::SeqCst)) {
-                        let _ = done.send(Ok(Appended::BrokerUp));
-                        continue;
+                    if let Some(up) = unless_up {
+                        if up.load(Ordering::SeqCst) {
+                            let _ = done.send(Ok(Appended::BrokerUp));
+                            continue;
+                        }
+                        if let Some(held) = &mut self.held {
+                            held.push(HeldAppend { frame, done });
+                            continue;
+                        }
                     }
                     match check_room(&self.shared, reserved + frame.len() as u64) {
                         Ok(()) => {
@@ -586,10 +637,21 @@ impl Writer {
                     self.seal_active();
                     let _ = done.send(self.sealed.values().cloned().collect());
                 }
+                Command::Hold { done } => {
+                    self.seal_active();
+                    self.held.get_or_insert_with(Vec::new);
+                    let _ = done.send(self.sealed.values().cloned().collect());
+                }
+                Command::Release { mark_up, done } => {
+                    self.release(mark_up);
+                    let _ = done.send(());
+                }
                 Command::Remove { id, done } => {
                     let _ = done.send(self.remove(id));
                 }
                 Command::Close { done } => {
+                    // Held clicks are written, not lost.
+                    self.release(None);
                     stop = true;
                     let _ = done.send(());
                 }
@@ -597,6 +659,42 @@ impl Writer {
             }
         }
         stop
+    }
+
+    /// Ends a hold (see `Command::Release`).
+    fn release(&mut self, mark_up: Option<MarkUp>) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        if let Some(mark_up) = mark_up {
+            mark_up();
+            for append in held {
+                let _ = append.done.send(Ok(Appended::BrokerUp));
+            }
+            return;
+        }
+        let mut frames = Vec::new();
+        let mut waiting = Vec::new();
+        for append in held {
+            match check_room(&self.shared, (frames.len() + append.frame.len()) as u64) {
+                Ok(()) => {
+                    frames.extend_from_slice(&append.frame);
+                    waiting.push(append.done);
+                }
+                Err(e) => {
+                    self.metrics.spill_refused.inc();
+                    let _ = append.done.send(Err(e));
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            let result = self
+                .write_and_sync(&frames, waiting.len() as u64)
+                .map(|()| Appended::Written);
+            for done in waiting {
+                let _ = done.send(result.clone());
+            }
+        }
     }
 
     fn write_and_sync(&mut self, frames: &[u8], records: u64) -> Result<(), SpillError> {
@@ -704,7 +802,10 @@ fn reply_closed(cmd: Command) {
         Command::Remove { done, .. } => {
             let _ = done.send(Err(SpillError::Closed));
         }
-        Command::Seal { done, .. } => drop(done),
+        Command::Seal { done, .. } | Command::Hold { done } => drop(done),
+        Command::Release { done, .. } => {
+            let _ = done.send(());
+        }
         Command::Close { done } => {
             let _ = done.send(());
         }
@@ -891,6 +992,51 @@ mod tests {
         assert_eq!(spill.records(), 2);
         // A click whose produce missed the bound is written whatever the broker's state.
         spill.append(&k3, &v3).await.unwrap();
+        assert_eq!(spill.records(), 3);
+    }
+
+    #[tokio::test]
+    async fn held_clicks_wait_for_the_release_then_go_to_kafka_or_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spill, _) = open(dir.path(), 1 << 20, 1 << 16);
+        let up = Arc::new(AtomicBool::new(false));
+        let (k, v) = record(1);
+        spill.append_while_down(&k, &v, &up).await.unwrap();
+        assert_eq!(spill.seal_and_hold().await.unwrap().len(), 1);
+        let held = tokio::spawn({
+            let (spill, up) = (spill.clone(), up.clone());
+            async move { spill.append_while_down(&k, &v, &up).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !held.is_finished(),
+            "a click that would queue behind the last pass is held"
+        );
+        // A click whose produce missed its bound is not held.
+        let (k2, v2) = record(2);
+        spill.append(&k2, &v2).await.unwrap();
+        assert_eq!(spill.records(), 2);
+        let flag = up.clone();
+        spill
+            .release(Some(Box::new(move || flag.store(true, Ordering::SeqCst))))
+            .await
+            .unwrap();
+        assert_eq!(held.await.unwrap(), Appended::BrokerUp);
+        assert!(up.load(Ordering::SeqCst));
+        assert_eq!(spill.records(), 2);
+
+        // A last pass that failed: the held clicks are written after all.
+        up.store(false, Ordering::SeqCst);
+        spill.seal_and_hold().await.unwrap();
+        let (k3, v3) = record(3);
+        let held = tokio::spawn({
+            let (spill, up) = (spill.clone(), up.clone());
+            async move { spill.append_while_down(&k3, &v3, &up).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spill.release(None).await.unwrap();
+        assert_eq!(held.await.unwrap(), Appended::Written);
+        assert!(!up.load(Ordering::SeqCst));
         assert_eq!(spill.records(), 3);
     }
 
