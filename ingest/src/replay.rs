@@ -261,6 +261,29 @@ mod tests {
     use crate::produce::NotAcked;
     use crate::spill::Appended;
 
+    /// librdkafka's mock cluster with a topic `clicks` of `partitions`, and a producer to it with
+    /// `bound`, connected.
+    async fn mock_producer(
+        partitions: i32,
+        bound: Duration,
+    ) -> (
+        MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        Producer,
+        Metrics,
+    ) {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("clicks", partitions, 1).unwrap();
+        let metrics = Metrics::new(&mut Registry::default());
+        let kafka = KafkaSettings {
+            brokers: cluster.bootstrap_servers(),
+            topic: "clicks".into(),
+            properties: vec![],
+        };
+        let producer = Producer::new(&kafka, HashMap::new(), bound, metrics.clone()).unwrap();
+        assert!(producer.warm_up(Duration::from_secs(10)).await);
+        (cluster, producer, metrics)
+    }
+
     /// Clicks keep coming while the replay empties the spill and the broker is marked up: every
     /// click reaches Kafka in the order it came, spilled ones included. A replay that marked the
     /// broker up before the clicks spilled during its last pass were handed to librdkafka would
@@ -272,22 +295,7 @@ mod tests {
         use rdkafka::consumer::{BaseConsumer, Consumer as _};
         use rdkafka::{Offset, TopicPartitionList};
 
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("clicks", 1, 1).unwrap();
-        let metrics = Metrics::new(&mut Registry::default());
-        let kafka = KafkaSettings {
-            brokers: cluster.bootstrap_servers(),
-            topic: "clicks".into(),
-            properties: vec![],
-        };
-        let producer = Producer::new(
-            &kafka,
-            HashMap::new(),
-            Duration::from_millis(500),
-            metrics.clone(),
-        )
-        .unwrap();
-        assert!(producer.warm_up(Duration::from_secs(10)).await);
+        let (cluster, producer, metrics) = mock_producer(1, Duration::from_millis(500)).await;
         let dir = tempfile::tempdir().unwrap();
         // Small segments: the replay hands several over, and more are sealed while it does.
         let (spill, _) = Spill::open(dir.path(), 1 << 20, 64, metrics.clone()).unwrap();
@@ -373,22 +381,7 @@ mod tests {
     /// a hiccup must not send an interval's worth of clicks to the spill.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hiccup_is_not_an_outage_the_broker_is_used_again_long_before_the_interval() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("clicks", 2, 1).unwrap();
-        let metrics = Metrics::new(&mut Registry::default());
-        let kafka = KafkaSettings {
-            brokers: cluster.bootstrap_servers(),
-            topic: "clicks".into(),
-            properties: vec![],
-        };
-        let producer = Producer::new(
-            &kafka,
-            HashMap::new(),
-            Duration::from_millis(50),
-            metrics.clone(),
-        )
-        .unwrap();
-        assert!(producer.warm_up(Duration::from_secs(10)).await);
+        let (cluster, producer, metrics) = mock_producer(2, Duration::from_millis(50)).await;
         let dir = tempfile::tempdir().unwrap();
         let (spill, _) = Spill::open(dir.path(), 1 << 20, 1 << 16, metrics.clone()).unwrap();
         let interval = Duration::from_secs(30);

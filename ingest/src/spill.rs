@@ -339,29 +339,27 @@ impl Spill {
     /// replay's last pass, which hands what it took to librdkafka while no click can be spilled
     /// behind it (at 10k clicks/s a pass never finds the spill empty otherwise).
     pub async fn seal_and_hold(&self) -> Result<Vec<Segment>, SpillError> {
-        let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Command::Hold { done })
-            .await
-            .map_err(|_| SpillError::Closed)?;
-        answer.await.map_err(|_| SpillError::Closed)
+        self.ask(|done| Command::Hold { done }).await
     }
 
     /// Ends a hold: with `mark_up`, calls it and hands the held clicks back to be produced
     /// directly ([`Appended::BrokerUp`]); without, writes them.
     pub async fn release(&self, mark_up: Option<MarkUp>) -> Result<(), SpillError> {
-        let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Command::Release { mark_up, done })
-            .await
-            .map_err(|_| SpillError::Closed)?;
-        answer.await.map_err(|_| SpillError::Closed)
+        self.ask(|done| Command::Release { mark_up, done }).await
     }
 
     async fn send_seal(&self, mark_up: Option<(u64, MarkUp)>) -> Result<Vec<Segment>, SpillError> {
+        self.ask(|done| Command::Seal { mark_up, done }).await
+    }
+
+    /// Sends the writer `command` (made with the sender of its answer) and waits for the answer.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SpillError> {
         let (done, answer) = oneshot::channel();
         self.tx
-            .send(Command::Seal { mark_up, done })
+            .send(command(done))
             .await
             .map_err(|_| SpillError::Closed)?;
         answer.await.map_err(|_| SpillError::Closed)
@@ -369,12 +367,7 @@ impl Spill {
 
     /// Deletes a sealed segment whose records all reached Kafka.
     pub async fn remove(&self, id: u64) -> Result<(), SpillError> {
-        let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Command::Remove { id, done })
-            .await
-            .map_err(|_| SpillError::Closed)?;
-        answer.await.map_err(|_| SpillError::Closed)?
+        self.ask(|done| Command::Remove { id, done }).await?
     }
 
     /// Stops the writer after what is queued; later appends fail with [`SpillError::Closed`].
@@ -533,6 +526,35 @@ struct Active {
     records: u64,
 }
 
+/// The appends of one group commit: their frames, written with one write and one fsync.
+#[derive(Default)]
+struct GroupCommit {
+    frames: Vec<u8>,
+    waiting: Vec<oneshot::Sender<Result<Appended, SpillError>>>,
+}
+
+impl GroupCommit {
+    /// Takes an append when the spill has room for it beside the group's, else refuses it.
+    fn add(
+        &mut self,
+        shared: &Shared,
+        metrics: &Metrics,
+        frame: &[u8],
+        done: oneshot::Sender<Result<Appended, SpillError>>,
+    ) {
+        match check_room(shared, (self.frames.len() + frame.len()) as u64) {
+            Ok(()) => {
+                self.frames.extend_from_slice(frame);
+                self.waiting.push(done);
+            }
+            Err(e) => {
+                metrics.spill_refused.inc();
+                let _ = done.send(Err(e));
+            }
+        }
+    }
+}
+
 /// An append waiting for `Command::Release`.
 struct HeldAppend {
     frame: Vec<u8>,
@@ -577,10 +599,8 @@ impl Writer {
 
     /// Handles one batch; true when the writer must stop.
     fn handle(&mut self, batch: &mut Vec<Command>) -> bool {
-        let mut frames = Vec::new();
-        let mut waiting = Vec::new();
+        let mut group = GroupCommit::default();
         let mut others = Vec::new();
-        let mut reserved = 0u64;
         for cmd in batch.drain(..) {
             match cmd {
                 Command::Append {
@@ -588,8 +608,8 @@ impl Writer {
                     unless_up,
                     done,
                 } => {
-                    // Set only by a `Seal` with `mark_up` on this thread, when the spill was
-                    // empty: records the spill held are in Kafka, this click may go there too.
+                    // Set only by a `Seal` with `mark_up` or a `Release` on this thread, when
+                    // every record the spill held was handed to librdkafka: this click may follow.
                     if let Some(up) = unless_up {
                         if up.load(Ordering::SeqCst) {
                             let _ = done.send(Ok(Appended::BrokerUp));
@@ -600,29 +620,12 @@ impl Writer {
                             continue;
                         }
                     }
-                    match check_room(&self.shared, reserved + frame.len() as u64) {
-                        Ok(()) => {
-                            reserved += frame.len() as u64;
-                            frames.extend_from_slice(&frame);
-                            waiting.push(done);
-                        }
-                        Err(e) => {
-                            self.metrics.spill_refused.inc();
-                            let _ = done.send(Err(e));
-                        }
-                    }
+                    group.add(&self.shared, &self.metrics, &frame, done);
                 }
                 other => others.push(other),
             }
         }
-        if !waiting.is_empty() {
-            let result = self
-                .write_and_sync(&frames, waiting.len() as u64)
-                .map(|()| Appended::Written);
-            for done in waiting {
-                let _ = done.send(result.clone());
-            }
-        }
+        self.commit(group);
         let mut stop = false;
         for cmd in others {
             match cmd {
@@ -673,27 +676,23 @@ impl Writer {
             }
             return;
         }
-        let mut frames = Vec::new();
-        let mut waiting = Vec::new();
+        let mut group = GroupCommit::default();
         for append in held {
-            match check_room(&self.shared, (frames.len() + append.frame.len()) as u64) {
-                Ok(()) => {
-                    frames.extend_from_slice(&append.frame);
-                    waiting.push(append.done);
-                }
-                Err(e) => {
-                    self.metrics.spill_refused.inc();
-                    let _ = append.done.send(Err(e));
-                }
-            }
+            group.add(&self.shared, &self.metrics, &append.frame, append.done);
         }
-        if !waiting.is_empty() {
-            let result = self
-                .write_and_sync(&frames, waiting.len() as u64)
-                .map(|()| Appended::Written);
-            for done in waiting {
-                let _ = done.send(result.clone());
-            }
+        self.commit(group);
+    }
+
+    /// Writes a group's frames with one write and one fsync, then answers each of its appends.
+    fn commit(&mut self, group: GroupCommit) {
+        if group.waiting.is_empty() {
+            return;
+        }
+        let result = self
+            .write_and_sync(&group.frames, group.waiting.len() as u64)
+            .map(|()| Appended::Written);
+        for done in group.waiting {
+            let _ = done.send(result.clone());
         }
     }
 
