@@ -300,46 +300,50 @@ mod tests {
         // Small segments: the replay hands several over, and more are sealed while it does.
         let (spill, _) = Spill::open(dir.path(), 1 << 20, 64, metrics.clone()).unwrap();
         producer.hold_for_spill();
-        let mut next = 0u64;
-        while next < 100 {
+        // Eight visitors click one after another as fast as the spill answers, each with a
+        // sequence of its own (its id in the top byte): Kafka must hold each one's in order.
+        const VISITORS: u64 = 8;
+        let value = |visitor: u64, seq: u64| ((visitor << 56) | seq).to_be_bytes();
+        for seq in 0..100 {
             let appended = spill
-                .append_while_down(b"1", &next.to_be_bytes(), producer.up_flag())
+                .append_while_down(b"1", &value(0, seq), producer.up_flag())
                 .await
                 .unwrap();
             assert_eq!(appended, Appended::Written);
-            next += 1;
         }
         // Acknowledgements take a while, so clicks keep being spilled while the replay runs.
         cluster
             .broker_round_trip_time(1, Duration::from_millis(30))
             .unwrap();
-        let clicker = tokio::spawn({
-            let (spill, producer) = (spill.clone(), producer.clone());
-            async move {
-                let mut spilled_meanwhile = 0;
-                loop {
-                    let appended = spill
-                        .append_while_down(b"1", &next.to_be_bytes(), producer.up_flag())
-                        .await
-                        .unwrap();
-                    if appended == Appended::BrokerUp {
-                        break;
+        let visitors: Vec<_> = (0..VISITORS)
+            .map(|visitor| {
+                let (spill, producer) = (spill.clone(), producer.clone());
+                tokio::spawn(async move {
+                    let mut seq = if visitor == 0 { 100 } else { 0 };
+                    let mut spilled_meanwhile = 0;
+                    loop {
+                        let appended = spill
+                            .append_while_down(b"1", &value(visitor, seq), producer.up_flag())
+                            .await
+                            .unwrap();
+                        if appended == Appended::BrokerUp {
+                            break;
+                        }
+                        spilled_meanwhile += 1;
+                        seq += 1;
                     }
-                    spilled_meanwhile += 1;
-                    next += 1;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                // The click handed back and those after it go to Kafka directly.
-                for _ in 0..20 {
-                    producer
-                        .produce_within_bound("1", &next.to_be_bytes())
-                        .await
-                        .unwrap();
-                    next += 1;
-                }
-                (spilled_meanwhile, next)
-            }
-        });
+                    // The click handed back and those after it go to Kafka directly.
+                    for _ in 0..20 {
+                        producer
+                            .produce_within_bound("1", &value(visitor, seq))
+                            .await
+                            .unwrap();
+                        seq += 1;
+                    }
+                    (spilled_meanwhile, seq)
+                })
+            })
+            .collect();
         let options = ReplayOptions {
             interval: Duration::from_secs(1),
             segment_timeout: Duration::from_secs(30),
@@ -348,7 +352,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         replay_round(&spill, &producer, &metrics, &options, &stop).await;
         assert!(producer.broker_up());
-        let (spilled_meanwhile, total) = clicker.await.unwrap();
+        let mut sent = Vec::new();
+        let mut spilled_meanwhile = 0;
+        for visitor in visitors {
+            let (spilled, seqs) = visitor.await.unwrap();
+            spilled_meanwhile += spilled;
+            sent.push(seqs);
+        }
         assert!(
             spilled_meanwhile > 0,
             "no click was spilled while the replay ran: the test shows nothing"
@@ -363,16 +373,25 @@ mod tests {
         tpl.add_partition_offset("clicks", 0, Offset::Beginning)
             .unwrap();
         consumer.assign(&tpl).unwrap();
-        let mut seen = Vec::new();
+        let total: u64 = sent.iter().sum();
+        let mut seen = vec![Vec::new(); VISITORS as usize];
         let deadline = Instant::now() + Duration::from_secs(20);
-        while (seen.len() as u64) < total && Instant::now() < deadline {
+        let mut read = 0;
+        while read < total && Instant::now() < deadline {
             if let Some(message) = consumer.poll(Duration::from_millis(100)) {
                 let value = message.unwrap().payload().unwrap().to_vec();
-                seen.push(u64::from_be_bytes(value.try_into().unwrap()));
+                let value = u64::from_be_bytes(value.try_into().unwrap());
+                seen[(value >> 56) as usize].push(value & ((1 << 56) - 1));
+                read += 1;
             }
         }
-        let expected: Vec<u64> = (0..total).collect();
-        assert_eq!(seen, expected, "the clicks in Kafka, in order");
+        for (visitor, seqs) in seen.iter().enumerate() {
+            let expected: Vec<u64> = (0..sent[visitor]).collect();
+            assert_eq!(
+                seqs, &expected,
+                "visitor {visitor}'s clicks in Kafka, in order"
+            );
+        }
         assert_eq!(spill.records(), 0, "the spill is empty");
     }
 
