@@ -42,6 +42,7 @@ pub struct Metrics {
     pub archive_bytes: Counter,
     pub archive_records: Counter,
     pub archive_pending: Gauge,
+    pub archive_unsealed_partitions: Gauge,
     pub archive_upload_errors: Counter,
     pub commits: Counter,
     pub commit_errors: Counter,
@@ -167,6 +168,12 @@ impl Metrics {
             "archive_pending_objects",
             "Archive objects sealed and not yet uploaded",
             self.archive_pending.clone(),
+        );
+        r.register(
+            "archive_unsealed_partitions",
+            "Owned partitions whose records are not all in sealed archive objects yet: one is \
+             open (an idle tick seals it), or the partition is not read to its end",
+            self.archive_unsealed_partitions.clone(),
         );
         r.register(
             "archive_upload_errors",

@@ -176,11 +176,16 @@ async fn spend_unique_users_and_the_billing_statement_equal_the_truth() {
         async move {
             let ticks = metric_at(&admin, "adclick_exporter_ticks_written_total", "").await;
             let pending = metric_at(&admin, "adclick_exporter_archive_pending_objects", "").await;
-            if ticks >= 4.0 && pending == 0.0 {
+            // A tick counted as written may not be read back yet: its partition's object is
+            // open until it is.
+            let unsealed =
+                metric_at(&admin, "adclick_exporter_archive_unsealed_partitions", "").await;
+            if ticks >= 4.0 && pending == 0.0 && unsealed == 0.0 {
                 Ok(())
             } else {
                 Err(format!(
-                    "{ticks} ticks written, {pending} objects uploading"
+                    "{ticks} ticks written, {pending} objects uploading, {unsealed} partitions \
+                     with records not yet in a sealed object"
                 ))
             }
         }

@@ -463,11 +463,20 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
                 exporter_metric(admin_port, "adclick_exporter_ticks_written_total", "").await;
             let pending =
                 exporter_metric(admin_port, "adclick_exporter_archive_pending_objects", "").await;
-            if ticks >= 4.0 && pending == 0.0 {
+            // A tick counted as written may not be read back yet: its partition's object is
+            // open until it is.
+            let unsealed = exporter_metric(
+                admin_port,
+                "adclick_exporter_archive_unsealed_partitions",
+                "",
+            )
+            .await;
+            if ticks >= 4.0 && pending == 0.0 && unsealed == 0.0 {
                 Ok(())
             } else {
                 Err(format!(
-                    "{ticks} ticks written, {pending} objects uploading"
+                    "{ticks} ticks written, {pending} objects uploading, {unsealed} partitions \
+                     with records not yet in a sealed object"
                 ))
             }
         },

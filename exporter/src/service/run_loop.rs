@@ -132,6 +132,12 @@ impl Exporter {
                 _ = housekeeping.tick() => {
                     self.apply_rebalances().await?;
                     self.tick_idle_partitions();
+                    let unsealed = self
+                        .owned
+                        .values()
+                        .filter(|owned| !owned.at_end || owned.archive.is_open())
+                        .count();
+                    self.metrics.archive_unsealed_partitions.set(unsealed as i64);
                     let open_every = self.config.open_minute_interval_ms;
                     if open_every > 0 && last_open.elapsed() >= Duration::from_millis(open_every) {
                         last_open = Instant::now();
