@@ -229,7 +229,7 @@ impl Producer {
     }
 
     /// The replay reached the broker and emptied the spill: produce directly again. Called by the
-    /// spill's writer ([`crate::spill::Spill::seal_or_mark_up`]).
+    /// spill's writer ([`crate::spill::Spill::release`]).
     pub fn mark_up(&self) {
         if !self.broker_up.swap(true, Ordering::SeqCst) {
             tracing::info!("Kafka acknowledges again; producing clicks directly");

@@ -12,8 +12,8 @@
 //!    hands the held clicks back to be produced directly — so that clicks produced directly queue
 //!    in librdkafka behind every click the spill held (`crate::spill`, "the order of an
 //!    impression's records"). Without the hold, at thousands of clicks a second, a pass would
-//!    never find the spill empty and the broker would never be marked up. A pass that finds the
-//!    spill empty marks the broker up at once;
+//!    never find the spill empty and the broker would never be marked up. A pass that finds nothing
+//!    new goes to the last pass at once (whose hold then lasts one message to the spill's writer);
 //! 5. deletes each segment once librdkafka acknowledged every record of it.
 //!
 //! A segment whose replay fails or times out is kept and replayed whole next time; records that
@@ -110,21 +110,16 @@ pub async fn replay_round(
     // The highest segment id handed to librdkafka this round.
     let mut taken = 0;
     // Passes that let clicks keep being spilled meanwhile: the bulk of what the spill holds.
-    let (mut marked_up, mut failed) = (false, false);
+    let mut failed = false;
     for _ in 0..FREE_PASSES {
-        let up = producer.clone();
-        let segments = match spill
-            .seal_or_mark_up(taken, Box::new(move || up.mark_up()))
-            .await
-        {
+        let segments = match spill.seal().await {
             Ok(segments) => segments,
             Err(error) => {
                 tracing::warn!(%error, "cannot seal the spill for replay");
                 return;
             }
         };
-        if segments.is_empty() {
-            marked_up = true;
+        if segments.iter().all(|s| s.id <= taken) {
             break;
         }
         let pass = tokio::select! {
@@ -136,7 +131,7 @@ pub async fn replay_round(
             break;
         }
     }
-    if !marked_up && !failed {
+    if !failed {
         // The last pass: clicks that would be spilled behind it wait until what it took is
         // handed over (at most HOLD_MAX), then go to Kafka directly, behind it.
         match spill.seal_and_hold().await {

@@ -36,9 +36,8 @@
 //! reach Kafka behind a later click that the spill did not hold. librdkafka keeps the order in
 //! which records are handed to it, per partition (the producer is idempotent), so the broker is
 //! marked up again only here, by the writer, and only when every record the spill holds has been
-//! handed to librdkafka by the replay ([`Spill::seal_or_mark_up`], or [`Spill::release`] after
-//! the replay's last pass, during which [`Spill::seal_and_hold`] holds the clicks that would be
-//! spilled behind it); and a click that chose the
+//! handed to librdkafka by the replay ([`Spill::release`] after the replay's last pass, during
+//! which [`Spill::seal_and_hold`] holds the clicks that would be spilled behind it); and a click that chose the
 //! spill because the broker was down ([`Spill::append_while_down`]) is handed back to be produced
 //! directly when the writer finds the broker marked up by then. The writer does both in the order
 //! it takes commands, so every click spilled before the broker was marked up is queued in
@@ -145,7 +144,8 @@ pub enum Appended {
     BrokerUp,
 }
 
-/// Marks the broker up; called by the writer, in its order, when the spill is empty.
+/// Marks the broker up; called by the writer, in its order, when a hold is released after the
+/// replay handed every record the spill held to librdkafka.
 pub type MarkUp = Box<dyn FnOnce() + Send>;
 
 enum Command {
@@ -157,9 +157,6 @@ enum Command {
         done: oneshot::Sender<Result<Appended, SpillError>>,
     },
     Seal {
-        /// Called instead of sealing when the spill holds no record but in the segments up to
-        /// the id given (which the replay has handed to librdkafka already).
-        mark_up: Option<(u64, MarkUp)>,
         done: oneshot::Sender<Vec<Segment>>,
     },
     /// Seal, then hold every append that would wait behind the spill's records (those with
@@ -285,7 +282,7 @@ impl Spill {
 
     /// Appends one record behind the ones the spill holds, unless the writer finds `broker_up`
     /// set when it takes the append: the spill was emptied and the broker marked up
-    /// ([`Spill::seal_or_mark_up`]) since the caller saw it down, and the click is produced
+    /// ([`Spill::release`]) since the caller saw it down, and the click is produced
     /// directly instead ([`Appended::BrokerUp`]).
     pub async fn append_while_down(
         &self,
@@ -319,19 +316,7 @@ impl Spill {
 
     /// Seals the active segment and lists every sealed segment, oldest first.
     pub async fn seal(&self) -> Result<Vec<Segment>, SpillError> {
-        self.send_seal(None).await
-    }
-
-    /// Like [`Spill::seal`], but when the spill holds no record besides those of the segments up
-    /// to id `taken` (handed to librdkafka already, not yet acknowledged), calls `mark_up` instead
-    /// of sealing (in the writer's order: appends it takes later see the broker up) and returns
-    /// no segment.
-    pub async fn seal_or_mark_up(
-        &self,
-        taken: u64,
-        mark_up: MarkUp,
-    ) -> Result<Vec<Segment>, SpillError> {
-        self.send_seal(Some((taken, mark_up))).await
+        self.ask(|done| Command::Seal { done }).await
     }
 
     /// Seals the active segment and lists every sealed segment, like [`Spill::seal`], and from
@@ -346,10 +331,6 @@ impl Spill {
     /// directly ([`Appended::BrokerUp`]); without, writes them.
     pub async fn release(&self, mark_up: Option<MarkUp>) -> Result<(), SpillError> {
         self.ask(|done| Command::Release { mark_up, done }).await
-    }
-
-    async fn send_seal(&self, mark_up: Option<(u64, MarkUp)>) -> Result<Vec<Segment>, SpillError> {
-        self.ask(|done| Command::Seal { mark_up, done }).await
     }
 
     /// Sends the writer `command` (made with the sender of its answer) and waits for the answer.
@@ -629,14 +610,7 @@ impl Writer {
         let mut stop = false;
         for cmd in others {
             match cmd {
-                Command::Seal {
-                    mark_up: Some((taken, mark_up)),
-                    done,
-                } if self.active.is_none() && self.sealed.keys().all(|id| *id <= taken) => {
-                    mark_up();
-                    let _ = done.send(Vec::new());
-                }
-                Command::Seal { done, .. } => {
+                Command::Seal { done } => {
                     self.seal_active();
                     let _ = done.send(self.sealed.values().cloned().collect());
                 }
@@ -801,7 +775,7 @@ fn reply_closed(cmd: Command) {
         Command::Remove { done, .. } => {
             let _ = done.send(Err(SpillError::Closed));
         }
-        Command::Seal { done, .. } | Command::Hold { done } => drop(done),
+        Command::Seal { done } | Command::Hold { done } => drop(done),
         Command::Release { done, .. } => {
             let _ = done.send(());
         }
@@ -962,25 +936,17 @@ mod tests {
             Appended::Written
         );
         // A record nobody handed over: sealed and listed, the broker stays down.
-        let segments = spill.seal_or_mark_up(0, mark_up(&up)).await.unwrap();
+        let segments = spill.seal().await.unwrap();
         assert_eq!(segments.len(), 1);
         assert!(!up.load(Ordering::SeqCst));
-        // Another click spilled meanwhile: still not up, though the first segment was handed.
+        // Another click spilled meanwhile: the last pass takes it too, the broker still down.
         let (k2, v2) = record(2);
         spill.append_while_down(&k2, &v2, &up).await.unwrap();
-        let taken = segments[0].id;
-        let segments = spill.seal_or_mark_up(taken, mark_up(&up)).await.unwrap();
+        let segments = spill.seal_and_hold().await.unwrap();
         assert_eq!(segments.len(), 2);
         assert!(!up.load(Ordering::SeqCst));
         // Both handed over: up, though neither is acknowledged (removed) yet.
-        let taken = segments[1].id;
-        assert!(
-            spill
-                .seal_or_mark_up(taken, mark_up(&up))
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        spill.release(Some(mark_up(&up))).await.unwrap();
         assert!(up.load(Ordering::SeqCst));
         // A click that saw the broker down before: handed back, not written.
         let (k3, v3) = record(3);
