@@ -34,7 +34,7 @@ use adclick_testsupport::traffic::{live, population};
 use adclick_testsupport::{ScratchPrometheus, Stack, TestDatabase, copy_dir, free_port, psql};
 
 use crate::support::{
-    DEMO_KEY_HEX, metric_at, rollup_days, start_exporter, start_ingest, wait_ready,
+    DEMO_KEY_HEX, rollup_days, start_exporter, start_ingest, wait_archive_sealed, wait_ready,
 };
 
 /// (advertiser, campaign, ad, minute end) → (spend, users) of the block or the truth.
@@ -171,26 +171,7 @@ async fn spend_unique_users_and_the_billing_statement_equal_the_truth() {
     );
 
     // The idle ticks seal the last archive objects; the rollup reads what was uploaded.
-    adclick_testsupport::wait::eventually(Duration::from_secs(90), "the archive sealed", || {
-        let admin = exporter_admin.clone();
-        async move {
-            let ticks = metric_at(&admin, "adclick_exporter_ticks_written_total", "").await;
-            let pending = metric_at(&admin, "adclick_exporter_archive_pending_objects", "").await;
-            // A tick counted as written may not be read back yet: its partition's object is
-            // open until it is.
-            let unsealed =
-                metric_at(&admin, "adclick_exporter_archive_unsealed_partitions", "").await;
-            if ticks >= 4.0 && pending == 0.0 && unsealed == 0.0 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{ticks} ticks written, {pending} objects uploading, {unsealed} partitions \
-                     with records not yet in a sealed object"
-                ))
-            }
-        }
-    })
-    .await;
+    wait_archive_sealed(&exporter_admin).await;
     ingest.kill().unwrap();
     exporter.kill().unwrap();
     let _ = (ingest.wait(), exporter.wait());

@@ -16,7 +16,8 @@ use adclick_testsupport::traffic::{backfill, kafka_backfill, live, population};
 use adclick_testsupport::{PromApi, Stack, free_port};
 
 use crate::support::{
-    BehindFaultyRedis, metric_at, run_with_redis_outage, start_exporter, wait_exact,
+    BehindFaultyRedis, metric_at, run_with_redis_outage, start_exporter, wait_archive_sealed,
+    wait_exact,
 };
 
 struct Scale {
@@ -455,33 +456,7 @@ async fn a_third_party_producer_with_repeats_across_minutes_is_counted_exactly()
         "the hot ad keeps its own series"
     );
     // The idle ticks seal the last archive objects; the rollup reads what was uploaded.
-    adclick_testsupport::wait::eventually(
-        Duration::from_secs(90),
-        "the archive sealed",
-        || async {
-            let ticks =
-                exporter_metric(admin_port, "adclick_exporter_ticks_written_total", "").await;
-            let pending =
-                exporter_metric(admin_port, "adclick_exporter_archive_pending_objects", "").await;
-            // A tick counted as written may not be read back yet: its partition's object is
-            // open until it is.
-            let unsealed = exporter_metric(
-                admin_port,
-                "adclick_exporter_archive_unsealed_partitions",
-                "",
-            )
-            .await;
-            if ticks >= 4.0 && pending == 0.0 && unsealed == 0.0 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{ticks} ticks written, {pending} objects uploading, {unsealed} partitions \
-                     with records not yet in a sealed object"
-                ))
-            }
-        },
-    )
-    .await;
+    wait_archive_sealed(&format!("127.0.0.1:{admin_port}")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     refused += sigkill(&mut child, admin_port).await;
     assert_eq!(

@@ -81,6 +81,33 @@ pub async fn metric_at(admin: &str, metric: &str, labels: &str) -> f64 {
         .sum()
 }
 
+/// Waits until the exporter whose admin listener is at `admin` has sealed and uploaded every
+/// record it archived: its idle ticks written (4 or more), no object uploading, and no owned
+/// partition with records outside a sealed object — a tick counted as written may not be read
+/// back yet, its partition's object being open until it is. What the rollup reads is then all
+/// there.
+pub async fn wait_archive_sealed(admin: &str) {
+    adclick_testsupport::wait::eventually(
+        Duration::from_secs(90),
+        "the archive sealed",
+        || async {
+            let ticks = metric_at(admin, "adclick_exporter_ticks_written_total", "").await;
+            let pending = metric_at(admin, "adclick_exporter_archive_pending_objects", "").await;
+            let unsealed =
+                metric_at(admin, "adclick_exporter_archive_unsealed_partitions", "").await;
+            if ticks >= 4.0 && pending == 0.0 && unsealed == 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{ticks} ticks written, {pending} objects uploading, {unsealed} partitions \
+                 with records not yet in a sealed object"
+                ))
+            }
+        },
+    )
+    .await;
+}
+
 /// Per (campaign, minute end): `adclick_clicks` (own series and other) over the test's series.
 async fn campaign_minutes(prom: &PromApi, id: &str, metric: &str) -> BTreeMap<(u64, i64), u64> {
     let series = prom
