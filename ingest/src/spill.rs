@@ -37,10 +37,10 @@
 //! which records are handed to it, per partition (the producer is idempotent), so the broker is
 //! marked up again only here, by the writer, and only when every record the spill holds has been
 //! handed to librdkafka by the replay ([`Spill::release`] after the replay's last pass, during
-//! which [`Spill::seal_and_hold`] holds the clicks that would be spilled behind it); and a click that chose the
-//! spill because the broker was down ([`Spill::append_while_down`]) is handed back to be produced
-//! directly when the writer finds the broker marked up by then. The writer does both in the order
-//! it takes commands, so every click spilled before the broker was marked up is queued in
+//! which [`Spill::seal_and_hold`] holds the clicks that would be spilled behind it); and a click
+//! that chose the spill because the broker was down ([`Spill::append_while_down`]) is handed back
+//! to be produced directly when the writer finds the broker marked up by then. The writer does
+//! both in the order it takes commands, so every click spilled before the broker was marked up is queued in
 //! librdkafka ahead of every click produced directly after. Exceptions, both after a failure: a
 //! click whose direct produce missed the bound is spilled whatever the broker's state
 //! ([`Spill::append`]; its first attempt stays queued in librdkafka ahead of later clicks and
@@ -589,8 +589,8 @@ impl Writer {
                     unless_up,
                     done,
                 } => {
-                    // Set only by a `Seal` with `mark_up` or a `Release` on this thread, when
-                    // every record the spill held was handed to librdkafka: this click may follow.
+                    // Set only by a `Release` with `mark_up` on this thread, when every record
+                    // the spill held was handed to librdkafka: this click may follow.
                     if let Some(up) = unless_up {
                         if up.load(Ordering::SeqCst) {
                             let _ = done.send(Ok(Appended::BrokerUp));
@@ -798,6 +798,12 @@ mod tests {
         Spill::open(dir, max, seg, metrics()).unwrap()
     }
 
+    /// The replay's `mark_up`: sets `up`, as `Producer::mark_up` sets the broker's flag.
+    fn mark_up(up: &Arc<AtomicBool>) -> MarkUp {
+        let up = up.clone();
+        Box::new(move || up.store(true, Ordering::SeqCst))
+    }
+
     fn record(i: u32) -> (Vec<u8>, Vec<u8>) {
         (format!("{i}").into_bytes(), vec![i as u8; 40])
     }
@@ -926,10 +932,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (spill, _) = open(dir.path(), 1 << 20, 1 << 16);
         let up = Arc::new(AtomicBool::new(false));
-        let mark_up = |up: &Arc<AtomicBool>| -> MarkUp {
-            let up = up.clone();
-            Box::new(move || up.store(true, Ordering::SeqCst))
-        };
         let (k, v) = record(1);
         assert_eq!(
             spill.append_while_down(&k, &v, &up).await.unwrap(),
