@@ -124,7 +124,10 @@ pub async fn replay_round(
         }
         let pass = tokio::select! {
             () = stop.cancelled() => return,
-            result = tokio::time::timeout(options.segment_timeout, hand_over(producer, segments, &mut taken, &mut handed)) => result,
+            result = tokio::time::timeout(
+                options.segment_timeout,
+                hand_over(producer, segments, &mut taken, &mut handed),
+            ) => result,
         };
         if !handed_over(pass) {
             failed = true;

@@ -31,16 +31,16 @@
 //! interrupted is replayed again whole, so a record may reach Kafka twice. Every spilled record
 //! carries `ClickFlag::Replayed`, and the exporter and rollup drop repeats by impression id.
 //!
-//! The exporter keeps an impression's first record *in its partition's log* (click.proto, rule
-//! (c): a repeat never carries an earlier event time than its first record), so a click must not
-//! reach Kafka behind a later click that the spill did not hold. librdkafka keeps the order in
-//! which records are handed to it, per partition (the producer is idempotent), so the broker is
-//! marked up again only here, by the writer, and only when every record the spill holds has been
-//! handed to librdkafka by the replay ([`Spill::release`] after the replay's last pass, during
-//! which [`Spill::seal_and_hold`] holds the clicks that would be spilled behind it); and a click
-//! that chose the spill because the broker was down ([`Spill::append_while_down`]) is handed back
-//! to be produced directly when the writer finds the broker marked up by then. The writer does
-//! both in the order it takes commands, so every click spilled before the broker was marked up is queued in
+//! The exporter keeps an impression's first record *in its partition's log* (click.proto, rule (c):
+//! a repeat never carries an earlier event time than its first record), so a click must not reach
+//! Kafka behind a later click that the spill did not hold. librdkafka keeps the order in which
+//! records are handed to it, per partition (the producer is idempotent), so the broker is marked up
+//! again only here, by the writer, and only when every record the spill holds has been handed to
+//! librdkafka by the replay ([`Spill::release`] after the replay's last pass, during which
+//! [`Spill::seal_and_hold`] holds the clicks that would be spilled behind it); and a click that
+//! chose the spill because the broker was down ([`Spill::append_while_down`]) is handed back to be
+//! produced directly when the writer finds the broker marked up by then. The writer does both in
+//! the order it takes commands, so every click spilled before the broker was marked up is queued in
 //! librdkafka ahead of every click produced directly after. Exceptions, both after a failure: a
 //! click whose direct produce missed the bound is spilled whatever the broker's state
 //! ([`Spill::append`]; its first attempt stays queued in librdkafka ahead of later clicks and
