@@ -16,6 +16,6 @@ pub mod token;
 pub mod wire;
 
 pub use kafka::KafkaSettings;
-pub use minute::{Minute, now_ms};
+pub use minute::{BlockDay, Minute, now_ms};
 pub use token::{Claims, Signer, TokenError, Verified, Verifier};
 pub use wire::{Click, ClickFlag};

@@ -4,7 +4,9 @@
 //!
 //! - The watermark is the highest event time seen minus the allowed lateness. A minute closes
 //!   when the watermark reaches its end; a click whose minute is closed is *late*: it is not
-//!   counted in its minute but in the `Late` series of the partition's earliest open minute.
+//!   counted in its minute but in the `Late` series of the partition's earliest open minute,
+//!   labelled with the day whose block its own minute is in (`block_day`): across midnight the
+//!   two differ, and the rollup reconciles each day with the late clicks of its own.
 //! - Closing a minute yields its series (see [`crate::window`]), plus an explicit 0 for every
 //!   series the previous minute wrote and this one does not: Prometheus would otherwise carry the
 //!   previous count forward for its 5-minute lookback. One zero is enough: it is carried forward
@@ -217,12 +219,15 @@ impl PartitionState {
         };
         let applied = match self.watermark() {
             Some(w) if minute.end_ms() <= w => {
-                // The earliest open minute: the one containing the watermark.
+                // The earliest open minute: the one containing the watermark. It may be in the
+                // next day's block; the click's own day goes with it (`block_day`), so that the
+                // rollup of that day finds it.
+                let day = minute.block_day();
                 let window = self.window(Minute::of(w), offset, max_before);
                 if valid {
-                    window.count_late(campaign, click.price_micros);
+                    window.count_late(campaign, day, click.price_micros);
                 } else {
-                    window.count_late_invalid(campaign, reason);
+                    window.count_late_invalid(campaign, reason, day);
                 }
                 Applied::Late
             }
@@ -371,7 +376,7 @@ impl PartitionState {
                 .sum::<u64>()
         };
         let clicks = sum(|k| k.is_valid_clicks());
-        let late_clicks = sum(|k| matches!(k, SeriesKey::Late(_)));
+        let late_clicks = sum(|k| matches!(k, SeriesKey::Late(..)));
         let invalid_clicks = sum(|k| matches!(k, SeriesKey::Invalid(..)));
         if let Some(prev) = self.previous.take().filter(|p| p.minute.next() == minute) {
             let measures = self.rules.measures;
@@ -409,6 +414,7 @@ impl PartitionState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adclick_click::BlockDay;
     use adclick_click::minute::MINUTE_MS;
     use proptest::prelude::*;
 
@@ -501,9 +507,86 @@ mod tests {
         s.apply_tick(4, T0 + 2 * MINUTE_MS + 10_000, &mut out);
         assert_eq!(out.len(), 2);
         let late = CampaignKey::from(AdKey::of(&click(1, 0)));
-        assert!(out[1].samples.contains(&(SeriesKey::Late(late), 1)));
+        let day = Minute::of(T0).block_day();
+        assert!(out[1].samples.contains(&(SeriesKey::Late(late, day), 1)));
         assert_eq!(out[1].late_clicks, 1);
         assert_eq!(out[1].clicks, 2);
+    }
+
+    #[test]
+    fn a_late_click_counted_after_midnight_keeps_the_day_of_its_own_minute() {
+        // 2026-12-07 00:00 UTC. The minute 23:58–23:59 of the 6th is the last of the 6th's
+        // block; 23:59–24:00 is the first of the 7th's.
+        let midnight = 1_796_601_600_000;
+        let (sixth, seventh) = (BlockDay(20_793), BlockDay(20_794));
+        let mut s = PartitionState::new(RULES_ALL);
+        let mut out = vec![];
+        s.apply_click(0, &click(1, midnight - 90_000), 1, false, &mut out);
+        // The watermark passes 23:59: the 6th's last minute closes; 23:59–24:00 is open.
+        s.apply_click(1, &click(1, midnight - 45_000), 2, false, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].minute.block_day(), sixth);
+        // Two clicks of 23:58 arrive now: late, counted in the minute that ends at 00:00.
+        let late = |offset, impression| {
+            let mut late = click(1, midnight - 70_000);
+            late.price_micros = 250;
+            (offset, late, impression)
+        };
+        for (offset, c, impression) in [late(2, 3), late(3, 4)] {
+            assert_eq!(
+                s.apply_click(offset, &c, impression, false, &mut out),
+                Applied::Late
+            );
+        }
+        let mut invalid = click(1, midnight - 80_000);
+        invalid.invalid_reason = InvalidReason::TooFast as i32;
+        assert_eq!(
+            s.apply_click(4, &invalid, 5, false, &mut out),
+            Applied::Late
+        );
+        // And one of 23:59 itself, once 00:00–00:01 is the earliest open minute.
+        s.apply_tick(5, midnight + 15_000, &mut out);
+        assert_eq!(out.len(), 2);
+        s.apply_click(6, &click(1, midnight - 30_000), 6, false, &mut out);
+        s.apply_tick(7, midnight + MINUTE_MS + 15_000, &mut out);
+        assert_eq!(out.len(), 3);
+
+        let c = CampaignKey::from(AdKey::of(&click(1, 0)));
+        assert_eq!(out[1].minute.end_ms(), midnight);
+        assert_eq!(out[1].minute.block_day(), seventh);
+        let late_of = |i: usize| -> Vec<SeriesSample> {
+            out[i]
+                .samples
+                .iter()
+                .filter(|(k, _)| {
+                    matches!(
+                        k,
+                        SeriesKey::Late(..) | SeriesKey::LateSpend(..) | SeriesKey::LateInvalid(..)
+                    )
+                })
+                .copied()
+                .collect()
+        };
+        assert_eq!(
+            late_of(1),
+            vec![
+                (SeriesKey::Late(c, sixth), 2),
+                (SeriesKey::LateSpend(c, sixth), 500),
+                (SeriesKey::LateInvalid(c, InvalidReason::TooFast, sixth), 1),
+            ]
+        );
+        // The 6th's late series end with a zero (as every series does that a minute stops
+        // writing); the 7th's late click has its own.
+        assert_eq!(
+            late_of(2),
+            vec![
+                (SeriesKey::Late(c, sixth), 0),
+                (SeriesKey::LateSpend(c, sixth), 0),
+                (SeriesKey::Late(c, seventh), 1),
+                (SeriesKey::LateSpend(c, seventh), 0),
+                (SeriesKey::LateInvalid(c, InvalidReason::TooFast, sixth), 0),
+            ]
+        );
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! | series | labels | sample |
 //! |---|---|---|
 //! | `adclick_clicks` | advertiser_id, campaign_id, ad_id (or `other`), partition | clicks of the minute ending at the timestamp; final |
-//! | `adclick_late_clicks` | advertiser_id, campaign_id, partition | clicks that arrived, during the minute ending at the timestamp, for a minute already final |
+//! | `adclick_late_clicks` | advertiser_id, campaign_id, block_day, partition | clicks that arrived, during the minute ending at the timestamp, for a minute already final; `block_day` (`YYYY-MM-DD`) is the day whose block holds that minute's sample |
 //! | `adclick_clicks_open` | advertiser_id, campaign_id, ad_id (or `other`), partition | running count of the minute in progress at the timestamp; provisional |
 //! | `adclick_invalid_clicks` | advertiser_id, campaign_id, reason, partition | invalid traffic (not billed) of the minute ending at the timestamp, by `adclick-invalid` reason; final |
-//! | `adclick_late_invalid_clicks` | advertiser_id, campaign_id, reason, partition | invalid traffic that arrived, during the minute ending at the timestamp, for a minute already final |
+//! | `adclick_late_invalid_clicks` | advertiser_id, campaign_id, reason, block_day, partition | invalid traffic that arrived, during the minute ending at the timestamp, for a minute already final (`block_day` as above) |
 //! | `adclick_spend_micros` | as `adclick_clicks` | the sum of `price_micros` of those clicks; final |
 //! | `adclick_late_spend_micros` | as `adclick_late_clicks` | the sum of `price_micros` of those late clicks |
 //! | `adclick_unique_users` | as `adclick_clicks` | distinct non-zero `user_hash` among those clicks (`other`: among all of the campaign's folded ads' clicks together); final |
@@ -27,13 +27,18 @@
 //!
 //! `partition` keeps two exporters from ever writing the same series (a hot ad's clicks and a
 //! campaign's `other` span partitions); queries sum it away.
+//!
+//! `block_day` says which day a late click belongs to when it is counted after midnight: the late
+//! clicks of 23:58 arrive while 23:59–24:00, the next day's first minute, is open (its sample is
+//! stamped 00:00), and the rollup reconciles each day with the late clicks of its own
+//! (`rollup/src/reconcile.rs`). Queries of late clicks by when they arrived sum it away too.
 
 use std::collections::BTreeMap;
 
 use adclick_click::Minute;
 use adclick_remote_write::{Labels, Sample, stale};
 
-use crate::window::{AdKey, CampaignKey, FastMap, InvalidReason, SeriesKey, Window};
+use crate::window::{AdKey, BlockDay, CampaignKey, FastMap, InvalidReason, SeriesKey, Window};
 
 pub const CLICKS: &str = "adclick_clicks";
 pub const LATE_CLICKS: &str = "adclick_late_clicks";
@@ -52,10 +57,12 @@ enum Subject {
     Ad(AdKey),
     /// advertiser_id, campaign_id, ad_id="other"
     Other(CampaignKey),
-    /// advertiser_id, campaign_id
-    Campaign(CampaignKey),
+    /// advertiser_id, campaign_id, block_day
+    Late(CampaignKey, BlockDay),
     /// advertiser_id, campaign_id, reason
     Invalid(CampaignKey, InvalidReason),
+    /// advertiser_id, campaign_id, reason, block_day
+    LateInvalid(CampaignKey, InvalidReason, BlockDay),
 }
 
 /// The metric a closed minute's series `key` is written under, and what it is about.
@@ -67,10 +74,12 @@ fn metric_and_subject(key: SeriesKey) -> (&'static str, Subject) {
         SeriesKey::Other(c) => (CLICKS, Subject::Other(c)),
         SeriesKey::OtherSpend(c) => (SPEND, Subject::Other(c)),
         SeriesKey::OtherUsers(c) => (UNIQUE_USERS, Subject::Other(c)),
-        SeriesKey::Late(c) => (LATE_CLICKS, Subject::Campaign(c)),
-        SeriesKey::LateSpend(c) => (LATE_SPEND, Subject::Campaign(c)),
+        SeriesKey::Late(c, day) => (LATE_CLICKS, Subject::Late(c, day)),
+        SeriesKey::LateSpend(c, day) => (LATE_SPEND, Subject::Late(c, day)),
         SeriesKey::Invalid(c, reason) => (INVALID_CLICKS, Subject::Invalid(c, reason)),
-        SeriesKey::LateInvalid(c, reason) => (LATE_INVALID_CLICKS, Subject::Invalid(c, reason)),
+        SeriesKey::LateInvalid(c, reason, day) => {
+            (LATE_INVALID_CLICKS, Subject::LateInvalid(c, reason, day))
+        }
     }
 }
 
@@ -126,15 +135,15 @@ fn subject_labels(
     extra: &[(String, String)],
 ) -> Labels {
     let partition = partition.to_string();
-    let (campaign, own): (CampaignKey, Option<(&str, String)>) = match subject {
-        Subject::Ad(ad) => (ad.into(), Some(("ad_id", ad.ad_id.to_string()))),
-        Subject::Other(c) => (c, Some(("ad_id", "other".to_string()))),
-        Subject::Campaign(c) => (c, None),
-        // Never `Valid` here (a valid click counts in `adclick_clicks`).
-        Subject::Invalid(c, reason) => (
-            c,
-            Some(("reason", reason.label().unwrap_or("valid").to_string())),
-        ),
+    // Never `Valid` here (a valid click counts in `adclick_clicks`).
+    let reason = |r: InvalidReason| Some(("reason", r.label().unwrap_or("valid").to_string()));
+    let day = |d: BlockDay| Some(("block_day", d.name()));
+    let (campaign, own, day): (CampaignKey, Option<(&str, String)>, _) = match subject {
+        Subject::Ad(ad) => (ad.into(), Some(("ad_id", ad.ad_id.to_string())), None),
+        Subject::Other(c) => (c, Some(("ad_id", "other".to_string())), None),
+        Subject::Late(c, d) => (c, None, day(d)),
+        Subject::Invalid(c, r) => (c, reason(r), None),
+        Subject::LateInvalid(c, r, d) => (c, reason(r), day(d)),
     };
     let common = [
         ("__name__", metric.to_string()),
@@ -144,7 +153,8 @@ fn subject_labels(
     ];
     let extra = extra.iter().map(|(k, v)| (k.as_str(), v.clone()));
     // Extra labels were checked at startup (`ExporterConfig::validate`).
-    Labels::new(common.into_iter().chain(own).chain(extra)).expect("valid names, non-empty values")
+    Labels::new(common.into_iter().chain(own).chain(day).chain(extra))
+        .expect("valid names, non-empty values")
 }
 
 /// The `adclick_clicks_open` series of one partition: what was written for each minute in
@@ -242,9 +252,10 @@ mod tests {
             l.to_string(),
             r#"{__name__="adclick_clicks", ad_id="5", advertiser_id="1", campaign_id="2", env="prod", partition="3"}"#
         );
-        let late = closed.of(SeriesKey::Late(ad(5).into()));
+        let late = closed.of(SeriesKey::Late(ad(5).into(), BlockDay(20_794)));
         assert_eq!(late.metric_name(), LATE_CLICKS);
         assert_eq!(late.get("ad_id"), None);
+        assert_eq!(late.get("block_day"), Some("2026-12-07"));
         let other = closed.of(SeriesKey::Other(ad(5).into()));
         assert_eq!(other.get("ad_id"), Some("other"));
         let invalid = closed.of(SeriesKey::Invalid(
@@ -253,6 +264,16 @@ mod tests {
         ));
         assert_eq!(invalid.metric_name(), INVALID_CLICKS);
         assert_eq!(invalid.get("reason"), Some("bot_user_agent"));
+        assert_eq!(invalid.get("block_day"), None);
+        let late_invalid = closed.of(SeriesKey::LateInvalid(
+            ad(5).into(),
+            InvalidReason::BotUserAgent,
+            BlockDay(20_793),
+        ));
+        assert_eq!(
+            late_invalid.to_string(),
+            r#"{__name__="adclick_late_invalid_clicks", advertiser_id="1", block_day="2026-12-06", campaign_id="2", env="prod", partition="3", reason="bot_user_agent"}"#
+        );
     }
 
     /// Every series a closed minute writes, in an order where each subject's labels are made by
@@ -270,11 +291,13 @@ mod tests {
             SeriesKey::Other(c),
             SeriesKey::OtherSpend(c),
             SeriesKey::OtherUsers(c),
-            SeriesKey::LateSpend(c),
-            SeriesKey::Late(c),
+            SeriesKey::LateSpend(c, BlockDay(20_794)),
+            SeriesKey::Late(c, BlockDay(20_794)),
+            SeriesKey::Late(c, BlockDay(20_793)),
             SeriesKey::Invalid(c, InvalidReason::BotUserAgent),
-            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent),
-            SeriesKey::LateInvalid(c, InvalidReason::IpVelocity),
+            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent, BlockDay(20_794)),
+            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent, BlockDay(20_793)),
+            SeriesKey::LateInvalid(c, InvalidReason::IpVelocity, BlockDay(20_793)),
             SeriesKey::Ad(ad(5)),
         ];
         let mut closed = ClosedLabels::new(3, &env);

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+pub use adclick_click::BlockDay;
 pub use adclick_click::wire::{AdKey, InvalidReason};
 
 use crate::users::{CampaignUsers, MoreUsers};
@@ -62,19 +63,20 @@ pub enum SeriesKey {
     Ad(AdKey),
     /// `adclick_clicks{ad_id="other"}`: the campaign's other ads, summed.
     Other(CampaignKey),
-    /// `adclick_late_clicks`: clicks of the campaign that arrived after their minute was final.
-    Late(CampaignKey),
+    /// `adclick_late_clicks{block_day}`: clicks of the campaign that arrived after their minute
+    /// was final, by the day whose block their own minute is in.
+    Late(CampaignKey, BlockDay),
     /// `adclick_invalid_clicks{reason}`: the campaign's invalid traffic (never `Valid`).
     Invalid(CampaignKey, InvalidReason),
-    /// `adclick_late_invalid_clicks{reason}`: invalid traffic that arrived after its minute was
-    /// final.
-    LateInvalid(CampaignKey, InvalidReason),
+    /// `adclick_late_invalid_clicks{reason, block_day}`: invalid traffic that arrived after its
+    /// minute was final.
+    LateInvalid(CampaignKey, InvalidReason, BlockDay),
     /// `adclick_spend_micros{ad_id="<id>"}`: the spend of an `Ad`'s clicks.
     AdSpend(AdKey),
     /// `adclick_spend_micros{ad_id="other"}`: the spend of the campaign's `Other` clicks.
     OtherSpend(CampaignKey),
-    /// `adclick_late_spend_micros`: the spend of the campaign's `Late` clicks.
-    LateSpend(CampaignKey),
+    /// `adclick_late_spend_micros{block_day}`: the spend of the campaign's `Late` clicks.
+    LateSpend(CampaignKey, BlockDay),
     /// `adclick_unique_users{ad_id="<id>"}`: distinct users among an `Ad`'s clicks.
     AdUsers(AdKey),
     /// `adclick_unique_users{ad_id="other"}`: distinct users among the campaign's `Other` clicks.
@@ -90,21 +92,24 @@ impl SeriesKey {
     fn order(&self) -> (u8, u64, u64, u64, i32, u8) {
         let ad =
             |kind, a: AdKey, measure| (kind, a.advertiser_id, a.campaign_id, a.ad_id, 0, measure);
-        let campaign = |kind, c: CampaignKey, reason: Option<InvalidReason>, measure| {
+        // Late series: by their block day where an ad has its id (never both), shifted so that
+        // the days' order (before 1970 too) is the numbers'.
+        let campaign = |kind, c: CampaignKey, reason: Option<InvalidReason>, day: i64, measure| {
             let reason = reason.map_or(0, |r| r as i32);
-            (kind, c.advertiser_id, c.campaign_id, 0, reason, measure)
+            let day = day.wrapping_sub(i64::MIN) as u64;
+            (kind, c.advertiser_id, c.campaign_id, day, reason, measure)
         };
         match *self {
             SeriesKey::Ad(a) => ad(0, a, 0),
             SeriesKey::AdSpend(a) => ad(0, a, 1),
             SeriesKey::AdUsers(a) => ad(0, a, 2),
-            SeriesKey::Other(c) => campaign(1, c, None, 0),
-            SeriesKey::OtherSpend(c) => campaign(1, c, None, 1),
-            SeriesKey::OtherUsers(c) => campaign(1, c, None, 2),
-            SeriesKey::Late(c) => campaign(2, c, None, 0),
-            SeriesKey::LateSpend(c) => campaign(2, c, None, 1),
-            SeriesKey::Invalid(c, r) => campaign(3, c, Some(r), 0),
-            SeriesKey::LateInvalid(c, r) => campaign(3, c, Some(r), 1),
+            SeriesKey::Other(c) => campaign(1, c, None, 0, 0),
+            SeriesKey::OtherSpend(c) => campaign(1, c, None, 0, 1),
+            SeriesKey::OtherUsers(c) => campaign(1, c, None, 0, 2),
+            SeriesKey::Late(c, d) => campaign(2, c, None, d.0, 0),
+            SeriesKey::LateSpend(c, d) => campaign(2, c, None, d.0, 1),
+            SeriesKey::Invalid(c, r) => campaign(3, c, Some(r), 0, 0),
+            SeriesKey::LateInvalid(c, r, d) => campaign(4, c, Some(r), d.0, 0),
         }
     }
 
@@ -115,7 +120,7 @@ impl SeriesKey {
         let (spend, users) = match self {
             SeriesKey::Ad(a) => (SeriesKey::AdSpend(a), Some(SeriesKey::AdUsers(a))),
             SeriesKey::Other(c) => (SeriesKey::OtherSpend(c), Some(SeriesKey::OtherUsers(c))),
-            SeriesKey::Late(c) => (SeriesKey::LateSpend(c), None),
+            SeriesKey::Late(c, d) => (SeriesKey::LateSpend(c, d), None),
             _ => return None.into_iter().chain(None),
         };
         let spend = measures.spend.then_some(spend);
@@ -131,7 +136,7 @@ impl SeriesKey {
                 | SeriesKey::AdUsers(_)
                 | SeriesKey::OtherSpend(_)
                 | SeriesKey::OtherUsers(_)
-                | SeriesKey::LateSpend(_)
+                | SeriesKey::LateSpend(..)
         )
     }
 
@@ -189,10 +194,11 @@ pub struct Window {
     counts: FastMap<AdKey, AdMinute>,
     /// The users of each ad beyond its first.
     more_users: MoreUsers,
-    late: FastMap<CampaignKey, LateMinute>,
-    /// Invalid traffic per campaign and reason, on time and late.
+    /// Late clicks per campaign and the day whose block their own minute is in.
+    late: FastMap<(CampaignKey, BlockDay), LateMinute>,
+    /// Invalid traffic per campaign and reason, on time and late (by block day).
     invalid: FastMap<(CampaignKey, InvalidReason), u64>,
-    late_invalid: FastMap<(CampaignKey, InvalidReason), u64>,
+    late_invalid: FastMap<(CampaignKey, InvalidReason, BlockDay), u64>,
     /// Hot ads (salted keys, spread over partitions): always their own series, so that their
     /// per-partition parts add up to the ad's count whatever other partitions decide.
     hot: FastSet<AdKey>,
@@ -228,9 +234,10 @@ impl Window {
         self.more_users.add(counts, user_hash);
     }
 
-    /// Records a valid click of `price_micros` of an already final minute of `campaign`.
-    pub fn count_late(&mut self, campaign: CampaignKey, price_micros: u64) {
-        let late = self.late.entry(campaign).or_default();
+    /// Records a valid click of `price_micros` of an already final minute of `campaign`, whose
+    /// sample would have been in the block of `day`.
+    pub fn count_late(&mut self, campaign: CampaignKey, day: BlockDay, price_micros: u64) {
+        let late = self.late.entry((campaign, day)).or_default();
         late.clicks += 1;
         late.spend_micros = late.spend_micros.saturating_add(price_micros);
     }
@@ -240,9 +247,17 @@ impl Window {
         *self.invalid.entry((campaign, reason)).or_insert(0) += 1;
     }
 
-    /// Records invalid traffic of an already final minute of `campaign`.
-    pub fn count_late_invalid(&mut self, campaign: CampaignKey, reason: InvalidReason) {
-        *self.late_invalid.entry((campaign, reason)).or_insert(0) += 1;
+    /// Records invalid traffic of an already final minute of `campaign` in the block of `day`.
+    pub fn count_late_invalid(
+        &mut self,
+        campaign: CampaignKey,
+        reason: InvalidReason,
+        day: BlockDay,
+    ) {
+        *self
+            .late_invalid
+            .entry((campaign, reason, day))
+            .or_insert(0) += 1;
     }
 
     /// Distinct ads with clicks so far.
@@ -330,12 +345,12 @@ impl Window {
                 samples.push((SeriesKey::OtherUsers(campaign), n));
             }
         }
-        let mut late: Vec<(&CampaignKey, &LateMinute)> = self.late.iter().collect();
-        late.sort_unstable_by_key(|(c, _)| **c);
-        for (campaign, late) in late {
-            samples.push((SeriesKey::Late(*campaign), late.clicks));
+        let mut late: Vec<(&(CampaignKey, BlockDay), &LateMinute)> = self.late.iter().collect();
+        late.sort_unstable_by_key(|(k, _)| **k);
+        for (&(campaign, day), late) in late {
+            samples.push((SeriesKey::Late(campaign, day), late.clicks));
             if measures.spend {
-                samples.push((SeriesKey::LateSpend(*campaign), late.spend_micros));
+                samples.push((SeriesKey::LateSpend(campaign, day), late.spend_micros));
             }
         }
         let invalid = self
@@ -345,7 +360,7 @@ impl Window {
         let late_invalid = self
             .late_invalid
             .iter()
-            .map(|(&(c, r), &n)| (SeriesKey::LateInvalid(c, r), n));
+            .map(|(&(c, r, d), &n)| (SeriesKey::LateInvalid(c, r, d), n));
         let start = samples.len();
         samples.extend(invalid.chain(late_invalid));
         samples[start..].sort_unstable();
@@ -413,6 +428,9 @@ pub fn rank<'a>(
 mod tests {
     use super::*;
 
+    /// 2026-12-07: the block day of the late clicks in these tests.
+    const DAY: BlockDay = BlockDay(20_794);
+
     fn ad(campaign_id: u64, ad_id: u64) -> AdKey {
         AdKey {
             advertiser_id: 1,
@@ -458,7 +476,7 @@ mod tests {
         w.count(ad(1, 10), false, 100, 8);
         w.count(ad(1, 11), false, 0, 7);
         w.count(ad(1, 12), false, 50, 0);
-        w.count_late(ad(1, 10).into(), 30);
+        w.count_late(ad(1, 10).into(), DAY, 30);
         let c = CampaignKey::from(ad(1, 0));
         assert_eq!(
             w.series(1, Measures::ALL).samples,
@@ -469,8 +487,8 @@ mod tests {
                 (SeriesKey::Other(c), 2),
                 (SeriesKey::OtherSpend(c), 50),
                 (SeriesKey::OtherUsers(c), 1),
-                (SeriesKey::Late(c), 1),
-                (SeriesKey::LateSpend(c), 30),
+                (SeriesKey::Late(c, DAY), 1),
+                (SeriesKey::LateSpend(c, DAY), 30),
             ]
         );
         // Without the measures, the clicks alone, exactly as before them.
@@ -479,7 +497,7 @@ mod tests {
             vec![
                 (SeriesKey::Ad(ad(1, 10)), 3),
                 (SeriesKey::Other(c), 2),
-                (SeriesKey::Late(c), 1),
+                (SeriesKey::Late(c, DAY), 1),
             ]
         );
     }
@@ -514,7 +532,7 @@ mod tests {
         w.count_invalid(ad(1, 1).into(), InvalidReason::BotUserAgent);
         w.count_invalid(ad(1, 2).into(), InvalidReason::BotUserAgent);
         w.count_invalid(ad(1, 2).into(), InvalidReason::Prefetch);
-        w.count_late_invalid(ad(2, 5).into(), InvalidReason::TooFast);
+        w.count_late_invalid(ad(2, 5).into(), InvalidReason::TooFast, DAY);
         assert_eq!((w.clicks(), w.ads()), (1, 1));
         let folded = w.series(0, Measures::CLICKS_ONLY);
         assert_eq!(
@@ -530,7 +548,7 @@ mod tests {
                     1
                 ),
                 (
-                    SeriesKey::LateInvalid(ad(2, 0).into(), InvalidReason::TooFast),
+                    SeriesKey::LateInvalid(ad(2, 0).into(), InvalidReason::TooFast, DAY),
                     1
                 ),
             ]
@@ -627,7 +645,7 @@ mod tests {
                     SeriesKey::OtherSpend(c) => got.entry(c.campaign_id).or_default().1 += n,
                     SeriesKey::AdUsers(a) => proptest::prop_assert_eq!(*n, users.get(a).map_or(0, |s| s.len() as u64)),
                     SeriesKey::OtherUsers(c) => proptest::prop_assert_eq!(*n, other_users.get(&c.campaign_id).map_or(0, |s| s.len() as u64)),
-                    SeriesKey::Late(_) | SeriesKey::LateSpend(_) | SeriesKey::Invalid(..) | SeriesKey::LateInvalid(..) => unreachable!(),
+                    SeriesKey::Late(..) | SeriesKey::LateSpend(..) | SeriesKey::Invalid(..) | SeriesKey::LateInvalid(..) => unreachable!(),
                 }
             }
             proptest::prop_assert_eq!(got, want);

@@ -3,13 +3,15 @@
 //!
 //! The stream's day is read with the block's boundaries: `sum_over_time(...[1d])` evaluated
 //! 1 ms before the block's end covers the samples stamped in `[day 00:00, next day 00:00)`,
-//! exactly the block's (Prometheus 2.x ranges include both ends).
+//! exactly the block's (Prometheus 2.x ranges include both ends). The late series are read by
+//! the day their clicks' own minutes are in (`block_day`), however long after it they were
+//! stamped: the late clicks of 23:58 are counted while 23:59–24:00 is open, in a sample stamped
+//! 00:00 of the next day ([`DayQueries`]).
 //!
 //! Comparison:
 //! - per campaign: truth vs. `adclick_clicks` (own series and `other`) plus
 //!   `adclick_late_clicks` of the campaign. They differ when the stream lost or doubled clicks
-//!   (fail-open repeats in different minutes are counted by the stream and removed here), or a
-//!   late click was counted across the day's boundary.
+//!   (fail-open repeats in different minutes are counted by the stream and removed here).
 //! - per ad: truth vs. the ad's own series. An ad folded into `other` in some minutes, or whose
 //!   campaign had late clicks, shows fewer clicks in the stream by design, so for those only a
 //!   stream count *above* the truth is a mismatch; for the others any difference is.
@@ -100,8 +102,60 @@ pub fn selector(labels: &BTreeMap<String, String>) -> String {
 /// The instant at which `sum_over_time(x[1d])` covers exactly the block of `day`, in the API's
 /// seconds.
 pub fn evaluation_time(day: Day) -> String {
-    let t = day.end_ms() - 1;
-    format!("{}.{:03}", t.div_euclid(1000), t.rem_euclid(1000))
+    api_time(day.end_ms() - 1)
+}
+
+/// `ms` in the query API's seconds.
+fn api_time(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// The queries that read one day of the stream.
+///
+/// - A series of the minutes themselves (`adclick_clicks`, `adclick_spend_micros`,
+///   `adclick_invalid_clicks`) is summed over the samples stamped in the day's block.
+/// - A late series (`adclick_late_*`) is summed over its samples labelled `block_day="<day>"`,
+///   stamped from the block's start (a late click is stamped after its own minute) up to the
+///   later of the block's end and `now`: a late click of the day's last minutes is stamped in the
+///   next day, and a rollup run days later still finds the ones that arrived since.
+#[derive(Debug, Clone)]
+pub struct DayQueries {
+    sel: String,
+    day_sel: String,
+    on_time_at: String,
+    late_at: String,
+    late_range_ms: i64,
+}
+
+impl DayQueries {
+    /// For the series carrying `labels`, read at `now_ms`.
+    pub fn new(day: Day, labels: &BTreeMap<String, String>, now_ms: i64) -> DayQueries {
+        let sel = selector(labels);
+        let mut day_labels = labels.clone();
+        day_labels.insert("block_day".to_string(), day.to_string());
+        let late_at = (day.end_ms() - 1).max(now_ms);
+        DayQueries {
+            sel,
+            day_sel: selector(&day_labels),
+            on_time_at: evaluation_time(day),
+            late_at: api_time(late_at),
+            late_range_ms: late_at - day.start_ms(),
+        }
+    }
+
+    /// `sum by (<by>) (sum_over_time(<metric>{...}[...]))` over the day, and the instant to
+    /// evaluate it at; `late`: a late series, read by its `block_day`.
+    pub fn sum(&self, metric: &str, by: &str, late: bool) -> (String, &str) {
+        if late {
+            let (sel, range) = (&self.day_sel, self.late_range_ms);
+            let query = format!("sum by ({by}) (sum_over_time({metric}{{{sel}}}[{range}ms]))");
+            (query, &self.late_at)
+        } else {
+            let sel = &self.sel;
+            let query = format!("sum by ({by}) (sum_over_time({metric}{{{sel}}}[1d]))");
+            (query, &self.on_time_at)
+        }
+    }
 }
 
 pub(crate) async fn instant(
@@ -165,23 +219,17 @@ pub(crate) fn count(sample: &ApiSample, query: &str) -> Result<u64, ReconcileErr
     Ok(v as u64)
 }
 
-/// Reads the stream's counts of `day` for the series carrying `labels`.
+/// Reads the stream's counts of the day `queries` read.
 pub async fn stream_day(
     http: &reqwest::Client,
     prometheus: &str,
-    day: Day,
-    labels: &BTreeMap<String, String>,
+    queries: &DayQueries,
 ) -> Result<StreamDay, ReconcileError> {
-    let time = evaluation_time(day);
-    let sel = selector(labels);
-    let clicks_q = format!(
-        "sum by (advertiser_id, campaign_id, ad_id) (sum_over_time(adclick_clicks{{{sel}}}[1d]))"
-    );
-    let late_q = format!(
-        "sum by (advertiser_id, campaign_id) (sum_over_time(adclick_late_clicks{{{sel}}}[1d]))"
-    );
+    let (clicks_q, clicks_at) =
+        queries.sum("adclick_clicks", "advertiser_id, campaign_id, ad_id", false);
+    let (late_q, late_at) = queries.sum("adclick_late_clicks", "advertiser_id, campaign_id", true);
     let mut out = StreamDay::default();
-    for s in instant(http, prometheus, &clicks_q, &time).await? {
+    for s in instant(http, prometheus, &clicks_q, clicks_at).await? {
         let campaign = (
             id(&s, "advertiser_id", &clicks_q)?,
             id(&s, "campaign_id", &clicks_q)?,
@@ -200,15 +248,15 @@ pub async fn stream_day(
             *out.ads.entry(ad).or_default() += n;
         }
     }
-    for s in instant(http, prometheus, &late_q, &time).await? {
+    for s in instant(http, prometheus, &late_q, late_at).await? {
         let campaign = (
             id(&s, "advertiser_id", &late_q)?,
             id(&s, "campaign_id", &late_q)?,
         );
         out.campaigns.entry(campaign).or_default().late += count(&s, &late_q)?;
     }
-    out.invalid = invalid::stream(http, prometheus, &sel, &time).await?;
-    out.spend = spend::stream(http, prometheus, &sel, &time).await?;
+    out.invalid = invalid::stream(http, prometheus, queries).await?;
+    out.spend = spend::stream(http, prometheus, queries).await?;
     Ok(out)
 }
 
@@ -429,5 +477,34 @@ mod tests {
         assert_eq!(evaluation_time(day), "1795478399.999");
         let sel = selector(&BTreeMap::from([("test_id".into(), "a\"b".into())]));
         assert_eq!(sel, r#"test_id="a\"b""#);
+    }
+
+    #[test]
+    fn late_series_are_read_by_their_day_up_to_now() {
+        let day: Day = "2026-11-23".parse().unwrap();
+        let labels = BTreeMap::from([("test_id".into(), "t".into())]);
+        let by = "advertiser_id, campaign_id";
+        // Run the next morning at 01:00: the late clicks stamped since the block's start.
+        let q = DayQueries::new(day, &labels, day.end_ms() + 3_600_000);
+        assert_eq!(
+            q.sum("adclick_late_clicks", by, true),
+            (
+                format!(
+                    "sum by ({by}) (sum_over_time(adclick_late_clicks{{block_day=\"2026-11-23\",test_id=\"t\"}}[90000000ms]))"
+                ),
+                "1795482000.000"
+            )
+        );
+        assert_eq!(
+            q.sum("adclick_clicks", by, false),
+            (
+                format!("sum by ({by}) (sum_over_time(adclick_clicks{{test_id=\"t\"}}[1d]))"),
+                "1795478399.999"
+            )
+        );
+        // Run before the day is over (a test, a rerun of today): the block's range.
+        let early = DayQueries::new(day, &labels, day.start_ms() + 5);
+        assert_eq!(early.sum("m", by, true).1, "1795478399.999");
+        assert!(early.sum("m", by, true).0.contains("[86399999ms]"));
     }
 }

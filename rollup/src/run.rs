@@ -444,13 +444,9 @@ impl Rollup<'_> {
         if config.prometheus_url.is_empty() {
             return Ok(None);
         }
-        let stream = reconcile::stream_day(
-            &self.deps.http,
-            &config.prometheus_url,
-            self.day,
-            &config.labels,
-        )
-        .await?;
+        let queries = reconcile::DayQueries::new(self.day, &config.labels, now_ms());
+        let stream =
+            reconcile::stream_day(&self.deps.http, &config.prometheus_url, &queries).await?;
         Ok(Some(reconcile::compare(
             settled,
             &stream,

@@ -27,21 +27,18 @@ pub struct StreamInvalid {
     pub late: u64,
 }
 
-/// Reads the stream's invalid clicks of the day (`sel`, `time`: as [`super::stream_day`]'s).
+/// Reads the stream's invalid clicks of the day `queries` read.
 pub(super) async fn stream(
     http: &reqwest::Client,
     prometheus: &str,
-    sel: &str,
-    time: &str,
+    queries: &super::DayQueries,
 ) -> Result<HashMap<InvalidSeries, StreamInvalid>, ReconcileError> {
     let mut out: HashMap<InvalidSeries, StreamInvalid> = HashMap::new();
     for (metric, late) in [
         ("adclick_invalid_clicks", false),
         ("adclick_late_invalid_clicks", true),
     ] {
-        let query = format!(
-            "sum by (advertiser_id, campaign_id, reason) (sum_over_time({metric}{{{sel}}}[1d]))"
-        );
+        let (query, time) = queries.sum(metric, "advertiser_id, campaign_id, reason", late);
         for s in instant(http, prometheus, &query, time).await? {
             let reason = s
                 .metric

@@ -3,8 +3,8 @@
 //! the day exactly as the clicks and late clicks are.
 //!
 //! They differ where the clicks do (a click lost or doubled by the stream, a fail-open repeat in
-//! another minute, a late click across the day's boundary, a verdict settled otherwise than live),
-//! and where the stream priced a click from another record of its impression than the counted one.
+//! another minute, a verdict settled otherwise than live), and where the stream priced a click
+//! from another record of its impression than the counted one.
 //!
 //! Unique users are not compared: the stream's per-minute, per-partition counts of distinct users
 //! do not add up to a campaign's day (a person clicking in two minutes or partitions is counted in
@@ -26,21 +26,18 @@ pub struct StreamSpend {
     pub late_micros: u64,
 }
 
-/// Reads the stream's spend of the day per (advertiser, campaign) (`sel`, `time`: as
-/// [`super::stream_day`]'s).
+/// Reads the stream's spend of the day `queries` read, per (advertiser, campaign).
 pub(super) async fn stream(
     http: &reqwest::Client,
     prometheus: &str,
-    sel: &str,
-    time: &str,
+    queries: &super::DayQueries,
 ) -> Result<HashMap<(u64, u64), StreamSpend>, ReconcileError> {
     let mut out: HashMap<(u64, u64), StreamSpend> = HashMap::new();
     for (metric, late) in [
         ("adclick_spend_micros", false),
         ("adclick_late_spend_micros", true),
     ] {
-        let query =
-            format!("sum by (advertiser_id, campaign_id) (sum_over_time({metric}{{{sel}}}[1d]))");
+        let (query, time) = queries.sum(metric, "advertiser_id, campaign_id", late);
         for s in instant(http, prometheus, &query, time).await? {
             let key = (
                 id(&s, "advertiser_id", &query)?,

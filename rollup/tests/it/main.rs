@@ -10,7 +10,8 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use adclick_rollup::{Day, Outcome, RunOptions};
+use adclick_click::wire::Click;
+use adclick_rollup::{Day, Outcome, RollupConfig, RunOptions};
 use adclick_testsupport::promtool::{self, Point};
 use adclick_testsupport::{FaultProxy, ScratchPrometheus, Stack, TestDatabase, copy_dir, psql};
 use adclick_tsdb::{BlockMeta, Ulid};
@@ -715,4 +716,125 @@ async fn the_billing_store_failing_mid_write_publishes_nothing_and_a_rerun_write
         "SELECT sum(valid_clicks) FROM billing.campaign_day",
     );
     assert_eq!(clicks, traffic.truth_total().to_string());
+}
+
+/// A late click of the day's last minute (23:58) arrives while the next day's first minute
+/// (23:59–24:00) is open: the stream counts it in a sample stamped 00:00 of the next day,
+/// labelled with its own day (`block_day`). The rollup of the day finds it there; read by when
+/// it was stamped, the day would be short and the next one over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_clicks_stamped_after_midnight_reconcile_with_their_own_day() {
+    use adclick_remote_write::{Metrics, RequestBuilder, Sample, Sender};
+
+    let stack = Stack::get();
+    let scope = stack.isolated("rollup-midnight");
+    let day: Day = "2026-11-20".parse().unwrap();
+    let next: Day = "2026-11-21".parse().unwrap();
+    let midnight = day.end_ms();
+    let impression = |i: u8| [i; 16];
+    // Campaign 1 (ads 1–5): two clicks at 23:30 on time, three of 23:58 late; one of 23:59:30,
+    // in the next day's block, late too.
+    let on_time: Vec<_> = (1..=2)
+        .map(|i| click(impression(i), 1, midnight - 1_800_000, false))
+        .collect();
+    let late: Vec<_> = (3..=5)
+        .map(|i| click(impression(i), 2, midnight - 90_000, false))
+        .collect();
+    let next_days = click(impression(6), 3, midnight - 30_000, false);
+    let records: Vec<Record> = on_time
+        .iter()
+        .chain(&late)
+        .chain([&next_days])
+        .map(|c| (0, c.event_time_ms + 1_000, c.clone()))
+        .collect();
+    ArchiveWriter::new(&scope).await.write(&records, 100).await;
+
+    // What the exporter wrote of them, into a Prometheus of the test's own (a day in the past
+    // is only accepted by an empty one).
+    let prom =
+        tokio::task::block_in_place(|| ScratchPrometheus::start(&stack, "global: {}\n", |_| {}));
+    let spend = |clicks: &[Click]| clicks.iter().map(|c| c.price_micros).sum::<u64>() as f64;
+    let series = |metric: &str, extra: Option<(&'static str, String)>| {
+        [
+            ("__name__", metric.to_string()),
+            ("advertiser_id", "1".to_string()),
+            ("campaign_id", "1".to_string()),
+            ("partition", "0".to_string()),
+            ("test_id", scope.id.clone()),
+        ]
+        .into_iter()
+        .chain(extra)
+        .collect::<Vec<_>>()
+    };
+    let ad1 = || Some(("ad_id", "1".to_string()));
+    let of_day = |d: Day| Some(("block_day", d.to_string()));
+    let at_2331 = midnight - 1_740_000;
+    let mut request = RequestBuilder::new();
+    for (labels, at, value) in [
+        (series("adclick_clicks", ad1()), at_2331, 2.0),
+        (
+            series("adclick_spend_micros", ad1()),
+            at_2331,
+            spend(&on_time),
+        ),
+        (series("adclick_late_clicks", of_day(day)), midnight, 3.0),
+        (
+            series("adclick_late_spend_micros", of_day(day)),
+            midnight,
+            spend(&late),
+        ),
+        (
+            series("adclick_late_clicks", of_day(next)),
+            midnight + 60_000,
+            1.0,
+        ),
+        (
+            series("adclick_late_spend_micros", of_day(next)),
+            midnight + 60_000,
+            spend(std::slice::from_ref(&next_days)),
+        ),
+    ] {
+        request.series(labels, [Sample::new(at, value)]).unwrap();
+    }
+    Sender::new(
+        &adclick_remote_write::Config::for_url(prom.remote_write_url()),
+        Metrics::new(),
+    )
+    .unwrap()
+    .send(&request.build())
+    .await
+    .unwrap();
+
+    let config = RollupConfig {
+        prometheus_url: prom.url().to_string(),
+        ..rollup_config(&scope, false)
+    };
+    let report = adclick_rollup::run(&config, &deps(&scope).await, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.exit_code,
+        Outcome::Clean.exit_code(),
+        "{}",
+        report.summary()
+    );
+    let r = report.reconciliation.as_ref().expect("reconciled");
+    assert_eq!(
+        (r.truth_clicks, r.stream_clicks, r.stream_late_clicks),
+        (5, 2, 3),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(
+        (r.spend.truth_micros, r.spend.stream_late_micros),
+        (
+            spend(&on_time) as u64 + spend(&late) as u64,
+            spend(&late) as u64
+        )
+    );
+    assert_eq!(r.spend.stream_micros, spend(&on_time) as u64);
+    assert_eq!(
+        (r.campaigns_mismatched, r.spend.campaigns_mismatched),
+        (0, 0)
+    );
 }

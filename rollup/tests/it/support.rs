@@ -56,7 +56,7 @@ fn price_of(impression: [u8; 16]) -> u64 {
     u64::from(impression[10] % 8) * 12_500
 }
 
-fn click(impression: [u8; 16], ad_id: u64, event_time_ms: i64, unchecked: bool) -> Click {
+pub fn click(impression: [u8; 16], ad_id: u64, event_time_ms: i64, unchecked: bool) -> Click {
     let (advertiser_id, campaign_id, ad_id) = ad_of(ad_id);
     let mut c = Click {
         impression_id: impression.to_vec(),
