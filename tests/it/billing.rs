@@ -53,8 +53,9 @@ async fn spend_unique_users_and_the_billing_statement_equal_the_truth() {
     let truth_dir = work.path().join("truth");
 
     // 3 advertisers × 3 campaigns × 20 ads, two hot ones; 150 users, so that people click
-    // several ads, campaigns and minutes; prices 0.10–2.00.
-    let mut config = live(19, 25.0, 140.0);
+    // several ads, campaigns and minutes (80 s: two or three of them, one or two minute ends
+    // crossed); prices 0.10–2.00.
+    let mut config = live(19, 25.0, 80.0);
     config.population = population(3, 3, 20, 2);
     // Late clicks within the exporter's 10 s (on time live) and beyond it (late spend), kept 3 s
     // clear of the boundary.
