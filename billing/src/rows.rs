@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::Day;
+use crate::day::pg_days;
 
 /// One settled day: every row the store keeps for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +119,7 @@ impl SettledDayRows {
         if !is_ulid(&self.block_ulid) {
             return Err(InvalidRows::BlockUlid(self.block_ulid.clone()));
         }
-        if self.day.pg_days().is_none() {
+        if pg_days(self.day).is_none() {
             return Err(InvalidRows::DayOutOfRange(self.day));
         }
         let mut by_campaign: HashMap<(u64, u64), Sum> = HashMap::new();

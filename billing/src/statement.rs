@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
+use crate::day::pg_days;
 use crate::{BillingError, BillingStore, Day};
 
 /// The longest range one statement reads, days (ten years).
@@ -99,7 +100,7 @@ impl BillingStore {
             return Err(BillingError::EmptyRange { from, to });
         }
         let days = to.0 - from.0 + 1;
-        if days > MAX_STATEMENT_DAYS || from.pg_days().is_none() || to.pg_days().is_none() {
+        if days > MAX_STATEMENT_DAYS || pg_days(from).is_none() || pg_days(to).is_none() {
             return Err(BillingError::RangeTooLong {
                 from,
                 to,
@@ -231,8 +232,8 @@ pub(crate) async fn settled_days(
          (extract(epoch FROM settled_at) * 1000)::int8 FROM billing.settled_day \
          WHERE day BETWEEN DATE '1970-01-01' + $1 AND DATE '1970-01-01' + $2 ORDER BY day",
     )
-    .bind(from.pg_days().unwrap_or(i32::MIN))
-    .bind(to.pg_days().unwrap_or(i32::MAX))
+    .bind(pg_days(from).unwrap_or(i32::MIN))
+    .bind(pg_days(to).unwrap_or(i32::MAX))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -267,8 +268,8 @@ async fn figures(
 ) -> Result<Vec<RawFigures>, sqlx::Error> {
     let rows = sqlx::query(sql)
         .bind(advertiser_id.to_string())
-        .bind(from.pg_days().unwrap_or(i32::MIN))
-        .bind(to.pg_days().unwrap_or(i32::MAX))
+        .bind(pg_days(from).unwrap_or(i32::MIN))
+        .bind(pg_days(to).unwrap_or(i32::MAX))
         .fetch_all(&mut *conn)
         .await?;
     rows.iter()

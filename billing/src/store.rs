@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Postgres, Transaction};
 
 use crate::copy::CopyWriter;
+use crate::day::pg_days;
 use crate::rows::DayTotals;
 use crate::{BillingConfig, BillingError, Day, SettledDayRows};
 
@@ -116,7 +117,7 @@ impl BillingStore {
                 source,
             }
         };
-        let pg_day = rows.day.pg_days().unwrap_or_default(); // validate checked the range
+        let pg_day = pg_days(rows.day).unwrap_or_default(); // validate checked the range
         let mut tx = self
             .pool
             .begin()

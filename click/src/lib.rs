@@ -8,14 +8,17 @@
 //! | [`kafka`] | where the clicks topic is and the librdkafka properties every client takes |
 //! | [`archive`] | the raw click archive's object names and bytes (exporter writes, rollup reads) |
 //! | [`minute`] | event-time minutes: which minute a click belongs to and the timestamp its sample carries |
+//! | [`day`] | the UTC day a block, a bill and a late click's `block_day` cover: the minutes that END in it |
 
 pub mod archive;
+pub mod day;
 pub mod kafka;
 pub mod minute;
 pub mod token;
 pub mod wire;
 
+pub use day::Day;
 pub use kafka::KafkaSettings;
-pub use minute::{BlockDay, Minute, now_ms};
+pub use minute::{Minute, now_ms};
 pub use token::{Claims, Signer, TokenError, Verified, Verifier};
 pub use wire::{Click, ClickFlag};

@@ -4,11 +4,10 @@
 //! event time. Its Prometheus sample carries the minute's END as timestamp, so
 //! a graph point at 12:01:00 shows the clicks of 12:00:00–12:00:59.999.
 
+use crate::day::Day;
+
 /// Milliseconds in one minute.
 pub const MINUTE_MS: i64 = 60_000;
-
-/// Milliseconds in one UTC day.
-const DAY_MS: i64 = 86_400_000;
 
 /// Milliseconds since the epoch, now: the wall clock every adclick process compares event times
 /// with (0 for a clock set before 1970).
@@ -50,21 +49,8 @@ impl Minute {
 
     /// The day whose block holds the minute's sample: the day of its END, so the minute that
     /// ends at 00:00 is the first of its day's block and 23:59–24:00 the first of the next.
-    pub fn block_day(self) -> BlockDay {
-        BlockDay(self.end_ms().div_euclid(DAY_MS))
-    }
-}
-
-/// A UTC day as the rollup settles it (days since 1970-01-01): its block holds the samples
-/// stamped in `[00:00, next day 00:00)`, the minutes from 23:59 of the day before through 23:58.
-/// The late series carry it (`block_day`) so that a click's day is known wherever it was counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BlockDay(pub i64);
-
-impl BlockDay {
-    /// `YYYY-MM-DD`.
-    pub fn name(self) -> String {
-        crate::archive::day_name(self.0)
+    pub fn block_day(self) -> Day {
+        Day::of(self.end_ms())
     }
 }
 
@@ -82,13 +68,10 @@ mod tests {
         assert_eq!(Minute(1).end_ms(), 120_000);
         // 2026-12-06 23:58–23:59 ends in the day; 23:59–24:00 is the next day's first.
         let midnight = 1_796_601_600_000;
-        assert_eq!(BlockDay(midnight / DAY_MS).name(), "2026-12-07");
-        assert_eq!(
-            Minute::of(midnight - 61_000).block_day().name(),
-            "2026-12-06"
-        );
-        assert_eq!(Minute::of(midnight - 1).block_day().name(), "2026-12-07");
-        assert_eq!(Minute::of(midnight).block_day().name(), "2026-12-07");
+        let day = |ms: i64| Minute::of(ms).block_day().to_string();
+        assert_eq!(day(midnight - 61_000), "2026-12-06");
+        assert_eq!(day(midnight - 1), "2026-12-07");
+        assert_eq!(day(midnight), "2026-12-07");
         assert_eq!(Minute::ending_at(120_000), Some(Minute(1)));
         assert_eq!(Minute::ending_at(120_001), None);
     }

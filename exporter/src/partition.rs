@@ -414,7 +414,7 @@ impl PartitionState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use adclick_click::BlockDay;
+    use adclick_click::Day;
     use adclick_click::minute::MINUTE_MS;
     use proptest::prelude::*;
 
@@ -518,7 +518,7 @@ mod tests {
         // 2026-12-07 00:00 UTC. The minute 23:58–23:59 of the 6th is the last of the 6th's
         // block; 23:59–24:00 is the first of the 7th's.
         let midnight = 1_796_601_600_000;
-        let (sixth, seventh) = (BlockDay(20_793), BlockDay(20_794));
+        let (sixth, seventh) = (Day(20_793), Day(20_794));
         let mut s = PartitionState::new(RULES_ALL);
         let mut out = vec![];
         s.apply_click(0, &click(1, midnight - 90_000), 1, false, &mut out);

@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use adclick_click::Minute;
 use adclick_remote_write::{Labels, Sample, stale};
 
-use crate::window::{AdKey, BlockDay, CampaignKey, FastMap, InvalidReason, SeriesKey, Window};
+use crate::window::{AdKey, CampaignKey, Day, FastMap, InvalidReason, SeriesKey, Window};
 
 pub const CLICKS: &str = "adclick_clicks";
 pub const LATE_CLICKS: &str = "adclick_late_clicks";
@@ -58,11 +58,11 @@ enum Subject {
     /// advertiser_id, campaign_id, ad_id="other"
     Other(CampaignKey),
     /// advertiser_id, campaign_id, block_day
-    Late(CampaignKey, BlockDay),
+    Late(CampaignKey, Day),
     /// advertiser_id, campaign_id, reason
     Invalid(CampaignKey, InvalidReason),
     /// advertiser_id, campaign_id, reason, block_day
-    LateInvalid(CampaignKey, InvalidReason, BlockDay),
+    LateInvalid(CampaignKey, InvalidReason, Day),
 }
 
 /// The metric a closed minute's series `key` is written under, and what it is about.
@@ -137,7 +137,7 @@ fn subject_labels(
     let partition = partition.to_string();
     // Never `Valid` here (a valid click counts in `adclick_clicks`).
     let reason = |r: InvalidReason| Some(("reason", r.label().unwrap_or("valid").to_string()));
-    let day = |d: BlockDay| Some(("block_day", d.name()));
+    let day = |d: Day| Some(("block_day", d.to_string()));
     let (campaign, own, day): (CampaignKey, Option<(&str, String)>, _) = match subject {
         Subject::Ad(ad) => (ad.into(), Some(("ad_id", ad.ad_id.to_string())), None),
         Subject::Other(c) => (c, Some(("ad_id", "other".to_string())), None),
@@ -252,7 +252,7 @@ mod tests {
             l.to_string(),
             r#"{__name__="adclick_clicks", ad_id="5", advertiser_id="1", campaign_id="2", env="prod", partition="3"}"#
         );
-        let late = closed.of(SeriesKey::Late(ad(5).into(), BlockDay(20_794)));
+        let late = closed.of(SeriesKey::Late(ad(5).into(), Day(20_794)));
         assert_eq!(late.metric_name(), LATE_CLICKS);
         assert_eq!(late.get("ad_id"), None);
         assert_eq!(late.get("block_day"), Some("2026-12-07"));
@@ -268,7 +268,7 @@ mod tests {
         let late_invalid = closed.of(SeriesKey::LateInvalid(
             ad(5).into(),
             InvalidReason::BotUserAgent,
-            BlockDay(20_793),
+            Day(20_793),
         ));
         assert_eq!(
             late_invalid.to_string(),
@@ -291,13 +291,13 @@ mod tests {
             SeriesKey::Other(c),
             SeriesKey::OtherSpend(c),
             SeriesKey::OtherUsers(c),
-            SeriesKey::LateSpend(c, BlockDay(20_794)),
-            SeriesKey::Late(c, BlockDay(20_794)),
-            SeriesKey::Late(c, BlockDay(20_793)),
+            SeriesKey::LateSpend(c, Day(20_794)),
+            SeriesKey::Late(c, Day(20_794)),
+            SeriesKey::Late(c, Day(20_793)),
             SeriesKey::Invalid(c, InvalidReason::BotUserAgent),
-            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent, BlockDay(20_794)),
-            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent, BlockDay(20_793)),
-            SeriesKey::LateInvalid(c, InvalidReason::IpVelocity, BlockDay(20_793)),
+            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent, Day(20_794)),
+            SeriesKey::LateInvalid(c, InvalidReason::BotUserAgent, Day(20_793)),
+            SeriesKey::LateInvalid(c, InvalidReason::IpVelocity, Day(20_793)),
             SeriesKey::Ad(ad(5)),
         ];
         let mut closed = ClosedLabels::new(3, &env);

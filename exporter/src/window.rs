@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-pub use adclick_click::BlockDay;
+pub use adclick_click::Day;
 pub use adclick_click::wire::{AdKey, InvalidReason};
 
 use crate::users::{CampaignUsers, MoreUsers};
@@ -65,18 +65,18 @@ pub enum SeriesKey {
     Other(CampaignKey),
     /// `adclick_late_clicks{block_day}`: clicks of the campaign that arrived after their minute
     /// was final, by the day whose block their own minute is in.
-    Late(CampaignKey, BlockDay),
+    Late(CampaignKey, Day),
     /// `adclick_invalid_clicks{reason}`: the campaign's invalid traffic (never `Valid`).
     Invalid(CampaignKey, InvalidReason),
     /// `adclick_late_invalid_clicks{reason, block_day}`: invalid traffic that arrived after its
     /// minute was final.
-    LateInvalid(CampaignKey, InvalidReason, BlockDay),
+    LateInvalid(CampaignKey, InvalidReason, Day),
     /// `adclick_spend_micros{ad_id="<id>"}`: the spend of an `Ad`'s clicks.
     AdSpend(AdKey),
     /// `adclick_spend_micros{ad_id="other"}`: the spend of the campaign's `Other` clicks.
     OtherSpend(CampaignKey),
     /// `adclick_late_spend_micros{block_day}`: the spend of the campaign's `Late` clicks.
-    LateSpend(CampaignKey, BlockDay),
+    LateSpend(CampaignKey, Day),
     /// `adclick_unique_users{ad_id="<id>"}`: distinct users among an `Ad`'s clicks.
     AdUsers(AdKey),
     /// `adclick_unique_users{ad_id="other"}`: distinct users among the campaign's `Other` clicks.
@@ -195,10 +195,10 @@ pub struct Window {
     /// The users of each ad beyond its first.
     more_users: MoreUsers,
     /// Late clicks per campaign and the day whose block their own minute is in.
-    late: FastMap<(CampaignKey, BlockDay), LateMinute>,
+    late: FastMap<(CampaignKey, Day), LateMinute>,
     /// Invalid traffic per campaign and reason, on time and late (by block day).
     invalid: FastMap<(CampaignKey, InvalidReason), u64>,
-    late_invalid: FastMap<(CampaignKey, InvalidReason, BlockDay), u64>,
+    late_invalid: FastMap<(CampaignKey, InvalidReason, Day), u64>,
     /// Hot ads (salted keys, spread over partitions): always their own series, so that their
     /// per-partition parts add up to the ad's count whatever other partitions decide.
     hot: FastSet<AdKey>,
@@ -236,7 +236,7 @@ impl Window {
 
     /// Records a valid click of `price_micros` of an already final minute of `campaign`, whose
     /// sample would have been in the block of `day`.
-    pub fn count_late(&mut self, campaign: CampaignKey, day: BlockDay, price_micros: u64) {
+    pub fn count_late(&mut self, campaign: CampaignKey, day: Day, price_micros: u64) {
         let late = self.late.entry((campaign, day)).or_default();
         late.clicks += 1;
         late.spend_micros = late.spend_micros.saturating_add(price_micros);
@@ -248,12 +248,7 @@ impl Window {
     }
 
     /// Records invalid traffic of an already final minute of `campaign` in the block of `day`.
-    pub fn count_late_invalid(
-        &mut self,
-        campaign: CampaignKey,
-        reason: InvalidReason,
-        day: BlockDay,
-    ) {
+    pub fn count_late_invalid(&mut self, campaign: CampaignKey, reason: InvalidReason, day: Day) {
         *self
             .late_invalid
             .entry((campaign, reason, day))
@@ -345,7 +340,7 @@ impl Window {
                 samples.push((SeriesKey::OtherUsers(campaign), n));
             }
         }
-        let mut late: Vec<(&(CampaignKey, BlockDay), &LateMinute)> = self.late.iter().collect();
+        let mut late: Vec<(&(CampaignKey, Day), &LateMinute)> = self.late.iter().collect();
         late.sort_unstable_by_key(|(k, _)| **k);
         for (&(campaign, day), late) in late {
             samples.push((SeriesKey::Late(campaign, day), late.clicks));
@@ -429,7 +424,7 @@ mod tests {
     use super::*;
 
     /// 2026-12-07: the block day of the late clicks in these tests.
-    const DAY: BlockDay = BlockDay(20_794);
+    const DAY: Day = Day(20_794);
 
     fn ad(campaign_id: u64, ad_id: u64) -> AdKey {
         AdKey {

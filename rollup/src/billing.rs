@@ -9,7 +9,7 @@ use adclick_billing::{AdDayRow, AdvertiserDayRow, CampaignDayRow, SettledDayRows
 use serde::Serialize;
 
 use crate::daily::DailyFigures;
-use crate::day::Day;
+use adclick_click::Day;
 
 /// The rows of `daily`, for the block `block_ulid` settled at `settled_at_ms`.
 pub fn rows(
@@ -19,7 +19,7 @@ pub fn rows(
     daily: &DailyFigures,
 ) -> SettledDayRows {
     SettledDayRows {
-        day: adclick_billing::Day(day.0),
+        day,
         block_ulid: block_ulid.to_string(),
         settled_at_ms,
         ads: daily
@@ -130,7 +130,7 @@ mod tests {
             unique_users: 2,
         };
         let rows = rows(Day(20_000), "01JF0000000000000000000000", 42, &daily);
-        assert_eq!(rows.day, adclick_billing::Day(20_000));
+        assert_eq!(rows.day, Day(20_000));
         assert_eq!(
             rows.ads[0].invalid,
             BTreeMap::from([("prefetch".to_string(), 1)])

@@ -5,7 +5,6 @@
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`day`] | the UTC day a block covers, and which minutes, clicks and archive hours that means |
 //! | [`scan`] | finding, fetching and decoding the day's archive objects; overlaps; corrupt objects |
 //! | [`settle`] | exact dedup by identity (impression, or impression and request reason), per-minute counts of valid clicks, their spend and distinct users per ad, and of invalid ones per campaign and reason: the billing truth |
 //! | [`daily`] | the day's billing figures per ad, campaign and advertiser: valid clicks, spend, distinct users, invalid clicks |
@@ -22,14 +21,13 @@
 //!
 //! The day's boundaries follow the stream contract: a sample is stamped with the END of its
 //! minute, and a block covers `[day 00:00, next day 00:00)`, so the block of day D holds the
-//! minutes that end in D — 23:59 of D−1 through 23:58 of D (see [`day`] for why, and README for
+//! minutes that end in D — 23:59 of D−1 through 23:58 of D (see [`adclick_click::day`] for why, and README for
 //! the PromQL of a calendar day).
 
 pub mod billing;
 pub mod block;
 pub mod config;
 pub mod daily;
-pub mod day;
 pub mod outcome;
 pub mod publish;
 pub mod reconcile;
@@ -40,7 +38,7 @@ pub mod settle;
 pub mod velocity;
 pub mod verdicts;
 
+pub use adclick_click::Day;
 pub use config::RollupConfig;
-pub use day::Day;
 pub use outcome::Outcome;
 pub use run::{Deps, RollupError, RunOptions, run};

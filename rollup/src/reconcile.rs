@@ -28,8 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::day::Day;
 use crate::settle::{AdKey, SettledDay};
+use adclick_click::Day;
 
 pub mod invalid;
 pub mod spend;

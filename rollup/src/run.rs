@@ -16,7 +16,6 @@ use tempfile::TempDir;
 use crate::billing::{self, BillingReport};
 use crate::block;
 use crate::config::{InvalidConfig, RollupConfig};
-use crate::day::Day;
 use crate::outcome::{self, Findings, Outcome, Stream};
 use crate::publish::{BlockBucket, ExistingBlock, PublishError};
 use crate::reconcile::{self, ReconcileError, Reconciliation};
@@ -24,6 +23,7 @@ use crate::report::{BlockReport, DailyReport, Report, ScanReport};
 use crate::scan::{self, ArchiveLocation, ScanPlan};
 use crate::settle::{SettledDay, Settlement};
 use crate::verdicts;
+use adclick_click::Day;
 
 /// What a run was asked to do.
 #[derive(Debug, Clone)]

@@ -27,7 +27,7 @@ use aws_sdk_s3::Client;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::day::{Day, HOUR_MS};
+use adclick_click::day::{Day, HOUR_MS};
 
 /// One archive object to read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,9 +57,9 @@ use adclick_invalid::{Reason, Rules, Verdict};
 use serde::Serialize;
 
 use crate::daily::{self, DailyFigures};
-use crate::day::Day;
 use crate::velocity::Counter;
 use crate::verdicts::{self, Changes, VerdictChange};
+use adclick_click::Day;
 
 mod minutes;
 

@@ -1,4 +1,4 @@
-//! The UTC day a rollup settles, and what it covers.
+//! The UTC day adclick settles, bills and labels late clicks by, and what it covers.
 //!
 //! A sample of `adclick_clicks` is stamped with the END of its minute (the stream contract), and
 //! a Thanos block covers the half-open `[day 00:00, next day 00:00)` — the block's `maxTime` is
@@ -6,13 +6,15 @@
 //! So the block of day D holds the samples stamped in D: the minutes from 23:59 of D−1 through
 //! 23:58 of D. The calendar day D (minutes 00:00–23:59) is stamped `(D 00:00, D+1 00:00]`: its
 //! last minute lies in the block of D+1, which the billing query (README) reads through Thanos
-//! like any other block.
+//! like any other block. The rollup settles the block of D, the billing store keeps it as the
+//! settlement day D, and the exporter labels a late click with the D of its own minute
+//! ([`crate::Minute::block_day`]).
 
 use std::fmt;
 use std::str::FromStr;
 
-use adclick_click::archive::{day_name, parse_day};
-use adclick_click::minute::{MINUTE_MS, Minute};
+use crate::archive::{day_name, parse_day};
+use crate::minute::{MINUTE_MS, Minute};
 
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -29,7 +31,17 @@ impl Day {
 
     /// Yesterday, in UTC, from the system clock: what a daily job settles by default.
     pub fn yesterday() -> Day {
-        Day(Day::of(adclick_click::now_ms()).0 - 1)
+        Day(Day::of(crate::now_ms()).0 - 1)
+    }
+
+    /// The next day.
+    pub fn next(self) -> Day {
+        Day(self.0 + 1)
+    }
+
+    /// The days `from..=to`, in order (none when `to < from`).
+    pub fn range(from: Day, to: Day) -> impl Iterator<Item = Day> {
+        (from.0..=to.0).map(Day)
     }
 
     /// The block's first millisecond (inclusive).
@@ -91,6 +103,8 @@ mod tests {
         let day: Day = "2026-11-23".parse().unwrap();
         assert_eq!(day.to_string(), "2026-11-23");
         assert_eq!(day.start_ms(), 1_795_392_000_000);
+        assert_eq!(day.next().to_string(), "2026-11-24");
+        assert_eq!(Day(0).to_string(), "1970-01-01");
         for bad in [
             "2026-02-30",
             "2026-13-01",
@@ -101,6 +115,11 @@ mod tests {
         ] {
             assert!(bad.parse::<Day>().is_err(), "{bad}");
         }
+        let days: Vec<String> = Day::range(day, day.next().next())
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(days, ["2026-11-23", "2026-11-24", "2026-11-25"]);
+        assert_eq!(Day::range(day.next(), day).count(), 0);
     }
 
     #[test]
@@ -112,5 +131,8 @@ mod tests {
         assert!(!day.counts(day.start_ms() - 60_001));
         assert!(day.counts(day.end_ms() - 60_001));
         assert!(!day.counts(day.end_ms() - 60_000));
+        // A minute's block day is the day its end is in.
+        assert_eq!(day.first_minute().block_day(), day);
+        assert_eq!(day.end_minute().block_day(), day.next());
     }
 }
