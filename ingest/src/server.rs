@@ -98,3 +98,60 @@ pub async fn serve(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// The head timeout is also the keep-alive: hyper starts it as soon as a connection waits for
+    /// its next request head, so a connection idle that long after its response is closed. What
+    /// `header_timeout_ms` tells load balancers and pooling clients to stay below.
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_head_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = ConnLimits {
+            max_connections: 4,
+            max_header_bytes: 8192,
+            header_timeout: Duration::from_millis(300),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+        ));
+
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: ingest\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        let idle_since = Instant::now();
+        // Then nothing: the server ends the connection (whatever it writes first) once the
+        // timeout has passed, not before.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while conn.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .expect("an idle connection is closed, well within 5 s");
+        assert!(
+            idle_since.elapsed() >= Duration::from_millis(250),
+            "closed after {:?}",
+            idle_since.elapsed()
+        );
+        stop.send(()).unwrap();
+        server.await.unwrap();
+    }
+}

@@ -29,6 +29,13 @@ use crate::plan::{Send, SendKind};
 use crate::tokens::TokenMinter;
 use crate::truth::Outcome;
 
+/// How long an idle pooled connection is kept for reuse: below ingest's keep-alive (its
+/// `header_timeout_ms`, 10 s by default: hyper closes a connection that has not sent the next
+/// request head by then). With reqwest's default, 90 s, a request can go out on a connection
+/// ingest is closing at that moment and fail ("error sending request") — as it does for a load
+/// balancer whose idle timeout is longer than its backend's.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where and how to send over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpTarget {
@@ -50,6 +57,7 @@ impl HttpTarget {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .pool_max_idle_per_host(connections)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .build()?;
         Ok(HttpTarget {
@@ -76,9 +84,10 @@ impl HttpTarget {
             Ok(url) => url,
             Err(e) => return Outcome::Wrong(e),
         };
+        let started = std::time::Instant::now();
         let resp = match self.request(send, &url).send().await {
             Ok(r) => r,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Failed(describe(&e, started.elapsed())),
         };
         let status = resp.status();
         if matches!(send.kind, SendKind::Prefetch(_)) {
@@ -132,5 +141,40 @@ impl HttpTarget {
             request = request.header(name, value);
         }
         request
+    }
+}
+
+/// A failed request as whoever reads the run's errors needs it: reqwest's own message names only
+/// the URL ("error sending request for url ..."); its sources say whether it timed out, was
+/// refused or was reset, and how long it took tells a stall from a refusal.
+fn describe(error: &reqwest::Error, took: Duration) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    format!("{text} (after {} ms)", took.as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_request_says_why_and_after_how_long() {
+        // A port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let error = reqwest::get(format!("http://127.0.0.1:{port}/click/x"))
+            .await
+            .expect_err("nothing listens");
+        let text = describe(&error, Duration::from_millis(3));
+        assert!(text.starts_with("error sending request for url"), "{text}");
+        assert!(text.contains("refused"), "{text}");
+        assert!(text.ends_with("(after 3 ms)"), "{text}");
     }
 }
