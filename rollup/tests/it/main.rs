@@ -36,15 +36,7 @@ async fn a_day_settles_exactly_into_a_block_promtool_and_prometheus_read() {
 
     let config = rollup_config(&scope, false);
     let deps = deps(&scope).await;
-    let report = adclick_rollup::run(&config, &deps, &RunOptions::for_day(day))
-        .await
-        .unwrap();
-    assert_eq!(
-        report.exit_code,
-        Outcome::Clean.exit_code(),
-        "{}",
-        report.summary()
-    );
+    let report = run_clean(&config, &deps, day).await;
     assert_eq!(
         report.settle.clicks,
         traffic.truth_total(),
@@ -809,15 +801,7 @@ async fn late_clicks_stamped_after_midnight_reconcile_with_their_own_day() {
         prometheus_url: prom.url().to_string(),
         ..rollup_config(&scope, false)
     };
-    let report = adclick_rollup::run(&config, &deps(&scope).await, &RunOptions::for_day(day))
-        .await
-        .unwrap();
-    assert_eq!(
-        report.exit_code,
-        Outcome::Clean.exit_code(),
-        "{}",
-        report.summary()
-    );
+    let report = run_clean(&config, &deps(&scope).await, day).await;
     let r = report.reconciliation.as_ref().expect("reconciled");
     assert_eq!(
         (r.truth_clicks, r.stream_clicks, r.stream_late_clicks),

@@ -7,7 +7,8 @@ use std::path::Path;
 use adclick_click::archive::{encode, object_key};
 use adclick_click::minute::Minute;
 use adclick_click::wire::{Click, ClickFlag};
-use adclick_rollup::{Day, Deps, RollupConfig};
+use adclick_rollup::report::Report;
+use adclick_rollup::{Day, Deps, Outcome, RollupConfig, RunOptions};
 use adclick_testsupport::promtool::{Point, value_bits};
 use adclick_testsupport::{Rng, TestScope};
 use adclick_tsdb::BlockMeta;
@@ -341,6 +342,20 @@ pub fn rollup_config(scope: &TestScope, reconcile: bool) -> RollupConfig {
         report_dir: reports.display().to_string(),
         ..RollupConfig::default()
     }
+}
+
+/// Runs the rollup of `day` and fails unless it ended clean (exit 0).
+pub async fn run_clean(config: &RollupConfig, deps: &Deps, day: Day) -> Report {
+    let report = adclick_rollup::run(config, deps, &RunOptions::for_day(day))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.exit_code,
+        Outcome::Clean.exit_code(),
+        "{}",
+        report.summary()
+    );
+    report
 }
 
 pub async fn deps(scope: &TestScope) -> Deps {
