@@ -22,6 +22,7 @@
 
 use std::time::Duration;
 
+use adclick_admin::ErrorChain;
 use reqwest::header::{LOCATION, USER_AGENT};
 use reqwest::{Method, StatusCode};
 
@@ -148,14 +149,7 @@ impl HttpTarget {
 /// the URL ("error sending request for url ..."); its sources say whether it timed out, was
 /// refused or was reset, and how long it took tells a stall from a refusal.
 fn describe(error: &reqwest::Error, took: Duration) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    format!("{text} (after {} ms)", took.as_millis())
+    format!("{} (after {} ms)", ErrorChain(error), took.as_millis())
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 //! publishes the block, then commits.
 
 use adclick_billing::{AdDayRow, AdvertiserDayRow, CampaignDayRow, SettledDayRows};
+use adclick_click::Day;
 use serde::Serialize;
 
 use crate::daily::DailyFigures;
-use adclick_click::Day;
 
 /// The rows of `daily`, for the block `block_ulid` settled at `settled_at_ms`.
 pub fn rows(

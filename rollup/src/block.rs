@@ -23,11 +23,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use adclick_click::Minute;
+use adclick_click::{Day, Minute};
 use adclick_tsdb::{BlockError, BlockOptions, Label, Sample, Series, Ulid, WrittenBlock};
 
 use crate::settle::{AdMinute, SettledDay};
-use adclick_click::Day;
 
 pub const CLICKS: &str = "adclick_clicks";
 pub const SPEND_MICROS: &str = "adclick_spend_micros";

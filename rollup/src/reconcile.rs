@@ -26,10 +26,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use adclick_click::Day;
 use serde::{Deserialize, Serialize};
 
 use crate::settle::{AdKey, SettledDay};
-use adclick_click::Day;
 
 pub mod invalid;
 pub mod spend;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use adclick_click::now_ms;
+use adclick_click::{Day, now_ms};
 use adclick_invalid::{DenyList, Rules, RulesError};
 use adclick_objstore::StoreError;
 use adclick_tsdb::{BlockError, Ulid, WrittenBlock};
@@ -23,7 +23,6 @@ use crate::report::{BlockReport, DailyReport, Report, ScanReport};
 use crate::scan::{self, ArchiveLocation, ScanPlan};
 use crate::settle::{SettledDay, Settlement};
 use crate::verdicts;
-use adclick_click::Day;
 
 /// What a run was asked to do.
 #[derive(Debug, Clone)]

@@ -21,13 +21,12 @@
 use std::collections::BTreeMap;
 
 use adclick_click::archive::{self, ObjectName, hour_prefix, parse_object_key, utc_date_hour};
+use adclick_click::day::{Day, HOUR_MS};
 use adclick_click::wire::Click;
 use adclick_objstore::StoreError;
 use aws_sdk_s3::Client;
 use futures::StreamExt;
 use serde::Serialize;
-
-use adclick_click::day::{Day, HOUR_MS};
 
 /// One archive object to read.
 #[derive(Debug, Clone, PartialEq, Eq)]

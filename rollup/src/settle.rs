@@ -51,6 +51,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use adclick_click::Day;
 use adclick_click::minute::Minute;
 use adclick_click::wire::{Click, ClickFlag};
 use adclick_invalid::{Reason, Rules, Verdict};
@@ -59,7 +60,6 @@ use serde::Serialize;
 use crate::daily::{self, DailyFigures};
 use crate::velocity::Counter;
 use crate::verdicts::{self, Changes, VerdictChange};
-use adclick_click::Day;
 
 mod minutes;
 
