@@ -104,8 +104,9 @@ pub struct IngestConfig {
     /// click.proto's salt of `user_hash` for visitor ids, hex (at least 16 bytes); `None`: random
     /// per process.
     pub user_hash_salt: Option<SecretString>,
-    /// `/readyz` answers 503 while every click of the last `overload_window_ms` waited longer
-    /// than this before ingest worked on it (`overload.rs`); 0: never.
+    /// `/readyz` answers 503 while most of the last `overload_window_ms`'s probes waited longer
+    /// than this before ingest ran them, as clicks wait before it works on them
+    /// (`overload.rs`); 0: never.
     pub overload_delay_ms: u64,
     pub overload_window_ms: u64,
 }

@@ -53,8 +53,8 @@ pub struct Service {
     stop_replay: CancellationToken,
     /// Reloads `[invalid] deny_list_file` when it changes; aborted on shutdown.
     deny_watch: Option<JoinHandle<()>>,
-    /// Measures how long clicks wait to be worked on; aborted on shutdown.
-    overload_probe: JoinHandle<()>,
+    /// Measures how long clicks wait to be worked on; stopped on shutdown.
+    overload_probe: crate::overload::Probe,
 }
 
 impl Service {
@@ -210,7 +210,7 @@ impl Service {
         if let Some(watch) = &self.deny_watch {
             watch.abort();
         }
-        self.overload_probe.abort();
+        self.overload_probe.stop();
         self.state.tracker.close();
         if tokio::time::timeout(left(), self.state.tracker.wait())
             .await
