@@ -339,20 +339,23 @@ async fn unreachable_redis_fails_open_with_the_flag() {
     ingest.stop().await;
 }
 
-/// Redis answering after 300 ms must not hold redirects: they fail open at the 20 ms bound. Once
+/// Redis answering after 2 s must not hold redirects: they fail open at the 20 ms bound. Once
 /// Redis is fast again, dedup works again.
 #[tokio::test]
 async fn slow_redis_never_stalls_redirects_and_dedup_resumes() {
     let scope = Stack::get().isolated("ingest-redis-slow");
     let (topic, _spill, proxy, ingest, http) = ingest_behind_redis_proxy(&scope, 2).await;
 
-    proxy.slow_down(Duration::from_millis(300));
+    // Far slower than the bound a redirect is held to here: a redirect also waits for the
+    // broker's acknowledgement, which took 300 ms once at the start of a loaded CI run (with a
+    // 300 ms Redis that was indistinguishable from waiting on Redis).
+    proxy.slow_down(Duration::from_secs(2));
     let (slow, slow_id) = token("https://shop.example/slow");
     for _ in 0..3 {
         let (status, took) = click(&http, &ingest.base, &slow).await;
         assert_eq!(status, 302);
         assert!(
-            took < Duration::from_millis(250),
+            took < Duration::from_secs(1),
             "a redirect waited {took:?} on a slow Redis"
         );
     }
