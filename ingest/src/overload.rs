@@ -232,9 +232,8 @@ pub(crate) mod tests {
         let mut registry = prometheus_client::registry::Registry::default();
         let histogram = o.inner.metrics.queueing_delay_seconds.clone();
         registry.register("probe", "", histogram);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        text.lines()
+        adclick_admin::encode(&registry)
+            .lines()
             .find_map(|line| line.strip_prefix("probe_count "))
             .and_then(|n| n.parse().ok())
             .unwrap()
