@@ -47,8 +47,9 @@ use crate::metrics::{DurablePath, Metrics};
 use crate::produce::Producer;
 use crate::reject::Rejection;
 use crate::request::{self, ClickRequest, Now};
-use crate::spill::{Appended, Spill, SpillError};
+use crate::spill::{Spill, SpillError};
 use crate::traffic::{self, Traffic};
+use crate::unreplayed::impression_key;
 use crate::visitor::Visitors;
 
 /// Everything the click path needs; cheap to clone.
@@ -246,54 +247,42 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option
 /// impression back when it had claimed it (`claim`), so that a retry counts.
 async fn produce(state: &AppState, mut click: Click, claim: Option<Claim>) -> Recorded {
     let key = state.producer.key(&click);
-    // While the broker is down, go straight to the spill, behind the clicks it holds; but try
-    // Kafka when the spill cannot take the click, as the broker may be back before the replay
-    // task noticed.
-    let mut try_kafka = state.producer.broker_up() || !state.spill.can_accept();
-    if !try_kafka {
-        click.set_flag(ClickFlag::Replayed);
-        let appended = state
-            .spill
-            .append_while_down(
-                key.as_bytes(),
-                &click.encode_to_vec(),
-                state.producer.up_flag(),
-            )
-            .await;
-        match appended {
-            Ok(Appended::Written) => return spilled_durably(state),
-            // The replay emptied the spill meanwhile: Kafka holds every click it did.
-            Ok(Appended::BrokerUp) => {
-                click.flags &= !(ClickFlag::Replayed as u32);
-                try_kafka = true;
-            }
-            Err(error) => return lost(state, &click, claim, &error).await,
+    match make_durable(&state.producer, &state.spill, &key, &mut click).await {
+        Ok(path) => {
+            state.metrics.accepted(path);
+            Recorded::Durable(path)
         }
-    }
-    if try_kafka
-        && state
-            .producer
-            .produce_within_bound(&key, &click.encode_to_vec())
-            .await
-            .is_ok()
-    {
-        state.metrics.accepted(DurablePath::Kafka);
-        return Recorded::Durable(DurablePath::Kafka);
-    }
-    click.set_flag(ClickFlag::Replayed);
-    match state
-        .spill
-        .append(key.as_bytes(), &click.encode_to_vec())
-        .await
-    {
-        Ok(()) => spilled_durably(state),
         Err(error) => lost(state, &click, claim, &error).await,
     }
 }
 
-fn spilled_durably(state: &AppState) -> Recorded {
-    state.metrics.accepted(DurablePath::Spill);
-    Recorded::Durable(DurablePath::Spill)
+/// Kafka's acknowledgement within the bound, else an fsynced spill record (flagged
+/// `ClickFlag::Replayed`). Straight to the spill, without a produce attempt, while the broker is
+/// marked down, and whenever the spill holds a record of the click's impression that the replay
+/// has not handed to librdkafka yet: the click must reach Kafka behind it (`crate::spill`, "the
+/// order of an impression's records"). Kafka is tried whatever the broker's state when the spill
+/// cannot take the click, as the broker may be back before the replay task noticed.
+pub async fn make_durable(
+    producer: &Producer,
+    spill: &Spill,
+    key: &str,
+    click: &mut Click,
+) -> Result<DurablePath, SpillError> {
+    let behind_the_spill = spill.holds(impression_key(&click.impression_id));
+    let try_kafka = (producer.broker_up() && !behind_the_spill) || !spill.can_accept();
+    if try_kafka
+        && producer
+            .produce_within_bound(key, &click.encode_to_vec())
+            .await
+            .is_ok()
+    {
+        return Ok(DurablePath::Kafka);
+    }
+    click.set_flag(ClickFlag::Replayed);
+    spill
+        .append(key.as_bytes(), &click.encode_to_vec())
+        .await
+        .map(|()| DurablePath::Spill)
 }
 
 /// Neither Kafka nor the spill took `click`.

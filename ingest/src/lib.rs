@@ -13,6 +13,7 @@
 //! | [`produce`] | the idempotent Kafka producer, hot-ad key salting, broker health |
 //! | [`delivery`] | Kafka's delivery reports served on a Tokio task, signalled by librdkafka through a socket |
 //! | [`spill`] | the local append-only log with group fsync that makes clicks durable without Kafka |
+//! | [`unreplayed`] | the impressions the spill holds a record of not yet handed to librdkafka: their clicks wait behind it |
 //! | [`replay`] | the task that moves the spill into Kafka when the broker is back |
 //! | [`limits`] | request, header, time and per-IP limits |
 //! | [`server`] | the public HTTP accept loop with connection limits and graceful stop |
@@ -61,6 +62,7 @@ pub mod server;
 mod service;
 pub mod spill;
 pub mod traffic;
+pub mod unreplayed;
 pub mod velocity;
 pub mod visitor;
 

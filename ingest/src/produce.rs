@@ -4,10 +4,10 @@
 //! A click waits for its delivery report at most `produce_timeout_ms`. When the report does not
 //! come in time the click goes to the spill instead, and the broker is marked down: following
 //! clicks go straight to the spill, without a produce attempt, until the replay task reaches the
-//! broker again. This keeps redirects fast during an outage and keeps librdkafka's queue from
-//! filling with clicks that the spill holds anyway. Only the spill's writer marks the broker up
-//! again, once the replay emptied it (`crate::spill`, "the order of an impression's records"), so
-//! that no click produced directly overtakes one the spill still holds.
+//! broker again and marks it up. This keeps redirects fast during an outage and keeps librdkafka's
+//! queue from filling with clicks that the spill holds anyway. The broker is marked up while the
+//! spill still holds clicks: a click of an impression the spill holds a record of still goes to
+//! the spill, behind it (`crate::spill`, "the order of an impression's records").
 //!
 //! A produce that missed the bound is NOT cancelled: librdkafka keeps retrying it and may deliver
 //! it later ("possibly persisted"). Its spilled copy is then a second record of the same
@@ -210,26 +210,14 @@ impl Producer {
         self.broker_up.load(Ordering::Relaxed)
     }
 
-    /// The flag behind [`Producer::broker_up`], for [`crate::spill::Spill::append_while_down`].
-    pub fn up_flag(&self) -> &Arc<AtomicBool> {
-        &self.broker_up
-    }
-
-    /// Sends clicks to the spill until the replay has emptied it: at start, when the spill holds
-    /// clicks of an earlier run that must reach Kafka ahead of this run's.
-    pub fn hold_for_spill(&self) {
-        self.broker_up.store(false, Ordering::SeqCst);
-        self.metrics.broker_up.set(0);
-    }
-
     /// Completes when the click path marks the broker down (at once if it did since the last
     /// call).
     pub async fn marked_down(&self) {
         self.marked_down.notified().await;
     }
 
-    /// The replay reached the broker and emptied the spill: produce directly again. Called by the
-    /// spill's writer ([`crate::spill::Spill::release`]).
+    /// The replay reached the broker: produce directly again (but the clicks that must wait behind
+    /// the spill's records: `crate::handler::make_durable`).
     pub fn mark_up(&self) {
         if !self.broker_up.swap(true, Ordering::SeqCst) {
             tracing::info!("Kafka acknowledges again; producing clicks directly");

@@ -25,6 +25,7 @@ use crate::replay::{self, ReplayOptions};
 use crate::server::{self, ConnLimits};
 use crate::spill::Spill;
 use crate::traffic::{self, Traffic};
+use crate::unreplayed::impression_of_click;
 use crate::visitor::Visitors;
 use crate::{Error, admin, dedup};
 
@@ -98,14 +99,15 @@ impl Service {
             config.spill_segment_bytes,
             metrics.clone(),
         );
-        let (spill, recovered) =
-            tokio::task::spawn_blocking(move || Spill::open(&spill_dir, max, segment, m))
-                .await
-                .map_err(Error::SpillTask)?
-                .map_err(|source| Error::Spill {
-                    dir: config.spill_dir.display().to_string(),
-                    source,
-                })?;
+        let (spill, recovered) = tokio::task::spawn_blocking(move || {
+            Spill::open(&spill_dir, max, segment, impression_of_click, m)
+        })
+        .await
+        .map_err(Error::SpillTask)?
+        .map_err(|source| Error::Spill {
+            dir: config.spill_dir.display().to_string(),
+            source,
+        })?;
         if recovered.records > 0 {
             tracing::info!(
                 records = recovered.records,
@@ -119,11 +121,6 @@ impl Service {
             config.produce_timeout(),
             metrics.clone(),
         )?;
-        if recovered.records > 0 {
-            // The earlier run's clicks reach Kafka ahead of this run's (the replay's first round
-            // runs at once and marks the broker up once the spill is empty).
-            producer.hold_for_spill();
-        }
         let dedup = dedup::Dedup::new(
             &config.redis(),
             &config.redis_key_prefix,
@@ -176,7 +173,7 @@ impl Service {
         let stop_replay = CancellationToken::new();
         let options = ReplayOptions {
             interval: config.replay_interval(),
-            segment_timeout: Duration::from_secs(60),
+            ack_timeout: Duration::from_secs(60),
         };
         let replay = tokio::spawn(replay::run(
             spill,

@@ -33,19 +33,19 @@
 //!
 //! The exporter keeps an impression's first record *in its partition's log* (click.proto, rule (c):
 //! a repeat never carries an earlier event time than its first record), so a click must not reach
-//! Kafka behind a later click that the spill did not hold. librdkafka keeps the order in which
-//! records are handed to it, per partition (the producer is idempotent), so the broker is marked up
-//! again only here, by the writer, and only when every record the spill holds has been handed to
-//! librdkafka by the replay ([`Spill::release`] after the replay's last pass, during which
-//! [`Spill::seal_and_hold`] holds the clicks that would be spilled behind it); and a click that
-//! chose the spill because the broker was down ([`Spill::append_while_down`]) is handed back to be
-//! produced directly when the writer finds the broker marked up by then. The writer does both in
-//! the order it takes commands, so every click spilled before the broker was marked up is queued in
-//! librdkafka ahead of every click produced directly after. Exceptions, both after a failure: a
-//! click whose direct produce missed the bound is spilled whatever the broker's state
-//! ([`Spill::append`]; its first attempt stays queued in librdkafka ahead of later clicks and
-//! normally lands first), and a replayed record that librdkafka fails is replayed again in a later
-//! round, behind what was produced meanwhile.
+//! Kafka ahead of an earlier click of its impression that the spill holds. librdkafka keeps the
+//! order in which records are handed to it, per partition (the producer is idempotent), so the
+//! spill keeps the impressions of the records it holds that the replay has not yet handed to
+//! librdkafka (`crate::unreplayed`), from the moment an append is queued until the replay has
+//! handed over the whole segment the record was written to ([`Spill::handed_over`]); a click of
+//! such an impression is spilled behind it ([`Spill::holds`]), whatever the broker's state. Every
+//! other click may be produced directly while the spill holds records: the broker is marked up as
+//! soon as it answers again, not only once the spill is empty, which at a sustained rate close to
+//! what ingest serves never happens (every click then went through the spill: written, fsynced,
+//! read back and produced). Exceptions, both after a failure: a click whose direct produce missed
+//! the bound is spilled with its first attempt still queued in librdkafka ahead of later clicks
+//! (it normally lands first), and a replayed record that librdkafka fails is replayed again in a
+//! later round, behind what was produced meanwhile.
 //!
 //! # Recovery
 //!
@@ -71,6 +71,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
+use crate::unreplayed::Unreplayed;
 
 /// Frame header: length and checksum.
 const HEADER_LEN: usize = 8;
@@ -134,40 +135,19 @@ pub struct Recovered {
     pub corrupt_bytes: u64,
 }
 
-/// What an append did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    /// On disk (fsynced).
-    Written,
-    /// Not written: the spill had been emptied and the broker marked up before the writer took
-    /// the append; produce the click directly instead.
-    BrokerUp,
-}
-
-/// Marks the broker up; called by the writer, in its order, when a hold is released after the
-/// replay handed every record the spill held to librdkafka.
-pub type MarkUp = Box<dyn FnOnce() + Send>;
+/// The impression key (`crate::unreplayed::impression_key`) of a record's Kafka value; given to
+/// [`Spill::open`], which also applies it to the records it recovers.
+pub type ImpressionOf = fn(&[u8]) -> u64;
 
 enum Command {
     Append {
         frame: Vec<u8>,
-        /// The broker's "up" flag: the append is refused with `Appended::BrokerUp` when it is set.
-        /// `None`: written whatever the broker's state.
-        unless_up: Option<Arc<AtomicBool>>,
-        done: oneshot::Sender<Result<Appended, SpillError>>,
+        /// Its record's impression, added to `Shared::unreplayed` when the append was queued.
+        impression: u64,
+        done: oneshot::Sender<Result<(), SpillError>>,
     },
     Seal {
         done: oneshot::Sender<Vec<Segment>>,
-    },
-    /// Seal, then hold every append that would wait behind the spill's records (those with
-    /// `unless_up`) until `Release`.
-    Hold {
-        done: oneshot::Sender<Vec<Segment>>,
-    },
-    /// Answer the held appends: `BrokerUp` after calling `mark_up`, else write them.
-    Release {
-        mark_up: Option<MarkUp>,
-        done: oneshot::Sender<()>,
     },
     Remove {
         id: u64,
@@ -186,6 +166,8 @@ struct Shared {
     max_bytes: u64,
     broken: AtomicBool,
     closed: AtomicBool,
+    /// The impressions of records not yet handed to librdkafka.
+    unreplayed: Unreplayed,
 }
 
 /// A handle on the spill; clones share one writer.
@@ -193,6 +175,7 @@ struct Shared {
 pub struct Spill {
     tx: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+    impression_of: ImpressionOf,
 }
 
 impl std::fmt::Debug for Spill {
@@ -205,18 +188,22 @@ impl std::fmt::Debug for Spill {
 
 impl Spill {
     /// Opens (creating) the spill in `dir`, checks every record, and starts the writer thread.
+    /// `impression_of` gives the impression key of a record's value (see [`ImpressionOf`]).
     /// Blocking: call from `spawn_blocking` or before the runtime is busy.
     pub fn open(
         dir: &Path,
         max_bytes: u64,
         segment_bytes: u64,
+        impression_of: ImpressionOf,
         metrics: Metrics,
     ) -> io::Result<(Spill, Recovered)> {
         fs::create_dir_all(dir)?;
         let mut sealed = BTreeMap::new();
         let mut recovered = Recovered::default();
+        let unreplayed = Unreplayed::default();
         for (id, path) in list_segments(dir)? {
-            let (records, valid_len, file_len) = scan_segment(&path)?;
+            let (impressions, valid_len, file_len) = scan_segment(&path, impression_of)?;
+            let records = impressions.len() as u64;
             if valid_len < file_len {
                 let file = OpenOptions::new().write(true).open(&path)?;
                 file.set_len(valid_len)?;
@@ -232,6 +219,7 @@ impl Spill {
                 fs::remove_file(&path)?;
                 continue;
             }
+            unreplayed.recovered(id, &impressions);
             recovered.segments += 1;
             recovered.records += records;
             recovered.bytes += valid_len;
@@ -253,11 +241,11 @@ impl Spill {
             max_bytes,
             broken: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            unreplayed,
         });
         metrics.spill_capacity_bytes.set(gauge(max_bytes));
         metrics.spill_corrupt_bytes.inc_by(recovered.corrupt_bytes);
         let writer = Writer {
-            held: None,
             dir: dir.to_path_buf(),
             segment_bytes,
             active: None,
@@ -271,66 +259,58 @@ impl Spill {
         std::thread::Builder::new()
             .name("ingest-spill".into())
             .spawn(move || writer.run(rx))?;
-        Ok((Spill { tx, shared }, recovered))
+        Ok((
+            Spill {
+                tx,
+                shared,
+                impression_of,
+            },
+            recovered,
+        ))
     }
 
-    /// Appends one record and returns once it is on disk (fsynced), whatever the broker's state:
-    /// for a click whose direct produce missed the bound.
+    /// Appends one record and returns once it is on disk (fsynced). From the moment it is queued
+    /// until the replay has handed it to librdkafka, its impression [`Spill::holds`].
     pub async fn append(&self, key: &[u8], value: &[u8]) -> Result<(), SpillError> {
-        self.send_append(key, value, None).await.map(|_| ())
-    }
-
-    /// Appends one record behind the ones the spill holds, unless the writer finds `broker_up`
-    /// set when it takes the append: the spill was emptied and the broker marked up
-    /// ([`Spill::release`]) since the caller saw it down, and the click is produced
-    /// directly instead ([`Appended::BrokerUp`]).
-    pub async fn append_while_down(
-        &self,
-        key: &[u8],
-        value: &[u8],
-        broker_up: &Arc<AtomicBool>,
-    ) -> Result<Appended, SpillError> {
-        self.send_append(key, value, Some(broker_up.clone())).await
-    }
-
-    async fn send_append(
-        &self,
-        key: &[u8],
-        value: &[u8],
-        unless_up: Option<Arc<AtomicBool>>,
-    ) -> Result<Appended, SpillError> {
         let frame = encode_frame(key, value)?;
         // Refuse early without queueing; the writer checks again exactly.
         self.check_room(frame.len() as u64)?;
+        let impression = (self.impression_of)(value);
+        let queued = Queued::add(&self.shared.unreplayed, impression);
         let (done, answer) = oneshot::channel();
         self.tx
             .send(Command::Append {
                 frame,
-                unless_up,
+                impression,
                 done,
             })
             .await
             .map_err(|_| SpillError::Closed)?;
+        // The writer answers for the impression from here on.
+        queued.disarm();
         answer.await.map_err(|_| SpillError::Closed)?
+    }
+
+    /// Whether the spill holds a record of `impression` (`crate::unreplayed::impression_key`)
+    /// that the replay has not handed to librdkafka yet: a click of it must be spilled behind.
+    pub fn holds(&self, impression: u64) -> bool {
+        self.shared.unreplayed.holds(impression)
+    }
+
+    /// Impressions with a record the replay has not handed over yet.
+    pub fn unreplayed_impressions(&self) -> usize {
+        self.shared.unreplayed.len()
+    }
+
+    /// The replay handed every record of the sealed segment `id` to librdkafka, which keeps them
+    /// ahead of every record handed to it later: their impressions no longer hold clicks back.
+    pub fn handed_over(&self, id: u64) {
+        self.shared.unreplayed.handed_over(id);
     }
 
     /// Seals the active segment and lists every sealed segment, oldest first.
     pub async fn seal(&self) -> Result<Vec<Segment>, SpillError> {
         self.ask(|done| Command::Seal { done }).await
-    }
-
-    /// Seals the active segment and lists every sealed segment, like [`Spill::seal`], and from
-    /// then on holds every [`Spill::append_while_down`] unanswered until [`Spill::release`]: the
-    /// replay's last pass, which hands what it took to librdkafka while no click can be spilled
-    /// behind it (at 10k clicks/s a pass never finds the spill empty otherwise).
-    pub async fn seal_and_hold(&self) -> Result<Vec<Segment>, SpillError> {
-        self.ask(|done| Command::Hold { done }).await
-    }
-
-    /// Ends a hold: with `mark_up`, calls it and hands the held clicks back to be produced
-    /// directly ([`Appended::BrokerUp`]); without, writes them.
-    pub async fn release(&self, mark_up: Option<MarkUp>) -> Result<(), SpillError> {
-        self.ask(|done| Command::Release { mark_up, done }).await
     }
 
     /// Sends the writer `command` (made with the sender of its answer) and waits for the answer.
@@ -451,20 +431,49 @@ fn decode_payload(payload: &[u8]) -> Option<SpillRecord> {
 }
 
 /// Records, length of the valid prefix, and file length of a segment.
-fn scan_segment(path: &Path) -> io::Result<(u64, u64, u64)> {
+fn scan_segment(path: &Path, impression_of: ImpressionOf) -> io::Result<(Vec<u64>, u64, u64)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let mut rest = data.as_slice();
-    let mut records = 0;
+    let mut impressions = Vec::new();
     while let Some((payload, after)) = next_frame(rest) {
-        if decode_payload(payload).is_none() {
+        let Some(record) = decode_payload(payload) else {
             break;
-        }
-        records += 1;
+        };
+        impressions.push(impression_of(&record.value));
         rest = after;
     }
     let valid = (data.len() - rest.len()) as u64;
-    Ok((records, valid, data.len() as u64))
+    Ok((impressions, valid, data.len() as u64))
+}
+
+/// An impression added to the unreplayed ones for an append not yet queued to the writer: dropped
+/// again unless [`Queued::disarm`]ed (the append failed to queue, or its caller went away first).
+struct Queued<'a> {
+    unreplayed: &'a Unreplayed,
+    impression: Option<u64>,
+}
+
+impl<'a> Queued<'a> {
+    fn add(unreplayed: &'a Unreplayed, impression: u64) -> Self {
+        unreplayed.add(impression);
+        Queued {
+            unreplayed,
+            impression: Some(impression),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.impression = None;
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if let Some(impression) = self.impression {
+            self.unreplayed.forget(impression);
+        }
+    }
 }
 
 /// Segment files of `dir` by id; other files are left alone.
@@ -511,7 +520,9 @@ struct Active {
 #[derive(Default)]
 struct GroupCommit {
     frames: Vec<u8>,
-    waiting: Vec<oneshot::Sender<Result<Appended, SpillError>>>,
+    waiting: Vec<oneshot::Sender<Result<(), SpillError>>>,
+    /// The impression of each waiting append.
+    impressions: Vec<u64>,
 }
 
 impl GroupCommit {
@@ -521,31 +532,26 @@ impl GroupCommit {
         shared: &Shared,
         metrics: &Metrics,
         frame: &[u8],
-        done: oneshot::Sender<Result<Appended, SpillError>>,
+        impression: u64,
+        done: oneshot::Sender<Result<(), SpillError>>,
     ) {
         match check_room(shared, (self.frames.len() + frame.len()) as u64) {
             Ok(()) => {
                 self.frames.extend_from_slice(frame);
                 self.waiting.push(done);
+                self.impressions.push(impression);
             }
             Err(e) => {
                 metrics.spill_refused.inc();
+                shared.unreplayed.forget(impression);
                 let _ = done.send(Err(e));
             }
         }
     }
 }
 
-/// An append waiting for `Command::Release`.
-struct HeldAppend {
-    frame: Vec<u8>,
-    done: oneshot::Sender<Result<Appended, SpillError>>,
-}
-
 /// The writer thread's state.
 struct Writer {
-    /// Appends held by the replay's last pass (`Command::Hold`), in order.
-    held: Option<Vec<HeldAppend>>,
     dir: PathBuf,
     segment_bytes: u64,
     active: Option<Active>,
@@ -574,7 +580,7 @@ impl Writer {
         // Answer whatever was queued behind a close.
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
-            reply_closed(cmd);
+            reply_closed(&self.shared, cmd);
         }
     }
 
@@ -586,23 +592,9 @@ impl Writer {
             match cmd {
                 Command::Append {
                     frame,
-                    unless_up,
+                    impression,
                     done,
-                } => {
-                    // Set only by a `Release` with `mark_up` on this thread, when every record
-                    // the spill held was handed to librdkafka: this click may follow.
-                    if let Some(up) = unless_up {
-                        if up.load(Ordering::SeqCst) {
-                            let _ = done.send(Ok(Appended::BrokerUp));
-                            continue;
-                        }
-                        if let Some(held) = &mut self.held {
-                            held.push(HeldAppend { frame, done });
-                            continue;
-                        }
-                    }
-                    group.add(&self.shared, &self.metrics, &frame, done);
-                }
+                } => group.add(&self.shared, &self.metrics, &frame, impression, done),
                 other => others.push(other),
             }
         }
@@ -614,21 +606,10 @@ impl Writer {
                     self.seal_active();
                     let _ = done.send(self.sealed.values().cloned().collect());
                 }
-                Command::Hold { done } => {
-                    self.seal_active();
-                    self.held.get_or_insert_with(Vec::new);
-                    let _ = done.send(self.sealed.values().cloned().collect());
-                }
-                Command::Release { mark_up, done } => {
-                    self.release(mark_up);
-                    let _ = done.send(());
-                }
                 Command::Remove { id, done } => {
                     let _ = done.send(self.remove(id));
                 }
                 Command::Close { done } => {
-                    // Held clicks are written, not lost.
-                    self.release(None);
                     stop = true;
                     let _ = done.send(());
                 }
@@ -638,39 +619,28 @@ impl Writer {
         stop
     }
 
-    /// Ends a hold (see `Command::Release`).
-    fn release(&mut self, mark_up: Option<MarkUp>) {
-        let Some(held) = self.held.take() else {
-            return;
-        };
-        if let Some(mark_up) = mark_up {
-            mark_up();
-            for append in held {
-                let _ = append.done.send(Ok(Appended::BrokerUp));
-            }
-            return;
-        }
-        let mut group = GroupCommit::default();
-        for append in held {
-            group.add(&self.shared, &self.metrics, &append.frame, append.done);
-        }
-        self.commit(group);
-    }
-
     /// Writes a group's frames with one write and one fsync, then answers each of its appends.
     fn commit(&mut self, group: GroupCommit) {
         if group.waiting.is_empty() {
             return;
         }
-        let result = self
-            .write_and_sync(&group.frames, group.waiting.len() as u64)
-            .map(|()| Appended::Written);
+        let result = self.write_and_sync(&group.frames, group.waiting.len() as u64);
+        match &result {
+            Ok(segment) => self.shared.unreplayed.written(*segment, &group.impressions),
+            Err(_) => {
+                for &impression in &group.impressions {
+                    self.shared.unreplayed.forget(impression);
+                }
+            }
+        }
+        let result = result.map(|_segment| ());
         for done in group.waiting {
             let _ = done.send(result.clone());
         }
     }
 
-    fn write_and_sync(&mut self, frames: &[u8], records: u64) -> Result<(), SpillError> {
+    /// The id of the segment written to, or why not.
+    fn write_and_sync(&mut self, frames: &[u8], records: u64) -> Result<u64, SpillError> {
         let started = Instant::now();
         let result = self.try_write_and_sync(frames);
         self.metrics
@@ -685,6 +655,7 @@ impl Writer {
                     .expect("try_write_and_sync opened a segment");
                 active.bytes += frames.len() as u64;
                 active.records += records;
+                let segment = active.id;
                 self.shared
                     .bytes
                     .fetch_add(frames.len() as u64, Ordering::Relaxed);
@@ -693,7 +664,7 @@ impl Writer {
                     self.seal_active();
                 }
                 self.publish();
-                Ok(())
+                Ok(segment)
             }
             Err(e) => {
                 self.shared.broken.store(true, Ordering::Relaxed);
@@ -747,6 +718,8 @@ impl Writer {
             .and_then(|()| sync_dir(&self.dir))
             .map_err(|e| SpillError::Io(e.to_string()))?;
         let segment = self.sealed.remove(&id).expect("present above");
+        // Normally handed over already (its records were acknowledged before it was removed).
+        self.shared.unreplayed.handed_over(id);
         self.shared
             .bytes
             .fetch_sub(segment.bytes, Ordering::Relaxed);
@@ -767,18 +740,18 @@ impl Writer {
     }
 }
 
-fn reply_closed(cmd: Command) {
+fn reply_closed(shared: &Shared, cmd: Command) {
     match cmd {
-        Command::Append { done, .. } => {
+        Command::Append {
+            impression, done, ..
+        } => {
+            shared.unreplayed.forget(impression);
             let _ = done.send(Err(SpillError::Closed));
         }
         Command::Remove { done, .. } => {
             let _ = done.send(Err(SpillError::Closed));
         }
-        Command::Seal { done } | Command::Hold { done } => drop(done),
-        Command::Release { done, .. } => {
-            let _ = done.send(());
-        }
+        Command::Seal { done } => drop(done),
         Command::Close { done } => {
             let _ = done.send(());
         }
@@ -788,6 +761,7 @@ fn reply_closed(cmd: Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::unreplayed::impression_key;
     use prometheus_client::registry::Registry;
 
     fn metrics() -> Metrics {
@@ -795,13 +769,12 @@ mod tests {
     }
 
     fn open(dir: &Path, max: u64, seg: u64) -> (Spill, Recovered) {
-        Spill::open(dir, max, seg, metrics()).unwrap()
+        Spill::open(dir, max, seg, by_value, metrics()).unwrap()
     }
 
-    /// The replay's `mark_up`: sets `up`, as `Producer::mark_up` sets the broker's flag.
-    fn mark_up(up: &Arc<AtomicBool>) -> MarkUp {
-        let up = up.clone();
-        Box::new(move || up.store(true, Ordering::SeqCst))
+    /// These tests' records: the whole value is the impression id.
+    fn by_value(value: &[u8]) -> u64 {
+        impression_key(value)
     }
 
     fn record(i: u32) -> (Vec<u8>, Vec<u8>) {
@@ -909,7 +882,7 @@ mod tests {
     async fn concurrent_appends_share_fsyncs() {
         let dir = tempfile::tempdir().unwrap();
         let m = metrics();
-        let (spill, _) = Spill::open(dir.path(), 1 << 30, 1 << 30, m.clone()).unwrap();
+        let (spill, _) = Spill::open(dir.path(), 1 << 30, 1 << 30, by_value, m.clone()).unwrap();
         let tasks: Vec<_> = (0..2000u32)
             .map(|i| {
                 let spill = spill.clone();
@@ -927,84 +900,73 @@ mod tests {
         assert!(fsyncs < 2000, "{fsyncs} fsyncs for 2000 appends");
     }
 
+    /// An impression is held from its append until the replay hands over every segment with a
+    /// record of it; other impressions are not held; a refused append holds nothing.
     #[tokio::test]
-    async fn the_broker_is_marked_up_only_when_nothing_but_handed_segments_is_left() {
+    async fn an_impression_is_held_until_its_segments_are_handed_over() {
         let dir = tempfile::tempdir().unwrap();
-        let (spill, _) = open(dir.path(), 1 << 20, 1 << 16);
-        let up = Arc::new(AtomicBool::new(false));
-        let (k, v) = record(1);
-        assert_eq!(
-            spill.append_while_down(&k, &v, &up).await.unwrap(),
-            Appended::Written
-        );
-        // A record nobody handed over: sealed and listed, the broker stays down.
-        let segments = spill.seal().await.unwrap();
-        assert_eq!(segments.len(), 1);
-        assert!(!up.load(Ordering::SeqCst));
-        // Another click spilled meanwhile: the last pass takes it too, the broker still down.
+        let frame_len = encode_frame(b"1", &[1; 40]).unwrap().len() as u64;
+        // Segments of two records, room for four.
+        let (spill, _) = open(dir.path(), 4 * frame_len, 2 * frame_len);
+        let (k1, v1) = record(1);
         let (k2, v2) = record(2);
-        spill.append_while_down(&k2, &v2, &up).await.unwrap();
-        let segments = spill.seal_and_hold().await.unwrap();
+        spill.append(&k1, &v1).await.unwrap();
+        assert!(spill.holds(by_value(&v1)));
+        assert!(!spill.holds(by_value(&v2)));
+        spill.append(&k2, &v2).await.unwrap();
+        // A repeat of impression 1 in the next segment.
+        spill.append(&k1, &v1).await.unwrap();
+        let segments = spill.seal().await.unwrap();
         assert_eq!(segments.len(), 2);
-        assert!(!up.load(Ordering::SeqCst));
-        // Both handed over: up, though neither is acknowledged (removed) yet.
-        spill.release(Some(mark_up(&up))).await.unwrap();
-        assert!(up.load(Ordering::SeqCst));
-        // A click that saw the broker down before: handed back, not written.
-        let (k3, v3) = record(3);
-        assert_eq!(
-            spill.append_while_down(&k3, &v3, &up).await.unwrap(),
-            Appended::BrokerUp
+        spill.handed_over(segments[0].id);
+        assert!(!spill.holds(by_value(&v2)));
+        assert!(
+            spill.holds(by_value(&v1)),
+            "its repeat in the second segment is not handed over yet"
         );
-        assert_eq!(spill.records(), 2);
-        // A click whose produce missed the bound is written whatever the broker's state.
-        spill.append(&k3, &v3).await.unwrap();
+        spill.handed_over(segments[1].id);
+        assert!(!spill.holds(by_value(&v1)));
+        assert_eq!(spill.unreplayed_impressions(), 0);
+        // Handed over, not yet acknowledged: the records stay until removed.
         assert_eq!(spill.records(), 3);
+
+        // A refused append (the spill is full) holds nothing.
+        let (k3, v3) = record(3);
+        spill.append(&k3, &v3).await.unwrap();
+        let (k4, v4) = record(4);
+        assert!(matches!(
+            spill.append(&k4, &v4).await,
+            Err(SpillError::Full { .. })
+        ));
+        assert!(spill.holds(by_value(&v3)));
+        assert!(!spill.holds(by_value(&v4)));
     }
 
+    /// The records a crash left behind hold their impressions after a restart, until handed over.
     #[tokio::test]
-    async fn held_clicks_wait_for_the_release_then_go_to_kafka_or_to_disk() {
+    async fn recovered_records_hold_their_impressions() {
         let dir = tempfile::tempdir().unwrap();
-        let (spill, _) = open(dir.path(), 1 << 20, 1 << 16);
-        let up = Arc::new(AtomicBool::new(false));
-        let (k, v) = record(1);
-        spill.append_while_down(&k, &v, &up).await.unwrap();
-        assert_eq!(spill.seal_and_hold().await.unwrap().len(), 1);
-        let held = tokio::spawn({
-            let (spill, up) = (spill.clone(), up.clone());
-            async move { spill.append_while_down(&k, &v, &up).await.unwrap() }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        assert!(
-            !held.is_finished(),
-            "a click that would queue behind the last pass is held"
-        );
-        // A click whose produce missed its bound is not held.
-        let (k2, v2) = record(2);
-        spill.append(&k2, &v2).await.unwrap();
-        assert_eq!(spill.records(), 2);
-        let flag = up.clone();
-        spill
-            .release(Some(Box::new(move || flag.store(true, Ordering::SeqCst))))
-            .await
-            .unwrap();
-        assert_eq!(held.await.unwrap(), Appended::BrokerUp);
-        assert!(up.load(Ordering::SeqCst));
-        assert_eq!(spill.records(), 2);
+        let (spill, _) = open(dir.path(), 1 << 20, 1 << 20);
+        let (k, v) = record(5);
+        spill.append(&k, &v).await.unwrap();
+        drop(spill);
+        let (spill, recovered) = open(dir.path(), 1 << 20, 1 << 20);
+        assert_eq!(recovered.records, 1);
+        assert!(spill.holds(by_value(&v)));
+        let segments = spill.seal().await.unwrap();
+        spill.handed_over(segments[0].id);
+        assert!(!spill.holds(by_value(&v)));
+    }
 
-        // A last pass that failed: the held clicks are written after all.
-        up.store(false, Ordering::SeqCst);
-        spill.seal_and_hold().await.unwrap();
-        let (k3, v3) = record(3);
-        let held = tokio::spawn({
-            let (spill, up) = (spill.clone(), up.clone());
-            async move { spill.append_while_down(&k3, &v3, &up).await.unwrap() }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        spill.release(None).await.unwrap();
-        assert_eq!(held.await.unwrap(), Appended::Written);
-        assert!(!up.load(Ordering::SeqCst));
-        assert_eq!(spill.records(), 3);
+    /// An append whose caller goes away before the writer took it holds nothing once answered.
+    #[tokio::test]
+    async fn a_closed_spill_holds_nothing_it_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spill, _) = open(dir.path(), 1 << 20, 1 << 20);
+        spill.close().await;
+        let (k, v) = record(6);
+        assert_eq!(spill.append(&k, &v).await, Err(SpillError::Closed));
+        assert!(!spill.holds(by_value(&v)));
     }
 
     #[tokio::test]
