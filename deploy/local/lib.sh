@@ -174,6 +174,8 @@ need_cargo_binary() {
     return 0
   fi
   say "installing $cmd $version (opt-level $SERVER_OPT_LEVEL) from crates.io (first run only; several minutes, log: $LOGS/install-$cmd.log) ..."
+  # Called alone (a benchmark's opt-level-3 broker) on a fresh checkout, nothing made it yet.
+  mkdir -p "$LOGS"
   local started=$SECONDS
   # Each server builds in its own target dir: the installs run side by side, and none ever waits
   # on the workspace build's lock.
