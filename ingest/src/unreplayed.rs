@@ -83,11 +83,7 @@ impl Unreplayed {
 
     /// Added appends were written to `segment`.
     pub fn written(&self, segment: u64, impressions: &[u64]) {
-        self.lock()
-            .by_segment
-            .entry(segment)
-            .or_default()
-            .extend_from_slice(impressions);
+        self.lock().file(segment, impressions);
     }
 
     /// `segment`, found on disk at start, holds records of `impressions` (added here).
@@ -96,11 +92,7 @@ impl Unreplayed {
         for &impression in impressions {
             *inner.records.entry(impression).or_default() += 1;
         }
-        inner
-            .by_segment
-            .entry(segment)
-            .or_default()
-            .extend_from_slice(impressions);
+        inner.file(segment, impressions);
     }
 
     /// Every record of `segment` is queued in librdkafka (or the segment is gone): its
@@ -122,6 +114,16 @@ impl Unreplayed {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// Files `impressions` under `segment`, to be dropped when it is handed over.
+    fn file(&mut self, segment: u64, impressions: &[u64]) {
+        self.by_segment
+            .entry(segment)
+            .or_default()
+            .extend_from_slice(impressions);
     }
 }
 
