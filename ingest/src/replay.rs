@@ -187,38 +187,11 @@ async fn acknowledged(deliveries: Vec<Pending>) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::time::Instant;
 
-    use prometheus_client::registry::Registry;
-    use rdkafka::mocking::MockCluster;
-
     use super::*;
-    use crate::KafkaSettings;
     use crate::produce::NotAcked;
-
-    /// librdkafka's mock cluster with a topic `clicks` of `partitions`, and a producer to it with
-    /// `bound`, connected.
-    async fn mock_producer(
-        partitions: i32,
-        bound: Duration,
-    ) -> (
-        MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-        Producer,
-        Metrics,
-    ) {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("clicks", partitions, 1).unwrap();
-        let metrics = Metrics::new(&mut Registry::default());
-        let kafka = KafkaSettings {
-            brokers: cluster.bootstrap_servers(),
-            topic: "clicks".into(),
-            properties: vec![],
-        };
-        let producer = Producer::new(&kafka, HashMap::new(), bound, metrics.clone()).unwrap();
-        assert!(producer.warm_up(Duration::from_secs(10)).await);
-        (cluster, producer, metrics)
-    }
+    use crate::produce::tests::mock_producer;
 
     /// The switch from the spill back to direct produce keeps each impression's records in
     /// order in Kafka (click.proto's rule (c): the exporter keeps an impression's first record in
@@ -238,7 +211,7 @@ mod tests {
         use crate::metrics::DurablePath;
         use crate::unreplayed::impression_of_click;
 
-        let (cluster, producer, metrics) = mock_producer(1, Duration::from_millis(200)).await;
+        let (cluster, producer, metrics) = mock_producer(1, 1, Duration::from_millis(200)).await;
         let dir = tempfile::tempdir().unwrap();
         let (spill, _) = Spill::open(
             dir.path(),
@@ -359,7 +332,7 @@ mod tests {
     /// a hiccup must not send an interval's worth of clicks to the spill.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hiccup_is_not_an_outage_the_broker_is_used_again_long_before_the_interval() {
-        let (cluster, producer, metrics) = mock_producer(2, Duration::from_millis(50)).await;
+        let (cluster, producer, metrics) = mock_producer(1, 2, Duration::from_millis(50)).await;
         let dir = tempfile::tempdir().unwrap();
         let (spill, _) = Spill::open(
             dir.path(),
