@@ -7,7 +7,8 @@
 //! # Fail open
 //!
 //! Redis answers within `dedup_timeout_ms` or not at all as far as a click is concerned: when it
-//! is unreachable, errors, or is slower than the bound, the click is treated as new and produced
+//! is unreachable, errors, or is slower than the bound (below: "Redis's time, not ingest's"),
+//! the click is treated as new and produced
 //! with `ClickFlag::DedupUnchecked` (counted in `adclick_ingest_dedup_fail_open_total` by reason).
 //! A repeat that slips through this way is dropped downstream by the exporter and the rollup,
 //! which key on the impression id; what must never happen is a user waiting on Redis, or a click
@@ -31,10 +32,27 @@
 //! timer is involved, so a lone click waits for nothing; under load a pipeline carries the claims
 //! of a scheduling round. Each command in it is the same `SET NX EX` as alone (pipelines are not
 //! transactions), so two clicks of one impression in one pipeline are still one `New` and one
-//! `Duplicate`. Each claim keeps its own bound: the batcher never makes a click wait longer.
+//! `Duplicate`.
+//!
+//! # Redis's time, not ingest's
+//!
+//! The bound is on the round that carries the claim, from the moment it is sent: it measures
+//! Redis, not ingest's own runtime. A claim passes through four tasks besides Redis — the
+//! batcher, the round, redis-rs's connection driver (which writes and reads the socket), the
+//! click's — and while ingest is behind (a burst, a busy core) each waits its turn; a bound that
+//! counted those waits failed clicks open whose answer Redis had given in a millisecond (1.9–2.9 %
+//! of the clicks at 10,000 clicks/s on one shared core: `BENCHMARKS.md`, "Redis's time, not
+//! ingest's"). And when the round's own wait is run later than its deadline — the runtime was
+//! behind, and so was the driver that reads Redis's answer — the answer gets as long again as it
+//! was late, once, before the round fails open (`within_bound`). A click therefore waits for Redis
+//! at most the bound (twice its lateness besides) whatever ingest's backlog; [`CLAIM_SAFETY`]
+//! only guards against a batcher that stopped.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{Notify, OnceCell, oneshot};
 
@@ -44,6 +62,10 @@ use crate::Error;
 use crate::metrics::Metrics;
 use crate::redis_link::{ClaimRequest, Connector, RedisLink, RedisSettings, is_misconfiguration};
 use crate::velocity::{self, Counter};
+
+/// The most a click waits for its claim's round, a safety net only: the round answers within the
+/// bound of Redis's time (module doc), this only ends the wait if the batcher has stopped.
+pub const CLAIM_SAFETY: Duration = Duration::from_secs(5);
 
 /// The verdict on one click's impression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,12 +195,12 @@ impl Dedup {
             if first {
                 self.queue.queued.notify_one();
             }
-            match tokio::time::timeout(self.timeout, answer).await {
+            // No bound of its own: the round's bounds Redis (module doc).
+            match tokio::time::timeout(CLAIM_SAFETY, answer).await {
                 Ok(Ok(Ok(Some(counts)))) => Claim::New(velocity::velocity(counters, &counts)),
                 Ok(Ok(Ok(None))) => Claim::Duplicate,
                 Ok(Ok(Err(()))) => Claim::Unchecked("error"),
-                // No answer in time; or none at all, because the batcher gave up on the pipeline
-                // at its (longer) bound while this task waited for the CPU.
+                // The round gave up at its bound (or never ran).
                 Err(_) | Ok(Err(_)) => Claim::Unchecked("timeout"),
             }
         } else {
@@ -254,9 +276,8 @@ async fn send_batches(
         // Its own task: the next round does not wait for this one's answer.
         tokio::spawn(async move {
             let sent = link.claim(&requests, ttl_secs);
-            // Past the bound every claim of the round has failed open (reason `timeout`):
-            // stop waiting. Twice the bound, so that the claims see their own timeouts first.
-            let Ok(answers) = tokio::time::timeout(timeout.saturating_mul(2), sent).await else {
+            // Past the bound every claim of the round fails open (reason `timeout`).
+            let Some(answers) = within_bound(timeout, sent).await else {
                 return;
             };
             let mut logged = false;
@@ -270,6 +291,19 @@ async fn send_batches(
             }
         });
     }
+}
+
+/// `answer`, or `None` when it took longer than `bound` of the answerer's time: when this wait is
+/// run later than its deadline, the tasks that bring the answer were held up as long (the
+/// runtime was behind), so the answer gets as long again as the wait was late, once.
+async fn within_bound<F: Future>(bound: Duration, answer: F) -> Option<F::Output> {
+    tokio::pin!(answer);
+    let deadline = Instant::now() + bound;
+    if let Ok(answered) = tokio::time::timeout_at(deadline, &mut answer).await {
+        return Some(answered);
+    }
+    let late = Instant::now().saturating_duration_since(deadline);
+    tokio::time::timeout(late, answer).await.ok()
 }
 
 #[cfg(test)]
@@ -308,6 +342,35 @@ mod tests {
                 .get(),
             1
         );
+    }
+
+    /// A round's wait run late — the runtime was behind — gives the answer as long again as it was
+    /// late: the tasks bringing the answer were held up too. On time, past the bound is a miss.
+    #[test]
+    fn a_wait_run_late_gives_the_answer_as_long_again_as_it_was_late() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let bound = Duration::from_millis(20);
+            let (tell, answer) = oneshot::channel();
+            let wait = tokio::spawn(within_bound(bound, answer));
+            // The answer is given at 50 ms, one task later (as redis-rs's driver hands it on)...
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::spawn(async move { tell.send(7) });
+            });
+            // ...and the runtime is held up until 100 ms: the wait runs 80 ms after its bound,
+            // before the answer's task has run.
+            tokio::spawn(async { std::thread::sleep(Duration::from_millis(100)) });
+            assert_eq!(wait.await.unwrap(), Some(Ok(7)));
+
+            let (_tell, answer) = oneshot::channel::<i32>();
+            let started = Instant::now();
+            assert_eq!(within_bound(bound, answer).await, None);
+            assert!(started.elapsed() < Duration::from_millis(100));
+        });
     }
 
     #[test]
