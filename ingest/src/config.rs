@@ -50,7 +50,8 @@ pub struct IngestConfig {
     pub redis_key_prefix: String,
     /// Lifetime of a dedup key, seconds.
     pub dedup_ttl_secs: u64,
-    /// How long a click waits for Redis before failing open, ms.
+    /// How long Redis has to answer a round of claims before its clicks fail open, ms (from the
+    /// round's send; `dedup.rs`, "Redis's time, not ingest's").
     pub dedup_timeout_ms: u64,
     /// How long a click waits for Kafka's acknowledgement before going to the spill, ms.
     pub produce_timeout_ms: u64,
