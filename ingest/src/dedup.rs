@@ -7,9 +7,8 @@
 //! # Fail open
 //!
 //! Redis answers within `dedup_timeout_ms` or not at all as far as a click is concerned: when it
-//! is unreachable, errors, or is slower than the bound (below: "Redis's time, not ingest's"),
-//! the click is treated as new and produced
-//! with `ClickFlag::DedupUnchecked` (counted in `adclick_ingest_dedup_fail_open_total` by reason).
+//! is unreachable, errors, or is slower than the bound (below: "Redis's time, not ingest's"), the
+//! click is treated as new and produced with `ClickFlag::DedupUnchecked` (counted in `adclick_ingest_dedup_fail_open_total` by reason).
 //! A repeat that slips through this way is dropped downstream by the exporter and the rollup,
 //! which key on the impression id; what must never happen is a user waiting on Redis, or a click
 //! lost because Redis was down. A command that timed out may still have been executed: the key is
@@ -40,21 +39,20 @@
 //! Redis, not ingest's own runtime. A claim passes through four tasks besides Redis — the
 //! batcher, the round, redis-rs's connection driver (which writes and reads the socket), the
 //! click's — and while ingest is behind (a burst, a busy core) each waits its turn; a bound that
-//! counted those waits failed clicks open whose answer Redis had given in a millisecond (1.9–2.9 %
-//! of the clicks at 10,000 clicks/s on one shared core: `BENCHMARKS.md`, "Redis's time, not
-//! ingest's"). And when the round's own wait is run later than its deadline — the runtime was
-//! behind, and so was the driver that reads Redis's answer — the answer gets as long again as it
-//! was late, once, before the round fails open (`within_bound`). A click therefore waits for Redis
-//! at most the bound (twice its lateness besides) whatever ingest's backlog; [`CLAIM_SAFETY`]
-//! only guards against a batcher that stopped.
+//! counted those waits failed clicks open whose answer Redis had given in a millisecond (1.9–3.3 %
+//! of the clicks at 10,000 clicks/s on one shared core; 0.2–1.7 % with this: `BENCHMARKS.md`,
+//! "Redis's time, not ingest's"). And when the round's own wait is run later than its deadline —
+//! the runtime was behind, and so was the driver that reads Redis's answer — the answer gets as
+//! long again as it was late, once, before the round fails open (`within_bound`). So Redis gets
+//! the bound, and ingest's backlog delays a claim but does not fail it open unless it grows while
+//! the round waits; [`CLAIM_SAFETY`] only guards against a batcher that stopped.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::sync::{Notify, OnceCell, oneshot};
+use tokio::time::Instant;
 
 use adclick_invalid::Velocity;
 

@@ -5,8 +5,8 @@
 //! come in time the click goes to the spill instead. When, besides, no click has had its report
 //! in time for as long as the bound — the broker is silent, not one click late — the broker is
 //! marked down: following clicks go straight to the spill, without a produce attempt, until the
-//! replay task reaches the broker again and marks it up. This keeps redirects fast during an outage and keeps librdkafka's
-//! queue from filling with clicks that the spill holds anyway. The broker is marked up while the
+//! replay task reaches the broker again and marks it up. This keeps redirects fast during an
+//! outage and keeps librdkafka's queue from filling with clicks that the spill holds anyway. The broker is marked up while the
 //! spill still holds clicks: a click of an impression the spill holds a record of still goes to
 //! the spill, behind it (`crate::spill`, "the order of an impression's records").
 //!
