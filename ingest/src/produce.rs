@@ -183,11 +183,6 @@ impl Producer {
                 Ok(())
             }
             Ok(Err(e)) => Err(self.failed(NotAcked::Error, &e)),
-            Err(_elapsed) if self.others_in_time() => {
-                // Late alone: this click is spilled, the broker stays up (module doc).
-                Metrics::count(&self.metrics.produce_errors, NotAcked::Timeout.reason());
-                Err(NotAcked::Timeout)
-            }
             Err(_elapsed) => Err(self.failed(
                 NotAcked::Timeout,
                 &KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
@@ -234,8 +229,13 @@ impl Producer {
         }
     }
 
+    /// Counts a click Kafka did not take, and marks the broker down — unless the click was late
+    /// alone (module doc): then only this click is spilled.
     fn failed(&self, kind: NotAcked, error: &KafkaError) -> NotAcked {
         Metrics::count(&self.metrics.produce_errors, kind.reason());
+        if kind == NotAcked::Timeout && self.others_in_time() {
+            return kind;
+        }
         if self.broker_up.swap(false, Ordering::Relaxed) {
             tracing::warn!(%error, bound_ms = self.timeout.as_millis() as u64, "Kafka acknowledged no click within the bound; spilling clicks until it does");
             self.marked_down.notify_one();
