@@ -53,7 +53,8 @@ pub struct IngestConfig {
     /// How long Redis has to answer a round of claims before its clicks fail open, ms (from the
     /// round's send; `dedup.rs`, "Redis's time, not ingest's").
     pub dedup_timeout_ms: u64,
-    /// How long a click waits for Kafka's acknowledgement before going to the spill, ms.
+    /// How long a click waits for Kafka's acknowledgement before going to the spill, ms (of Kafka's
+    /// time: `bound.rs`).
     pub produce_timeout_ms: u64,
     /// Ad id → number of salted keys (`ad:0..N`) its clicks spread over.
     pub hot_ads: BTreeMap<String, u32>,

@@ -8,6 +8,7 @@
 //! | [`handler`] | the click path: verify, event time, dedup, durable produce, 302 |
 //! | [`event_time`] | when a click happened: the client's `t` within bounds, else receipt |
 //! | [`reject`] | every non-redirect answer: status per reason, a short page, no `Location` |
+//! | [`bound`] | a bound on Redis's or Kafka's time that does not count ingest's own backlog |
 //! | [`dedup`] | Redis `SET NX EX` per impression, within a deadline; fail open |
 //! | [`redis_link`] | reaching Redis: one server or a cluster, TLS, ACL login |
 //! | [`produce`] | the idempotent Kafka producer, hot-ad key salting, broker health |
@@ -38,6 +39,8 @@
 
 #[cfg(feature = "service")]
 pub mod admin;
+#[cfg(feature = "service")]
+pub mod bound;
 pub mod config;
 #[cfg(feature = "service")]
 pub mod dedup;
