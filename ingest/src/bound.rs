@@ -12,9 +12,12 @@
 //! late, and again while the runtime stays behind: each turn that runs late by L gives L more. The
 //! wait ends with a miss when a turn runs on time (within [`ON_TIME`]: the runtime has caught up
 //! and the answer has still not come, the server's miss), or once it has forgiven
-//! [`MOST_FORGIVEN`] in all: a backlog that long is overload (`overload.rs`; at the default
-//! `overload_delay_ms` of 100, `/readyz` already answers 503), and a silent server must not hold
-//! clicks longer than that however far behind ingest is.
+//! [`MOST_FORGIVEN`] in all. The extensions follow ingest's backlog, which delays the click anyway;
+//! the limit is for a silent server while ingest is overloaded (at the default
+//! `overload_delay_ms` of 100, `overload.rs` has turned `/readyz` 503 by then): it must not hold
+//! clicks long past the bound however far behind ingest is. (A limit of a second instead failed as
+//! many clicks open at 10,000 clicks/s on one shared core: there the rounds that missed had mostly
+//! run on time — BENCHMARKS.md, "one bound for Redis and Kafka".)
 
 use std::future::Future;
 use std::time::Duration;
@@ -123,17 +126,21 @@ mod tests {
             let start = Instant::now();
             let (_tell, answer) = oneshot::channel::<i32>();
             let wait = tokio::spawn(within_bound(bound, answer));
-            // Held up to 100 ms (the turn 80 ms late: 80 more, to 180 ms), then from 101 to
-            // 400 ms: that turn is 220 ms late, which would extend the wait to 620 ms, but only
-            // 250 ms past the bound (to 270 ms) are forgiven.
+            // Held up to 100 ms (the turn 80 ms late: 80 more, to 180 ms), then from 101 ms to
+            // 200 ms past the limit: that turn is later than the limit again, which would extend
+            // the wait as long again, but only MOST_FORGIVEN past the bound are forgiven.
+            let second_turn = bound + MOST_FORGIVEN + Duration::from_millis(200);
             hold_up(Duration::from_millis(100));
             tokio::spawn(async move {
                 tokio::time::sleep_until(start + Duration::from_millis(101)).await;
-                std::thread::sleep(Duration::from_millis(299));
+                std::thread::sleep(second_turn - Duration::from_millis(101));
             });
             assert_eq!(wait.await.unwrap(), None);
             let waited = start.elapsed();
-            assert!(waited < Duration::from_millis(500), "waited {waited:?}");
+            assert!(
+                waited < second_turn + Duration::from_millis(400),
+                "waited {waited:?}"
+            );
         });
     }
 }

@@ -444,17 +444,17 @@ pub(crate) mod tests {
         let (cluster, producer, _metrics) = mock_producer(1, 1, bound).await;
         let report = producer.enqueue(b"1", b"warm", Duration::from_secs(5));
         assert_eq!(report.await.unwrap().await, Ok(()));
-        // The report comes 180 ms after the send; the runtime (this test's one thread) is held
-        // up until 150 ms, so the wait's turn runs 130 ms late and the report gets until 270.
+        // The report comes 120 ms after the send; the runtime (this test's one thread) is held
+        // up until 100 ms, so the wait's turn runs 80 ms late and the report gets until 180.
         cluster
-            .broker_round_trip_time(1, Duration::from_millis(180))
+            .broker_round_trip_time(1, Duration::from_millis(120))
             .unwrap();
         let click = tokio::spawn({
             let producer = producer.clone();
             async move { producer.produce_within_bound("1", b"x").await }
         });
         tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(Duration::from_millis(100));
         assert_eq!(click.await.unwrap(), Ok(()));
         assert!(producer.broker_up());
     }
