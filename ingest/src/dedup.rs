@@ -45,8 +45,10 @@
 //! the runtime was behind, and so was the driver that reads Redis's answer — the answer gets as
 //! long again as the wait was late, while the runtime stays behind and for at most
 //! [`MOST_FORGIVEN`](crate::bound::MOST_FORGIVEN) in all (`crate::bound`). So Redis gets the bound,
-//! and ingest's backlog delays a claim but fails it open only past overload; [`CLAIM_SAFETY`] only
-//! guards against a batcher that stopped.
+//! and ingest's backlog delays a claim but fails it open only past that limit; [`CLAIM_SAFETY`]
+//! only guards against a batcher that stopped. (Under a standing backlog most rounds that still
+//! miss run on time: their 20 ms pass outside ingest's queue — `BENCHMARKS.md`, "one bound for
+//! Redis and Kafka".)
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
