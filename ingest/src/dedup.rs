@@ -157,7 +157,13 @@ impl Dedup {
             }
         });
         let queue = Arc::new(ClaimQueue::default());
-        tokio::spawn(send_batches(queue.clone(), conn.clone(), ttl_secs, timeout));
+        tokio::spawn(send_batches(
+            queue.clone(),
+            conn.clone(),
+            ttl_secs,
+            timeout,
+            metrics.clone(),
+        ));
         Ok(Dedup {
             conn,
             refused,
@@ -249,6 +255,7 @@ async fn send_batches(
     conn: Arc<OnceCell<RedisLink>>,
     ttl_secs: u64,
     timeout: Duration,
+    metrics: Metrics,
 ) {
     loop {
         // Look again now and then, so that the task ends once it holds the last handle.
@@ -273,13 +280,16 @@ async fn send_batches(
         };
         let (requests, replies): (Vec<ClaimRequest>, Vec<_>) =
             claims.into_iter().map(|c| (c.claim, c.reply)).unzip();
+        let round_seconds = metrics.claim_round_seconds.clone();
         // Its own task: the next round does not wait for this one's answer.
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let sent = link.claim(&requests, ttl_secs);
             // Past the bound every claim of the round fails open (reason `timeout`).
             let Some(answers) = within_bound(timeout, sent).await else {
                 return;
             };
+            round_seconds.observe(started.elapsed().as_secs_f64());
             let mut logged = false;
             for (reply, answer) in replies.into_iter().zip(answers) {
                 let answer = answer.map_err(|error| {

@@ -77,6 +77,9 @@ pub struct Metrics {
     pub produce_seconds: Histogram,
     /// Produce attempts that did not end in an acknowledgement within the bound, by reason.
     pub produce_errors: Family<ReasonLabel, Counter>,
+    /// Time from a round of claims' send to Redis's answer, for rounds answered within the bound:
+    /// Redis's time as the click path sees it (`bound.rs`).
+    pub claim_round_seconds: Histogram,
     pub spill_fsync_seconds: Histogram,
     /// How long work that became ready waited before it ran, and whether that is overload.
     pub overload: crate::overload::OverloadMetrics,
@@ -108,6 +111,7 @@ impl Metrics {
             redirect_seconds: latency(),
             produce_seconds: latency(),
             produce_errors: Family::default(),
+            claim_round_seconds: latency(),
             spill_fsync_seconds: latency(),
             overload: crate::overload::OverloadMetrics {
                 queueing_delay_seconds: latency(),
@@ -209,6 +213,12 @@ impl Metrics {
             "Kafka produce to acknowledgement, within the bound",
             Unit::Seconds,
             m.produce_seconds.clone(),
+        );
+        r.register_with_unit(
+            "claim_round_duration",
+            "Redis round of dedup claims, send to answer, within the bound",
+            Unit::Seconds,
+            m.claim_round_seconds.clone(),
         );
         r.register(
             "produce_errors",

@@ -136,6 +136,14 @@ async fn loadgen_clicks_reach_the_topic_exactly_once() {
         support::metric_value(&m, "adclick_ingest_clicks_accepted_total{path=\"kafka\"}"),
         s.clicks as f64
     );
+    // Every claim went to Redis in some round, and every round was answered in time.
+    let rounds = support::metric_value(&m, "adclick_ingest_claim_round_duration_seconds_count");
+    assert!(
+        rounds >= 1.0 && rounds <= (s.clicks + s.duplicates_sent) as f64,
+        "{rounds} rounds of claims for {} clicks and {} repeats",
+        s.clicks,
+        s.duplicates_sent
+    );
     let invalid: f64 = ["bad_signature", "unknown_key", "expired"]
         .iter()
         .map(|r| {
