@@ -47,8 +47,8 @@
 //! [`MOST_FORGIVEN`](crate::bound::MOST_FORGIVEN) in all (`crate::bound`). So Redis gets the bound,
 //! and ingest's backlog delays a claim but fails it open only past that limit; [`CLAIM_SAFETY`]
 //! only guards against a batcher that stopped. (Under a standing backlog most rounds that still
-//! miss run on time: their 20 ms pass outside ingest's queue — `BENCHMARKS.md`, "one bound for
-//! Redis and Kafka".)
+//! miss with their own turn on time: their 20 ms go to Redis or to the connection driver's turns —
+//! `BENCHMARKS.md`, "one bound for Redis and Kafka".)
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
