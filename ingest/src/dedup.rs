@@ -8,7 +8,8 @@
 //!
 //! Redis answers within `dedup_timeout_ms` or not at all as far as a click is concerned: when it
 //! is unreachable, errors, or is slower than the bound (below: "Redis's time, not ingest's"), the
-//! click is treated as new and produced with `ClickFlag::DedupUnchecked` (counted in `adclick_ingest_dedup_fail_open_total` by reason).
+//! click is treated as new and produced with `ClickFlag::DedupUnchecked` (counted in
+//! `adclick_ingest_dedup_fail_open_total` by reason).
 //! A repeat that slips through this way is dropped downstream by the exporter and the rollup,
 //! which key on the impression id; what must never happen is a user waiting on Redis, or a click
 //! lost because Redis was down. A command that timed out may still have been executed: the key is

@@ -3,13 +3,14 @@
 //!
 //! A click waits for its delivery report at most `produce_timeout_ms` of Kafka's time — time its
 //! report spent waiting in ingest's own backlog is not counted, up to a limit (`crate::bound`).
-//! When the report does not come in time the click goes to the spill instead. When, besides, no click has had its report
-//! in time for as long as the bound — the broker is silent, not one click late — the broker is
-//! marked down: following clicks go straight to the spill, without a produce attempt, until the
-//! replay task reaches the broker again and marks it up. This keeps redirects fast during an
-//! outage and keeps librdkafka's queue from filling with clicks that the spill holds anyway. The broker is marked up while the
-//! spill still holds clicks: a click of an impression the spill holds a record of still goes to
-//! the spill, behind it (`crate::spill`, "the order of an impression's records").
+//! When the report does not come in time the click goes to the spill instead. When, besides, no
+//! click has had its report in time for as long as the bound — the broker is silent, not one
+//! click late — the broker is marked down: following clicks go straight to the spill, without a
+//! produce attempt, until the replay task reaches the broker again and marks it up. This keeps
+//! redirects fast during an outage and keeps librdkafka's queue from filling with clicks that the
+//! spill holds anyway. The broker is marked up while the spill still holds clicks: a click of an
+//! impression the spill holds a record of still goes to the spill, behind it (`crate::spill`,
+//! "the order of an impression's records").
 //!
 //! One late click alone does not mark the broker down because ingest's own runtime makes clicks
 //! late too: while it is behind (a burst, a busy core), a report that came in time waits in its
@@ -336,6 +337,13 @@ pub(crate) mod tests {
         (cluster, producer, metrics)
     }
 
+    /// Produces one record keyed `key` without a bound, so that the producer is connected to its
+    /// partition's leader: a loaded machine's first connection is not what a bound test is about.
+    async fn connect_to_leader_of(producer: &Producer, key: &str) {
+        let report = producer.enqueue(key.as_bytes(), b"warm", Duration::from_secs(5));
+        assert_eq!(report.await.unwrap().await, Ok(()));
+    }
+
     fn producer(hot: HashMap<u64, u32>) -> Producer {
         let kafka = KafkaSettings {
             brokers: "127.0.0.1:1".into(),
@@ -405,11 +413,8 @@ pub(crate) mod tests {
                 .unwrap()
         };
         let (slow_key, fast_key) = (key_led_by(1), key_led_by(2));
-        // Connected to both leaders first, without a bound: a loaded machine's first connection
-        // is not what this is about.
         for key in [&slow_key, &fast_key] {
-            let report = producer.enqueue(key.as_bytes(), b"warm", Duration::from_secs(5));
-            assert_eq!(report.await.unwrap().await, Ok(()));
+            connect_to_leader_of(&producer, key).await;
         }
         cluster.broker_round_trip_time(1, slow).unwrap();
         let late = tokio::spawn({
@@ -442,8 +447,7 @@ pub(crate) mod tests {
     async fn a_wait_ingest_ran_late_gives_the_report_as_long_again() {
         let bound = Duration::from_millis(20);
         let (cluster, producer, _metrics) = mock_producer(1, 1, bound).await;
-        let report = producer.enqueue(b"1", b"warm", Duration::from_secs(5));
-        assert_eq!(report.await.unwrap().await, Ok(()));
+        connect_to_leader_of(&producer, "1").await;
         // The report comes 120 ms after the send; the runtime (this test's one thread) is held
         // up until 100 ms, so the wait's turn runs 80 ms late and the report gets until 180.
         cluster
