@@ -2,6 +2,12 @@
 //! over a pool of keep-alive connections; a genuine click must answer 302 to its landing URL,
 //! a forged or expired one a 4xx.
 //!
+//! The client is hyper-util's (the pool reqwest is built on) with `http::Uri`s: reqwest parses
+//! every request's URL with the `url` crate, a third of the generator's CPU for these long
+//! tokens (BENCHMARKS.md, "The generator's share of CPU 0"), and pinned beside the server under
+//! test the generator's CPU is the server's loss. Ingest serves plain HTTP (TLS ends at its load
+//! balancer), so the base URL is `http://`.
+//!
 //! `t` is the client-reported click time that ingest accepts within its bounds (as an app SDK
 //! that batches clicks would send it); it is how late clicks reach the stream over HTTP, and what
 //! makes the ground truth's minutes exact even when a request crosses a minute boundary.
@@ -11,7 +17,7 @@
 //! Every request carries
 //!
 //! - `User-Agent`: the send's browser (`client::BROWSERS`), a bot's (`client::BOTS`) for a bot
-//!   send, or none at all for the bot that sends none (reqwest adds none of its own);
+//!   send, or none at all for the bot that sends none (the client adds none of its own);
 //! - `X-Forwarded-For: <client address>`: the send's address (`client`), which ingest believes
 //!   because loadgen connects from a trusted proxy (`[ingest] trusted_proxies`, 127.0.0.1 in the
 //!   local stack). Without that, every click comes from loadgen's own address, and more than
@@ -23,8 +29,13 @@
 use std::time::Duration;
 
 use adclick_admin::ErrorChain;
-use reqwest::header::{LOCATION, USER_AGENT};
-use reqwest::{Method, StatusCode};
+use bytes::Bytes;
+use http::header::{HeaderValue, LOCATION, USER_AGENT};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::plan::{Send, SendKind};
 use crate::tokens::TokenMinter;
@@ -32,17 +43,27 @@ use crate::truth::Outcome;
 
 /// How long an idle pooled connection is kept for reuse: below ingest's keep-alive (its
 /// `header_timeout_ms`, 10 s by default: hyper closes a connection that has not sent the next
-/// request head by then). With reqwest's default, 90 s, a request can go out on a connection
-/// ingest is closing at that moment and fail ("error sending request") — as it does for a load
-/// balancer whose idle timeout is longer than its backend's.
+/// request head by then). With a longer one (reqwest's default is 90 s), a request can go out on
+/// a connection ingest is closing at that moment and fail ("connection closed before message
+/// completed") — as it does for a load balancer whose idle timeout is longer than its backend's.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A base URL the HTTP target cannot send to.
+#[derive(Debug, thiserror::Error)]
+#[error("the target's base URL {base:?}: {reason}")]
+pub struct InvalidBase {
+    base: String,
+    reason: String,
+}
 
 /// Where and how to send over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpTarget {
-    client: reqwest::Client,
+    client: Client<HttpConnector, Empty<Bytes>>,
     base: String,
     minter: TokenMinter,
+    /// A request's whole exchange, connecting included.
+    timeout: Duration,
 }
 
 impl HttpTarget {
@@ -52,19 +73,32 @@ impl HttpTarget {
         minter: TokenMinter,
         timeout: Duration,
         connections: usize,
-    ) -> reqwest::Result<HttpTarget> {
-        let client = reqwest::Client::builder()
-            // The 302 is the answer under test: never follow it.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
+    ) -> Result<HttpTarget, InvalidBase> {
+        let base = base.trim_end_matches('/').to_string();
+        let invalid = |reason: String| InvalidBase {
+            base: base.clone(),
+            reason,
+        };
+        let uri: Uri = base.parse().map_err(|e| invalid(format!("{e}")))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(invalid(
+                "not http://host[:port] (ingest serves plain HTTP; TLS ends at its load balancer)"
+                    .into(),
+            ));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(connections)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()?;
+            .pool_timer(TokioTimer::new())
+            .build(connector);
         Ok(HttpTarget {
             client,
-            base: base.trim_end_matches('/').to_string(),
+            base,
             minter,
+            timeout,
         })
     }
 
@@ -81,16 +115,14 @@ impl HttpTarget {
     }
 
     pub async fn send(&self, send: &Send) -> Outcome {
-        let url = match self.click_url(send) {
-            Ok(url) => url,
+        let request = match self.click_url(send).and_then(|url| self.request(send, url)) {
+            Ok(request) => request,
             Err(e) => return Outcome::Wrong(e),
         };
-        let started = std::time::Instant::now();
-        let resp = match self.request(send, &url).send().await {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failed(describe(&e, started.elapsed())),
+        let (status, location) = match self.exchange(request).await {
+            Ok(answer) => answer,
+            Err(e) => return Outcome::Failed(e),
         };
-        let status = resp.status();
         if matches!(send.kind, SendKind::Prefetch(_)) {
             return if status == StatusCode::SERVICE_UNAVAILABLE {
                 Outcome::Refused(status.as_u16())
@@ -101,9 +133,8 @@ impl HttpTarget {
             };
         }
         if status == StatusCode::FOUND {
-            let location = resp
-                .headers()
-                .get(LOCATION)
+            let location = location
+                .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             if location == send.landing_url() {
@@ -122,7 +153,7 @@ impl HttpTarget {
     }
 
     /// The request of `send` to `url`, with the headers of the module doc.
-    fn request(&self, send: &Send, url: &str) -> reqwest::RequestBuilder {
+    fn request(&self, send: &Send, url: String) -> Result<Request<Empty<Bytes>>, String> {
         let mut method = Method::GET;
         let mut prefetch_header = None;
         if let SendKind::Prefetch(signal) = send.kind {
@@ -131,9 +162,10 @@ impl HttpTarget {
                 None => method = Method::HEAD,
             }
         }
-        let mut request = self
-            .client
-            .request(method, url)
+        let uri = Uri::try_from(url).map_err(|e| format!("not a URL: {e}"))?;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
             .header("x-forwarded-for", send.client_ip.to_string());
         if let Some(agent) = send.user_agent.header() {
             request = request.header(USER_AGENT, agent);
@@ -142,19 +174,63 @@ impl HttpTarget {
             request = request.header(name, value);
         }
         request
+            .body(Empty::new())
+            .map_err(|e| format!("cannot make the request: {e}"))
     }
-}
 
-/// A failed request as whoever reads the run's errors needs it: reqwest's own message names only
-/// the URL ("error sending request for url ..."); its sources say whether it timed out, was
-/// refused or was reset, and how long it took tells a stall from a refusal.
-fn describe(error: &reqwest::Error, took: Duration) -> String {
-    format!("{} (after {} ms)", ErrorChain(error), took.as_millis())
+    /// Sends `request` and reads its whole answer (so that its connection goes back to the pool),
+    /// within the timeout: the status and the `Location` header, or why there is none.
+    async fn exchange(
+        &self,
+        request: Request<Empty<Bytes>>,
+    ) -> Result<(StatusCode, Option<HeaderValue>), String> {
+        let described = format!("{} {}", request.method(), request.uri());
+        let started = std::time::Instant::now();
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                format!(
+                    "{described}: {} (after {} ms)",
+                    ErrorChain(&e),
+                    started.elapsed().as_millis()
+                )
+            })?;
+            let (head, body) = response.into_parts();
+            body.collect().await.map_err(|e| {
+                format!(
+                    "{described}: reading the answer's body: {} (after {} ms)",
+                    ErrorChain(&e),
+                    started.elapsed().as_millis()
+                )
+            })?;
+            Ok((head.status, head.headers.get(LOCATION).cloned()))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "{described}: no answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Plan, PlanConfig};
+
+    fn a_send() -> Send {
+        Plan::new(PlanConfig::default())
+            .expect("the default plan")
+            .next()
+            .expect("a send")
+    }
+
+    fn target(base: &str, timeout: Duration) -> HttpTarget {
+        let key = adclick_click::token::TokenKey::from_hex("k1", &"ab".repeat(32)).unwrap();
+        HttpTarget::new(base, TokenMinter::new(key), timeout, 4).unwrap()
+    }
 
     #[tokio::test]
     async fn a_failed_request_says_why_and_after_how_long() {
@@ -163,12 +239,43 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let error = reqwest::get(format!("http://127.0.0.1:{port}/click/x"))
-            .await
-            .expect_err("nothing listens");
-        let text = describe(&error, Duration::from_millis(3));
-        assert!(text.starts_with("error sending request for url"), "{text}");
+        let target = target(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5));
+        let send = a_send();
+        let Outcome::Failed(text) = target.send(&send).await else {
+            panic!("nothing listens: the send must fail");
+        };
+        assert!(
+            text.starts_with(&format!("GET http://127.0.0.1:{port}/click/")),
+            "{text}"
+        );
         assert!(text.contains("refused"), "{text}");
-        assert!(text.ends_with("(after 3 ms)"), "{text}");
+        assert!(text.ends_with(" ms)"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_target_that_does_not_answer_fails_at_the_timeout() {
+        // Accepts connections (the kernel's backlog) but never reads or answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let port = listener.local_addr().unwrap().port();
+        let target = target(
+            &format!("http://127.0.0.1:{port}"),
+            Duration::from_millis(200),
+        );
+        let Outcome::Failed(text) = target.send(&a_send()).await else {
+            panic!("no answer: the send must fail");
+        };
+        assert!(text.ends_with("no answer within 200 ms"), "{text}");
+        drop(listener);
+    }
+
+    #[test]
+    fn a_base_that_is_not_plain_http_is_refused_with_its_reason() {
+        let key = adclick_click::token::TokenKey::from_hex("k1", &"ab".repeat(32)).unwrap();
+        for base in ["https://ingest.example", "127.0.0.1:8080", "not a url"] {
+            let error = HttpTarget::new(base, TokenMinter::new(key.clone()), Duration::ZERO, 1)
+                .expect_err(base)
+                .to_string();
+            assert!(error.contains(base), "{error}");
+        }
     }
 }

@@ -273,7 +273,13 @@ pub fn run_loadgen(args: LoadgenArgs, config: &Config) -> Result<()> {
         ..RunOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(run(plan, &target, &opts));
+    // The run is a task on the runtime's workers, not `block_on`'s own thread: the connections
+    // its requests go over are tasks there too, so handing a request to its connection and its
+    // answer back is a worker's local queue, not a wake-up of another thread (two context
+    // switches a click when the generator has one core: `deploy/bench/ingest` with PIN=1).
+    let result = runtime
+        .block_on(runtime.spawn(async move { run(plan, &target, &opts).await }))
+        .context("the load generator's run panicked")?;
     match result {
         Ok(truth) => {
             println!("{}", serde_json::to_string_pretty(&truth.summary)?);
