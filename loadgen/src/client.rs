@@ -61,7 +61,7 @@ pub enum UserAgent {
     Browser(u8),
     /// One of [`BOTS`].
     Bot(u8),
-    /// No `User-Agent` header at all (what reqwest sends by default): a bot to ingest.
+    /// No `User-Agent` header at all (what an HTTP library sends by default): a bot to ingest.
     Missing,
 }
 
