@@ -22,6 +22,26 @@ pub fn dashboard_files() -> Vec<PathBuf> {
     files_with_extension(&dashboards_dir(), "json")
 }
 
+/// The dashboards adclick ships, by file name.
+pub const DASHBOARDS: [&str; 2] = ["advertiser.json", "operator.json"];
+
+/// [`dashboard_files`] when every one of [`DASHBOARDS`] is among them; else what is missing and
+/// where, for a check over the dashboards that would otherwise pass having checked none.
+pub fn shipped_dashboard_files() -> Result<Vec<PathBuf>, String> {
+    let files = dashboard_files();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| Some(f.file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    match DASHBOARDS.iter().find(|d| !names.iter().any(|n| n == *d)) {
+        None => Ok(files),
+        Some(missing) => Err(format!(
+            "{missing} is not in {} (found: {names:?})",
+            dashboards_dir().display()
+        )),
+    }
+}
+
 /// Every file of `dir` whose name ends in `.{ext}`, sorted (none when `dir` is missing).
 pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -22,7 +22,8 @@ pub use dashboard::{
     Dashboard, DatasourceRef, GridPos, LoadError, Panel, Target, Templating, Variable, load,
 };
 pub use files::{
-    dashboard_files, dashboards_dir, files_with_extension, provisioning_dir, rules_dir,
+    DASHBOARDS, dashboard_files, dashboards_dir, files_with_extension, provisioning_dir, rules_dir,
+    shipped_dashboard_files,
 };
 pub use queries::{
     PanelQuery, VariableQueryError, VariableSource, panel_queries, parse_variable_query,
