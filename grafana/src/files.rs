@@ -4,17 +4,36 @@ use std::path::{Path, PathBuf};
 
 /// `grafana/dashboards/`.
 pub fn dashboards_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards")
+    checkout().join("grafana/dashboards")
 }
 
 /// `grafana/provisioning/`.
 pub fn provisioning_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("provisioning")
+    checkout().join("grafana/provisioning")
 }
 
 /// `deploy/prometheus/rules/`: the recording and alerting rules the stack's Prometheus loads.
 pub fn rules_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/rules")
+    checkout().join("deploy/prometheus/rules")
+}
+
+/// The checkout the running test, bench or example belongs to: the nearest directory holding
+/// `Cargo.lock` above the package cargo runs it for (`CARGO_MANIFEST_DIR` at run time), else above
+/// the working directory, else where this crate was compiled. Looked up at run time because
+/// cargo reuses this crate's build from another checkout of the same sources that shares the
+/// target directory, and `env!("CARGO_MANIFEST_DIR")` then names that checkout's files.
+fn checkout() -> PathBuf {
+    let compiled_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok());
+    start
+        .and_then(|dir| {
+            dir.ancestors()
+                .find(|d| d.join("Cargo.lock").is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or(compiled_in)
 }
 
 /// Every `*.json` of [`dashboards_dir`], sorted.

@@ -136,6 +136,7 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     let mut aborted = false;
     let mut latency = Histogram::default();
     let mut start_lag = Histogram::default();
+    let mut from_schedule = Histogram::default();
     // A send's clocks start when it is first polled, i.e. when its request is actually made.
     let timed = |send: Send, due_at: Instant| async move {
         let began = Instant::now();
@@ -154,6 +155,7 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
             Some((send, outcome, took, lag)) = in_flight.next(), if !in_flight.is_empty() => {
                 latency.record(took);
                 start_lag.record(lag);
+                from_schedule.record(took + lag);
                 truth.record(&send, &outcome);
                 if !matches!(outcome, Outcome::Accepted) {
                     bar.set_message(format!("errors {}", truth.summary.errors));
@@ -178,6 +180,7 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     while let Some((send, outcome, took, lag)) = in_flight.next().await {
         latency.record(took);
         start_lag.record(lag);
+        from_schedule.record(took + lag);
         truth.record(&send, &outcome);
     }
     if let Target::Kafka(k) = target {
@@ -190,6 +193,7 @@ pub async fn run(plan: Plan, target: &Target, opts: &RunOptions) -> Result<Groun
     s.achieved_rate = s.sends as f64 / s.elapsed_secs.max(f64::EPSILON);
     s.latency = latency.summary();
     s.start_lag = start_lag.summary();
+    s.from_schedule = from_schedule.summary();
     if let Some(dir) = &opts.truth_dir {
         truth.write(dir).map_err(|source| RunError::WriteTruth {
             path: dir.display().to_string(),

@@ -190,6 +190,11 @@ pub struct Summary {
     /// `max_in_flight` slot (a closed-loop run at the target's maximum rate).
     #[serde(default)]
     pub start_lag: LatencySummary,
+    /// Time from a send's planned instant to its answer: `start_lag` and `latency` of each send
+    /// added, what a client arriving on schedule waited. In an open-loop run whose sends waited
+    /// for a `max_in_flight` slot, the server's slowness that `latency` leaves out is here.
+    #[serde(default)]
+    pub from_schedule: LatencySummary,
     /// Invalid clicks counted per reason name: the sums of `invalid.csv` (absent without invalid
     /// traffic).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -108,7 +108,7 @@ async fn start_ingest(scope: &TestScope, topic: &str, spill: &std::path::Path) -
         // The stack's demo deny list, holding the network loadgen's deny-listed clicks come from.
         invalid: adclick_invalid::Config {
             deny_list_file: Some(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/deny.cidr").into(),
+                adclick_testsupport::workspace_root().join("deploy/local/deny.cidr"),
             ),
             ..adclick_invalid::Config::default()
         },

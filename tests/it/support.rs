@@ -204,7 +204,7 @@ pub fn start_ingest(
         )
         .env(
             "ADCLICK_INVALID__DENY_LIST_FILE",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/deny.cidr"),
+            adclick_testsupport::workspace_root().join("deploy/local/deny.cidr"),
         )
         .env("ADCLICK_TOKENS__SIGNING_KEY_ID", "k1")
         .env("ADCLICK_TOKENS__KEYS__K1", DEMO_KEY_HEX)

@@ -49,7 +49,7 @@ pub use process::ScratchProcess;
 pub use prom::{PromApi, PromError, Series};
 pub use redis::{RedisCluster, RedisSetup, ScratchRedis};
 pub use scratch::ScratchPrometheus;
-pub use stack::{Stack, TestScope};
+pub use stack::{Stack, TestScope, workspace_root};
 pub use tansu::{ScratchTansu, TansuSetup};
 pub use task::{StopSignal, Stoppable};
 pub use tls_terminator::TlsTerminator;

@@ -239,13 +239,20 @@ fn host_port(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-/// The workspace root: the nearest ancestor of this crate holding `Cargo.lock`.
-fn workspace_root() -> PathBuf {
-    let mut dir: &Path = Path::new(env!("CARGO_MANIFEST_DIR"));
-    while !dir.join("Cargo.lock").exists() {
-        dir = dir.parent().expect("a workspace root above testsupport/");
-    }
-    dir.to_path_buf()
+/// The workspace root of the running test: the nearest directory holding `Cargo.lock` above the
+/// package cargo runs it for (`CARGO_MANIFEST_DIR` at run time, not compile time: a build of this
+/// crate reused from another checkout would name that checkout's stack; as
+/// `adclick_grafana::dashboards_dir` does), else above the working directory.
+pub fn workspace_root() -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 #[cfg(test)]

@@ -73,6 +73,14 @@ async fn http_target_truth_matches_what_a_verifying_server_counted() {
     );
     assert!(l.max_ms <= summary.elapsed_secs * 1e3, "{l:?}");
     assert_eq!(summary.start_lag.count, summary.sends);
+    // From the schedule is each send's start lag and latency added: never less than either.
+    let f = &summary.from_schedule;
+    assert_eq!(f.count, summary.sends);
+    assert!(
+        f.p99_ms >= l.p99_ms && f.max_ms >= l.max_ms && f.max_ms >= summary.start_lag.max_ms,
+        "{f:?} against {l:?} and {:?}",
+        summary.start_lag
+    );
     let seen = seen.lock().unwrap();
     assert_eq!(seen.refused, summary.forged_sent + summary.expired_sent);
     let counted = recount(seen.first.values().copied());

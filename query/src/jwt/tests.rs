@@ -8,8 +8,8 @@ use serde_json::json;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-only";
 
 fn key_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/keys")
+    adclick_testsupport::workspace_root()
+        .join("query/tests/keys")
         .join(name)
 }
 

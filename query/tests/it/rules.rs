@@ -3,7 +3,6 @@
 //! `RECORDED_SERIES`, and the raw series are the README's.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use adclick_grafana::{files_with_extension, rules_dir};
 use adclick_query::{ADVERTISER_LABEL, Policy, RAW_SERIES, RECORDED_SERIES, enforce};
@@ -97,7 +96,7 @@ fn every_allowed_series_is_queryable() {
 
 #[test]
 fn raw_series_are_the_readmes() {
-    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = adclick_testsupport::workspace_root().join("README.md");
     let readme = std::fs::read_to_string(readme).unwrap();
     for name in RAW_SERIES {
         assert!(
