@@ -20,9 +20,10 @@ pub fn rules_dir() -> PathBuf {
 /// The checkout the running test, bench or example belongs to: the nearest directory holding
 /// `Cargo.lock` above the package cargo runs it for (`CARGO_MANIFEST_DIR` at run time), else above
 /// the working directory, else where this crate was compiled. Looked up at run time because
-/// cargo reuses this crate's build from another checkout of the same sources that shares the
-/// target directory, and `env!("CARGO_MANIFEST_DIR")` then names that checkout's files.
-fn checkout() -> PathBuf {
+/// cargo reuses a workspace crate's build from another checkout of the same sources that shares
+/// the target directory, and `env!("CARGO_MANIFEST_DIR")` then names that checkout's files.
+/// `adclick_testsupport::workspace_root` is this.
+pub fn checkout() -> PathBuf {
     let compiled_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let start = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)

@@ -3,7 +3,7 @@
 //!
 //! | module | concept | items |
 //! |---|---|---|
-//! | `files` | where the dashboards, Grafana's provisioning and the rules are | [`dashboard_files`], [`dashboards_dir`], [`provisioning_dir`], [`rules_dir`] |
+//! | `files` | where the dashboards, Grafana's provisioning and the rules are, in the checkout found at run time | [`checkout`], [`dashboard_files`], [`dashboards_dir`], [`provisioning_dir`], [`rules_dir`] |
 //! | `dashboard` | a dashboard as typed data (panels, targets, variables, datasources, grid positions), read from its file | [`Dashboard`], [`load`] |
 //! | `validate` | what makes a dashboard valid here: schema version, unique panel ids, grid positions that do not overlap, a datasource and a query on every panel, variables that only refer to earlier ones | [`validate`] |
 //! | `queries` | every query a dashboard runs (each panel target, each variable), and a variable's query as the Prometheus API call Grafana makes for it (`label_values(…)`, `query_result(…)`) | [`panel_queries`], [`variables`], [`parse_variable_query`] |
@@ -22,8 +22,8 @@ pub use dashboard::{
     Dashboard, DatasourceRef, GridPos, LoadError, Panel, Target, Templating, Variable, load,
 };
 pub use files::{
-    DASHBOARDS, dashboard_files, dashboards_dir, files_with_extension, provisioning_dir, rules_dir,
-    shipped_dashboard_files,
+    DASHBOARDS, checkout, dashboard_files, dashboards_dir, files_with_extension, provisioning_dir,
+    rules_dir, shipped_dashboard_files,
 };
 pub use queries::{
     PanelQuery, VariableQueryError, VariableSource, panel_queries, parse_variable_query,

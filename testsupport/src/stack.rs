@@ -1,7 +1,7 @@
 //! The stack's env file and per-test names.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -239,20 +239,11 @@ fn host_port(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-/// The workspace root of the running test: the nearest directory holding `Cargo.lock` above the
-/// package cargo runs it for (`CARGO_MANIFEST_DIR` at run time, not compile time: a build of this
-/// crate reused from another checkout would name that checkout's stack; as
-/// `adclick_grafana::dashboards_dir` does), else above the working directory.
+/// The workspace root of the running test, found at run time, not compile time (a build of this
+/// crate reused from another checkout would name that checkout's stack):
+/// [`adclick_grafana::checkout`].
 pub fn workspace_root() -> PathBuf {
-    let start = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    start
-        .ancestors()
-        .find(|d| d.join("Cargo.lock").is_file())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    adclick_grafana::checkout()
 }
 
 #[cfg(test)]
