@@ -108,8 +108,9 @@ impl Producer {
             // click's ack, so the linger is paid by each visitor. A trade-off measured in
             // BENCHMARKS.md: librdkafka sends one ProduceRequest per partition, so a shorter
             // linger means more, smaller requests. Pinned at 10,000 clicks/s on 8 partitions,
-            // 3 ms against 5 took the redirect's p99 from 9.3–10.2 ms to 7.6–9.6 ms for about
-            // 2 µs more CPU per click (5 %); 1 ms cost 25 % more at 6,000 clicks/s.
+            // 3 ms against 5 took the redirect's p50 from 5.0–5.5 to 4.1–4.3 ms (its p99 under
+            // 10 ms in 12 runs of 13) for about 2 µs more CPU per click (5 %); 1 ms cost 25 %
+            // more at 6,000 clicks/s.
             .set("linger.ms", "3")
             .set("client.id", "adclick-ingest");
         for (k, v) in &kafka.properties {
@@ -381,6 +382,60 @@ pub(crate) mod tests {
         let salts: std::collections::BTreeSet<String> =
             (0..=255).map(|b| p.key(&click(7, b))).collect();
         assert_eq!(salts.len(), 4);
+    }
+
+    /// The threads of this process and their names (`/proc/self/task`).
+    #[cfg(target_os = "linux")]
+    fn threads() -> HashMap<i32, String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| {
+                let task = task.ok()?;
+                let tid = task.file_name().to_str()?.parse().ok()?;
+                let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                Some((tid, name.trim_end().to_string()))
+            })
+            .collect()
+    }
+
+    /// Every thread librdkafka starts for the producer — its main thread, and the broker threads
+    /// that one starts once it learns the cluster's brokers — is batch work
+    /// (`crate::batch_threads`); the thread that created the producer is not.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn librdkafkas_threads_are_batch_work_the_creator_is_not() {
+        use crate::batch_threads::tests::policy_of;
+        let cluster = MockCluster::new(2).unwrap();
+        cluster.create_topic("clicks", 2, 1).unwrap();
+        let before = threads();
+        let kafka = KafkaSettings {
+            brokers: cluster.bootstrap_servers(),
+            topic: "clicks".into(),
+            properties: vec![],
+        };
+        let producer = Producer::new(
+            &kafka,
+            HashMap::new(),
+            Duration::from_secs(5),
+            Metrics::new(&mut Registry::default()),
+        )
+        .unwrap();
+        assert!(producer.warm_up(Duration::from_secs(10)).await);
+        connect_to_leader_of(&producer, "1").await;
+        let started: Vec<(i32, String)> = threads()
+            .into_iter()
+            .filter(|(tid, name)| !before.contains_key(tid) && name.starts_with("rdk:"))
+            .collect();
+        let names: Vec<&str> = started.iter().map(|(_, name)| name.as_str()).collect();
+        assert!(names.contains(&"rdk:main"), "{names:?}");
+        assert!(
+            names.iter().filter(|n| n.starts_with("rdk:broker")).count() >= 2,
+            "the bootstrap broker's thread and a thread per broker learned: {names:?}"
+        );
+        for (tid, name) in &started {
+            assert_eq!(policy_of(*tid), libc::SCHED_BATCH, "{name} ({tid})");
+        }
+        assert_eq!(policy_of(0), libc::SCHED_OTHER);
     }
 
     #[tokio::test]
