@@ -329,6 +329,15 @@ pub(crate) mod tests {
                 .partition_leader("clicks", partition, Some(partition % brokers + 1))
                 .unwrap();
         }
+        let (producer, metrics) = producer_to(&cluster, bound).await;
+        (cluster, producer, metrics)
+    }
+
+    /// A producer to `cluster`'s topic `clicks` with `bound`, its metadata fetched.
+    async fn producer_to(
+        cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        bound: Duration,
+    ) -> (Producer, Metrics) {
         let metrics = Metrics::new(&mut Registry::default());
         let kafka = KafkaSettings {
             brokers: cluster.bootstrap_servers(),
@@ -337,7 +346,7 @@ pub(crate) mod tests {
         };
         let producer = Producer::new(&kafka, HashMap::new(), bound, metrics.clone()).unwrap();
         assert!(producer.warm_up(Duration::from_secs(10)).await);
-        (cluster, producer, metrics)
+        (producer, metrics)
     }
 
     /// Produces one record keyed `key` without a bound, so that the producer is connected to its
@@ -408,19 +417,7 @@ pub(crate) mod tests {
         let cluster = MockCluster::new(2).unwrap();
         cluster.create_topic("clicks", 2, 1).unwrap();
         let before = threads();
-        let kafka = KafkaSettings {
-            brokers: cluster.bootstrap_servers(),
-            topic: "clicks".into(),
-            properties: vec![],
-        };
-        let producer = Producer::new(
-            &kafka,
-            HashMap::new(),
-            Duration::from_secs(5),
-            Metrics::new(&mut Registry::default()),
-        )
-        .unwrap();
-        assert!(producer.warm_up(Duration::from_secs(10)).await);
+        let (producer, _metrics) = producer_to(&cluster, Duration::from_secs(5)).await;
         connect_to_leader_of(&producer, "1").await;
         let started: Vec<(i32, String)> = threads()
             .into_iter()
