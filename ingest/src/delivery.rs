@@ -89,10 +89,9 @@ impl Kafka {
     /// Creates the producer and the task that serves its reports; the task ends once the
     /// producer is dropped. Call within a Tokio runtime.
     pub fn create(config: &ClientConfig) -> Result<Arc<Kafka>, CreateError> {
-        // Its threads never preempt Tokio's worker (`crate::batch_threads`).
-        let producer: BaseProducer<Reports> =
-            crate::batch_threads::created_as_batch(|| config.create_with_context(Reports))
-                .map_err(CreateError::Kafka)?;
+        let producer: BaseProducer<Reports> = config
+            .create_with_context(Reports)
+            .map_err(CreateError::Kafka)?;
         let (watched, signal) = UnixStream::pair().map_err(CreateError::Signal)?;
         // librdkafka's write must never block its broker thread; ours never waits either.
         watched.set_nonblocking(true).map_err(CreateError::Signal)?;

@@ -13,7 +13,6 @@
 //! | [`redis_link`] | reaching Redis: one server or a cluster, TLS, ACL login |
 //! | [`produce`] | the idempotent Kafka producer, hot-ad key salting, broker health |
 //! | [`delivery`] | Kafka's delivery reports served on a Tokio task, signalled by librdkafka through a socket |
-//! | [`batch_threads`] | librdkafka's threads as batch work for the kernel: they never preempt Tokio's worker on waking |
 //! | [`spill`] | the local append-only log with group fsync that makes clicks durable without Kafka |
 //! | [`unreplayed`] | the impressions the spill holds a record of not yet handed to librdkafka: their clicks wait behind it |
 //! | [`replay`] | the task that moves the spill into Kafka when the broker is back |
@@ -40,8 +39,6 @@
 
 #[cfg(feature = "service")]
 pub mod admin;
-#[cfg(feature = "service")]
-pub mod batch_threads;
 #[cfg(feature = "service")]
 pub mod bound;
 pub mod config;

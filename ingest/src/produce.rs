@@ -329,15 +329,6 @@ pub(crate) mod tests {
                 .partition_leader("clicks", partition, Some(partition % brokers + 1))
                 .unwrap();
         }
-        let (producer, metrics) = producer_to(&cluster, bound).await;
-        (cluster, producer, metrics)
-    }
-
-    /// A producer to `cluster`'s topic `clicks` with `bound`, its metadata fetched.
-    async fn producer_to(
-        cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-        bound: Duration,
-    ) -> (Producer, Metrics) {
         let metrics = Metrics::new(&mut Registry::default());
         let kafka = KafkaSettings {
             brokers: cluster.bootstrap_servers(),
@@ -346,7 +337,7 @@ pub(crate) mod tests {
         };
         let producer = Producer::new(&kafka, HashMap::new(), bound, metrics.clone()).unwrap();
         assert!(producer.warm_up(Duration::from_secs(10)).await);
-        (producer, metrics)
+        (cluster, producer, metrics)
     }
 
     /// Produces one record keyed `key` without a bound, so that the producer is connected to its
@@ -391,48 +382,6 @@ pub(crate) mod tests {
         let salts: std::collections::BTreeSet<String> =
             (0..=255).map(|b| p.key(&click(7, b))).collect();
         assert_eq!(salts.len(), 4);
-    }
-
-    /// The threads of this process and their names (`/proc/self/task`).
-    #[cfg(target_os = "linux")]
-    fn threads() -> HashMap<i32, String> {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|task| {
-                let task = task.ok()?;
-                let tid = task.file_name().to_str()?.parse().ok()?;
-                let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
-                Some((tid, name.trim_end().to_string()))
-            })
-            .collect()
-    }
-
-    /// Every thread librdkafka starts for the producer — its main thread, and the broker threads
-    /// that one starts once it learns the cluster's brokers — is batch work
-    /// (`crate::batch_threads`); the thread that created the producer is not.
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn librdkafkas_threads_are_batch_work_the_creator_is_not() {
-        use crate::batch_threads::tests::policy_of;
-        let cluster = MockCluster::new(2).unwrap();
-        cluster.create_topic("clicks", 2, 1).unwrap();
-        let before = threads();
-        let (producer, _metrics) = producer_to(&cluster, Duration::from_secs(5)).await;
-        connect_to_leader_of(&producer, "1").await;
-        let started: Vec<(i32, String)> = threads()
-            .into_iter()
-            .filter(|(tid, name)| !before.contains_key(tid) && name.starts_with("rdk:"))
-            .collect();
-        let names: Vec<&str> = started.iter().map(|(_, name)| name.as_str()).collect();
-        assert!(names.contains(&"rdk:main"), "{names:?}");
-        assert!(
-            names.iter().filter(|n| n.starts_with("rdk:broker")).count() >= 2,
-            "the bootstrap broker's thread and a thread per broker learned: {names:?}"
-        );
-        for (tid, name) in &started {
-            assert_eq!(policy_of(*tid), libc::SCHED_BATCH, "{name} ({tid})");
-        }
-        assert_eq!(policy_of(0), libc::SCHED_OTHER);
     }
 
     #[tokio::test]
