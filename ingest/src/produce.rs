@@ -105,12 +105,9 @@ impl Producer {
             // (consistent_random, CRC32) would put the same key in another partition.
             .set("partitioner", "murmur2_random")
             // 3 ms, shorter than librdkafka's default (5 ms): every redirect waits for its
-            // click's ack, so the linger is paid by each visitor. A trade-off measured in
-            // BENCHMARKS.md: librdkafka sends one ProduceRequest per partition, so a shorter
-            // linger means more, smaller requests. Pinned at 10,000 clicks/s on 8 partitions,
-            // 3 ms against 5 took the redirect's p50 from 5.0–5.5 to 4.1–4.3 ms (its p99 under
-            // 10 ms in 12 runs of 13) for about 2 µs more CPU per click (5 %); 1 ms cost 25 %
-            // more at 6,000 clicks/s.
+            // click's ack, so the linger is paid by each visitor; a shorter one means more,
+            // smaller ProduceRequests (one per partition) and more CPU per click. The figures of
+            // that trade-off are in ingest's README and BENCHMARKS.md.
             .set("linger.ms", "3")
             .set("client.id", "adclick-ingest");
         for (k, v) in &kafka.properties {
