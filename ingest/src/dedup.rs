@@ -177,7 +177,10 @@ impl Dedup {
 
     /// The Redis key of an impression.
     pub fn key(&self, impression_id: &[u8]) -> String {
-        format!("{}{}", self.prefix, hex::encode(impression_id))
+        let mut key = String::with_capacity(self.prefix.len() + 2 * impression_id.len());
+        key.push_str(&self.prefix);
+        crate::keys::push_hex(&mut key, impression_id);
+        key
     }
 
     /// Claims the impression: [`Claim::New`] exactly once per impression while Redis works; a

@@ -10,6 +10,7 @@
 //! | [`reject`] | every non-redirect answer: status per reason, a short page, no `Location` |
 //! | [`bound`] | a bound on Redis's or Kafka's time that does not count ingest's own backlog |
 //! | [`dedup`] | Redis `SET NX EX` per impression, within a deadline; fail open |
+//! | [`keys`] | Redis keys and the visitor cookie, built per click without `format!` |
 //! | [`redis_link`] | reaching Redis: one server or a cluster, TLS, ACL login |
 //! | [`produce`] | the idempotent Kafka producer, hot-ad key salting, broker health |
 //! | [`delivery`] | Kafka's delivery reports served on a Tokio task, signalled by librdkafka through a socket |
@@ -49,6 +50,7 @@ pub mod delivery;
 pub mod event_time;
 #[cfg(feature = "service")]
 pub mod handler;
+pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod overload;

@@ -29,6 +29,8 @@
 
 use adclick_invalid::{Velocity, VelocityWindows};
 
+use crate::keys;
+
 /// Lifetime of a per-second counter, seconds.
 pub const SECOND_TTL_SECS: u64 = 10;
 /// Lifetime of a per-minute counter, seconds.
@@ -63,8 +65,18 @@ pub fn counters(
     let mut out = Vec::new();
     let mut add = |on: bool, who: char, hash: u64, span: char, at: i64, ttl_secs, window| {
         if on && hash != 0 {
+            // `{prefix}{who}:{hash:016x}:{span}:{at}`, built without `format!` (`crate::keys`).
+            let mut key = String::with_capacity(prefix.len() + 44);
+            key.push_str(prefix);
+            key.push(who);
+            key.push(':');
+            keys::push_hex(&mut key, &hash.to_be_bytes());
+            key.push(':');
+            key.push(span);
+            key.push(':');
+            keys::push_decimal(&mut key, at);
             out.push(Counter {
-                key: format!("{prefix}{who}:{hash:016x}:{span}:{at}"),
+                key,
                 ttl_secs,
                 window,
             });

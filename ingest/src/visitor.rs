@@ -39,16 +39,15 @@ use sha2::{Digest as _, Sha256};
 pub struct Visitors {
     cookie_name: String,
     salt: Vec<u8>,
-    max_age_secs: u64,
-    secure: bool,
+    /// What follows the id in a new visitor's `Set-Cookie`, the same for every visitor (made once).
+    cookie_attributes: String,
 }
 
 impl std::fmt::Debug for Visitors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Visitors")
             .field("cookie_name", &self.cookie_name)
-            .field("max_age_secs", &self.max_age_secs)
-            .field("secure", &self.secure)
+            .field("cookie_attributes", &self.cookie_attributes)
             .finish_non_exhaustive()
     }
 }
@@ -68,8 +67,10 @@ impl Visitors {
         Visitors {
             cookie_name: cookie_name.to_string(),
             salt,
-            max_age_secs,
-            secure,
+            cookie_attributes: format!(
+                "; Path=/click; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{}",
+                if secure { "; Secure" } else { "" }
+            ),
         }
     }
 
@@ -110,15 +111,15 @@ impl Visitors {
     }
 
     fn cookie(&self, id: &[u8; 16]) -> HeaderValue {
-        let secure = if self.secure { "; Secure" } else { "" };
-        let value = format!(
-            "{}={}; Path=/click; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-            self.cookie_name,
-            hex::encode(id),
-            self.max_age_secs
-        );
-        // The name was checked at start (config) and the rest is ASCII of our own.
-        HeaderValue::from_str(&value).expect("a cookie of checked ASCII")
+        let mut value =
+            String::with_capacity(self.cookie_name.len() + 33 + self.cookie_attributes.len());
+        value.push_str(&self.cookie_name);
+        value.push('=');
+        crate::keys::push_hex(&mut value, id);
+        value.push_str(&self.cookie_attributes);
+        // The name was checked at start (config) and the rest is ASCII of our own. From the
+        // `String` itself: no copy.
+        HeaderValue::try_from(value).expect("a cookie of checked ASCII")
     }
 }
 
