@@ -3,6 +3,7 @@
 //! | limit | where | answer |
 //! |---|---|---|
 //! | request head size (`max_header_bytes`) | hyper, in `server` | 431 from hyper, connection closed |
+//! | header fields in one head (100, hyper's default) | hyper, in `server` | 431 from hyper, connection closed |
 //! | time to send the head, idle keep-alive (`header_timeout_ms`) | hyper, in `server` | connection closed |
 //! | open connections (`max_connections`) | `server`'s accept loop | waits to accept |
 //! | a body on a click | [`limit`] | 413 |

@@ -16,6 +16,7 @@
 //! | `timeout` | 503 | the click took longer than `request_timeout_ms` (it is still recorded) |
 //! | `prefetch` | 503 | a speculative fetch of the ad link: recorded as invalid traffic, not redirected, never stored (any non-2xx; 503 is what servers commonly answer a refused prefetch, draft-nottingham-httpbis-pre-denied), so the person's navigation comes back |
 //! | `not_redirected` | 403 | invalid traffic of a reason `[ingest] not_redirected` lists (it is still recorded) |
+//! | `method_not_allowed` | 405 | a click path asked with a method other than `GET` or `HEAD` (with `Allow: GET, HEAD`) |
 //! | `not_found` | 404 | any other path |
 
 use adclick_click::TokenError;
@@ -41,6 +42,8 @@ pub enum Rejection {
     Internal,
     #[error("not found")]
     NotFound,
+    #[error("a click is a GET")]
+    MethodNotAllowed,
     /// A prefetch of the ad link (`traffic.rs`).
     #[error("a prefetch is not a click")]
     Prefetch,
@@ -61,6 +64,7 @@ impl Rejection {
             Rejection::Timeout => "timeout",
             Rejection::Internal => "internal",
             Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::Prefetch => "prefetch",
             Rejection::NotRedirected => "not_redirected",
         }
@@ -87,6 +91,7 @@ impl Rejection {
             Rejection::NotRedirected => StatusCode::FORBIDDEN,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -121,6 +126,7 @@ impl Rejection {
                 "We could not process this click. Please try again.",
             ),
             Rejection::NotFound => ("Not found", "There is nothing here."),
+            Rejection::MethodNotAllowed => ("Bad request", "A click is a GET request."),
             Rejection::Prefetch => ("Not prefetched", "This link opens when it is clicked."),
             Rejection::NotRedirected => ("Click not accepted", "This click was not accepted."),
         }
@@ -150,8 +156,14 @@ impl IntoResponse for Rejection {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         );
-        if matches!(self, Rejection::RateLimited) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self {
+            Rejection::RateLimited => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Rejection::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            _ => {}
         }
         response
     }
@@ -187,6 +199,7 @@ mod tests {
             (Rejection::RateLimited, 429),
             (Rejection::NotDurable, 503),
             (Rejection::NotFound, 404),
+            (Rejection::MethodNotAllowed, 405),
             (Rejection::Prefetch, 503),
             (Rejection::NotRedirected, 403),
         ];

@@ -26,9 +26,6 @@ pub struct ConnLimits {
     pub header_timeout: Duration,
 }
 
-/// Most header fields in one request; browsers send about twenty.
-const MAX_HEADERS: usize = 64;
-
 /// Serves `app` on `listener` until `stop` completes, then stops accepting and waits up to `drain`
 /// for open connections to finish their requests.
 pub async fn serve(
@@ -45,7 +42,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(MAX_HEADERS)
+        // No `max_headers`: hyper's default of 100 header fields (a 431 past it; browsers send
+        // about twenty) keeps its parse buffers on the stack, while any cap set here builds them
+        // anew for every request — 1,400 instructions a click, 1.4 % of ingest's (BENCHMARKS.md,
+        // "instructions per click").
         .keep_alive(true);
     tokio::pin!(stop);
     loop {
@@ -107,19 +107,18 @@ mod tests {
 
     use super::*;
 
-    /// The head timeout is also the keep-alive: hyper starts it as soon as a connection waits for
-    /// its next request head, so a connection idle that long after its response is closed. What
-    /// `header_timeout_ms` tells load balancers and pooling clients to stay below.
-    #[tokio::test]
-    async fn an_idle_keep_alive_connection_is_closed_after_the_head_timeout() {
+    /// A server on 127.0.0.1:0 answering `GET /` with "ok", with `limits`; its address and
+    /// what stops it.
+    async fn ok_server(
+        limits: ConnLimits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        let limits = ConnLimits {
-            max_connections: 4,
-            max_header_bytes: 8192,
-            header_timeout: Duration::from_millis(300),
-        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
@@ -130,6 +129,56 @@ mod tests {
             },
             Duration::from_secs(1),
         ));
+        (addr, stop, server)
+    }
+
+    /// The status line of the answer to `head` on a new connection.
+    async fn status_of(addr: SocketAddr, head: &str) -> String {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = conn.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// hyper's own limit on the number of header fields (100) stands: past it, a 431.
+    #[tokio::test]
+    async fn a_head_of_more_than_a_hundred_fields_is_refused_with_431() {
+        let limits = ConnLimits {
+            max_connections: 4,
+            max_header_bytes: 64 * 1024,
+            header_timeout: Duration::from_secs(5),
+        };
+        let (addr, stop, server) = ok_server(limits).await;
+        let head = |fields: usize| {
+            let extra: String = (0..fields).map(|i| format!("x-{i}: 1\r\n")).collect();
+            format!("GET / HTTP/1.1\r\nhost: ingest\r\n{extra}\r\n")
+        };
+        // The host line and 99 more: 100 fields.
+        assert_eq!(status_of(addr, &head(99)).await, "HTTP/1.1 200 OK");
+        assert_eq!(
+            status_of(addr, &head(100)).await,
+            "HTTP/1.1 431 Request Header Fields Too Large"
+        );
+        stop.send(()).unwrap();
+        server.await.unwrap();
+    }
+
+    /// The head timeout is also the keep-alive: hyper starts it as soon as a connection waits for
+    /// its next request head, so a connection idle that long after its response is closed. What
+    /// `header_timeout_ms` tells load balancers and pooling clients to stay below.
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_head_timeout() {
+        let limits = ConnLimits {
+            max_connections: 4,
+            max_header_bytes: 8192,
+            header_timeout: Duration::from_millis(300),
+        };
+        let (addr, stop, server) = ok_server(limits).await;
 
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         conn.write_all(b"GET / HTTP/1.1\r\nhost: ingest\r\n\r\n")

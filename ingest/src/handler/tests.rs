@@ -132,6 +132,46 @@ fn assert_refused(response: &axum::response::Response, status: u16) {
     );
 }
 
+/// One handler serves every path (`app`): a click path asked with another method than `GET` or
+/// `HEAD` is a 405 naming them, and records nothing; any other path is a 404, whatever the method.
+#[tokio::test]
+async fn a_click_is_a_get_and_any_other_path_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path()).await;
+    let token = sign(&claims("https://shop.example/a"));
+    let ask = |method: &str, uri: String| {
+        s.app().oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("user-agent", BROWSER)
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    for uri in [format!("/click/{token}"), format!("/click?token={token}")] {
+        let response = ask("POST", uri.clone()).await.unwrap();
+        assert_refused(&response, 405);
+        assert_eq!(response.headers()[header::ALLOW], "GET, HEAD", "{uri}");
+    }
+    for (method, uri) in [("GET", "/"), ("POST", "/elsewhere"), ("GET", "/clicks/x")] {
+        assert_refused(&ask(method, uri.to_string()).await.unwrap(), 404);
+    }
+    // An empty token is a malformed one, as `request::parse` says.
+    assert_refused(&get(&s, "/click/").await, 400);
+    // A HEAD reaches the click path, which takes it for a prefetch (`traffic`), not a 405.
+    assert_refused(&ask("HEAD", format!("/click/{token}")).await.unwrap(), 503);
+    let recorded: Vec<_> = (s.state.spill.seal().await.unwrap().iter())
+        .flat_map(|seg| read_segment(&seg.path).unwrap())
+        .map(|record| adclick_click::Click::decode_valid(&record.value).unwrap())
+        .collect();
+    assert_eq!(recorded.len(), 1, "only the HEAD is recorded");
+    assert_eq!(
+        recorded[0].invalid_reason,
+        i32::from(adclick_invalid::Reason::Prefetch.code())
+    );
+}
+
 #[tokio::test]
 async fn a_valid_click_redirects_with_no_cache_headers_and_is_spilled_flagged() {
     let dir = tempfile::tempdir().unwrap();
