@@ -24,25 +24,29 @@
 //! Steps 1, 2 and 6 — where the token is, its verification, the event time, the `Location` — are
 //! the pure functions of `request`, shared with the fuzz target.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use adclick_click::token::unix_now_secs;
 use adclick_click::wire::{Click, ClickFlag};
 use adclick_click::{Verifier, now_ms};
 use adclick_invalid::{ActivityFacts, Reason};
-use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::Method;
+use axum::http::request::Parts;
+use axum::http::{Method, Request};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt as _;
 use prost::Message as _;
 use tokio_util::task::TaskTracker;
 
 use crate::config::SpillFullPolicy;
 use crate::dedup::{Claim, Dedup};
 use crate::event_time::ClientTimeBounds;
-use crate::limits::{Limits, limit};
+use crate::limits::Limits;
 use crate::metrics::{DurablePath, Metrics};
 use crate::produce::Producer;
 use crate::reject::Rejection;
@@ -73,39 +77,86 @@ pub struct AppState {
     pub overload: crate::overload::Overload,
 }
 
-/// The public router: the click path behind the limits, and 404 pages for everything else.
+/// The public service: the click path behind the limits, and 404 pages for everything else; one
+/// per connection ([`App::from_peer`]), sharing one state.
 ///
-/// Every request goes to one handler, which tells a click from anything else by
-/// `request::parse` of the raw path: no route captures the token, because axum would
-/// percent-decode the capture into the request's extensions for every click, which the click path
-/// never reads (`request`: the token is the raw path) — 3,700 instructions a click, 3.6 % of
-/// ingest's (BENCHMARKS.md, "instructions per click").
-///
-/// The state and the limits are shared behind an `Arc`: axum hands each request its own copy of
-/// the router state, and cloning an `AppState` itself costs about a hundred atomic increments
-/// (every metric handle of every part), measurable in a profile of the click path.
-pub fn app(state: AppState) -> Router {
-    let limits = Arc::new(state.limits.clone());
-    Router::new()
-        .fallback(click_request)
-        .with_state(Arc::new(state))
-        .layer(axum::middleware::from_fn_with_state(limits, limit))
+/// A plain `tower::Service`, not an axum `Router`: there is one handler for every path, which
+/// tells a click from anything else by `request::parse` of the raw path, so a router has nothing
+/// to route, and its layers (the route, the method router, the middleware and the handler, each
+/// boxing or cloning per request) cost ingest about ten allocations a click; nor does any route
+/// capture the token, which axum would percent-decode into the request's extensions for every
+/// click and the click path never reads (`request`: the token is the raw path). Measured:
+/// BENCHMARKS.md, "instructions per click".
+#[derive(Clone)]
+pub struct App {
+    state: Arc<AppState>,
+    /// The TCP peer of the connection this copy serves, when there is one.
+    peer: Option<SocketAddr>,
+}
+
+/// The click service over `state`, for a connection whose peer is not known (tests).
+pub fn app(state: AppState) -> App {
+    App {
+        state: Arc::new(state),
+        peer: None,
+    }
+}
+
+impl App {
+    /// This service for a connection from `peer`.
+    pub fn from_peer(mut self, peer: SocketAddr) -> App {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// One request, from its head: a body is never read (the limits refuse one). The limits
+    /// first, then the click within `request_timeout_ms`.
+    async fn serve(self, head: Parts) -> Response {
+        let state = &self.state;
+        if let Err(rejection) = state.limits.check(self.peer, &head.headers) {
+            return respond(state, Err(rejection));
+        }
+        let outcome = tokio::time::timeout(
+            state.limits.request_timeout(),
+            click_request(state, self.peer, &head),
+        )
+        .await
+        .unwrap_or(Err(Rejection::Timeout));
+        respond(state, outcome)
+    }
+}
+
+impl<B> tower::Service<Request<B>> for App {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The body is dropped here: it is not read, and need not be `Send`.
+        let (head, _body) = request.into_parts();
+        Box::pin(self.clone().serve(head).map(Ok))
+    }
 }
 
 /// Both forms of a click: `request::parse` finds the token in the raw path or the query; any
 /// other path is not found. A click is a `GET` (or its `HEAD`).
-async fn click_request(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    // The head only: a body is never read (the limits refuse one), and it is not `Sync`.
-    let (head, _body) = request.into_parts();
+async fn click_request(
+    state: &Arc<AppState>,
+    peer: Option<SocketAddr>,
+    head: &Parts,
+) -> Result<Response, Rejection> {
     let uri = &head.uri;
-    let outcome = match request::parse(uri.path(), uri.query()) {
+    match request::parse(uri.path(), uri.query()) {
         Ok(_) if head.method != Method::GET && head.method != Method::HEAD => {
             Err(Rejection::MethodNotAllowed)
         }
-        Ok(click_request) => click(&state, &click_request, &head).await,
+        Ok(click_request) => click(state, &click_request, peer, head).await,
         Err(rejection) => Err(rejection),
-    };
-    respond(&state, outcome)
+    }
 }
 
 fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
@@ -122,7 +173,8 @@ fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
 async fn click(
     state: &Arc<AppState>,
     click_request: &ClickRequest,
-    request: &axum::http::request::Parts,
+    peer: Option<SocketAddr>,
+    request: &Parts,
 ) -> Result<Response, Rejection> {
     let started = Instant::now();
     let now = Now {
@@ -132,11 +184,9 @@ async fn click(
     let decision = request::decide(&state.verifier, click_request, now, &state.client_time)?;
     Metrics::count(&state.metrics.client_time, decision.client_time.reason());
     let claims = &decision.claims;
-    let peer = request
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
-    let client = state.traffic.client(peer, &request.headers);
+    let client = state
+        .traffic
+        .client(peer.map(|peer| peer.ip()), &request.headers);
     let request_reason = state
         .traffic
         .request_reason(&request.method, &request.headers, &client);

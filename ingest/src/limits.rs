@@ -6,9 +6,9 @@
 //! | header fields in one head (100, hyper's default) | hyper, in `server` | 431 from hyper, connection closed |
 //! | time to send the head, idle keep-alive (`header_timeout_ms`) | hyper, in `server` | connection closed |
 //! | open connections (`max_connections`) | `server`'s accept loop | waits to accept |
-//! | a body on a click | [`limit`] | 413 |
-//! | requests per second per client IP (`rate_limit_per_ip`, off by default) | [`limit`] | 429 |
-//! | time for one click (`request_timeout_ms`) | [`limit`] | 503; the click is still recorded |
+//! | a body on a click | [`Limits::check`] | 413 |
+//! | requests per second per client IP (`rate_limit_per_ip`, off by default) | [`Limits::check`] | 429 |
+//! | time for one click (`request_timeout_ms`) | [`crate::handler::App`] | 503; the click is still recorded |
 //!
 //! The per-IP limit keys on the client's address as the invalid-traffic rules resolve it
 //! (`traffic.rs`): the TCP peer, or, when the peer is one of `trusted_proxies`, the address those
@@ -21,13 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adclick_invalid::{IpNet, ProxyHeader};
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::metrics::Metrics;
 use crate::reject::Rejection;
 
 /// The request-level limits.
@@ -35,7 +31,6 @@ use crate::reject::Rejection;
 pub struct Limits {
     rate: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     request_timeout: Duration,
-    metrics: Metrics,
     /// Whose client-address header is believed, and which header.
     trusted_proxies: Arc<[IpNet]>,
     header: ProxyHeader,
@@ -52,7 +47,7 @@ impl std::fmt::Debug for Limits {
 
 impl Limits {
     /// `per_ip` requests per second with `burst` (0 = no per-IP limit).
-    pub fn new(per_ip: u32, burst: u32, request_timeout: Duration, metrics: Metrics) -> Limits {
+    pub fn new(per_ip: u32, burst: u32, request_timeout: Duration) -> Limits {
         let rate = NonZeroU32::new(per_ip).map(|rate| {
             let burst = NonZeroU32::new(burst).unwrap_or(rate);
             Arc::new(RateLimiter::keyed(
@@ -62,7 +57,6 @@ impl Limits {
         Limits {
             rate,
             request_timeout,
-            metrics,
             trusted_proxies: Arc::new([]),
             header: ProxyHeader::default(),
         }
@@ -93,6 +87,29 @@ impl Limits {
         }
     }
 
+    /// How long one request may take (`request_timeout_ms`): past it, a 503
+    /// ([`Rejection::Timeout`]), and the click is still recorded.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Refuses a request with a body, and one from a client over its rate (`peer` is the TCP
+    /// peer; the client behind trusted proxies is found from it).
+    pub fn check(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &header::HeaderMap,
+    ) -> Result<(), Rejection> {
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        if has_body {
+            return Err(Rejection::BodyNotAllowed);
+        }
+        self.admit(peer, headers)
+    }
+
     fn admit(
         &self,
         peer: Option<SocketAddr>,
@@ -111,51 +128,20 @@ impl Limits {
     }
 }
 
-/// The middleware: refuses bodies and rate-limited clients, bounds the time of a request.
-pub async fn limit(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
-    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
-        || request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let refused = if has_body {
-        Err(Rejection::BodyNotAllowed)
-    } else {
-        limits.admit(peer, request.headers())
-    };
-    if let Err(rejection) = refused {
-        Metrics::count(&limits.metrics.invalid, rejection.reason());
-        return rejection.into_response();
-    }
-    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            Metrics::count(&limits.metrics.invalid, Rejection::Timeout.reason());
-            Rejection::Timeout.into_response()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus_client::registry::Registry;
 
     #[test]
     fn the_rate_limit_is_per_ip_and_off_by_default() {
-        let m = Metrics::new(&mut Registry::default());
-        let off = Limits::new(0, 0, Duration::from_secs(1), m.clone());
+        let off = Limits::new(0, 0, Duration::from_secs(1));
         let a: SocketAddr = "10.0.0.1:5".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:5".parse().unwrap();
         let none = header::HeaderMap::new();
         for _ in 0..1000 {
             off.admit(Some(a), &none).unwrap();
         }
-        let on = Limits::new(1, 3, Duration::from_secs(1), m);
+        let on = Limits::new(1, 3, Duration::from_secs(1));
         for _ in 0..3 {
             on.admit(Some(a), &none).unwrap();
         }
@@ -173,8 +159,7 @@ mod tests {
 
     #[test]
     fn behind_a_trusted_proxy_the_limit_keys_on_the_client_it_names() {
-        let m = Metrics::new(&mut Registry::default());
-        let limits = Limits::new(1, 1, Duration::from_secs(1), m).behind(
+        let limits = Limits::new(1, 1, Duration::from_secs(1)).behind(
             vec!["10.9.0.0/16".parse().unwrap()],
             ProxyHeader::XForwardedFor,
         );

@@ -2,20 +2,20 @@
 //! size, head timeout, connection count) that `axum::serve` does not expose, the peer address for
 //! the per-IP limit, and a graceful stop that lets open requests finish.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt as _;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -26,15 +26,21 @@ pub struct ConnLimits {
     pub header_timeout: Duration,
 }
 
-/// Serves `app` on `listener` until `stop` completes, then stops accepting and waits up to `drain`
-/// for open connections to finish their requests.
-pub async fn serve(
+/// Serves `service_for(peer)` on each connection `listener` accepts until `stop` completes, then
+/// stops accepting and waits up to `drain` for open connections to finish their requests.
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    service_for: impl Fn(SocketAddr) -> S,
     limits: ConnLimits,
     stop: impl Future<Output = ()>,
     drain: Duration,
-) {
+) where
+    S: tower::Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -69,16 +75,10 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = app
-            .clone()
-            .map_request(move |mut request: hyper::Request<Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(peer));
-                request
-            });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = builder.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service_for(peer)),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -118,11 +118,11 @@ mod tests {
     ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
-            app,
+            move |_| app.clone(),
             limits,
             async {
                 let _ = stopped.await;

@@ -142,7 +142,6 @@ impl Service {
             config.rate_limit_per_ip,
             config.rate_limit_burst,
             config.request_timeout(),
-            metrics.clone(),
         )
         .behind(config.trusted_proxies.clone(), config.client_ip_header);
         limits.spawn_housekeeping();
@@ -193,8 +192,8 @@ impl Service {
         })
     }
 
-    /// The public router.
-    pub fn app(&self) -> axum::Router {
+    /// The public click service.
+    pub fn app(&self) -> handler::App {
         handler::app(self.state.clone())
     }
 
@@ -260,9 +259,10 @@ pub async fn run(
         tracing::info!(%addr, "ingest listening for clicks");
     }
     let drain = service.config.shutdown_timeout();
+    let app = service.app();
     server::serve(
         listeners.public,
-        service.app(),
+        move |peer| app.clone().from_peer(peer),
         conn_limits,
         shutdown,
         drain,

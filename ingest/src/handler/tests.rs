@@ -470,19 +470,16 @@ async fn bodies_are_refused_and_the_rate_limit_applies_per_ip() {
         .unwrap();
     assert_refused(&s.app().oneshot(request).await.unwrap(), 413);
 
-    s.state.limits =
-        crate::limits::Limits::new(1, 2, Duration::from_secs(5), s.state.metrics.clone());
+    s.state.limits = crate::limits::Limits::new(1, 2, Duration::from_secs(5));
     let peer: std::net::SocketAddr = "192.0.2.1:4000".parse().unwrap();
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let mut request = Request::get(format!("/click/{good}"))
+        let request = Request::get(format!("/click/{good}"))
             .header(header::USER_AGENT, BROWSER)
             .body(Body::empty())
             .unwrap();
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
-        statuses.push(s.app().oneshot(request).await.unwrap().status().as_u16());
+        let app = s.app().from_peer(peer);
+        statuses.push(app.oneshot(request).await.unwrap().status().as_u16());
     }
     assert_eq!(statuses, vec![302, 302, 429]);
 }
