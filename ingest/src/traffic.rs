@@ -68,7 +68,7 @@ impl std::fmt::Debug for Traffic {
 #[derive(Debug, Clone, Copy)]
 pub struct Client {
     /// The client's address; `None` when the request came without a peer address (only tests
-    /// calling the router directly): no deny list, no IP velocity.
+    /// calling the service directly): no deny list, no IP velocity.
     pub ip: Option<IpAddr>,
     /// click.proto's `ip_hash` of `ip` (0 when unknown).
     pub ip_hash: u64,
