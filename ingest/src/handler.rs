@@ -86,9 +86,9 @@ pub struct AppState {
 /// boxing or cloning per request) cost ingest about ten allocations a click; nor does any route
 /// capture the token, which axum would percent-decode into the request's extensions for every
 /// click and the click path never reads (`request`: the token is the raw path). Measured:
-/// BENCHMARKS.md, "instructions per click". The state is behind an `Arc` because the service is
-/// cloned for every request, and cloning an `AppState` itself costs about a hundred atomic
-/// increments (every metric handle of every part).
+/// BENCHMARKS.md, "instructions and allocations per click". The state is behind an `Arc`
+/// because the service is cloned for every request, and cloning an `AppState` itself costs about
+/// a hundred atomic increments (every metric handle of every part).
 #[derive(Clone)]
 pub struct App {
     state: Arc<AppState>,

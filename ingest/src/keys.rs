@@ -1,6 +1,6 @@
 //! The strings ingest builds for every click — Redis keys, the visitor cookie — written straight
 //! into one buffer instead of through `format!`, whose formatting machinery cost about as much as
-//! the rest of building them (`BENCHMARKS.md`, "instructions per click").
+//! the rest of building them (`BENCHMARKS.md`, "instructions and allocations per click").
 
 /// Appends `bytes` as lowercase hex digits, two per byte (what `hex::encode` and `{:02x}` give).
 pub fn push_hex(out: &mut String, bytes: &[u8]) {

@@ -51,7 +51,7 @@ pub async fn serve<S>(
         // No `max_headers`: hyper's default of 100 header fields (a 431 past it; browsers send
         // about twenty) keeps its parse buffers on the stack, while any cap set here builds them
         // anew for every request — 1,400 instructions a click, 1.4 % of ingest's (BENCHMARKS.md,
-        // "instructions per click").
+        // "instructions and allocations per click").
         .keep_alive(true);
     tokio::pin!(stop);
     loop {
