@@ -81,11 +81,12 @@ pub enum Claim {
     Unchecked(&'static str),
 }
 
-/// One queued claim, and where the batcher answers: `Ok(Some(counts))` when the key was free
-/// (new), `Ok(None)` when another claim holds it (duplicate), `Err(())` when Redis failed.
+/// One queued claim, and where the batcher answers: `Ok(Some(velocity))` when the key was free
+/// (new), with the counts of its counters, `Ok(None)` when another claim holds it (duplicate),
+/// `Err(())` when Redis failed.
 struct QueuedClaim {
     claim: ClaimRequest,
-    reply: oneshot::Sender<Result<Option<Vec<u64>>, ()>>,
+    reply: oneshot::Sender<Result<Option<Velocity>, ()>>,
 }
 
 /// The claims waiting for the batcher.
@@ -184,8 +185,9 @@ impl Dedup {
     }
 
     /// Claims the impression: [`Claim::New`] exactly once per impression while Redis works; a
-    /// new claim increments `counters` (none: a plain claim) in the same step.
-    pub async fn claim(&self, impression_id: &[u8], counters: &[Counter]) -> Claim {
+    /// new claim increments `counters` (none: a plain claim) in the same step. The counters go
+    /// with the claim to the batcher, which gives back their counts as the click's velocity.
+    pub async fn claim(&self, impression_id: &[u8], counters: Vec<Counter>) -> Claim {
         let claim = if self.conn.initialized() {
             let (reply, answer) = oneshot::channel();
             let first = {
@@ -193,10 +195,7 @@ impl Dedup {
                 claims.push(QueuedClaim {
                     claim: ClaimRequest {
                         key: self.key(impression_id),
-                        counters: counters
-                            .iter()
-                            .map(|c| (c.key.clone(), c.ttl_secs))
-                            .collect(),
+                        counters,
                     },
                     reply,
                 });
@@ -207,7 +206,7 @@ impl Dedup {
             }
             // No bound of its own: the round's bounds Redis (module doc).
             match tokio::time::timeout(CLAIM_SAFETY, answer).await {
-                Ok(Ok(Ok(Some(counts)))) => Claim::New(velocity::velocity(counters, &counts)),
+                Ok(Ok(Ok(Some(velocity)))) => Claim::New(velocity),
                 Ok(Ok(Ok(None))) => Claim::Duplicate,
                 Ok(Ok(Err(()))) => Claim::Unchecked("error"),
                 // The round gave up at its bound (or never ran).
@@ -295,12 +294,14 @@ async fn send_batches(
             };
             round_seconds.observe(started.elapsed().as_secs_f64());
             let mut logged = false;
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let answer = answer.map_err(|error| {
-                    if !std::mem::replace(&mut logged, true) {
-                        tracing::debug!(%error, "claim failed; failing the click open");
-                    }
-                });
+            for ((reply, answer), request) in replies.into_iter().zip(answers).zip(&requests) {
+                let answer = answer
+                    .map(|new| new.map(|counts| velocity::velocity(&request.counters, &counts)))
+                    .map_err(|error| {
+                        if !std::mem::replace(&mut logged, true) {
+                            tracing::debug!(%error, "claim failed; failing the click open");
+                        }
+                    });
                 let _ = reply.send(answer);
             }
         });
@@ -330,7 +331,7 @@ mod tests {
         .unwrap();
         let started = std::time::Instant::now();
         assert_eq!(
-            d.claim(&[1; 16], &[]).await,
+            d.claim(&[1; 16], Vec::new()).await,
             Claim::Unchecked("unavailable")
         );
         assert!(started.elapsed() < Duration::from_millis(20));

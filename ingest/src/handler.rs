@@ -266,7 +266,8 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option
                 state
                     .traffic
                     .counters(click.user_hash, click.ip_hash, click.receive_time_ms);
-            let claim = state.dedup.claim(&click.impression_id, &counters).await;
+            let counts_velocity = !counters.is_empty();
+            let claim = state.dedup.claim(&click.impression_id, counters).await;
             let velocity = match claim {
                 Claim::Duplicate => {
                     state.metrics.duplicates.inc();
@@ -274,7 +275,7 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option
                 }
                 Claim::Unchecked(_) => {
                     click.set_flag(ClickFlag::DedupUnchecked);
-                    if !counters.is_empty() {
+                    if counts_velocity {
                         click.set_flag(ClickFlag::VelocityUnchecked);
                     }
                     adclick_invalid::Velocity::default()

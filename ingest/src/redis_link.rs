@@ -36,6 +36,7 @@ use secrecy::ExposeSecret;
 
 use crate::Error;
 pub use crate::config::{RedisSettings, RedisUrl};
+use crate::velocity::Counter;
 
 /// Time allowed to open a connection (and, on a cluster, for an answer: claims have their own,
 /// shorter bound).
@@ -63,11 +64,11 @@ pub enum RedisLink {
 }
 
 /// One claim: the impression's key, and the velocity counters to increment when it is new
-/// (`velocity.rs`), each with its lifetime in seconds.
+/// (`velocity.rs`), each with its key, lifetime and window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRequest {
     pub key: String,
-    pub counters: Vec<(String, u64)>,
+    pub counters: Vec<Counter>,
 }
 
 /// One claim's answer: `Some(counts)` when the key was free (a new click), with each counter's
@@ -339,12 +340,12 @@ impl RedisLink {
                         // The counters are in slots of their own: one script each, all at once.
                         // A retry after a failover may count one twice (the reconciliation
                         // reports the difference); a claim is never lost for it.
-                        let counts = claim.counters.iter().map(|(key, ttl)| {
+                        let counts = claim.counters.iter().map(|counter| {
                             let mut conn = conn.clone();
                             async move {
                                 count_script()
-                                    .key(key)
-                                    .arg(*ttl)
+                                    .key(&counter.key)
+                                    .arg(counter.ttl_secs)
                                     .invoke_async::<u64>(&mut conn)
                                     .await
                             }
@@ -428,7 +429,7 @@ fn claim_command(claim: &ClaimRequest, ttl_secs: u64) -> redis::Cmd {
     }
     let hash = claim_script().get_hash();
     let counters = claim.counters.len();
-    let keys: usize = claim.counters.iter().map(|(key, _)| key.len()).sum();
+    let keys: usize = claim.counters.iter().map(|c| c.key.len()).sum();
     let mut cmd = redis::Cmd::with_capacity(
         5 + 2 * counters,
         7 + hash.len() + claim.key.len() + keys + (2 + counters) * NUMBER,
@@ -437,12 +438,12 @@ fn claim_command(claim: &ClaimRequest, ttl_secs: u64) -> redis::Cmd {
         .arg(hash)
         .arg(1 + counters)
         .arg(&claim.key);
-    for (key, _) in &claim.counters {
-        cmd.arg(key);
+    for counter in &claim.counters {
+        cmd.arg(&counter.key);
     }
     cmd.arg(ttl_secs);
-    for (_, ttl) in &claim.counters {
-        cmd.arg(*ttl);
+    for counter in &claim.counters {
+        cmd.arg(counter.ttl_secs);
     }
     cmd
 }

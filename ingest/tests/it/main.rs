@@ -197,9 +197,9 @@ async fn velocity_counts_only_new_claims_one_running_count_each() {
     // 1..=200 in both windows (every new claim counted once, no repeat counted).
     let claims = (0..400u32).map(|i| {
         let dedup = dedup.clone();
-        let counters = counters.clone();
+        let counters = counters.to_vec();
         let impression = (i % 200).to_be_bytes().repeat(4);
-        tokio::spawn(async move { dedup.claim(&impression, &counters).await })
+        tokio::spawn(async move { dedup.claim(&impression, counters).await })
     });
     let mut user_counts = Vec::new();
     for claim in futures::future::join_all(claims).await {
@@ -246,7 +246,12 @@ async fn assert_one_new_per_impression(dedup: &adclick_ingest::dedup::Dedup) {
     let claims = (0..IMPRESSIONS * CLICKS_EACH).map(|i| {
         let dedup = dedup.clone();
         let impression = (i % IMPRESSIONS).to_be_bytes().repeat(4);
-        tokio::spawn(async move { (impression.clone(), dedup.claim(&impression, &[]).await) })
+        tokio::spawn(async move {
+            (
+                impression.clone(),
+                dedup.claim(&impression, Vec::new()).await,
+            )
+        })
     });
     let mut new_per_impression: HashMap<Vec<u8>, u32> = HashMap::new();
     for claimed in futures::future::join_all(claims).await {
