@@ -17,7 +17,11 @@
 //! | `prefetch` | 503 | a speculative fetch of the ad link: recorded as invalid traffic, not redirected, never stored (any non-2xx; 503 is what servers commonly answer a refused prefetch, draft-nottingham-httpbis-pre-denied), so the person's navigation comes back |
 //! | `not_redirected` | 403 | invalid traffic of a reason `[ingest] not_redirected` lists (it is still recorded) |
 //! | `method_not_allowed` | 405 | a click path asked with a method other than `GET` or `HEAD` (with `Allow: GET, HEAD`) |
-//! | `not_found` | 404 | any other path |
+//! | `not_found` | 404 | any other path (`/click/` with no token included) |
+//!
+//! Every reason but `not_found` and `method_not_allowed` is counted in
+//! `adclick_ingest_invalid_total`: those two are no refused click, and scanners of the public port
+//! would swell the count the invalid-token alert divides by.
 
 use adclick_click::TokenError;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -126,7 +130,9 @@ impl Rejection {
                 "We could not process this click. Please try again.",
             ),
             Rejection::NotFound => ("Not found", "There is nothing here."),
-            Rejection::MethodNotAllowed => ("Bad request", "A click is a GET request."),
+            Rejection::MethodNotAllowed => {
+                ("Method not allowed", "Ad links are followed with GET.")
+            }
             Rejection::Prefetch => ("Not prefetched", "This link opens when it is clicked."),
             Rejection::NotRedirected => ("Click not accepted", "This click was not accepted."),
         }

@@ -134,6 +134,7 @@ fn assert_refused(response: &axum::response::Response, status: u16) {
 
 /// One handler serves every path (`app`): a click path asked with another method than `GET` or
 /// `HEAD` is a 405 naming them, and records nothing; any other path is a 404, whatever the method.
+/// Neither is counted as a refused click.
 #[tokio::test]
 async fn a_click_is_a_get_and_any_other_path_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,8 +158,9 @@ async fn a_click_is_a_get_and_any_other_path_is_not_found() {
     for (method, uri) in [("GET", "/"), ("POST", "/elsewhere"), ("GET", "/clicks/x")] {
         assert_refused(&ask(method, uri.to_string()).await.unwrap(), 404);
     }
-    // An empty token is a malformed one, as `request::parse` says.
-    assert_refused(&get(&s, "/click/").await, 400);
+    // `/click/` names no token: no click path either; `/click?token=` is an empty, malformed one.
+    assert_refused(&get(&s, "/click/").await, 404);
+    assert_refused(&get(&s, "/click?token=").await, 400);
     // A HEAD reaches the click path, which takes it for a prefetch (`traffic`), not a 405.
     assert_refused(&ask("HEAD", format!("/click/{token}")).await.unwrap(), 503);
     let recorded: Vec<_> = (s.state.spill.seal().await.unwrap().iter())
@@ -166,6 +168,16 @@ async fn a_click_is_a_get_and_any_other_path_is_not_found() {
         .map(|record| adclick_click::Click::decode_valid(&record.value).unwrap())
         .collect();
     assert_eq!(recorded.len(), 1, "only the HEAD is recorded");
+    // Only the malformed token is a refused click in `adclick_ingest_invalid_total`.
+    let refused = |reason| {
+        s.state
+            .metrics
+            .invalid
+            .get_or_create(&crate::metrics::ReasonLabel { reason })
+            .get()
+    };
+    assert_eq!(refused("malformed"), 1);
+    assert_eq!(refused("not_found") + refused("method_not_allowed"), 0);
     assert_eq!(
         recorded[0].invalid_reason,
         i32::from(adclick_invalid::Reason::Prefetch.code())
