@@ -210,8 +210,9 @@ fuzz_target!(|input: Input| {
                     token: tok.to_string(),
                     t: first(&params, "t").map(str::to_string),
                 })
-            } else if token.contains(['?', '#']) {
-                // Not a path segment: the request would say something else.
+            } else if token.contains(['?', '#']) || token.is_empty() {
+                // Not a path segment (the request would say something else), or none: `/click/`
+                // names no token and is no click path.
                 None
             } else {
                 Some(ClickRequest {

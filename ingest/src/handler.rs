@@ -152,11 +152,6 @@ async fn click_request(
     head: &Parts,
 ) -> Result<Response, Rejection> {
     let uri = &head.uri;
-    // `/click/` with nothing after it names no token: not a click path (as the router that came
-    // before this handler had it), where `/click?token=` is a click with an empty token.
-    if uri.path().strip_prefix(request::CLICK_PATH) == Some("/") {
-        return Err(Rejection::NotFound);
-    }
     match request::parse(uri.path(), uri.query()) {
         Ok(_) if head.method != Method::GET && head.method != Method::HEAD => {
             Err(Rejection::MethodNotAllowed)
@@ -170,10 +165,7 @@ fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
     match outcome {
         Ok(response) => response,
         Err(rejection) => {
-            // A request for no click path, or with a method no click is asked with, is not a
-            // refused click: scanners and probes of the public port would otherwise swell
-            // `adclick_ingest_invalid_total`, the denominator of the invalid-token alert.
-            if !matches!(rejection, Rejection::NotFound | Rejection::MethodNotAllowed) {
+            if rejection.is_refused_click() {
                 Metrics::count(&state.metrics.invalid, rejection.reason());
             }
             rejection.into_response()

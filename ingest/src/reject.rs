@@ -20,8 +20,7 @@
 //! | `not_found` | 404 | any other path (`/click/` with no token included) |
 //!
 //! Every reason but `not_found` and `method_not_allowed` is counted in
-//! `adclick_ingest_invalid_total`: those two are no refused click, and scanners of the public port
-//! would swell the count the invalid-token alert divides by.
+//! `adclick_ingest_invalid_total` ([`Rejection::is_refused_click`]).
 
 use adclick_click::TokenError;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -72,6 +71,14 @@ impl Rejection {
             Rejection::Prefetch => "prefetch",
             Rejection::NotRedirected => "not_redirected",
         }
+    }
+
+    /// Whether this is a click refused (counted in `adclick_ingest_invalid_total`): all but a
+    /// request for no click path or with a method no click is asked with, which scanners and
+    /// probes of the public port send and which would otherwise swell the count the
+    /// invalid-token alert divides by.
+    pub fn is_refused_click(&self) -> bool {
+        !matches!(self, Rejection::NotFound | Rejection::MethodNotAllowed)
     }
 
     pub fn status(&self) -> StatusCode {

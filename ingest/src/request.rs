@@ -42,12 +42,14 @@ pub struct ClickRequest {
 
 /// The token and `t` of a request for `path` with `query` (both as on the wire, the query without
 /// its `?`). `/click/` followed by anything is the path form; `/click` the query form; any other
-/// path is not a click.
+/// path is not a click — `/click/` itself included, which names no token (where `/click?token=`
+/// is a click with an empty, malformed token).
 pub fn parse(path: &str, query: Option<&str>) -> Result<ClickRequest, Rejection> {
     let t = || query.and_then(|q| query_param(q, "t"));
     if let Some(token) = path
         .strip_prefix(CLICK_PATH)
         .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|token| !token.is_empty())
     {
         return Ok(ClickRequest {
             token: token.to_owned(),
@@ -174,7 +176,7 @@ mod tests {
 
     #[test]
     fn other_paths_are_not_clicks() {
-        for path in ["/", "/clicks/x", "/clickx", "/other/click/x"] {
+        for path in ["/", "/clicks/x", "/clickx", "/other/click/x", "/click/"] {
             assert!(
                 matches!(parse(path, Some("token=x")), Err(Rejection::NotFound)),
                 "{path}"
