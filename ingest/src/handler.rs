@@ -32,15 +32,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use adclick_click::token::unix_now_secs;
+use adclick_click::token::{Claims, unix_now_secs};
 use adclick_click::wire::{Click, ClickFlag};
 use adclick_click::{Verifier, now_ms};
 use adclick_invalid::{ActivityFacts, Reason};
 use axum::http::request::Parts;
-use axum::http::{Method, Request};
+use axum::http::{HeaderValue, Method, Request};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt as _;
 use prost::Message as _;
+use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::config::SpillFullPolicy;
@@ -111,20 +112,27 @@ impl App {
         self
     }
 
-    /// One request, from its head: a body is never read (the limits refuse one). The limits
-    /// first, then the click within `request_timeout_ms`.
-    async fn serve(self, head: Parts) -> Response {
-        let state = &self.state;
-        if let Err(rejection) = state.limits.check(self.peer, &head.headers) {
-            return respond(state, Err(rejection));
+    /// One request, from its head: a body is never read (the limits refuse one). Everything up to
+    /// the click's recording task — the limits, the token, the click's facts — is worked out at
+    /// once; only the wait for that task, within `request_timeout_ms`, is a future, which holds
+    /// neither the request's head nor the token's parse. That keeps the future hyper boxes for
+    /// each request under the allocator's small-object limit (1 KiB), where an allocation is a
+    /// pop from a free list (BENCHMARKS.md, "futures under 1 KiB").
+    fn serve(self, head: Parts) -> impl Future<Output = Response> + Send + 'static {
+        let recording = start(&self.state, self.peer, &head);
+        drop(head);
+        async move {
+            let state = &self.state;
+            let outcome = match recording {
+                Ok(recording) => {
+                    tokio::time::timeout(state.limits.request_timeout(), recording.answer(state))
+                        .await
+                        .unwrap_or(Err(Rejection::Timeout))
+                }
+                Err(rejection) => Err(rejection),
+            };
+            respond(state, outcome)
         }
-        let outcome = tokio::time::timeout(
-            state.limits.request_timeout(),
-            click_request(state, self.peer, &head),
-        )
-        .await
-        .unwrap_or(Err(Rejection::Timeout));
-        respond(state, outcome)
     }
 }
 
@@ -144,19 +152,20 @@ impl<B> tower::Service<Request<B>> for App {
     }
 }
 
-/// Both forms of a click: `request::parse` finds the token in the raw path or the query; any
-/// other path is not found. A click is a `GET` (or its `HEAD`).
-async fn click_request(
+/// The limits, then both forms of a click: `request::parse` finds the token in the raw path or
+/// the query; any other path is not found. A click is a `GET` (or its `HEAD`).
+fn start(
     state: &Arc<AppState>,
     peer: Option<SocketAddr>,
     head: &Parts,
-) -> Result<Response, Rejection> {
+) -> Result<Recording, Rejection> {
+    state.limits.check(peer, &head.headers)?;
     let uri = &head.uri;
     match request::parse(uri.path(), uri.query()) {
         Ok(_) if head.method != Method::GET && head.method != Method::HEAD => {
             Err(Rejection::MethodNotAllowed)
         }
-        Ok(click_request) => click(state, &click_request, peer, head).await,
+        Ok(click_request) => click(state, &click_request, peer, head),
         Err(rejection) => Err(rejection),
     }
 }
@@ -173,13 +182,13 @@ fn respond(state: &AppState, outcome: Result<Response, Rejection>) -> Response {
     }
 }
 
-/// The click path for one request; the redirect, or why not.
-async fn click(
+/// The click path for one request up to its recording task: the click handed to it, or why not.
+fn click(
     state: &Arc<AppState>,
     click_request: &ClickRequest,
     peer: Option<SocketAddr>,
     request: &Parts,
-) -> Result<Response, Rejection> {
+) -> Result<Recording, Rejection> {
     let started = Instant::now();
     let now = Now {
         unix_secs: unix_now_secs(),
@@ -220,29 +229,46 @@ async fn click(
         invalid_reason: request_reason.map_or(0, |reason| i32::from(reason.code())),
         ip_hash: client.ip_hash,
     };
-    let (recorded, reason) = state
-        .tracker
-        .spawn(record(state.clone(), click))
-        .await
-        .map_err(|_| Rejection::Internal)?;
-    if recorded == Recorded::Lost && state.spill_full == SpillFullPolicy::Reject {
-        return Err(Rejection::NotDurable);
+    Ok(Recording {
+        task: state.tracker.spawn(record(state.clone(), click)),
+        claims: decision.claims,
+        set_cookie: visitor.and_then(|v| v.set_cookie),
+        started,
+    })
+}
+
+/// A click in its recording task, and what its answer needs once the task tells how it went.
+struct Recording {
+    task: JoinHandle<(Recorded, Option<Reason>)>,
+    claims: Claims,
+    /// The new visitor's cookie.
+    set_cookie: Option<HeaderValue>,
+    started: Instant,
+}
+
+impl Recording {
+    /// The redirect, or why not, once the click is recorded.
+    async fn answer(self, state: &AppState) -> Result<Response, Rejection> {
+        let (recorded, reason) = self.task.await.map_err(|_| Rejection::Internal)?;
+        if recorded == Recorded::Lost && state.spill_full == SpillFullPolicy::Reject {
+            return Err(Rejection::NotDurable);
+        }
+        if let Some(reason) = reason.filter(|&reason| !state.traffic.redirects(reason)) {
+            // Recorded already, and counted as invalid traffic: not a refused request.
+            return Ok(traffic::refusal(reason).into_response());
+        }
+        let mut response = request::redirect(&self.claims)?;
+        if let Some(cookie) = self.set_cookie {
+            response
+                .headers_mut()
+                .insert(axum::http::header::SET_COOKIE, cookie);
+        }
+        state
+            .metrics
+            .redirect_seconds
+            .observe(self.started.elapsed().as_secs_f64());
+        Ok(response)
     }
-    if let Some(reason) = reason.filter(|&reason| !state.traffic.redirects(reason)) {
-        // Recorded already, and counted as invalid traffic: not a refused request.
-        return Ok(traffic::refusal(reason).into_response());
-    }
-    let mut response = request::redirect(claims)?;
-    if let Some(cookie) = visitor.and_then(|v| v.set_cookie) {
-        response
-            .headers_mut()
-            .insert(axum::http::header::SET_COOKIE, cookie);
-    }
-    state
-        .metrics
-        .redirect_seconds
-        .observe(started.elapsed().as_secs_f64());
-    Ok(response)
 }
 
 /// What became of a valid click.
@@ -261,8 +287,8 @@ pub enum Recorded {
 /// the click and why it is invalid, if it is (not for a duplicate, which is not recorded).
 pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option<Reason>) {
     let request_reason = Reason::from_code(click.invalid_reason.clamp(0, 255) as u8);
-    let (claim, reason) = match request_reason {
-        Some(reason) => (None, Some(reason)),
+    let (claimed, reason) = match request_reason {
+        Some(reason) => (false, Some(reason)),
         None => {
             let counters =
                 state
@@ -270,6 +296,7 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option
                     .counters(click.user_hash, click.ip_hash, click.receive_time_ms);
             let counts_velocity = !counters.is_empty();
             let claim = state.dedup.claim(&click.impression_id, counters).await;
+            let claimed = matches!(claim, Claim::New(_));
             let velocity = match claim {
                 Claim::Duplicate => {
                     state.metrics.duplicates.inc();
@@ -293,25 +320,30 @@ pub async fn record(state: Arc<AppState>, mut click: Click) -> (Recorded, Option
             if let Some(reason) = reason {
                 click.invalid_reason = i32::from(reason.code());
             }
-            (Some(claim), reason)
+            (claimed, reason)
         }
     };
     if let Some(reason) = reason {
         Metrics::count(&state.metrics.invalid_traffic, reason.as_str());
     }
-    (produce(&state, click, claim).await, reason)
+    (produce(&state, &mut click, claimed).await, reason)
 }
 
 /// Makes `click` durable: Kafka within the bound, else the spill. A click neither takes gives its
-/// impression back when it had claimed it (`claim`), so that a retry counts.
-async fn produce(state: &AppState, mut click: Click, claim: Option<Claim>) -> Recorded {
-    let key = state.producer.key(&click);
-    match make_durable(&state.producer, &state.spill, &key, &mut click).await {
+/// impression back when it had claimed it (`claimed`), so that a retry counts. Takes the click
+/// and the claim's outcome by reference and as a flag, not by value: arguments a future owns are
+/// stored in it beside their moves, and the recording task's size is what the allocator sees
+/// (BENCHMARKS.md, "futures under 1 KiB").
+async fn produce(state: &AppState, click: &mut Click, claimed: bool) -> Recorded {
+    let key = state.producer.key(click);
+    match make_durable(&state.producer, &state.spill, &key, click).await {
         Ok(path) => {
             state.metrics.accepted(path);
             Recorded::Durable(path)
         }
-        Err(error) => lost(state, &click, claim, &error).await,
+        // Boxed, as the spill below: a cold path's future would otherwise make every click's
+        // recording task larger (BENCHMARKS.md, "futures under 1 KiB").
+        Err(error) => Box::pin(lost(state, click, claimed, &error)).await,
     }
 }
 
@@ -338,22 +370,18 @@ pub async fn make_durable(
         return Ok(DurablePath::Kafka);
     }
     click.set_flag(ClickFlag::Replayed);
-    spill
-        .append(key.as_bytes(), &click.encode_to_vec())
+    // Boxed: the spill's future (its group commit's wait) is a third of the recording task's
+    // size, for a path a click takes only when Kafka did not answer in time.
+    Box::pin(spill.append(key.as_bytes(), &click.encode_to_vec()))
         .await
         .map(|()| DurablePath::Spill)
 }
 
-/// Neither Kafka nor the spill took `click`.
-async fn lost(
-    state: &AppState,
-    click: &Click,
-    claim: Option<Claim>,
-    error: &SpillError,
-) -> Recorded {
+/// Neither Kafka nor the spill took `click`, whose impression was `claimed` (a new claim).
+async fn lost(state: &AppState, click: &Click, claimed: bool, error: &SpillError) -> Recorded {
     Metrics::count(&state.metrics.lost, error.reason());
     tracing::error!(%error, ad_id = click.ad_id, "click lost: Kafka did not acknowledge it and the spill refused it");
-    if matches!(claim, Some(Claim::New(_))) {
+    if claimed {
         // Let a retry of this impression count instead of being taken for a duplicate.
         state.dedup.release(&click.impression_id).await;
     }
