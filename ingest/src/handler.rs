@@ -115,9 +115,11 @@ impl App {
     /// One request, from its head: a body is never read (the limits refuse one). Everything up to
     /// the click's recording task — the limits, the token, the click's facts — is worked out at
     /// once; only the wait for that task, within `request_timeout_ms`, is a future, which holds
-    /// neither the request's head nor the token's parse. That keeps the future hyper boxes for
+    /// neither the request's head nor the token's parse. That keeps the future `call` boxes for
     /// each request under the allocator's small-object limit (1 KiB), where an allocation is a
-    /// pop from a free list (BENCHMARKS.md, "futures under 1 KiB").
+    /// pop from a free list (BENCHMARKS.md, "futures under 1 KiB"). As the recording task is
+    /// spawned here, `call` runs within a Tokio runtime (hyper calls it from the connection's
+    /// task).
     fn serve(self, head: Parts) -> impl Future<Output = Response> + Send + 'static {
         let recording = start(&self.state, self.peer, &head);
         drop(head);
