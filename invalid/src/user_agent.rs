@@ -22,6 +22,11 @@
 //! (`Dalvik/…`, `CFNetwork/…`) are not bots to it; generic libraries (`okhttp`, `curl`,
 //! `python-requests`, `Go-http-client`) are. Its `is_bot` lower-cases the user agent into a new `String`:
 //! the one allocation of a click's classification.
+//!
+//! A user agent's verdict is kept per thread (`verdicts`): a repeat of a user agent, which most
+//! clicks are, is not matched again.
+
+mod verdicts;
 
 use std::fmt;
 
@@ -37,6 +42,8 @@ pub struct BotMatcher {
     /// Exemptions from isbot's list.
     exempt: Option<Regex>,
     missing_is_bot: bool,
+    /// This matcher's verdicts' key in each thread's table (`verdicts`).
+    id: u64,
 }
 
 impl BotMatcher {
@@ -82,6 +89,7 @@ impl BotMatcher {
             operator: combined("bot_user_agent_patterns", &operator)?,
             exempt: combined("not_bot_user_agent_patterns", exemptions)?,
             missing_is_bot,
+            id: verdicts::next_matcher_id(),
         })
     }
 
@@ -90,6 +98,11 @@ impl BotMatcher {
         let Some(user_agent) = user_agent.filter(|ua| !ua.trim().is_empty()) else {
             return self.missing_is_bot;
         };
+        verdicts::verdict(self.id, user_agent, |user_agent| self.decide(user_agent))
+    }
+
+    /// The patterns' verdict on a present user agent.
+    fn decide(&self, user_agent: &str) -> bool {
         if self
             .operator
             .as_ref()
@@ -226,6 +239,20 @@ mod tests {
         assert!(m.is_bot(Some("AcmeShopApp/5.1 (Android 14) okhttp/3.14")));
         // An exemption does not make a missing user agent valid.
         assert!(m.is_bot(None));
+    }
+
+    /// Verdicts are kept per thread and per matcher (`verdicts`): two rule sets on one thread,
+    /// asked in turns, each keep their own answer.
+    #[test]
+    fn a_kept_verdict_answers_only_for_its_own_rules() {
+        let plain = matcher();
+        let strict = BotMatcher::new(&[], &strings(&["Chrome/131\\."]), &[], true).unwrap();
+        for _ in 0..3 {
+            assert!(!plain.is_bot(Some(CHROME)));
+            assert!(strict.is_bot(Some(CHROME)));
+            assert!(plain.is_bot(Some("curl/8.5.0")));
+            assert!(strict.is_bot(Some("curl/8.5.0")));
+        }
     }
 
     #[test]
