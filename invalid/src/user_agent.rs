@@ -20,11 +20,11 @@
 //! themselves `…Bot` or carry a URL and are caught (GPTBot, ClaudeBot, PerplexityBot, Bytespider,
 //! meta-externalagent are), but not all (`anthropic-ai` is not). Native HTTP clients of apps
 //! (`Dalvik/…`, `CFNetwork/…`) are not bots to it; generic libraries (`okhttp`, `curl`,
-//! `python-requests`, `Go-http-client`) are. Its `is_bot` lower-cases the user agent into a new `String`:
-//! the one allocation of a click's classification.
+//! `python-requests`, `Go-http-client`) are. Its `is_bot` lower-cases the user agent into a new
+//! `String`.
 //!
 //! A user agent's verdict is kept per thread (`verdicts`): a repeat of a user agent, which most
-//! clicks are, is not matched again.
+//! clicks are, is neither copied nor matched again.
 
 mod verdicts;
 
@@ -242,7 +242,8 @@ mod tests {
     }
 
     /// Verdicts are kept per thread and per matcher (`verdicts`): two rule sets on one thread,
-    /// asked in turns, each keep their own answer.
+    /// asked in turns, never answer with each other's verdict (each turn starts the thread's
+    /// table afresh, so this holds the separation, not the keeping, which `verdicts` tests).
     #[test]
     fn a_kept_verdict_answers_only_for_its_own_rules() {
         let plain = matcher();
