@@ -120,9 +120,8 @@ impl App {
     /// pop from a free list (BENCHMARKS.md, "futures under 1 KiB"). As the recording task is
     /// spawned here, `call` runs within a Tokio runtime (hyper calls it from the connection's
     /// task).
-    fn serve(self, head: Parts) -> impl Future<Output = Response> + Send + 'static {
-        let recording = start(&self.state, self.peer, &head);
-        drop(head);
+    fn serve(self, head: &Parts) -> impl Future<Output = Response> + Send + 'static {
+        let recording = start(&self.state, self.peer, head);
         async move {
             let state = &self.state;
             let outcome = match recording {
@@ -150,7 +149,7 @@ impl<B> tower::Service<Request<B>> for App {
     fn call(&mut self, request: Request<B>) -> Self::Future {
         // The body is dropped here: it is not read, and need not be `Send`.
         let (head, _body) = request.into_parts();
-        Box::pin(self.clone().serve(head).map(Ok))
+        Box::pin(self.clone().serve(&head).map(Ok))
     }
 }
 

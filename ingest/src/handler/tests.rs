@@ -718,7 +718,7 @@ async fn the_futures_allocated_per_click_stay_under_the_allocators_small_size() 
         .body(())
         .unwrap()
         .into_parts();
-    let request = s.app().serve(head).map(Ok::<_, std::convert::Infallible>);
+    let request = s.app().serve(&head).map(Ok::<_, std::convert::Infallible>);
     let request = std::mem::size_of_val(&request);
     let recording = s.state.tracker.track_future(super::record(
         std::sync::Arc::new(s.state.clone()),

@@ -69,31 +69,35 @@ pub fn verdict(matcher: u64, user_agent: &str, decide: impl FnOnce(&str) -> bool
     if user_agent.is_empty() || user_agent.len() > LONGEST {
         return decide(user_agent);
     }
-    let kept = TABLE
+    // The user agent's set (hashed once: a miss keeps the verdict in the same set), and its kept
+    // verdict if any.
+    let looked_up = TABLE
         .try_with(|table| {
             let mut table = table.borrow_mut();
-            if table.matcher != matcher {
-                return None;
-            }
             let first = 2 * table.set_of(user_agent);
+            if table.matcher != matcher {
+                return (first, None);
+            }
             let set = &mut table.entries[first..first + 2];
-            if set[0].user_agent == user_agent {
+            let kept = if set[0].user_agent == user_agent {
                 Some(set[0].bot)
             } else if set[1].user_agent == user_agent {
                 set.swap(0, 1);
                 Some(set[0].bot)
             } else {
                 None
-            }
+            };
+            (first, kept)
         })
-        .ok()
-        .flatten();
-    if let Some(bot) = kept {
-        return bot;
-    }
+        .ok();
+    let first = match looked_up {
+        Some((_, Some(bot))) => return bot,
+        Some((first, None)) => first,
+        // A thread being torn down has no table left: the verdict is decided and not kept.
+        None => return decide(user_agent),
+    };
     // Decided outside the table's borrow, so that nothing `decide` does can meet it borrowed.
     let bot = decide(user_agent);
-    // A thread being torn down has no table left: the verdict is simply not kept.
     let _ = TABLE.try_with(|table| {
         let mut table = table.borrow_mut();
         if table.matcher != matcher {
@@ -101,7 +105,6 @@ pub fn verdict(matcher: u64, user_agent: &str, decide: impl FnOnce(&str) -> bool
             table.entries.resize_with(2 * SETS, Entry::default);
             table.matcher = matcher;
         }
-        let first = 2 * table.set_of(user_agent);
         let set = &mut table.entries[first..first + 2];
         // The entry used last moves second; the other one's buffer takes the new user agent.
         set.swap(0, 1);
