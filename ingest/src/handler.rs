@@ -39,7 +39,6 @@ use adclick_invalid::{ActivityFacts, Reason};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, Request};
 use axum::response::{IntoResponse, Response};
-use futures::FutureExt as _;
 use prost::Message as _;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -114,25 +113,15 @@ impl App {
 
     /// One request, from its head: a body is never read (the limits refuse one). Everything up to
     /// the click's recording task — the limits, the token, the click's facts — is worked out at
-    /// once; only the wait for that task, within `request_timeout_ms`, is a future, which holds
-    /// neither the request's head nor the token's parse. That keeps the future `call` boxes for
-    /// each request under the allocator's small-object limit (1 KiB), where an allocation is a
-    /// pop from a free list (BENCHMARKS.md, "futures under 1 KiB"). As the recording task is
-    /// spawned here, `call` runs within a Tokio runtime (hyper calls it from the connection's
-    /// task).
-    fn serve(self, head: &Parts) -> impl Future<Output = Response> + Send + 'static {
+    /// once; only the wait for that task, within `request_timeout_ms`, is left to the [`Answer`].
+    /// As the recording task is spawned here, `serve` runs within a Tokio runtime (hyper calls it
+    /// from the connection's task).
+    fn serve(&self, head: &Parts) -> Answer {
         let recording = start(&self.state, self.peer, head);
-        async move {
-            let state = &self.state;
-            let outcome = match recording {
-                Ok(recording) => {
-                    tokio::time::timeout(state.limits.request_timeout(), recording.answer(state))
-                        .await
-                        .unwrap_or(Err(Rejection::Timeout))
-                }
-                Err(rejection) => Err(rejection),
-            };
-            respond(state, outcome)
+        Answer {
+            deadline: tokio::time::sleep(self.state.limits.request_timeout()),
+            state: self.state.clone(),
+            recording: Some(recording),
         }
     }
 }
@@ -140,16 +129,55 @@ impl App {
 impl<B> tower::Service<Request<B>> for App {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Answer {
         // The body is dropped here: it is not read, and need not be `Send`.
         let (head, _body) = request.into_parts();
-        Box::pin(self.clone().serve(&head).map(Ok))
+        self.serve(&head)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer to one request: the redirect once its click's recording task tells how it went,
+    /// a 503 if that takes longer than `request_timeout_ms` (the click is still recorded), or the
+    /// refusal `call` already decided. A named future, not a boxed `async` block: hyper keeps it
+    /// in the connection's task, so a click allocates nothing for the wait (BENCHMARKS.md, "a
+    /// current-thread runtime on one CPU").
+    pub struct Answer {
+        #[pin]
+        deadline: tokio::time::Sleep,
+        state: Arc<AppState>,
+        // The click handed to its recording task, or why not; `None` once answered.
+        recording: Option<Result<Recording, Rejection>>,
+    }
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The task first, then the deadline, as `tokio::time::timeout` does: an answer that is
+        // ready when the deadline passes is given.
+        let outcome = match this.recording.take() {
+            Some(Ok(mut recording)) => match Pin::new(&mut recording.task).poll(cx) {
+                Poll::Ready(joined) => recording.answer(joined, this.state),
+                Poll::Pending if this.deadline.poll(cx).is_ready() => Err(Rejection::Timeout),
+                Poll::Pending => {
+                    *this.recording = Some(Ok(recording));
+                    return Poll::Pending;
+                }
+            },
+            Some(Err(rejection)) => Err(rejection),
+            // Polled again after its answer (hyper does not): nothing more will come.
+            None => return Poll::Pending,
+        };
+        Poll::Ready(Ok(respond(this.state, outcome)))
     }
 }
 
@@ -248,9 +276,13 @@ struct Recording {
 }
 
 impl Recording {
-    /// The redirect, or why not, once the click is recorded.
-    async fn answer(self, state: &AppState) -> Result<Response, Rejection> {
-        let (recorded, reason) = self.task.await.map_err(|_| Rejection::Internal)?;
+    /// The redirect, or why not, once the recording task ended (`joined`).
+    fn answer(
+        self,
+        joined: Result<(Recorded, Option<Reason>), tokio::task::JoinError>,
+        state: &AppState,
+    ) -> Result<Response, Rejection> {
+        let (recorded, reason) = joined.map_err(|_| Rejection::Internal)?;
         if recorded == Recorded::Lost && state.spill_full == SpillFullPolicy::Reject {
             return Err(Rejection::NotDurable);
         }
