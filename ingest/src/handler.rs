@@ -174,8 +174,8 @@ impl Future for Answer {
                 }
             },
             Some(Err(rejection)) => Err(rejection),
-            // Polled again after its answer (hyper does not): nothing more will come.
-            None => return Poll::Pending,
+            // Hyper never polls a finished future; an `async` block would panic too.
+            None => panic!("handler::Answer polled after it answered"),
         };
         Poll::Ready(Ok(respond(this.state, outcome)))
     }

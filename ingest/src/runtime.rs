@@ -13,8 +13,11 @@
 //! one worker per CPU, which spreads connections over them.
 //!
 //! Nothing ingest runs may block its thread either way: blocking work (opening the spill, reading
-//! a segment to replay, flushing the producer on shutdown, loading the deny list) goes to Tokio's
-//! blocking pool, and the spill's fsync to the spill's own thread.
+//! a segment to replay, flushing the producer on shutdown, looking at and loading the deny list)
+//! goes to Tokio's blocking pool, and the spill's writes and fsyncs to the spill's own thread.
+//!
+//! The overload probe (`overload.rs`) meets the two runtimes' queues differently and measures
+//! each the way a click's task waits in it.
 
 use std::io;
 use std::num::NonZeroUsize;

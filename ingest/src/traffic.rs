@@ -200,16 +200,24 @@ pub fn watch_deny_list(
     path: std::path::PathBuf,
     interval: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
-    let stamp = |path: &std::path::Path| {
-        std::fs::metadata(path)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
+    // The file's modification time and length. A `stat` can block (a network file system), so it
+    // runs on the blocking pool, not on a thread that serves clicks (`runtime.rs`); a stat that
+    // failed reads as no file.
+    let stamp = |path: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.modified().ok(), m.len()))
+        })
+        .await
+        .ok()
+        .flatten()
     };
     tokio::spawn(async move {
-        let mut seen = stamp(&path);
+        let mut seen = stamp(path.clone()).await;
         loop {
             tokio::time::sleep(interval).await;
-            let now = stamp(&path);
+            let now = stamp(path.clone()).await;
             if now == seen {
                 continue;
             }
