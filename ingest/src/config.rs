@@ -111,9 +111,6 @@ pub struct IngestConfig {
     /// (`overload.rs`); 0: never.
     pub overload_delay_ms: u64,
     pub overload_window_ms: u64,
-    /// Threads serving clicks; 0: one per CPU this process may use. With one, ingest runs on a
-    /// current-thread runtime (`runtime.rs`).
-    pub worker_threads: usize,
 }
 
 impl Default for IngestConfig {
@@ -157,7 +154,6 @@ impl Default for IngestConfig {
             user_hash_salt: None,
             overload_delay_ms: 100,
             overload_window_ms: 1_000,
-            worker_threads: 0,
         }
     }
 }

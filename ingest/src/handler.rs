@@ -146,8 +146,8 @@ pin_project_lite::pin_project! {
     /// The answer to one request: the redirect once its click's recording task tells how it went,
     /// a 503 if that takes longer than `request_timeout_ms` (the click is still recorded), or the
     /// refusal `call` already decided. A named future, not a boxed `async` block: hyper keeps it
-    /// in the connection's task, so a click allocates nothing for the wait (BENCHMARKS.md, "a
-    /// current-thread runtime on one CPU").
+    /// in the connection's task, so a click allocates nothing for the wait (BENCHMARKS.md, "the
+    /// request's answer a named future").
     pub struct Answer {
         #[pin]
         deadline: tokio::time::Sleep,

@@ -18,7 +18,6 @@
 //! | [`unreplayed`] | the impressions the spill holds a record of not yet handed to librdkafka: their clicks wait behind it |
 //! | [`replay`] | the task that moves the spill into Kafka when the broker is back |
 //! | [`limits`] | request, header, time and per-IP limits |
-//! | [`runtime`] | the Tokio runtime clicks are served on: current-thread on one CPU, multi-thread on more |
 //! | [`server`] | the public HTTP accept loop with connection limits and graceful stop |
 //! | [`admin`] | `/metrics`, `/healthz`, `/readyz` on the admin listener |
 //! | [`overload`] | how long clicks wait before they are worked on; `/readyz` 503 while that wait is sustained |
@@ -63,7 +62,6 @@ pub mod reject;
 #[cfg(feature = "service")]
 pub mod replay;
 pub mod request;
-pub mod runtime;
 pub mod server;
 #[cfg(feature = "service")]
 mod service;

@@ -201,8 +201,8 @@ pub fn watch_deny_list(
     interval: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     // The file's modification time and length. A `stat` can block (a network file system), so it
-    // runs on the blocking pool, not on a thread that serves clicks (`runtime.rs`); a stat that
-    // failed reads as no file.
+    // runs on the blocking pool, not on a worker that serves clicks; a stat that failed reads as
+    // no file.
     let stamp = |path: std::path::PathBuf| async move {
         tokio::task::spawn_blocking(move || {
             std::fs::metadata(path)

@@ -39,8 +39,7 @@ pub fn run(args: IngestArgs, config: &Config) -> Result<()> {
     }
     let verifier = config.tokens.verifier()?;
     let kafka = config.kafka.settings();
-    let runtime = adclick_ingest::runtime::build(ingest.worker_threads)
-        .context("starting the Tokio runtime")?;
+    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let public = tokio::net::TcpListener::bind(ingest.listen)
             .await

@@ -601,12 +601,11 @@ async fn broker_killed_mid_run_loses_no_redirected_click() {
         scram_users: &[],
     });
     let spill = tempfile::tempdir().unwrap();
-    let mut cfg = config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path());
-    // One worker: the current-thread runtime ingest runs on where it has one CPU
-    // (`runtime.rs`), through the outage, the spill and the replay. The other tests here run on
-    // one worker per CPU.
-    cfg.worker_threads = 1;
-    let ingest = Ingest::start(cfg, kafka(&broker.brokers(), &topic)).await;
+    let ingest = Ingest::start(
+        config(scope.stack.redis_url(), &scope.redis_prefix(), spill.path()),
+        kafka(&broker.brokers(), &topic),
+    )
+    .await;
     let brokers = broker.brokers();
     let outage = async {
         tokio::time::sleep(Duration::from_secs(3)).await;

@@ -80,8 +80,10 @@ impl Ingest {
         let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
         let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            // The runtime `adclick ingest` builds for this configuration.
-            let runtime = adclick_ingest::runtime::build(config.worker_threads).unwrap();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let (killed_tx, killed_rx) = tokio::sync::oneshot::channel::<()>();
             // Bridge the std channel (usable from a non-async test thread) to the runtime.
             std::thread::spawn(move || {
