@@ -308,6 +308,34 @@ pub(crate) mod tests {
         assert_eq!(probes_run(&o), 0);
     }
 
+    /// An overload rule of 30 ms over 200 ms with its probe on `runtime`, idle for 300 ms and not
+    /// overloaded.
+    fn probed_while_idle(runtime: &tokio::runtime::Runtime) -> (Overload, Probe) {
+        let o = overload(30, 200);
+        let probe = runtime.block_on(async { o.spawn_probe() });
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+        assert!(o.check().is_ok(), "idle: {:?}", o.check());
+        (o, probe)
+    }
+
+    /// A thread that gives how long after its start `o` turned overloaded, if it did within `limit`.
+    fn watch_for_overload(
+        o: &Overload,
+        limit: Duration,
+    ) -> std::thread::JoinHandle<Option<Duration>> {
+        let o = o.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while started.elapsed() < limit {
+                if o.check().is_err() {
+                    return Some(started.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            None
+        })
+    }
+
     /// A runtime whose only worker is stuck in one poll cannot run the probe at all: the verdict
     /// turns while the probe still waits, and back once the worker is free.
     #[test]
@@ -316,23 +344,8 @@ pub(crate) mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let o = overload(30, 200);
-        let probe = runtime.block_on(async { o.spawn_probe() });
-        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
-        assert!(o.check().is_ok(), "idle: {:?}", o.check());
-        let watcher = {
-            let o = o.clone();
-            std::thread::spawn(move || {
-                let started = Instant::now();
-                while started.elapsed() < Duration::from_secs(1) {
-                    if o.check().is_err() {
-                        return Some(started.elapsed());
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                None
-            })
-        };
+        let (o, probe) = probed_while_idle(&runtime);
+        let watcher = watch_for_overload(&o, Duration::from_secs(1));
         runtime.block_on(async { std::thread::sleep(Duration::from_millis(800)) });
         let turned = watcher
             .join()
@@ -378,23 +391,8 @@ pub(crate) mod tests {
                 .enable_all()
                 .build()
                 .unwrap();
-            let o = overload(30, 200);
-            let probe = runtime.block_on(async { o.spawn_probe() });
-            runtime.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
-            assert!(o.check().is_ok(), "idle: {:?}", o.check());
-            let watcher = {
-                let o = o.clone();
-                std::thread::spawn(move || {
-                    let started = Instant::now();
-                    while started.elapsed() < Duration::from_millis(1_500) {
-                        if o.check().is_err() {
-                            return Some(started.elapsed());
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    None
-                })
-            };
+            let (o, probe) = probed_while_idle(&runtime);
+            let watcher = watch_for_overload(&o, Duration::from_millis(1_500));
             runtime.block_on(async {
                 let tasks: Vec<_> = (0..1_000 * worker_threads)
                     .map(|_| {
