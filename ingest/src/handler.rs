@@ -110,20 +110,6 @@ impl App {
         self.peer = Some(peer);
         self
     }
-
-    /// One request, from its head: a body is never read (the limits refuse one). Everything up to
-    /// the click's recording task — the limits, the token, the click's facts — is worked out at
-    /// once; only the wait for that task, within `request_timeout_ms`, is left to the [`Answer`].
-    /// As the recording task is spawned here, `serve` runs within a Tokio runtime (hyper calls it
-    /// from the connection's task).
-    fn serve(&self, head: &Parts) -> Answer {
-        let recording = start(&self.state, self.peer, head);
-        Answer {
-            deadline: tokio::time::sleep(self.state.limits.request_timeout()),
-            state: self.state.clone(),
-            recording: Some(recording),
-        }
-    }
 }
 
 impl<B> tower::Service<Request<B>> for App {
@@ -135,10 +121,20 @@ impl<B> tower::Service<Request<B>> for App {
         Poll::Ready(Ok(()))
     }
 
+    /// One request, from its head: a body is never read (the limits refuse one). Everything up to
+    /// the click's recording task — the limits, the token, the click's facts — is worked out at
+    /// once; only the wait for that task, within `request_timeout_ms`, is left to the [`Answer`].
+    /// As the recording task is spawned here, `call` runs within a Tokio runtime (hyper calls it
+    /// from the connection's task).
     fn call(&mut self, request: Request<B>) -> Answer {
         // The body is dropped here: it is not read, and need not be `Send`.
         let (head, _body) = request.into_parts();
-        self.serve(&head)
+        let recording = start(&self.state, self.peer, &head);
+        Answer {
+            deadline: tokio::time::sleep(self.state.limits.request_timeout()),
+            state: self.state.clone(),
+            recording: Some(recording),
+        }
     }
 }
 
