@@ -19,9 +19,10 @@
 //! multiplexed connection, or a Redis Cluster, so dedup resumes by itself once Redis is back.
 //! Ingest starts even when Redis is down: the first connection is made by a background task
 //! (ingest waits for it at most `service::STARTUP_WAIT` before serving, so a normal start does
-//! not fail open needlessly), and until it succeeds every click fails open with reason
-//! `unavailable`. A first attempt refused for a reason retrying cannot fix — a wrong password,
-//! a server certificate the configured CA did not sign — stops ingest at start instead.
+//! not fail open needlessly, and longer while an attempt is still under way then), and until it
+//! succeeds every click fails open with reason `unavailable`. An attempt refused for a reason
+//! retrying cannot fix — a wrong password, a server certificate the configured CA did not sign —
+//! stops ingest at start instead; one refused after the start is logged as an error.
 //!
 //! # One write for many claims
 //!
@@ -51,6 +52,7 @@
 //! miss with their own turn on time: their 20 ms go to Redis or to the connection driver's turns —
 //! `BENCHMARKS.md`, "one bound for Redis and Kafka".)
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -67,6 +69,10 @@ use crate::velocity::{self, Counter};
 /// The most a click waits for its claim's round, a safety net only: the round answers within the
 /// bound of Redis's time (module doc), this only ends the wait if the batcher has stopped.
 pub const CLAIM_SAFETY: Duration = Duration::from_secs(5);
+
+/// How much longer than its own wait ingest's start waits for a connection attempt still under
+/// way (`Dedup::wait_connected`): an attempt is bounded by its timeouts, a few seconds.
+pub const ATTEMPT_VERDICT_MOST: Duration = Duration::from_secs(8);
 
 /// The verdict on one click's impression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +107,10 @@ struct ClaimQueue {
 #[derive(Clone)]
 pub struct Dedup {
     conn: Arc<OnceCell<RedisLink>>,
-    /// Why the first connection attempt was refused, when retrying cannot help.
+    /// Why a connection attempt was refused, when retrying cannot help.
     refused: Arc<OnceLock<String>>,
+    /// Whether a connection attempt is under way (until the first connection).
+    attempting: Arc<AtomicBool>,
     queue: Arc<ClaimQueue>,
     prefix: Arc<str>,
     timeout: Duration,
@@ -131,10 +139,15 @@ impl Dedup {
         let connector = Connector::new(redis)?;
         let conn = Arc::new(OnceCell::new());
         let refused = Arc::new(OnceLock::new());
-        let (cell, refusal) = (conn.clone(), refused.clone());
+        // True while an attempt is under way: the first one from here on.
+        let attempting = Arc::new(AtomicBool::new(true));
+        let (cell, refusal, trying) = (conn.clone(), refused.clone(), attempting.clone());
         tokio::spawn(async move {
-            let mut logged = false;
+            // The kind of failure last logged: each new kind is logged once, so that a refused
+            // login after a first attempt that timed out is not hidden behind it.
+            let mut logged = None;
             loop {
+                trying.store(true, Ordering::Relaxed);
                 match connector.connect().await {
                     Ok(link) => {
                         let _ = cell.set(link);
@@ -142,12 +155,18 @@ impl Dedup {
                         return;
                     }
                     Err(error) => {
-                        if !logged {
-                            if is_misconfiguration(&error) {
-                                let _ = refusal.set(error.to_string());
+                        let misconfigured = is_misconfiguration(&error);
+                        if misconfigured {
+                            let _ = refusal.set(error.to_string());
+                        }
+                        trying.store(false, Ordering::Relaxed);
+                        if logged != Some((misconfigured, error.kind())) {
+                            if misconfigured {
+                                tracing::error!(%error, "Redis refused ingest (retrying cannot help); clicks fail open");
+                            } else {
+                                tracing::warn!(%error, "Redis unreachable; clicks fail open until it answers");
                             }
-                            tracing::warn!(%error, "Redis unreachable; clicks fail open until it answers");
-                            logged = true;
+                            logged = Some((misconfigured, error.kind()));
                         }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
@@ -169,6 +188,7 @@ impl Dedup {
         Ok(Dedup {
             conn,
             refused,
+            attempting,
             queue,
             prefix: prefix.into(),
             timeout,
@@ -229,15 +249,22 @@ impl Dedup {
         }
     }
 
-    /// Waits until the first connection is made, at most `timeout`; whether it was. An error
-    /// when Redis refused it for a reason retrying cannot fix (see [`is_misconfiguration`]).
+    /// Waits until the first connection is made, at most `timeout` — or, when an attempt is
+    /// still under way then, until it ends, at most [`ATTEMPT_VERDICT_MOST`] longer: on a slow or
+    /// busy machine a refused login must still be known before ingest serves. Whether it was made;
+    /// an error when Redis refused it for a reason retrying cannot fix (see
+    /// [`is_misconfiguration`]).
     pub async fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
         while !self.connected() {
             if let Some(reason) = self.refused.get() {
                 return Err(Error::Redis(reason.clone()));
             }
-            if tokio::time::Instant::now() >= deadline {
+            let waited = started.elapsed();
+            if waited >= timeout
+                && (!self.attempting.load(Ordering::Relaxed)
+                    || waited >= timeout + ATTEMPT_VERDICT_MOST)
+            {
                 return Ok(false);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -343,6 +370,47 @@ mod tests {
                 })
                 .get(),
             1
+        );
+    }
+
+    /// A login refused later than the start's own wait (a busy machine) still stops the start:
+    /// the wait lasts while the attempt is under way. The server here answers every command
+    /// with `WRONGPASS`, 1.5 s after the connection opens; the start waits 0.3 s.
+    #[tokio::test]
+    async fn a_login_refused_after_the_start_wait_still_refuses_the_start() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut bytes = [0u8; 4096];
+            loop {
+                let Ok(n @ 1..) = socket.read(&mut bytes).await else {
+                    return;
+                };
+                // One refusal per command (each a RESP array: a line starting with `*`).
+                let commands = bytes[..n]
+                    .split(|&b| b == b'\n')
+                    .filter(|line| line.first() == Some(&b'*'))
+                    .count();
+                let refusal = b"-WRONGPASS invalid username-password pair\r\n".repeat(commands);
+                if socket.write_all(&refusal).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut redis = RedisSettings::for_url(&format!("redis://127.0.0.1:{port}"));
+        redis.username = "adclick".into();
+        redis.password = Some("wrong".into());
+        let m = Metrics::new(&mut Registry::default());
+        let d = Dedup::new(&redis, "p:", 60, Duration::from_millis(20), m).unwrap();
+        let started = std::time::Instant::now();
+        let refused = d.wait_connected(Duration::from_millis(300)).await;
+        assert!(
+            matches!(&refused, Err(Error::Redis(reason)) if reason.to_lowercase().contains("auth")),
+            "{refused:?} after {:?}",
+            started.elapsed()
         );
     }
 

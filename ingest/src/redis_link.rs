@@ -42,6 +42,12 @@ use crate::velocity::Counter;
 /// shorter bound).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Time allowed to the plain attempt that opens each connection attempt (`Connector::connect`),
+/// for the connection and for each answer: its answer decides whether ingest starts (a refused
+/// login stops it), and on a busy machine (CI on a slow host) a TLS login's answer was not back
+/// within the start's two seconds.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What makes connections: checked at start, so a bad URL or TLS file stops ingest with a
 /// message naming it instead of failing every click open.
 #[derive(Clone)]
@@ -160,8 +166,8 @@ impl Connector {
                 .set_max_delay(1_000)
                 .set_number_of_retries(3);
             let probe = AsyncConnectionConfig::new()
-                .set_connection_timeout(CONNECT_TIMEOUT)
-                .set_response_timeout(CONNECT_TIMEOUT);
+                .set_connection_timeout(PROBE_TIMEOUT)
+                .set_response_timeout(PROBE_TIMEOUT);
             Ok(Connector::Server {
                 client,
                 config,
