@@ -19,10 +19,12 @@
 //! multiplexed connection, or a Redis Cluster, so dedup resumes by itself once Redis is back.
 //! Ingest starts even when Redis is down: the first connection is made by a background task
 //! (ingest waits for it at most `service::STARTUP_WAIT` before serving, so a normal start does
-//! not fail open needlessly, and longer while an attempt is still under way then), and until it
-//! succeeds every click fails open with reason `unavailable`. An attempt refused for a reason
-//! retrying cannot fix — a wrong password, a server certificate the configured CA did not sign —
-//! stops ingest at start instead; one refused after the start is logged as an error.
+//! not fail open needlessly, and while an attempt's login still awaits its answer then, up to
+//! `redis_link::PROBE_TIMEOUT` more), and until it succeeds every click fails open with reason
+//! `unavailable`. An attempt refused for a reason retrying cannot fix — a wrong password, a server
+//! certificate the configured CA did not sign — stops ingest at start instead; one refused only
+//! after ingest started without Redis (unreachable at first, or a login not answered within
+//! `PROBE_TIMEOUT`) is logged as an error while clicks fail open.
 //!
 //! # One write for many claims
 //!
@@ -63,16 +65,14 @@ use adclick_invalid::Velocity;
 use crate::Error;
 use crate::bound::within_bound;
 use crate::metrics::Metrics;
-use crate::redis_link::{ClaimRequest, Connector, RedisLink, RedisSettings, is_misconfiguration};
+use crate::redis_link::{
+    ClaimRequest, Connector, PROBE_TIMEOUT, RedisLink, RedisSettings, is_misconfiguration,
+};
 use crate::velocity::{self, Counter};
 
 /// The most a click waits for its claim's round, a safety net only: the round answers within the
 /// bound of Redis's time (module doc), this only ends the wait if the batcher has stopped.
 pub const CLAIM_SAFETY: Duration = Duration::from_secs(5);
-
-/// How much longer than its own wait ingest's start waits for a connection attempt still under
-/// way (`Dedup::wait_connected`): an attempt is bounded by its timeouts, a few seconds.
-pub const ATTEMPT_VERDICT_MOST: Duration = Duration::from_secs(8);
 
 /// The verdict on one click's impression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +109,9 @@ pub struct Dedup {
     conn: Arc<OnceCell<RedisLink>>,
     /// Why a connection attempt was refused, when retrying cannot help.
     refused: Arc<OnceLock<String>>,
-    /// Whether a connection attempt is under way (until the first connection).
-    attempting: Arc<AtomicBool>,
+    /// Whether a connection attempt awaits the verdict on its login (meaningful only until the
+    /// first connection is made).
+    awaiting_login: Arc<AtomicBool>,
     queue: Arc<ClaimQueue>,
     prefix: Arc<str>,
     timeout: Duration,
@@ -139,16 +140,17 @@ impl Dedup {
         let connector = Connector::new(redis)?;
         let conn = Arc::new(OnceCell::new());
         let refused = Arc::new(OnceLock::new());
-        // True while an attempt is under way: the first one from here on.
-        let attempting = Arc::new(AtomicBool::new(true));
-        let (cell, refusal, trying) = (conn.clone(), refused.clone(), attempting.clone());
+        // True while an attempt's login awaits its verdict: the first attempt's from here on.
+        let awaiting_login = Arc::new(AtomicBool::new(true));
+        let (cell, refusal, awaiting) = (conn.clone(), refused.clone(), awaiting_login.clone());
         tokio::spawn(async move {
-            // The kind of failure last logged: each new kind is logged once, so that a refused
-            // login after a first attempt that timed out is not hidden behind it.
-            let mut logged = None;
+            // The kinds of failure logged so far: each is logged once, so that a refused login
+            // after a first attempt that timed out is not hidden behind it.
+            let mut logged = Vec::new();
             loop {
-                trying.store(true, Ordering::Relaxed);
-                match connector.connect().await {
+                awaiting.store(true, Ordering::Release);
+                let attempt = connector.connect(|| awaiting.store(false, Ordering::Release));
+                match attempt.await {
                     Ok(link) => {
                         let _ = cell.set(link);
                         tracing::info!("connected to Redis");
@@ -159,14 +161,16 @@ impl Dedup {
                         if misconfigured {
                             let _ = refusal.set(error.to_string());
                         }
-                        trying.store(false, Ordering::Relaxed);
-                        if logged != Some((misconfigured, error.kind())) {
+                        // After the refusal is recorded: a start that sees no attempt awaiting
+                        // its login sees the refusal too (`wait_connected`).
+                        awaiting.store(false, Ordering::Release);
+                        if !logged.contains(&(misconfigured, error.kind())) {
                             if misconfigured {
-                                tracing::error!(%error, "Redis refused ingest (retrying cannot help); clicks fail open");
+                                tracing::error!(%error, "Redis refused ingest's login or certificate; retrying cannot help");
                             } else {
                                 tracing::warn!(%error, "Redis unreachable; clicks fail open until it answers");
                             }
-                            logged = Some((misconfigured, error.kind()));
+                            logged.push((misconfigured, error.kind()));
                         }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
@@ -188,7 +192,7 @@ impl Dedup {
         Ok(Dedup {
             conn,
             refused,
-            attempting,
+            awaiting_login,
             queue,
             prefix: prefix.into(),
             timeout,
@@ -249,22 +253,21 @@ impl Dedup {
         }
     }
 
-    /// Waits until the first connection is made, at most `timeout` — or, when an attempt is
-    /// still under way then, until it ends, at most [`ATTEMPT_VERDICT_MOST`] longer: on a slow or
-    /// busy machine a refused login must still be known before ingest serves. Whether it was made;
-    /// an error when Redis refused it for a reason retrying cannot fix (see
+    /// Waits until the first connection is made, at most `timeout` — or, when an attempt's login
+    /// still awaits its verdict then, until it has one, at most [`PROBE_TIMEOUT`] longer: on a
+    /// slow or busy machine a refused login must still be known before ingest serves. Whether it
+    /// was made; an error when Redis refused it for a reason retrying cannot fix (see
     /// [`is_misconfiguration`]).
     pub async fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
         let started = tokio::time::Instant::now();
         while !self.connected() {
+            let awaiting = self.awaiting_login.load(Ordering::Acquire);
+            // Read after the flag: an attempt that ended refused recorded it before clearing it.
             if let Some(reason) = self.refused.get() {
                 return Err(Error::Redis(reason.clone()));
             }
             let waited = started.elapsed();
-            if waited >= timeout
-                && (!self.attempting.load(Ordering::Relaxed)
-                    || waited >= timeout + ATTEMPT_VERDICT_MOST)
-            {
+            if waited >= timeout && (!awaiting || waited >= timeout + PROBE_TIMEOUT) {
                 return Ok(false);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -374,7 +377,7 @@ mod tests {
     }
 
     /// A login refused later than the start's own wait (a busy machine) still stops the start:
-    /// the wait lasts while the attempt is under way. The server here answers every command
+    /// the wait lasts while the login awaits its answer. The server here answers every command
     /// with `WRONGPASS`, 1.5 s after the connection opens; the start waits 0.3 s.
     #[tokio::test]
     async fn a_login_refused_after_the_start_wait_still_refuses_the_start() {

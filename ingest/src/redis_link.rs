@@ -42,11 +42,12 @@ use crate::velocity::Counter;
 /// shorter bound).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Time allowed to the plain attempt that opens each connection attempt (`Connector::connect`),
-/// for the connection and for each answer: its answer decides whether ingest starts (a refused
-/// login stops it), and on a busy machine (CI on a slow host) a TLS login's answer was not back
-/// within the start's two seconds.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Time allowed to the plain attempt that opens each connection attempt (`Connector::connect`):
+/// the connection, TLS and the login together (and to the claim script's load). Its answer decides
+/// whether ingest starts — a refused login stops it — and on a busy machine (CI on a slow host) a
+/// TLS login's answer was not back within the start's two seconds. A Redis that drops packets
+/// delays the start by this much.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What makes connections: checked at start, so a bad URL or TLS file stops ingest with a
 /// message naming it instead of failing every click open.
@@ -227,8 +228,10 @@ impl Connector {
         }
     }
 
-    /// Opens the connection (a cluster: learns its slot map).
-    pub async fn connect(&self) -> Result<RedisLink, RedisError> {
+    /// Opens the connection (a cluster: learns its slot map). `logged_in` is called once the
+    /// server has accepted the login (a cluster: once connected), before the rest of the setup:
+    /// from then on no refusal can come of this attempt.
+    pub async fn connect(&self, logged_in: impl FnOnce()) -> Result<RedisLink, RedisError> {
         match self {
             Connector::Server {
                 client,
@@ -242,17 +245,26 @@ impl Connector {
                         .get_multiplexed_async_connection_with_config(probe)
                         .await?,
                 );
+                logged_in();
                 let mut manager =
                     ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-                // Loaded before the first claim, so a normal start never meets `NOSCRIPT`.
-                claim_script()
-                    .prepare_invoke()
-                    .load_async(&mut manager)
-                    .await?;
+                // Loaded before the first claim, so a normal start never meets `NOSCRIPT`;
+                // bounded, as the manager's commands are not.
+                let invocation = claim_script().prepare_invoke();
+                tokio::time::timeout(PROBE_TIMEOUT, invocation.load_async(&mut manager))
+                    .await
+                    .map_err(|_| {
+                        RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "loading the claim script",
+                        ))
+                    })??;
                 Ok(RedisLink::Server(manager))
             }
             Connector::Cluster(client) => {
-                client.get_async_connection().await.map(RedisLink::Cluster)
+                let link = client.get_async_connection().await.map(RedisLink::Cluster);
+                logged_in();
+                link
             }
         }
     }

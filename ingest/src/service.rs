@@ -30,8 +30,8 @@ use crate::visitor::Visitors;
 use crate::{Error, admin, dedup};
 
 /// How long ingest waits at start for Redis and for Kafka before serving clicks without them
-/// (unchecked, spilled); for Redis longer while a connection attempt is still under way, so that
-/// a refused login stops the start (`Dedup::wait_connected`).
+/// (unchecked, spilled); for Redis longer while a login still awaits its answer, so that a
+/// refused login stops the start (`Dedup::wait_connected`).
 pub const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
 /// What ingest needs besides its listeners.
