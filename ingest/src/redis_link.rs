@@ -228,9 +228,10 @@ impl Connector {
         }
     }
 
-    /// Opens the connection (a cluster: learns its slot map). `logged_in` is called once the
-    /// server has accepted the login (a cluster: once connected), before the rest of the setup:
-    /// from then on no refusal can come of this attempt.
+    /// Opens the connection (a cluster: learns its slot map). On one server `logged_in` is called
+    /// once the server has accepted the login, before the rest of the setup: from then on no
+    /// refusal can come of this attempt. A cluster's attempt has no such step: its end is the
+    /// verdict.
     pub async fn connect(&self, logged_in: impl FnOnce()) -> Result<RedisLink, RedisError> {
         match self {
             Connector::Server {
@@ -262,9 +263,7 @@ impl Connector {
                 Ok(RedisLink::Server(manager))
             }
             Connector::Cluster(client) => {
-                let link = client.get_async_connection().await.map(RedisLink::Cluster);
-                logged_in();
-                link
+                client.get_async_connection().await.map(RedisLink::Cluster)
             }
         }
     }
